@@ -1,0 +1,153 @@
+import { resolve } from 'node:path';
+import {
+  CA_PIN_PATTERN,
+  ConfigError,
+  LEVELS,
+  type Level,
+  type RawSettings,
+  type SettingSpec,
+} from '@muster/host';
+import { isNodeName, isProfile, parseLabels } from '@muster/proto';
+
+/** The agent's configuration: read once at start, validated, frozen. */
+export interface AgentConfig {
+  readonly server?: URL;
+  readonly token?: string;
+  readonly caPin?: string;
+  readonly dataDir: string;
+  readonly name?: string;
+  readonly profile?: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly services: readonly string[];
+  readonly logLevel: Level;
+}
+
+export const AGENT_SETTINGS: readonly SettingSpec[] = [
+  {
+    flag: 'server',
+    env: 'MUSTER_SERVER',
+    kind: 'string',
+    value: 'URL',
+    help: 'agent-plane URL of the control plane, https://HOST:8443',
+  },
+  {
+    flag: 'token',
+    env: 'MUSTER_JOIN_TOKEN',
+    kind: 'string',
+    secret: true,
+    value: 'TOKEN',
+    help: 'one-time join token (only needed to enroll)',
+  },
+  {
+    flag: 'token-file',
+    kind: 'string',
+    value: 'FILE',
+    help: 'read the join token from FILE instead of the command line',
+  },
+  {
+    flag: 'ca-pin',
+    env: 'MUSTER_CA_PIN',
+    kind: 'string',
+    value: 'sha256:HEX',
+    help: 'SHA-256 of the fleet CA public key, from the join line',
+  },
+  {
+    flag: 'data-dir',
+    env: 'MUSTER_AGENT_DATA_DIR',
+    kind: 'string',
+    value: 'DIR',
+    help: 'where the key and certificate live (default ./.muster-agent)',
+  },
+  {
+    flag: 'name',
+    env: 'MUSTER_NODE_NAME',
+    kind: 'string',
+    value: 'NAME',
+    help: 'node name to enroll as (default: the host name)',
+  },
+  {
+    flag: 'profile',
+    env: 'MUSTER_PROFILE',
+    kind: 'string',
+    value: 'PROFILE',
+    help: 'profile to ask for, when the token leaves it open',
+  },
+  {
+    flag: 'label',
+    env: 'MUSTER_LABELS',
+    kind: 'list',
+    value: 'K=V',
+    help: 'label to add at enrollment; repeatable (env: comma-separated)',
+  },
+  {
+    flag: 'service',
+    env: 'MUSTER_SERVICES',
+    kind: 'list',
+    value: 'NAME',
+    help: 'service whose state to report; repeatable (env: comma-separated)',
+  },
+  {
+    flag: 'log-level',
+    env: 'MUSTER_LOG_LEVEL',
+    kind: 'string',
+    value: 'LEVEL',
+    help: 'error, warn, info or debug (default info)',
+  },
+];
+
+export function agentConfigFrom(
+  raw: RawSettings,
+  tokenFromFile: string | undefined,
+  cwd = process.cwd(),
+): AgentConfig {
+  const problems: string[] = [];
+  const str = (flag: string) => raw[flag] as string | undefined;
+  let server: URL | undefined;
+  if (str('server') !== undefined) {
+    try {
+      server = new URL(str('server')!);
+      if (server.protocol !== 'https:') problems.push('--server: must be an https:// URL');
+    } catch {
+      problems.push(`--server: "${str('server')}" is not a URL`);
+    }
+  }
+  const token = str('token') ?? tokenFromFile;
+  if (str('token') !== undefined && tokenFromFile !== undefined)
+    problems.push('--token and --token-file exclude each other');
+  const caPin = str('ca-pin');
+  if (caPin !== undefined && !CA_PIN_PATTERN.test(caPin))
+    problems.push('--ca-pin: expected sha256: and 64 hex digits');
+  const name = str('name');
+  if (name !== undefined && !isNodeName(name)) {
+    problems.push(`--name: "${name}" must be 1-63 lowercase letters, digits or dashes`);
+  }
+  const profile = str('profile');
+  if (profile !== undefined && !isProfile(profile))
+    problems.push(`--profile: "${profile}" is not a valid profile`);
+  let labels: Record<string, string> = {};
+  try {
+    labels = parseLabels((raw.label as string[] | undefined) ?? []);
+  } catch (err) {
+    problems.push(`--label: ${(err as Error).message}`);
+  }
+  const services = (raw.service as string[] | undefined) ?? [];
+  for (const service of services) {
+    if (!/^[A-Za-z0-9@._:-]{1,256}$/.test(service))
+      problems.push(`--service: "${service}" is not a service name`);
+  }
+  const logLevel = (str('log-level') ?? 'info') as Level;
+  if (!LEVELS.includes(logLevel))
+    problems.push(`--log-level: "${logLevel}" is not one of ${LEVELS.join(', ')}`);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze({
+    ...(server ? { server } : {}),
+    ...(token ? { token } : {}),
+    ...(caPin ? { caPin } : {}),
+    dataDir: resolve(cwd, str('data-dir') ?? '.muster-agent'),
+    ...(name ? { name } : {}),
+    ...(profile ? { profile } : {}),
+    labels,
+    services,
+    logLevel,
+  });
+}

@@ -1,0 +1,138 @@
+import { readFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { join, resolve } from 'node:path';
+import type { SettingSpec } from '@muster/host';
+import type { Problem } from '@muster/proto';
+
+/** Flags every admin verb takes to find the control plane and prove who it is. */
+export const ADMIN_SETTINGS: readonly SettingSpec[] = [
+  {
+    flag: 'url',
+    env: 'MUSTER_URL',
+    kind: 'string',
+    value: 'URL',
+    help: 'admin API of the control plane (default http://127.0.0.1:8080)',
+  },
+  {
+    flag: 'token',
+    env: 'MUSTER_TOKEN',
+    kind: 'string',
+    value: 'TOKEN',
+    help: 'admin API token (default: read <data-dir>/admin.token; or MUSTER_TOKEN_FILE)',
+  },
+  {
+    flag: 'data-dir',
+    env: 'MUSTER_DATA_DIR',
+    kind: 'string',
+    value: 'DIR',
+    help: "the server's data dir, for its admin token and CA (default ./.muster)",
+  },
+  { flag: 'json', kind: 'boolean', help: 'print JSON only' },
+];
+
+/** The API answered with a problem document. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly problem: Partial<Problem> | undefined,
+  ) {
+    super(problem?.detail ?? `the server answered ${status}`);
+    this.name = 'ApiError';
+  }
+}
+
+/** The CLI could not reach or authenticate to the server; says what to do about it. */
+export class ConnectionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConnectionError';
+  }
+}
+
+export interface AdminClient {
+  readonly url: URL;
+  call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T>;
+}
+
+/** Builds a client from flags and environment; the token comes from a flag, a file, or the data dir. */
+export function adminClient(
+  values: Record<string, unknown>,
+  env: NodeJS.ProcessEnv = process.env,
+): AdminClient {
+  const url = new URL((values.url as string | undefined) ?? 'http://127.0.0.1:8080');
+  const dataDir = resolve((values['data-dir'] as string | undefined) ?? '.muster');
+  let token = values.token as string | undefined;
+  if (!token && env.MUSTER_TOKEN_FILE) token = readFileSync(env.MUSTER_TOKEN_FILE, 'utf8').trim();
+  if (!token) {
+    try {
+      token = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
+    } catch {
+      throw new ConnectionError(
+        `no admin token: pass --token, set MUSTER_TOKEN_FILE, or run where ${join(dataDir, 'admin.token')} exists (--data-dir)`,
+      );
+    }
+  }
+  let ca: string | undefined;
+  if (url.protocol === 'https:') {
+    try {
+      ca = readFileSync(join(dataDir, 'ca.pem'), 'utf8');
+    } catch {
+      ca = undefined; // a certificate from a public CA needs nothing more
+    }
+  }
+  return {
+    url,
+    call: (method, path, body) => send(url, token!, method, path, body, ca),
+  };
+}
+
+function send<T>(
+  base: URL,
+  token: string,
+  method: string,
+  path: string,
+  body: unknown,
+  ca?: string,
+): Promise<T> {
+  const target = new URL(path, base);
+  const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+  const request = target.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise((resolvePromise, reject) => {
+    const req = request(
+      target,
+      {
+        method,
+        headers: {
+          authorization: `Bearer ${token}`,
+          accept: 'application/json',
+          ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
+        },
+        timeout: 30_000,
+        ...(ca ? { ca } : {}),
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let parsed: unknown;
+          try {
+            parsed = text ? JSON.parse(text) : undefined;
+          } catch {
+            parsed = undefined;
+          }
+          const status = res.statusCode ?? 0;
+          if (status >= 400) reject(new ApiError(status, parsed as Partial<Problem> | undefined));
+          else resolvePromise(parsed as T);
+        });
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      const why = err.code === 'ECONNREFUSED' ? 'connection refused; is muster server running?' : err.message;
+      reject(new ConnectionError(`cannot reach the control plane at ${base.origin}: ${why}`));
+    });
+    req.end(payload);
+  });
+}

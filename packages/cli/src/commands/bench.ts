@@ -1,0 +1,44 @@
+import { UsageError } from '@muster/host';
+import type { Command } from '../command.js';
+
+export const benchCommand: Command = {
+  path: ['bench'],
+  args: 'SCENARIO',
+  summary: 'run a benchmark against a real server on loopback: heartbeat or enroll',
+  details:
+    'Each scenario prints one JSON line per figure, beside the limit measured in the same run.\n' +
+    "Scenarios raise the server's rate limits for their own run and say so.",
+  settings: [
+    {
+      flag: 'agents',
+      kind: 'string',
+      value: 'N',
+      help: 'simulated agents (heartbeat: default 200; enroll: default 10000)',
+    },
+    {
+      flag: 'duration',
+      kind: 'string',
+      value: 'DURATION',
+      help: 'how long to measure (heartbeat: default 10s)',
+    },
+    {
+      flag: 'db',
+      kind: 'string',
+      value: 'URL',
+      help: 'store to bench against (default: a fresh SQLite file)',
+    },
+  ],
+  async run({ values, positionals }) {
+    const [scenario, extra] = positionals;
+    if (!scenario || extra !== undefined) throw new UsageError('expected one SCENARIO: heartbeat or enroll');
+    let bench: { runScenario(name: string, values: Record<string, unknown>): Promise<void> };
+    try {
+      const specifier = '@muster/bench'; // an optional part of the install, resolved at run time
+      bench = (await import(specifier)) as typeof bench;
+    } catch {
+      throw new Error('the benchmarks are not installed here; run them from a clone of the repository');
+    }
+    await bench.runScenario(scenario, values);
+    return 0;
+  },
+};

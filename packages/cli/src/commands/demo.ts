@@ -1,0 +1,119 @@
+import { join } from 'node:path';
+import { type AgentConfig, loadIdentity, runAgent } from '@muster/agent';
+import { jsonLog } from '@muster/host';
+import type { TokenCreated } from '@muster/proto';
+import type { Command } from '../command.js';
+import { loadServer } from './server.js';
+
+/** The three agents of the demo: different profiles and labels, as a small fleet would have. */
+const DEMO_NODES = [
+  { name: 'web-1', profile: 'web', labels: { env: 'demo', role: 'frontend' } },
+  { name: 'db-1', profile: 'db', labels: { env: 'demo', role: 'database' } },
+  { name: 'batch-1', profile: 'batch', labels: { env: 'demo', role: 'worker' } },
+] as const;
+
+export const demoCommand: Command = {
+  path: ['demo'],
+  summary: 'a control plane on SQLite plus three local agents, in one go (what `npm start` runs)',
+  details:
+    'Everything lives in the data dir (default ./.muster); running the demo again resumes the same\nfleet. Ctrl-C stops the agents and the server cleanly.',
+  settings: async () => (await loadServer()).SERVER_SETTINGS,
+  async run({ values, signal }) {
+    const { serverConfigFrom, startServer } = await loadServer();
+    const config = serverConfigFrom({
+      'heartbeat-interval': '5s',
+      'log-level': 'warn',
+      ...values,
+    });
+    const server = await startServer(config);
+    const agents = new AbortController();
+    const running: Promise<void>[] = [];
+    const reported = new Set<string>();
+    let allReported!: () => void;
+    const ready = new Promise<void>((resolve) => {
+      allReported = resolve;
+    });
+    try {
+      for (const node of DEMO_NODES) {
+        const dataDir = join(config.dataDir, 'demo-agents', node.name);
+        const agentConfig: AgentConfig = {
+          dataDir,
+          name: node.name,
+          profile: node.profile,
+          labels: node.labels,
+          services: [],
+          logLevel: 'warn',
+          server: new URL(server.agentUrl.replace('0.0.0.0', '127.0.0.1')),
+          caPin: server.identity.ca.pin,
+          ...((await loadIdentity(dataDir)) ? {} : { token: await demoToken(server, node) }),
+        };
+        const log = jsonLog('warn', { svc: 'muster-agent', node: node.name });
+        running.push(
+          runAgent(agentConfig, log, agents.signal, {
+            onHeartbeat: () => {
+              reported.add(node.name);
+              if (reported.size === DEMO_NODES.length) allReported();
+            },
+          }).catch((err: Error) => {
+            process.stderr.write(`demo agent ${node.name} stopped: ${err.message}\n`);
+          }),
+        );
+      }
+      await Promise.race([ready, new Promise((resolve) => setTimeout(resolve, 15_000)), aborted(signal)]);
+      if (!signal.aborted) {
+        process.stdout.write(
+          `\nMuster demo is running: a control plane on SQLite and ${DEMO_NODES.length} agents on this host.\n\n` +
+            `  admin API     ${server.adminUrl}\n` +
+            `  admin token   ${server.identity.paths.adminToken}\n` +
+            `  agent plane   ${server.agentUrl}\n` +
+            `  data dir      ${config.dataDir}\n` +
+            `  nodes         ${DEMO_NODES.map((n) => `${n.name} (${n.profile})`).join(', ')}` +
+            `${reported.size < DEMO_NODES.length ? `, ${reported.size} reporting so far` : ', all reporting'}\n\n` +
+            'In another terminal, in this folder:\n' +
+            '  npx muster nodes ls\n' +
+            '  npx muster nodes show web-1\n' +
+            '  npx muster token create --profile web --label env=demo\n\n' +
+            'Press Ctrl-C to stop.\n',
+        );
+        await aborted(signal);
+      }
+    } finally {
+      process.stdout.write('stopping the demo…\n');
+      agents.abort();
+      await Promise.all(running);
+      await server.stop();
+    }
+    return 0;
+  },
+};
+
+async function demoToken(
+  server: Awaited<ReturnType<Awaited<ReturnType<typeof loadServer>>['startServer']>>,
+  node: (typeof DEMO_NODES)[number],
+): Promise<string> {
+  const auth = { authorization: `Bearer ${server.identity.adminToken}` };
+  // A node left behind by an earlier demo whose agent lost its identity holds the name: retire it.
+  const existing = await server.app.admin.inject({
+    method: 'GET',
+    url: `/v1/nodes/${node.name}`,
+    headers: auth,
+  });
+  if (existing.statusCode === 200 && existing.json().status !== 'decommissioned') {
+    await server.app.admin.inject({ method: 'DELETE', url: `/v1/nodes/${node.name}`, headers: auth });
+  }
+  const res = await server.app.admin.inject({
+    method: 'POST',
+    url: '/v1/tokens',
+    headers: auth,
+    payload: { name: node.name, profile: node.profile, labels: node.labels, ttlSec: 600 },
+  });
+  if (res.statusCode !== 201) throw new Error(`demo could not make a join token: ${res.body}`);
+  return (res.json() as TokenCreated).secret;
+}
+
+function aborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+}

@@ -1,0 +1,21 @@
+import type { Command } from '../command.js';
+import { agentCommand } from './agent.js';
+import { benchCommand } from './bench.js';
+import { demoCommand } from './demo.js';
+import { nodesDecommission, nodesList, nodesShow } from './nodes.js';
+import { serverCommand } from './server.js';
+import { tokenCreate, tokenList, tokenRevoke } from './tokens.js';
+
+/** Every verb of `muster`, in the order `--help` lists them. */
+export const COMMANDS: readonly Command[] = [
+  serverCommand,
+  agentCommand,
+  demoCommand,
+  tokenCreate,
+  tokenList,
+  tokenRevoke,
+  nodesList,
+  nodesShow,
+  nodesDecommission,
+  benchCommand,
+];

@@ -1,0 +1,120 @@
+import { UsageError } from '@muster/host';
+import { parseDuration, parseLabels, type TokenCreated, type TokenView } from '@muster/proto';
+import { ADMIN_SETTINGS, adminClient } from '../client.js';
+import type { Command } from '../command.js';
+import { printJson, safe, table } from '../output.js';
+
+export const tokenCreate: Command = {
+  path: ['token', 'create'],
+  summary: 'make a join token and print the exact `muster agent` line to run on a host',
+  details:
+    'The secret is shown once and stored only as a hash. By default a token is good for one\nenrollment within an hour.\n\nExample:\n  muster token create --profile web --label env=prod --ttl 2h',
+  settings: [
+    {
+      flag: 'ttl',
+      kind: 'string',
+      value: 'DURATION',
+      help: 'how long the token can be used (default 1h, at most 30d)',
+    },
+    { flag: 'uses', kind: 'string', value: 'N', help: 'how many hosts may enroll with it (default 1)' },
+    {
+      flag: 'profile',
+      kind: 'string',
+      value: 'PROFILE',
+      help: 'profile of the nodes it enrolls (default "default")',
+    },
+    { flag: 'label', kind: 'list', value: 'K=V', help: 'label given to the nodes it enrolls; repeatable' },
+    { flag: 'name', kind: 'string', value: 'NAME', help: 'the node name the token is for' },
+    ...ADMIN_SETTINGS,
+  ],
+  async run({ values }) {
+    const body: Record<string, unknown> = {};
+    if (values.ttl !== undefined) {
+      const ms = parseDuration(values.ttl as string);
+      if (ms === undefined || ms < 1000)
+        throw new UsageError(`--ttl: "${values.ttl}" is not a duration such as 30m or 2h`);
+      body.ttlSec = Math.round(ms / 1000);
+    }
+    if (values.uses !== undefined) {
+      if (!/^\d+$/.test(values.uses as string) || Number(values.uses) < 1) {
+        throw new UsageError(`--uses: "${values.uses}" is not a positive whole number`);
+      }
+      body.uses = Number(values.uses);
+    }
+    if (values.profile !== undefined) body.profile = values.profile;
+    if (values.name !== undefined) body.name = values.name;
+    if (values.label !== undefined) {
+      try {
+        body.labels = parseLabels(values.label as string[]);
+      } catch (err) {
+        throw new UsageError(`--label: ${(err as Error).message}`);
+      }
+    }
+    const created = await adminClient(values).call<TokenCreated>('POST', '/v1/tokens', body);
+    if (values.json) {
+      printJson(created);
+      return 0;
+    }
+    const uses = created.usesTotal === 1 ? '1 use' : `${created.usesTotal} uses`;
+    process.stdout.write(
+      `Join token ${created.id} created: ${uses}, profile ${created.profile}, expires ${created.expiresAt}.\n` +
+        'The secret is shown only now. On the host to enroll, run:\n\n' +
+        `  ${created.agentCommand}\n\n`,
+    );
+    return 0;
+  },
+};
+
+export const tokenList: Command = {
+  path: ['token', 'ls'],
+  summary: 'list join tokens and whether they can still be used',
+  settings: ADMIN_SETTINGS,
+  async run({ values }) {
+    const { items } = await adminClient(values).call<{ items: TokenView[] }>('GET', '/v1/tokens');
+    if (values.json) {
+      printJson(items);
+      return 0;
+    }
+    if (items.length === 0) {
+      console.log('No join tokens. Make one with: muster token create');
+      return 0;
+    }
+    console.log(
+      table(
+        ['ID', 'STATE', 'PROFILE', 'USES LEFT', 'EXPIRES', 'LABELS'],
+        items.map((t) => [
+          t.id,
+          t.state,
+          safe(t.profile),
+          `${t.usesLeft}/${t.usesTotal}`,
+          t.expiresAt,
+          safe(
+            Object.entries(t.labels)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(','),
+          ),
+        ]),
+      ),
+    );
+    return 0;
+  },
+};
+
+export const tokenRevoke: Command = {
+  path: ['token', 'revoke'],
+  args: 'ID',
+  summary: 'revoke a join token so no host can enroll with it',
+  settings: ADMIN_SETTINGS,
+  async run({ values, positionals }) {
+    const [id, extra] = positionals;
+    if (!id || extra !== undefined)
+      throw new UsageError('expected exactly one token ID (see muster token ls)');
+    await adminClient(values).call('DELETE', `/v1/tokens/${encodeURIComponent(id)}`);
+    if (values.json) {
+      printJson({ id, revoked: true });
+      return 0;
+    }
+    console.log(`Join token ${id} revoked.`);
+    return 0;
+  },
+};

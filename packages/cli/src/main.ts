@@ -1,0 +1,128 @@
+#!/usr/bin/env node
+import { ConfigError, formatSettingsHelp, readSettings, UsageError } from '@muster/host';
+import { MUSTER_VERSION } from '@muster/proto';
+import { ApiError, ConnectionError } from './client.js';
+import type { Command } from './command.js';
+import { COMMANDS } from './commands/index.js';
+
+const EXIT_OK = 0;
+const EXIT_FAILED = 1;
+const EXIT_USAGE = 2;
+
+function findCommand(argv: readonly string[]): { command: Command; rest: string[] } | undefined {
+  let best: Command | undefined;
+  for (const command of COMMANDS) {
+    if (command.path.every((word, i) => argv[i] === word) && command.path.length > (best?.path.length ?? 0)) {
+      best = command;
+    }
+  }
+  return best ? { command: best, rest: argv.slice(best.path.length) } : undefined;
+}
+
+function generalHelp(): string {
+  const rows = COMMANDS.map(
+    (c) => [`muster ${c.path.join(' ')}${c.args ? ` ${c.args}` : ''}`, c.summary] as const,
+  );
+  const width = Math.max(...rows.map(([usage]) => usage.length)) + 2;
+  return [
+    'muster: a fleet control plane. Agents enroll over mTLS, report, and every decision is recorded.',
+    '',
+    'Usage: muster <command> [flags]',
+    '',
+    ...rows.map(([usage, summary]) => `  ${usage.padEnd(width)}${summary}`),
+    '',
+    'Every command takes --help. Listing and show commands take --json.',
+    'Exit codes: 0 success, 1 the operation failed, 2 usage error. --debug shows stack traces.',
+  ].join('\n');
+}
+
+async function commandHelp(command: Command): Promise<string> {
+  const settings = typeof command.settings === 'function' ? await command.settings() : command.settings;
+  return [
+    `Usage: muster ${command.path.join(' ')}${command.args ? ` ${command.args}` : ''} [flags]`,
+    '',
+    `${command.summary[0]!.toUpperCase()}${command.summary.slice(1)}.`,
+    ...(command.details ? ['', command.details] : []),
+    ...(settings.length > 0 ? ['', 'Flags:', formatSettingsHelp(settings)] : []),
+  ].join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const debug = argv.includes('--debug');
+  const args = argv.filter((a) => a !== '--debug');
+  if (args.length === 0 || args[0] === 'help' || args[0] === '--help' || args[0] === '-h') {
+    console.log(generalHelp());
+    return args.length === 0 ? EXIT_USAGE : EXIT_OK;
+  }
+  if (args[0] === '--version' || args[0] === 'version') {
+    console.log(MUSTER_VERSION);
+    return EXIT_OK;
+  }
+  const found = findCommand(args);
+  if (!found) {
+    const known = COMMANDS.some((c) => c.path[0] === args[0]);
+    console.error(
+      known
+        ? `muster ${args[0]}: unknown subcommand "${args[1] ?? ''}"; see muster --help`
+        : `muster: unknown command "${args[0]}"; see muster --help`,
+    );
+    return EXIT_USAGE;
+  }
+  const { command, rest } = found;
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(await commandHelp(command));
+    return EXIT_OK;
+  }
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSignal = () => {
+    if (++interrupts > 1) process.exit(130); // a second Ctrl-C means now
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const name = `muster ${command.path.join(' ')}`;
+  try {
+    const settings = typeof command.settings === 'function' ? await command.settings() : command.settings;
+    const { values, positionals, problems } = readSettings(settings, rest, process.env);
+    if (problems.length > 0) throw new ConfigError(problems);
+    if (!command.args && positionals.length > 0)
+      throw new UsageError(`unexpected argument "${positionals[0]}"`);
+    return (
+      (await command.run({ values, positionals, env: process.env, signal: controller.signal })) ?? EXIT_OK
+    );
+  } catch (err) {
+    const e = err as Error;
+    if (err instanceof UsageError || err instanceof ConfigError) {
+      console.error(`${name}: ${e.message}\nSee: ${name} --help`);
+      return EXIT_USAGE;
+    }
+    if (err instanceof ApiError) console.error(`${name}: ${e.message} (${err.status})`);
+    else if (err instanceof ConnectionError) console.error(`${name}: ${e.message}`);
+    else console.error(`${name}: ${describe(e)}`);
+    if (debug) console.error(e.stack);
+    return EXIT_FAILED;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/** One sentence for errors that come from the system rather than from Muster. */
+function describe(err: Error & { code?: string; address?: string; port?: number }): string {
+  if (err.code === 'EADDRINUSE') return `cannot listen on ${err.address}:${err.port}: the address is in use`;
+  if (err.code === 'EACCES' && err.port !== undefined)
+    return `cannot listen on port ${err.port}: permission denied`;
+  if (err.code === 'EACCES' || err.code === 'EPERM') return `permission denied: ${err.message}`;
+  return err.message;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: Error) => {
+    console.error(`muster: ${err.message}`);
+    process.exitCode = EXIT_FAILED;
+  },
+);

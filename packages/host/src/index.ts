@@ -1,0 +1,5 @@
+export * from './backoff.js';
+export * from './files.js';
+export * from './log.js';
+export * from './pki.js';
+export * from './settings.js';

@@ -1,0 +1,5 @@
+export * from './duration.js';
+export * from './names.js';
+export * from './problem.js';
+export * from './version.js';
+export * from './wire.js';

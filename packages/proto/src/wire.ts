@@ -1,0 +1,167 @@
+import { type Static, Type } from '@sinclair/typebox';
+import { LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, MAX_LABELS, PROFILE_PATTERN } from './names.js';
+
+/**
+ * The wire schemas of the agent plane and the admin plane (CONTRACT section 3).
+ * The server validates every request body with these, and the agent and CLI are typed by them,
+ * so the two ends cannot drift apart.
+ */
+
+const MAX_BYTES = 2 ** 60; // 1 EiB: anything larger is a broken agent, not a big disk
+const Bytes = Type.Integer({ minimum: 0, maximum: MAX_BYTES });
+const Text = (maxLength: number) => Type.String({ maxLength });
+
+export const Labels = Type.Record(
+  Type.String({ pattern: LABEL_KEY_PATTERN }),
+  Type.String({ pattern: LABEL_VALUE_PATTERN }),
+  { maxProperties: MAX_LABELS },
+);
+export type Labels = Static<typeof Labels>;
+
+export const Profile = Type.String({ pattern: PROFILE_PATTERN });
+
+export const Facts = Type.Object(
+  {
+    hostname: Text(253),
+    os: Text(64),
+    arch: Text(32),
+    kernel: Text(256),
+    cpus: Type.Integer({ minimum: 0, maximum: 65_536 }),
+    memoryBytes: Bytes,
+    agentVersion: Text(64),
+  },
+  { additionalProperties: false },
+);
+export type Facts = Static<typeof Facts>;
+
+/** Names are checked by the service, not the schema, so a bad name gets its own 422 answer. */
+export const EnrollRequest = Type.Object(
+  {
+    token: Type.String({ minLength: 1, maxLength: 256 }),
+    csr: Type.String({ minLength: 1, maxLength: 16_384 }),
+    name: Type.Optional(Type.String({ maxLength: 1024 })),
+    /** A host may ask for a profile when its token leaves it open, and add labels. */
+    profile: Type.Optional(Type.String({ maxLength: 128 })),
+    labels: Type.Optional(Labels),
+    facts: Facts,
+  },
+  { additionalProperties: false },
+);
+export type EnrollRequest = Static<typeof EnrollRequest>;
+
+export const EnrollResponse = Type.Object({
+  nodeId: Type.String(),
+  name: Type.String(),
+  certificate: Type.String(),
+  caBundle: Type.String(),
+  notAfter: Type.String(),
+  trust: Type.Object({ caPin: Type.String(), trustDomain: Type.String() }),
+  heartbeatIntervalSec: Type.Integer(),
+});
+export type EnrollResponse = Static<typeof EnrollResponse>;
+
+export const Disk = Type.Object(
+  { mount: Text(512), totalBytes: Bytes, freeBytes: Bytes },
+  { additionalProperties: false },
+);
+export const Service = Type.Object(
+  { name: Text(256), active: Type.Boolean() },
+  { additionalProperties: false },
+);
+export const Check = Type.Object(
+  { name: Text(256), ok: Type.Boolean(), detail: Type.Optional(Text(1024)) },
+  { additionalProperties: false },
+);
+
+export const Heartbeat = Type.Object(
+  {
+    seq: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
+    sentAt: Type.String({ format: 'date-time', maxLength: 40 }),
+    uptimeSec: Type.Number({ minimum: 0, maximum: 1e10 }),
+    load: Type.Array(Type.Number({ minimum: 0, maximum: 1e6 }), { minItems: 3, maxItems: 3 }),
+    cpuPct: Type.Number({ minimum: 0, maximum: 100 }),
+    memory: Type.Object({ totalBytes: Bytes, availableBytes: Bytes }, { additionalProperties: false }),
+    disks: Type.Array(Disk, { maxItems: 64 }),
+    services: Type.Array(Service, { maxItems: 128 }),
+    certNotAfter: Type.Optional(Type.String({ format: 'date-time', maxLength: 40 })),
+    checks: Type.Array(Check, { maxItems: 64 }),
+  },
+  { additionalProperties: false },
+);
+export type Heartbeat = Static<typeof Heartbeat>;
+
+export const HeartbeatAck = Type.Object({
+  nodeId: Type.String(),
+  heartbeatIntervalSec: Type.Integer(),
+  serverTime: Type.String(),
+});
+export type HeartbeatAck = Static<typeof HeartbeatAck>;
+
+export const TokenCreateRequest = Type.Object(
+  {
+    ttlSec: Type.Optional(Type.Integer({ minimum: 1, maximum: 30 * 86_400 })),
+    uses: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+    profile: Type.Optional(Profile),
+    labels: Type.Optional(Labels),
+    name: Type.Optional(Type.String({ maxLength: 1024 })),
+  },
+  { additionalProperties: false },
+);
+export type TokenCreateRequest = Static<typeof TokenCreateRequest>;
+
+export const TokenView = Type.Object({
+  id: Type.String(),
+  name: Type.Union([Type.String(), Type.Null()]),
+  profile: Type.String(),
+  labels: Labels,
+  usesTotal: Type.Integer(),
+  usesLeft: Type.Integer(),
+  createdAt: Type.String(),
+  expiresAt: Type.String(),
+  revokedAt: Type.Union([Type.String(), Type.Null()]),
+  state: Type.Union([
+    Type.Literal('active'),
+    Type.Literal('used'),
+    Type.Literal('expired'),
+    Type.Literal('revoked'),
+  ]),
+});
+export type TokenView = Static<typeof TokenView>;
+
+export const TokenCreated = Type.Composite([
+  TokenView,
+  Type.Object({ secret: Type.String(), caPin: Type.String(), agentCommand: Type.String() }),
+]);
+export type TokenCreated = Static<typeof TokenCreated>;
+
+export const NodeStatus = Type.Union([
+  Type.Literal('ok'),
+  Type.Literal('attention'),
+  Type.Literal('critical'),
+  Type.Literal('offline'),
+  Type.Literal('decommissioned'),
+]);
+export type NodeStatus = Static<typeof NodeStatus>;
+export const NODE_STATUSES = ['ok', 'attention', 'critical', 'offline', 'decommissioned'] as const;
+
+export const NodeView = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  profile: Type.String(),
+  labels: Labels,
+  status: NodeStatus,
+  reasons: Type.Array(Type.String()),
+  enrolledAt: Type.String(),
+  lastSeenAt: Type.Union([Type.String(), Type.Null()]),
+  decommissionedAt: Type.Union([Type.String(), Type.Null()]),
+  facts: Facts,
+  latest: Type.Union([Heartbeat, Type.Null()]),
+  cert: Type.Object({ serial: Type.String(), notAfter: Type.String(), pem: Type.Optional(Type.String()) }),
+});
+export type NodeView = Static<typeof NodeView>;
+
+export const NodeList = Type.Object({
+  items: Type.Array(NodeView),
+  nextCursor: Type.Union([Type.String(), Type.Null()]),
+});
+export type NodeList = Static<typeof NodeList>;

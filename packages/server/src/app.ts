@@ -1,0 +1,144 @@
+import { readFileSync } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Clock, IdSource } from './clock.js';
+import { isLoopback, type ServerConfig } from './config.js';
+import { type DecisionRecorder, tableRecorder } from './decisions/recorder.js';
+import { enrollmentRoutes } from './features/enrollment/routes.js';
+import { EnrollmentService } from './features/enrollment/service.js';
+import { heartbeatRoutes } from './features/heartbeats/routes.js';
+import { HeartbeatWriter } from './features/heartbeats/writer.js';
+import { nodeRoutes } from './features/nodes/routes.js';
+import { NodeService } from './features/nodes/service.js';
+import { tokenRoutes } from './features/tokens/routes.js';
+import { TokenService } from './features/tokens/service.js';
+import { adminTokenCheck, nodeIdentityCheck } from './http/auth.js';
+import { LiveConnections } from './http/connections.js';
+import { createPlane } from './http/fastify.js';
+import { sendProblem } from './http/problems.js';
+import { RateLimiter } from './http/rate-limit.js';
+import type { ServerIdentity } from './pki/datadir.js';
+import type { Store } from './store/db.js';
+
+export interface AppDeps {
+  config: ServerConfig;
+  store: Store;
+  identity: ServerIdentity;
+  clock: Clock;
+  ids: IdSource;
+  logger: Logger;
+  decisions?: DecisionRecorder;
+}
+
+/** The control plane, built but not listening. */
+export interface MusterApp {
+  /** TLS, client certificates requested: enrollment, heartbeats. */
+  readonly agent: FastifyInstance;
+  /** Bearer token: tokens, nodes, health. */
+  readonly admin: FastifyInstance;
+  readonly nodes: NodeService;
+  readonly connections: LiveConnections;
+  /** True when the admin plane serves HTTPS. */
+  readonly adminTls: boolean;
+  close(): Promise<void>;
+}
+
+export async function buildApp(deps: AppDeps): Promise<MusterApp> {
+  const { config, store, identity, clock, ids, logger } = deps;
+  const decisions = deps.decisions ?? tableRecorder(clock);
+  const connections = new LiveConnections();
+  const nodes = new NodeService({
+    db: store.db,
+    clock,
+    decisions,
+    connections,
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
+  });
+  const tokens = new TokenService({
+    db: store.db,
+    clock,
+    ids,
+    decisions,
+    caPin: identity.ca.pin,
+    publicUrl: config.publicUrl,
+  });
+  const enrollment = new EnrollmentService({
+    db: store.db,
+    traits: store.traits,
+    clock,
+    ids,
+    decisions,
+    ca: identity.ca,
+    certLifetimeMs: config.certLifetimeMs,
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
+  });
+  const writer = new HeartbeatWriter(store.db);
+
+  const agent = createPlane({
+    logger,
+    plane: 'agent',
+    https: {
+      key: identity.serverKeyPem,
+      cert: `${identity.serverCertPem.trim()}\n${identity.ca.pem.trim()}\n`,
+      ca: [identity.ca.pem],
+      requestCert: true,
+      // Enrollment comes without a certificate; every other route checks socket.authorized itself.
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.2',
+    },
+  });
+  agent.decorateRequest('node', null);
+  agent.decorateRequest('actor', '');
+  enrollmentRoutes(agent, enrollment, new RateLimiter(clock, config.enrollRate, config.enrollRate * 5));
+  await agent.register(async (scope) => {
+    scope.addHook(
+      'onRequest',
+      nodeIdentityCheck({ identityBySerial: (s) => nodes.identityBySerial(s), connections, clock }),
+    );
+    heartbeatRoutes(scope, { writer, clock, heartbeatIntervalMs: config.heartbeatIntervalMs });
+  });
+
+  const adminTls = !isLoopback(config.adminListen.host) && !config.adminBehindProxy;
+  const admin = createPlane({
+    logger,
+    plane: 'admin',
+    ...(adminTls
+      ? {
+          https: config.adminCert
+            ? { cert: readFileSync(config.adminCert), key: readFileSync(config.adminKey!) }
+            : {
+                cert: `${identity.serverCertPem.trim()}\n${identity.ca.pem.trim()}\n`,
+                key: identity.serverKeyPem,
+              },
+        }
+      : {}),
+  });
+  admin.decorateRequest('node', null);
+  admin.decorateRequest('actor', '');
+  admin.get('/healthz', async () => ({ status: 'ok' }));
+  admin.get('/readyz', async (_request, reply) => {
+    try {
+      await store.ping();
+      return { status: 'ready' };
+    } catch {
+      return sendProblem(reply, 503, 'store_unreachable', 'the store does not answer');
+    }
+  });
+  await admin.register(async (scope) => {
+    scope.addHook('onRequest', adminTokenCheck(identity.adminToken));
+    tokenRoutes(scope, tokens);
+    nodeRoutes(scope, nodes);
+  });
+
+  await Promise.all([agent.ready(), admin.ready()]);
+  return {
+    agent,
+    admin,
+    nodes,
+    connections,
+    adminTls,
+    async close() {
+      await Promise.all([agent.close(), admin.close()]);
+    },
+  };
+}

@@ -1,0 +1,271 @@
+import { hostname } from 'node:os';
+import { isAbsolute, resolve } from 'node:path';
+import { type RawSettings, readSettings, type SettingSpec } from '@muster/host';
+import { parseDuration } from '@muster/proto';
+import { ConfigError } from './errors.js';
+
+/** The server's configuration: read once at start, validated, frozen, passed in. */
+export interface ServerConfig {
+  readonly dataDir: string;
+  readonly listen: HostPort;
+  readonly adminListen: HostPort;
+  readonly db: string;
+  readonly sans: readonly string[];
+  readonly publicUrl: string;
+  readonly trustDomain: string;
+  readonly certLifetimeMs: number;
+  readonly heartbeatIntervalMs: number;
+  /** Enrollments per second allowed from one source address (bursts of five times that). */
+  readonly enrollRate: number;
+  readonly logLevel: LogLevel;
+  readonly adminTokenFile?: string;
+  readonly adminCert?: string;
+  readonly adminKey?: string;
+  /** Serve the admin plane over plain HTTP on a non-loopback address (behind a trusted TLS proxy). */
+  readonly adminBehindProxy: boolean;
+}
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export const SERVER_SETTINGS: readonly SettingSpec[] = [
+  {
+    flag: 'data-dir',
+    env: 'MUSTER_DATA_DIR',
+    kind: 'string',
+    value: 'DIR',
+    help: 'keys, CA and the SQLite store (default ./.muster)',
+  },
+  {
+    flag: 'listen',
+    env: 'MUSTER_LISTEN',
+    kind: 'string',
+    value: 'HOST:PORT',
+    help: 'agent plane, TLS with client certificates (default 127.0.0.1:8443)',
+  },
+  {
+    flag: 'admin-listen',
+    env: 'MUSTER_ADMIN_LISTEN',
+    kind: 'string',
+    value: 'HOST:PORT',
+    help: 'admin API and console (default 127.0.0.1:8080; HTTPS off loopback)',
+  },
+  {
+    flag: 'db',
+    env: 'MUSTER_DB',
+    kind: 'string',
+    secret: true,
+    value: 'URL',
+    help: 'sqlite:PATH or postgres://… (default sqlite:<data-dir>/muster.db)',
+  },
+  {
+    flag: 'san',
+    env: 'MUSTER_SANS',
+    kind: 'list',
+    value: 'NAME',
+    help: 'extra DNS name or IP for the server certificate; repeatable (env: comma-separated)',
+  },
+  {
+    flag: 'public-url',
+    env: 'MUSTER_PUBLIC_URL',
+    kind: 'string',
+    value: 'URL',
+    help: 'agent-plane URL put in join lines (default https://<listen or hostname>:<port>)',
+  },
+  {
+    flag: 'trust-domain',
+    env: 'MUSTER_TRUST_DOMAIN',
+    kind: 'string',
+    value: 'NAME',
+    help: 'SPIFFE trust domain of node identities (default muster.local)',
+  },
+  {
+    flag: 'cert-lifetime',
+    env: 'MUSTER_CERT_LIFETIME',
+    kind: 'string',
+    value: 'DURATION',
+    help: 'lifetime of node certificates (default 24h)',
+  },
+  {
+    flag: 'heartbeat-interval',
+    env: 'MUSTER_HEARTBEAT_INTERVAL',
+    kind: 'string',
+    value: 'DURATION',
+    help: 'how often agents report; offline after three missed (default 10s)',
+  },
+  {
+    flag: 'enroll-rate',
+    env: 'MUSTER_ENROLL_RATE',
+    kind: 'string',
+    value: 'N',
+    help: 'enrollments per second per source address, bursts of 5×N (default 20)',
+  },
+  {
+    flag: 'log-level',
+    env: 'MUSTER_LOG_LEVEL',
+    kind: 'string',
+    value: 'LEVEL',
+    help: `one of ${LOG_LEVELS.join(', ')} (default info)`,
+  },
+  {
+    flag: 'admin-token-file',
+    env: 'MUSTER_ADMIN_TOKEN_FILE',
+    kind: 'string',
+    value: 'FILE',
+    help: 'use this admin token instead of <data-dir>/admin.token',
+  },
+  {
+    flag: 'admin-cert',
+    env: 'MUSTER_ADMIN_CERT',
+    kind: 'string',
+    value: 'FILE',
+    help: 'TLS certificate for the admin plane off loopback (default: the server identity)',
+  },
+  {
+    flag: 'admin-key',
+    env: 'MUSTER_ADMIN_KEY',
+    kind: 'string',
+    value: 'FILE',
+    help: 'TLS key for --admin-cert',
+  },
+  {
+    flag: 'admin-behind-proxy',
+    env: 'MUSTER_ADMIN_BEHIND_PROXY',
+    kind: 'boolean',
+    help: 'serve the admin plane as plain HTTP off loopback, for a trusted TLS proxy',
+  },
+];
+
+const TRUST_DOMAIN_RE = /^[a-z0-9]([a-z0-9.-]{0,250}[a-z0-9])?$/;
+
+export function parseHostPort(text: string): HostPort | undefined {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text);
+  if (!match) return undefined;
+  const port = Number(match[3]);
+  if (port > 65_535) return undefined;
+  return { host: match[1] ?? match[2] ?? '', port };
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/**
+ * Validates raw settings into a frozen config. Every bad value is collected and reported in
+ * one ConfigError; nothing is silently replaced by a default.
+ */
+export function serverConfigFrom(raw: RawSettings, cwd = process.cwd()): ServerConfig {
+  const problems: string[] = [];
+  const str = (flag: string) => raw[flag] as string | undefined;
+  const hostPort = (flag: string, fallback: string): HostPort => {
+    const text = str(flag) ?? fallback;
+    const parsed = parseHostPort(text);
+    if (!parsed) problems.push(`--${flag}: "${text}" is not HOST:PORT`);
+    return parsed ?? { host: '127.0.0.1', port: 0 };
+  };
+  const duration = (flag: string, fallback: string, minMs: number): number => {
+    const text = str(flag) ?? fallback;
+    const ms = parseDuration(text);
+    if (ms === undefined) problems.push(`--${flag}: "${text}" is not a duration such as 30s, 10m or 24h`);
+    else if (ms < minMs) problems.push(`--${flag}: ${text} is shorter than the minimum of ${minMs / 1000}s`);
+    return ms ?? minMs;
+  };
+
+  const dataDir = resolve(cwd, str('data-dir') ?? '.muster');
+  const listen = hostPort('listen', '127.0.0.1:8443');
+  const adminListen = hostPort('admin-listen', '127.0.0.1:8080');
+  const dbRaw = str('db');
+  let db = `sqlite:${dataDir}/muster.db`;
+  if (dbRaw !== undefined) {
+    if (/^postgres(ql)?:\/\//.test(dbRaw)) db = dbRaw;
+    else if (dbRaw.startsWith('sqlite:') && dbRaw.length > 'sqlite:'.length) {
+      const path = dbRaw.slice('sqlite:'.length);
+      db = `sqlite:${isAbsolute(path) ? path : resolve(cwd, path)}`;
+    } else problems.push('--db: expected sqlite:PATH or postgres://USER@HOST/DB');
+  }
+  const sans = (raw.san as string[] | undefined) ?? [];
+  for (const san of sans) {
+    if (!/^[A-Za-z0-9.:*-]{1,253}$/.test(san))
+      problems.push(`--san: "${san}" is not a DNS name or IP address`);
+  }
+  const trustDomain = str('trust-domain') ?? 'muster.local';
+  if (!TRUST_DOMAIN_RE.test(trustDomain))
+    problems.push(`--trust-domain: "${trustDomain}" is not a lowercase DNS name`);
+  const certLifetimeMs = duration('cert-lifetime', '24h', 60_000);
+  const heartbeatIntervalMs = duration('heartbeat-interval', '10s', 1000);
+  const enrollRateText = str('enroll-rate') ?? '20';
+  const enrollRate = Number(enrollRateText);
+  if (!/^\d+(\.\d+)?$/.test(enrollRateText) || !(enrollRate > 0)) {
+    problems.push(`--enroll-rate: "${enrollRateText}" is not a positive number`);
+  }
+  const logLevel = (str('log-level') ?? 'info') as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel))
+    problems.push(`--log-level: "${logLevel}" is not one of ${LOG_LEVELS.join(', ')}`);
+  const adminCert = str('admin-cert');
+  const adminKey = str('admin-key');
+  if ((adminCert === undefined) !== (adminKey === undefined))
+    problems.push('--admin-cert and --admin-key go together');
+
+  let publicUrl = str('public-url');
+  if (publicUrl !== undefined) {
+    let url: URL | undefined;
+    try {
+      url = new URL(publicUrl);
+    } catch {
+      url = undefined;
+    }
+    if (url?.protocol !== 'https:') problems.push(`--public-url: "${publicUrl}" is not an https:// URL`);
+    else publicUrl = url.origin;
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  return Object.freeze({
+    dataDir,
+    listen,
+    adminListen,
+    db,
+    sans: Object.freeze([...sans]),
+    publicUrl: publicUrl ?? defaultPublicUrl(listen),
+    trustDomain,
+    certLifetimeMs,
+    heartbeatIntervalMs,
+    enrollRate,
+    logLevel,
+    ...(str('admin-token-file') ? { adminTokenFile: resolve(cwd, str('admin-token-file')!) } : {}),
+    ...(adminCert ? { adminCert: resolve(cwd, adminCert) } : {}),
+    ...(adminKey ? { adminKey: resolve(cwd, adminKey) } : {}),
+    adminBehindProxy: raw['admin-behind-proxy'] === true,
+  });
+}
+
+function defaultPublicUrl(listen: HostPort): string {
+  const wildcard = listen.host === '0.0.0.0' || listen.host === '::' || listen.host === '';
+  const host = wildcard ? hostnameForUrl() : listen.host.includes(':') ? `[${listen.host}]` : listen.host;
+  return `https://${host}:${listen.port}`;
+}
+
+function hostnameForUrl(): string {
+  return hostname().toLowerCase() || 'localhost';
+}
+
+/** Reads and validates the server's configuration from a command line and the environment. */
+export function loadServerConfig(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): ServerConfig {
+  const { values, problems, positionals } = readSettings(SERVER_SETTINGS, argv, env);
+  if (positionals.length > 0) problems.push(`unexpected argument "${positionals[0]}"`);
+  try {
+    const config = serverConfigFrom(values);
+    if (problems.length > 0) throw new ConfigError(problems);
+    return config;
+  } catch (err) {
+    if (err instanceof ConfigError) throw new ConfigError([...problems, ...err.problems]);
+    throw err;
+  }
+}

@@ -1,0 +1,170 @@
+import type { EnrollRequest, EnrollResponse, Labels } from '@muster/proto';
+import { isNodeName, isProfile } from '@muster/proto';
+import type { Kysely } from 'kysely';
+import type { Clock, IdSource } from '../../clock.js';
+import type { DecisionRecorder } from '../../decisions/recorder.js';
+import { ConflictError, ForbiddenError, UnauthorizedError, UnprocessableError } from '../../errors.js';
+import type { CertificateAuthority } from '../../pki/ca.js';
+import { verifiedCsrKey } from '../../pki/csr.js';
+import type { DialectTraits } from '../../store/dialect.js';
+import type { Schema } from '../../store/schema.js';
+import { DEFAULT_PROFILE, hashTokenSecret } from '../tokens/service.js';
+
+export interface EnrollmentDeps {
+  db: Kysely<Schema>;
+  traits: Pick<DialectTraits, 'isUniqueViolation'>;
+  clock: Clock;
+  ids: IdSource;
+  decisions: DecisionRecorder;
+  ca: CertificateAuthority;
+  certLifetimeMs: number;
+  heartbeatIntervalMs: number;
+}
+
+/** One answer for unknown, used, expired and revoked tokens, so none can be told apart. */
+export const BAD_TOKEN_MESSAGE = 'join token is not valid (unknown, used up, expired or revoked)';
+
+/** Enrollment: a join token and a CSR become a node with a certificate built from policy alone. */
+export class EnrollmentService {
+  constructor(private readonly deps: EnrollmentDeps) {}
+
+  async enroll(request: EnrollRequest): Promise<EnrollResponse> {
+    const { db, traits, clock, ids, decisions, ca } = this.deps;
+    // Everything that can be refused without the token is checked first, so a bad request
+    // never uses a token up.
+    const publicKey = await verifiedCsrKey(request.csr);
+    const name = request.name !== undefined ? request.name : nameFromHostname(request.facts.hostname);
+    if (!isNodeName(name)) {
+      throw new UnprocessableError(
+        'node name must be 1-63 lowercase letters, digits or dashes, starting and ending with a letter or digit',
+        'bad_name',
+      );
+    }
+    if (request.profile !== undefined && !isProfile(request.profile)) {
+      throw new UnprocessableError(
+        'profile must be lowercase letters, digits, dots, dashes or underscores',
+        'bad_profile',
+      );
+    }
+    const nodeId = ids.nodeId();
+    const now = clock.now();
+    const issued = await ca.issueNodeCertificate({
+      publicKey,
+      name,
+      nodeId,
+      serial: ids.serial(),
+      now,
+      lifetimeMs: this.deps.certLifetimeMs,
+    });
+
+    try {
+      await db.transaction().execute(async (trx) => {
+        // Consuming the token is one conditional update: of N concurrent enrollments with a
+        // one-use token, exactly one sees a row come back.
+        const token = await trx
+          .updateTable('tokens')
+          .set((eb) => ({ uses_left: eb('uses_left', '-', 1) }))
+          .where('secret_hash', '=', hashTokenSecret(request.token))
+          .where('uses_left', '>', 0)
+          .where('expires_at', '>', now)
+          .where('revoked_at', 'is', null)
+          .returning(['id', 'profile', 'labels', 'name'])
+          .executeTakeFirst();
+        if (!token) throw new UnauthorizedError(BAD_TOKEN_MESSAGE, 'bad_token');
+        if (token.name !== null && token.name !== name) {
+          throw new ForbiddenError(
+            `this join token is for the node named ${token.name}`,
+            'token_name_mismatch',
+          );
+        }
+        let profile = token.profile;
+        if (request.profile !== undefined && request.profile !== token.profile) {
+          if (token.profile !== DEFAULT_PROFILE) {
+            throw new ForbiddenError(
+              `this join token binds the node to profile ${token.profile}`,
+              'token_profile_mismatch',
+            );
+          }
+          profile = request.profile;
+        }
+        // The token's labels win: a host may add labels, not override what the operator set.
+        const labels = { ...(request.labels ?? {}), ...(JSON.parse(token.labels) as Labels) };
+        const held = await trx
+          .selectFrom('nodes')
+          .select('id')
+          .where('name', '=', name)
+          .where('decommissioned_at', 'is', null)
+          .executeTakeFirst();
+        if (held) throw new ConflictError(`the name ${name} is held by an active node`, 'name_taken');
+        await trx
+          .insertInto('nodes')
+          .values({
+            id: nodeId,
+            name,
+            profile,
+            labels: JSON.stringify(labels),
+            facts: JSON.stringify(request.facts),
+            token_id: token.id,
+            enrolled_at: now,
+            last_seen_at: null,
+            latest: null,
+            cert_serial: issued.serial,
+            cert_not_after: issued.notAfter,
+            cert_pem: issued.pem,
+            decommissioned_at: null,
+          })
+          .execute();
+        await trx
+          .insertInto('certificates')
+          .values({
+            serial: issued.serial,
+            node_id: nodeId,
+            not_before: issued.notBefore,
+            not_after: issued.notAfter,
+            issued_at: now,
+            revoked_at: null,
+          })
+          .execute();
+        await decisions.record(trx, {
+          kind: 'node.enrolled',
+          actor: `token:${token.id}`,
+          subject: `node:${nodeId}`,
+          data: {
+            name,
+            profile,
+            labels,
+            serial: issued.serial,
+            notAfter: issued.notAfter,
+            facts: request.facts,
+          },
+        });
+      });
+    } catch (err) {
+      // Two enrollments racing for one name on different tokens: the unique index decides.
+      if (traits.isUniqueViolation(err))
+        throw new ConflictError(`the name ${name} is held by an active node`, 'name_taken');
+      throw err;
+    }
+
+    return {
+      nodeId,
+      name,
+      certificate: issued.pem,
+      caBundle: ca.pem,
+      notAfter: new Date(issued.notAfter).toISOString(),
+      trust: { caPin: ca.pin, trustDomain: ca.trustDomain },
+      heartbeatIntervalSec: Math.round(this.deps.heartbeatIntervalMs / 1000),
+    };
+  }
+}
+
+/** A host's name made into a node name when none was asked for: `Web_01.example` → `web-01`. */
+export function nameFromHostname(hostname: string): string {
+  return hostname
+    .split('.')[0]!
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 63)
+    .replace(/-+$/, '');
+}

@@ -1,0 +1,86 @@
+import type { Heartbeat, NodeStatus } from '@muster/proto';
+import { formatDuration } from '@muster/proto';
+
+/** Heartbeats missed before a node counts as offline. */
+export const OFFLINE_AFTER_INTERVALS = 3;
+
+export interface StatusInput {
+  now: number;
+  heartbeatIntervalMs: number;
+  enrolledAt: number;
+  lastSeenAt: number | null;
+  decommissionedAt: number | null;
+  certNotAfter: number;
+  cpus: number;
+  latest: Heartbeat | null;
+}
+
+export interface Assessment {
+  status: NodeStatus;
+  reasons: string[];
+}
+
+type Severity = 'attention' | 'critical';
+const RANK: Record<NodeStatus, number> = { ok: 0, attention: 1, critical: 2, offline: 3, decommissioned: 4 };
+
+/**
+ * Decides a node's status from what it last reported, with reasons a person can act on,
+ * most severe first.
+ */
+export function assessNode(input: StatusInput): Assessment {
+  const { now } = input;
+  if (input.decommissionedAt !== null) {
+    return {
+      status: 'decommissioned',
+      reasons: [`decommissioned ${formatAgo(now - input.decommissionedAt)}`],
+    };
+  }
+  const expected = `expected every ${formatDuration(input.heartbeatIntervalMs)}`;
+  const silentFor = now - (input.lastSeenAt ?? input.enrolledAt);
+  if (silentFor > OFFLINE_AFTER_INTERVALS * input.heartbeatIntervalMs) {
+    const what = input.lastSeenAt === null ? 'no heartbeat since enrollment' : 'no heartbeat';
+    return { status: 'offline', reasons: [`${what} for ${formatDuration(silentFor)} (${expected})`] };
+  }
+  const found: Array<[Severity, string]> = [];
+  const certLeft = input.certNotAfter - now;
+  if (certLeft <= 0) found.push(['critical', `certificate expired ${formatAgo(-certLeft)}`]);
+  else if (certLeft < 3_600_000)
+    found.push(['attention', `certificate expires in ${formatDuration(certLeft)}`]);
+
+  const hb = input.latest;
+  if (hb === null) {
+    found.push(['attention', 'waiting for the first heartbeat']);
+  } else {
+    for (const disk of hb.disks) {
+      if (disk.totalBytes <= 0) continue;
+      const used = Math.round((100 * (disk.totalBytes - disk.freeBytes)) / disk.totalBytes);
+      if (used >= 97) found.push(['critical', `disk ${disk.mount} ${used}% full`]);
+      else if (used >= 90) found.push(['attention', `disk ${disk.mount} ${used}% full`]);
+    }
+    if (hb.memory.totalBytes > 0) {
+      const used = Math.round(
+        (100 * (hb.memory.totalBytes - hb.memory.availableBytes)) / hb.memory.totalBytes,
+      );
+      if (used >= 97) found.push(['critical', `memory ${used}% used`]);
+      else if (used >= 90) found.push(['attention', `memory ${used}% used`]);
+    }
+    const cpus = Math.max(1, input.cpus);
+    const load = hb.load[0] ?? 0;
+    if (load > 4 * cpus) found.push(['critical', `load ${load.toFixed(1)} on ${cpus} CPUs`]);
+    else if (load > 2 * cpus) found.push(['attention', `load ${load.toFixed(1)} on ${cpus} CPUs`]);
+    for (const service of hb.services) {
+      if (!service.active) found.push(['critical', `service ${service.name} is not running`]);
+    }
+    for (const check of hb.checks) {
+      if (!check.ok)
+        found.push(['attention', `check ${check.name} failing${check.detail ? `: ${check.detail}` : ''}`]);
+    }
+  }
+  if (found.length === 0) return { status: 'ok', reasons: [] };
+  found.sort((a, b) => RANK[b[0]] - RANK[a[0]]);
+  return { status: found[0]![0], reasons: found.map(([, reason]) => reason) };
+}
+
+function formatAgo(ms: number): string {
+  return `${formatDuration(Math.max(0, ms))} ago`;
+}

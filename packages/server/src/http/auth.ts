@@ -1,0 +1,66 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
+import type { FastifyRequest } from 'fastify';
+import type { Clock } from '../clock.js';
+import { UnauthorizedError } from '../errors.js';
+import type { NodeIdentity } from '../features/nodes/service.js';
+import type { LiveConnections } from './connections.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The node a verified client certificate belongs to (agent plane). */
+    node: NodeIdentity | null;
+    /** Who is acting, as recorded in decisions: `admin` on the admin plane. */
+    actor: string;
+  }
+}
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest();
+
+/**
+ * Checks `Authorization: Bearer <admin token>` in constant time: both sides are hashed first,
+ * so neither the length nor the content leaks through timing.
+ */
+export function adminTokenCheck(adminToken: string): (request: FastifyRequest) => Promise<void> {
+  const expected = sha256(adminToken);
+  return async (request) => {
+    const header = request.headers.authorization ?? '';
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (!match || !timingSafeEqual(sha256(match[1]!), expected)) {
+      throw new UnauthorizedError('a valid admin token is required (Authorization: Bearer …)');
+    }
+    request.actor = 'admin';
+  };
+}
+
+/**
+ * Maps the verified client certificate to a node on every request, not only at the handshake:
+ * a certificate that is no longer current, was revoked or belongs to a decommissioned node is
+ * refused even on a connection that was accepted before.
+ */
+export function nodeIdentityCheck(deps: {
+  identityBySerial(serial: string): Promise<NodeIdentity | undefined>;
+  connections: Pick<LiveConnections, 'track'>;
+  clock: Clock;
+}): (request: FastifyRequest) => Promise<void> {
+  return async (request) => {
+    const socket = request.raw.socket as TLSSocket;
+    if (typeof socket.getPeerX509Certificate !== 'function' || !socket.authorized) {
+      throw new UnauthorizedError('a client certificate issued by the fleet CA is required', 'no_identity');
+    }
+    const cert = socket.getPeerX509Certificate();
+    if (!cert || Date.parse(cert.validTo) <= deps.clock.now()) {
+      throw new UnauthorizedError('the client certificate has expired', 'identity_expired');
+    }
+    const identity = await deps.identityBySerial(cert.serialNumber.toLowerCase());
+    if (!identity) {
+      throw new UnauthorizedError(
+        'this identity is not current (revoked, superseded or decommissioned)',
+        'identity_revoked',
+      );
+    }
+    deps.connections.track(identity.id, socket);
+    request.node = identity;
+    request.actor = `node:${identity.id}`;
+  };
+}

@@ -1,0 +1,76 @@
+import { randomBytes } from 'node:crypto';
+import type { SecureContextOptions } from 'node:tls';
+import Fastify, { type FastifyInstance, LogController } from 'fastify';
+import type { Logger } from 'pino';
+import { MAX_BODY_BYTES, parseJsonBody } from './json.js';
+import { installProblemHandlers } from './problems.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Log this route's successful requests at debug: it is the bulk of the traffic. */
+    quiet?: boolean;
+  }
+}
+
+export interface PlaneOptions {
+  logger: Logger;
+  plane: 'agent' | 'admin';
+  /** TLS settings; plain HTTP when absent. */
+  https?: SecureContextOptions & { requestCert?: boolean; rejectUnauthorized?: boolean };
+}
+
+/**
+ * A Fastify instance with what both planes share: bounded JSON bodies, problem documents for
+ * every error, request ids, and one redacted log line per request.
+ */
+export function createPlane(opts: PlaneOptions): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: opts.logger.child({ plane: opts.plane }),
+    // One line per request, written by the onResponse hook below, instead of Fastify's two.
+    logController: new LogController({ disableRequestLogging: true }),
+    genReqId: () => randomBytes(8).toString('hex'),
+    requestIdHeader: false,
+    bodyLimit: MAX_BODY_BYTES,
+    // Slow or idle clients must not hold sockets forever; agents reconnect on their own.
+    keepAliveTimeout: 75_000,
+    requestTimeout: 30_000,
+    return503OnClosing: true,
+    ajv: {
+      customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false },
+    },
+    ...(opts.https ? { https: opts.https } : {}),
+  } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
+
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(
+    'application/json',
+    { parseAs: 'string', bodyLimit: MAX_BODY_BYTES },
+    (_req, body, done) => {
+      try {
+        done(null, parseJsonBody(body as string));
+      } catch (err) {
+        done(err as Error, undefined);
+      }
+    },
+  );
+  installProblemHandlers(app);
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+    reply.header('cache-control', 'no-store');
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    const line = {
+      reqId: request.id,
+      method: request.method,
+      path: request.url.split('?')[0],
+      status: reply.statusCode,
+      ms: Math.round(reply.elapsedTime * 10) / 10,
+      ...(request.node ? { node: request.node.id } : {}),
+    };
+    // Heartbeats are the bulk of agent-plane traffic: logged at debug unless they fail.
+    if (reply.statusCode >= 500) request.log.error(line, 'request');
+    else if (request.routeOptions.config?.quiet && reply.statusCode < 400) request.log.debug(line, 'request');
+    else request.log.info(line, 'request');
+  });
+  return app;
+}

@@ -1,0 +1,15 @@
+export { type AppDeps, buildApp, type MusterApp } from './app.js';
+export { type Clock, type IdSource, ManualClock, randomIds, systemClock } from './clock.js';
+export {
+  isLoopback,
+  loadServerConfig,
+  parseHostPort,
+  SERVER_SETTINGS,
+  type ServerConfig,
+  serverConfigFrom,
+} from './config.js';
+export { AppError, ConfigError } from './errors.js';
+export { createLogger } from './logger.js';
+export { dataDirPaths, prepareDataDir, type ServerIdentity } from './pki/datadir.js';
+export { type RunningServer, startServer } from './server.js';
+export { openStore, type Store } from './store/db.js';

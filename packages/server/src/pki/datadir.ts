@@ -1,0 +1,155 @@
+import { X509Certificate as NodeX509, randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import {
+  assertPrivateFiles,
+  ensurePrivateDir,
+  exportPrivateKeyPem,
+  generateKeyPair,
+  importKeyPairPem,
+  writeFileAtomic,
+  x509,
+} from '@muster/host';
+import type { Clock, IdSource } from '../clock.js';
+import { CertificateAuthority, isIpAddress } from './ca.js';
+
+const CA_LIFETIME_MS = 10 * 365 * 86_400_000;
+const SERVER_CERT_LIFETIME_MS = 30 * 86_400_000;
+
+/** The server's keys and credentials as found or made in its data dir. */
+export interface ServerIdentity {
+  ca: CertificateAuthority;
+  serverKeyPem: string;
+  serverCertPem: string;
+  adminToken: string;
+  paths: DataDirPaths;
+  /** Files made on this start, for the start-up message. */
+  created: string[];
+}
+
+export interface DataDirPaths {
+  dir: string;
+  caCert: string;
+  caKey: string;
+  serverCert: string;
+  serverKey: string;
+  adminToken: string;
+}
+
+export function dataDirPaths(dir: string): DataDirPaths {
+  return {
+    dir,
+    caCert: join(dir, 'ca.pem'),
+    caKey: join(dir, 'ca.key'),
+    serverCert: join(dir, 'server.pem'),
+    serverKey: join(dir, 'server.key'),
+    adminToken: join(dir, 'admin.token'),
+  };
+}
+
+async function readIfExists(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/** The names agents may dial the server by: its listen address, this host, loopback and `--san`. */
+export function serverNames(listenHost: string, extra: readonly string[]): string[] {
+  const names = new Set<string>();
+  if (listenHost !== '0.0.0.0' && listenHost !== '::' && listenHost !== '') names.add(listenHost);
+  for (const name of extra) names.add(name);
+  names.add('localhost');
+  names.add('127.0.0.1');
+  names.add('::1');
+  names.add(hostname().toLowerCase());
+  return [...names];
+}
+
+/**
+ * Opens the data dir, making on first start the fleet CA, the server's TLS identity and the
+ * admin token. Refuses key files that others can read. Re-issues the server identity when the
+ * names it must carry changed or a third of its lifetime is left.
+ */
+export async function prepareDataDir(opts: {
+  dir: string;
+  trustDomain: string;
+  sans: readonly string[];
+  adminTokenFile?: string;
+  clock: Clock;
+  ids: IdSource;
+}): Promise<ServerIdentity> {
+  const paths = dataDirPaths(opts.dir);
+  await ensurePrivateDir(opts.dir);
+  const tokenPath = opts.adminTokenFile ?? paths.adminToken;
+  await assertPrivateFiles([paths.caKey, paths.serverKey, tokenPath]);
+  const created: string[] = [];
+  const now = opts.clock.now();
+
+  let ca: CertificateAuthority;
+  const caKeyPem = await readIfExists(paths.caKey);
+  const caCertPem = await readIfExists(paths.caCert);
+  if (caKeyPem && caCertPem) {
+    ca = await CertificateAuthority.load(caCertPem, await importKeyPairPem(caKeyPem), opts.trustDomain);
+  } else if (caKeyPem || caCertPem) {
+    throw new Error(`${paths.dir} holds only half of the fleet CA (ca.pem and ca.key go together)`);
+  } else {
+    const made = await CertificateAuthority.create({
+      now,
+      lifetimeMs: CA_LIFETIME_MS,
+      trustDomain: opts.trustDomain,
+      serial: opts.ids.serial(),
+    });
+    ca = made.ca;
+    await writeFileAtomic(paths.caKey, await exportPrivateKeyPem(made.keys.privateKey), 0o600);
+    await writeFileAtomic(paths.caCert, ca.pem, 0o644);
+    created.push(paths.caCert, paths.caKey);
+  }
+
+  let serverKeyPem = await readIfExists(paths.serverKey);
+  let serverCertPem = await readIfExists(paths.serverCert);
+  if (!serverKeyPem || !serverCertPem || needsNewServerCert(serverCertPem, ca, opts.sans, now)) {
+    const keys = serverKeyPem ? await importKeyPairPem(serverKeyPem) : await generateKeyPair();
+    if (!serverKeyPem) {
+      serverKeyPem = await exportPrivateKeyPem(keys.privateKey);
+      await writeFileAtomic(paths.serverKey, serverKeyPem, 0o600);
+    }
+    const issued = await ca.issueServerCertificate({
+      publicKey: keys.publicKey,
+      sans: opts.sans,
+      serial: opts.ids.serial(),
+      now,
+      lifetimeMs: SERVER_CERT_LIFETIME_MS,
+    });
+    serverCertPem = issued.pem;
+    await writeFileAtomic(paths.serverCert, serverCertPem, 0o644);
+    created.push(paths.serverCert);
+  }
+
+  let adminToken = (await readIfExists(tokenPath))?.trim();
+  if (!adminToken) {
+    if (opts.adminTokenFile) throw new Error(`admin token file ${opts.adminTokenFile} is empty or missing`);
+    adminToken = `mat_${randomBytes(32).toString('base64url')}`;
+    await writeFileAtomic(tokenPath, `${adminToken}\n`, 0o600);
+    created.push(tokenPath);
+  }
+
+  return { ca, serverKeyPem, serverCertPem, adminToken, paths: { ...paths, adminToken: tokenPath }, created };
+}
+
+function needsNewServerCert(
+  pem: string,
+  ca: CertificateAuthority,
+  sans: readonly string[],
+  now: number,
+): boolean {
+  const cert = new x509.X509Certificate(pem);
+  if (cert.issuer !== ca.certificate.subject) return true;
+  const lifetime = cert.notAfter.getTime() - cert.notBefore.getTime();
+  if (cert.notAfter.getTime() - now < lifetime / 3) return true;
+  const node = new NodeX509(pem);
+  return sans.some((san) => (isIpAddress(san) ? !node.checkIP(san) : !node.checkHost(san)));
+}

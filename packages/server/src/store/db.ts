@@ -1,0 +1,71 @@
+import Database from 'better-sqlite3';
+import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import pg from 'pg';
+import { type DialectTraits, postgresTraits, sqliteTraits } from './dialect.js';
+import { migrate } from './migrations.js';
+import type { Schema } from './schema.js';
+
+/** The store: one Kysely query layer over SQLite or PostgreSQL. */
+export interface Store {
+  readonly db: Kysely<Schema>;
+  readonly traits: DialectTraits;
+  /** Resolves when the database answers; throws when it does not. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** `sqlite:<path>` (or a bare path) for the embedded store, `postgres://…` for PostgreSQL. */
+export async function openStore(url: string): Promise<Store> {
+  const store =
+    url.startsWith('postgres://') || url.startsWith('postgresql://') ? openPostgres(url) : openSqlite(url);
+  try {
+    await migrate(store.db as Kysely<unknown>, store.traits);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  return store;
+}
+
+function openSqlite(url: string): Store {
+  const path = url.startsWith('sqlite:') ? url.slice('sqlite:'.length) : url;
+  const database = new Database(path);
+  // WAL lets readers run beside the writer; FULL makes every commit survive power loss.
+  database.pragma('journal_mode = WAL');
+  database.pragma('synchronous = FULL');
+  database.pragma('foreign_keys = ON');
+  database.pragma('busy_timeout = 5000');
+  const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database }) });
+  return {
+    db,
+    traits: sqliteTraits,
+    ping: async () => {
+      await sql`select 1`.execute(db);
+    },
+    close: () => db.destroy(),
+  };
+}
+
+// int8 and numeric come back as strings by default; every such column here is a
+// millisecond time or a count well inside 2^53.
+const pgTypes = {
+  getTypeParser: (oid: number, format?: string) => {
+    if (oid === 20) return (value: string) => Number(value);
+    return pg.types.getTypeParser(oid, format as 'text');
+  },
+};
+
+function openPostgres(url: string): Store {
+  const pool = new pg.Pool({ connectionString: url, max: 10, types: pgTypes as pg.CustomTypesConfig });
+  // An idle client losing its connection must not crash the process; the next query reconnects.
+  pool.on('error', () => {});
+  const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
+  return {
+    db,
+    traits: postgresTraits,
+    ping: async () => {
+      await sql`select 1`.execute(db);
+    },
+    close: () => db.destroy(),
+  };
+}

@@ -1,0 +1,57 @@
+import type { Generated } from 'kysely';
+
+/** Times are milliseconds since the epoch; JSON columns hold text in both dialects. */
+export interface TokensTable {
+  id: string;
+  secret_hash: string;
+  name: string | null;
+  profile: string;
+  labels: string;
+  uses_total: number;
+  uses_left: number;
+  created_at: number;
+  expires_at: number;
+  revoked_at: number | null;
+  created_by: string;
+}
+
+export interface NodesTable {
+  id: string;
+  name: string;
+  profile: string;
+  labels: string;
+  facts: string;
+  token_id: string;
+  enrolled_at: number;
+  last_seen_at: number | null;
+  latest: string | null;
+  cert_serial: string;
+  cert_not_after: number;
+  cert_pem: string;
+  decommissioned_at: number | null;
+}
+
+export interface CertificatesTable {
+  serial: string;
+  node_id: string;
+  not_before: number;
+  not_after: number;
+  issued_at: number;
+  revoked_at: number | null;
+}
+
+export interface DecisionsTable {
+  seq: Generated<number>;
+  ts: number;
+  kind: string;
+  actor: string;
+  subject: string;
+  data: string;
+}
+
+export interface Schema {
+  tokens: TokensTable;
+  nodes: NodesTable;
+  certificates: CertificatesTable;
+  decisions: DecisionsTable;
+}
