@@ -1,0 +1,261 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { Agent as HttpsAgent, request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createCsrPem, exportPrivateKeyPem, generateKeyPair, type KeyPair } from '@muster/host';
+import { type EnrollResponse, type Facts, MUSTER_VERSION } from '@muster/proto';
+import pg from 'pg';
+import { type Clock, ManualClock } from '../clock.js';
+import { serverConfigFrom } from '../config.js';
+import { createLogger } from '../logger.js';
+import { type RunningServer, startServer } from '../server.js';
+
+/**
+ * Test support: real servers on loopback over a real store, and real TLS clients.
+ * Store tests loop over `dialects()`; PostgreSQL joins wherever MUSTER_TEST_PG_URL is set.
+ */
+export type Dialect = 'sqlite' | 'postgres';
+
+export function dialects(): Dialect[] {
+  return process.env.MUSTER_TEST_PG_URL ? ['sqlite', 'postgres'] : ['sqlite'];
+}
+
+/** A fresh, empty PostgreSQL database for one test; dropping it is the caller's cleanup. */
+export async function createPgDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  const base = process.env.MUSTER_TEST_PG_URL;
+  if (!base) throw new Error('MUSTER_TEST_PG_URL is not set');
+  const name = `muster_test_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: base });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(base);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      const c = new pg.Client({ connectionString: base });
+      await c.connect();
+      try {
+        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } finally {
+        await c.end();
+      }
+    },
+  };
+}
+
+export interface TestServer {
+  server: RunningServer;
+  clock: ManualClock;
+  dataDir: string;
+  /** The store URL, so a second replica can share it. */
+  db: string;
+  /** Calls the admin API with the admin token. */
+  admin(method: string, path: string, body?: unknown): Promise<{ status: number; json: any; body: string }>;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a real server on loopback ports chosen by the OS. The clock starts at the real time
+ * (TLS checks certificates against the real clock) and tests move it forward by hand.
+ */
+export async function startTestServer(
+  dialect: Dialect,
+  opts: { settings?: Record<string, string | boolean | string[]>; db?: string; clock?: ManualClock } = {},
+): Promise<TestServer> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'muster-test-'));
+  let pgDb: { url: string; drop(): Promise<void> } | undefined;
+  let db = opts.db;
+  if (!db) {
+    if (dialect === 'postgres') {
+      pgDb = await createPgDatabase();
+      db = pgDb.url;
+    } else db = `sqlite:${join(dataDir, 'muster.db')}`;
+  }
+  const clock = opts.clock ?? new ManualClock(Date.now());
+  const config = serverConfigFrom({
+    'data-dir': dataDir,
+    listen: '127.0.0.1:0',
+    'admin-listen': '127.0.0.1:0',
+    db,
+    'enroll-rate': '10000',
+    ...opts.settings,
+  });
+  const server = await startServer(config, { clock, logger: createLogger('silent') });
+  const token = server.identity.adminToken;
+  return {
+    server,
+    clock,
+    dataDir,
+    db,
+    async admin(method, path, body) {
+      const res = await server.app.admin.inject({
+        method: method as 'GET',
+        url: path,
+        headers: { authorization: `Bearer ${token}` },
+        ...(body === undefined ? {} : { payload: body as object }),
+      });
+      let json: unknown;
+      try {
+        json = res.body ? JSON.parse(res.body) : undefined;
+      } catch {
+        json = undefined;
+      }
+      return { status: res.statusCode, json, body: res.body };
+    },
+    async close() {
+      await server.stop();
+      await pgDb?.drop();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export const testFacts = (hostname = 'test-host'): Facts => ({
+  hostname,
+  os: 'linux',
+  arch: 'x64',
+  kernel: '6.1.0',
+  cpus: 2,
+  memoryBytes: 8 * 2 ** 30,
+  agentVersion: MUSTER_VERSION,
+});
+
+export interface HttpsResult {
+  status: number;
+  json: any;
+  body: string;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+/** One HTTPS request with explicit TLS material; never throws on an HTTP error status. */
+export function httpsJson(
+  url: string,
+  opts: {
+    method?: string;
+    body?: unknown;
+    rawBody?: string | Buffer;
+    ca?: string;
+    key?: string;
+    cert?: string;
+    agent?: HttpsAgent;
+    headers?: Record<string, string>;
+  } = {},
+): Promise<HttpsResult> {
+  const payload =
+    opts.rawBody !== undefined
+      ? Buffer.from(opts.rawBody)
+      : opts.body === undefined
+        ? undefined
+        : Buffer.from(JSON.stringify(opts.body));
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        method: opts.method ?? (payload ? 'POST' : 'GET'),
+        ...(opts.agent
+          ? { agent: opts.agent }
+          : { agent: false, ca: opts.ca, key: opts.key, cert: opts.cert }),
+        headers: {
+          ...(payload
+            ? { 'content-type': 'application/json', 'content-length': String(payload.length) }
+            : {}),
+          ...opts.headers,
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const body = Buffer.concat(chunks).toString('utf8');
+          let json: unknown;
+          try {
+            json = body ? JSON.parse(body) : undefined;
+          } catch {
+            json = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, json, body, headers: res.headers });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+/** A simulated agent: its own key, enrolled through the real API, holding a real mTLS identity. */
+export interface TestAgent {
+  nodeId: string;
+  name: string;
+  keys: KeyPair;
+  keyPem: string;
+  certPem: string;
+  caPem: string;
+  /** A keep-alive agent that presents the node's certificate. */
+  agent: HttpsAgent;
+  heartbeat(body?: Record<string, unknown>, seq?: number): Promise<HttpsResult>;
+}
+
+export async function createToken(t: TestServer, body: Record<string, unknown> = {}): Promise<string> {
+  const res = await t.admin('POST', '/v1/tokens', body);
+  if (res.status !== 201) throw new Error(`token create failed: ${res.status} ${res.body}`);
+  return res.json.secret as string;
+}
+
+export async function enrollAgent(
+  t: TestServer,
+  opts: { name?: string; token?: string } = {},
+): Promise<TestAgent> {
+  const keys = await generateKeyPair();
+  const name = opts.name ?? `node-${randomBytes(4).toString('hex')}`;
+  const token = opts.token ?? (await createToken(t));
+  const caPem = t.server.identity.ca.pem;
+  const res = await httpsJson(`${t.server.agentUrl}/v1/enroll`, {
+    body: { token, csr: await createCsrPem(keys, name), name, facts: testFacts(name) },
+    ca: caPem,
+  });
+  if (res.status !== 201) throw new Error(`enroll failed: ${res.status} ${res.body}`);
+  const enrolled = res.json as EnrollResponse;
+  const keyPem = await exportPrivateKeyPem(keys.privateKey);
+  const agent = new HttpsAgent({
+    keepAlive: true,
+    maxSockets: 1,
+    key: keyPem,
+    cert: enrolled.certificate,
+    ca: caPem,
+  });
+  let seq = 0;
+  return {
+    nodeId: enrolled.nodeId,
+    name: enrolled.name,
+    keys,
+    keyPem,
+    certPem: enrolled.certificate,
+    caPem,
+    agent,
+    heartbeat: (body, s) =>
+      httpsJson(`${t.server.agentUrl}/v1/agent/heartbeat`, {
+        body: body ?? sampleHeartbeat(s ?? seq++),
+        agent,
+      }),
+  };
+}
+
+export function sampleHeartbeat(seq = 0, now: Clock = { now: () => Date.now() }) {
+  return {
+    seq,
+    sentAt: new Date(now.now()).toISOString(),
+    uptimeSec: 1234,
+    load: [0.5, 0.4, 0.3],
+    cpuPct: 12.5,
+    memory: { totalBytes: 8 * 2 ** 30, availableBytes: 6 * 2 ** 30 },
+    disks: [{ mount: '/', totalBytes: 100 * 2 ** 30, freeBytes: 60 * 2 ** 30 }],
+    services: [{ name: 'sshd', active: true }],
+    checks: [],
+  };
+}
