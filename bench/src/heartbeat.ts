@@ -1,0 +1,107 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Agent as HttpsAgent } from 'node:https';
+import { enroll, emit, heartbeat, makeApplicants, post, progress, spawnServer, stopChild } from './support.js';
+
+export interface HeartbeatOptions {
+  agents: number;
+  durationMs: number;
+  db?: string;
+}
+
+interface Client {
+  agent: HttpsAgent;
+}
+
+/**
+ * N simulated agents, each with its own certificate and one kept-alive mTLS connection, send
+ * heartbeats in a closed loop. The same clients then load a bare HTTPS server that answers 204.
+ */
+export async function heartbeatScenario(opts: HeartbeatOptions): Promise<void> {
+  const server = await spawnServer(['--enroll-rate', '100000', ...(opts.db ? ['--db', opts.db] : [])]);
+  try {
+    progress(`enrolling ${opts.agents} agents (enrollment rate limit raised for this run)`);
+    const { secret } = await server.admin<{ secret: string }>('POST', '/v1/tokens', { uses: opts.agents, ttlSec: 3600 });
+    const applicants = await makeApplicants(opts.agents, 'hb');
+    const clients: Client[] = [];
+    for (const applicant of applicants) {
+      const enrolled = await enroll(server, secret, applicant);
+      clients.push({
+        agent: new HttpsAgent({
+          keepAlive: true,
+          maxSockets: 1,
+          key: applicant.keyPem,
+          cert: enrolled.certificate,
+          ca: server.caPem,
+        }),
+      });
+    }
+
+    progress(`heartbeats: ${opts.agents} agents for ${opts.durationMs / 1000} s against muster server`);
+    const muster = await closedLoop(clients, `${server.agentUrl}/v1/agent/heartbeat`, 202, opts.durationMs);
+    for (const c of clients) c.agent.destroy();
+
+    const bare = spawn(
+      process.execPath,
+      [
+        fileURLToPath(new URL('./bare-server.js', import.meta.url)),
+        join(server.dataDir, 'server.key'),
+        join(server.dataDir, 'server.pem'),
+        join(server.dataDir, 'ca.pem'),
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const bareUrl = await new Promise<string>((resolve, reject) => {
+      bare.stdout!.once('data', (chunk: Buffer) => resolve(/listening (\S+)/.exec(chunk.toString())![1]!));
+      bare.once('exit', (code) => reject(new Error(`bare server exited with ${code}`)));
+    });
+    const bareClients = clients.map((c) => ({
+      agent: new HttpsAgent({ keepAlive: true, maxSockets: 1, ...tlsOf(c.agent) }),
+    }));
+    progress(`heartbeats: the same agents for ${opts.durationMs / 1000} s against a bare HTTPS server answering 204`);
+    const baseline = await closedLoop(bareClients, `${bareUrl}/v1/agent/heartbeat`, 204, opts.durationMs);
+    for (const c of bareClients) c.agent.destroy();
+    await stopChild(bare);
+
+    const common = { agents: opts.agents, durationSec: opts.durationMs / 1000, store: opts.db ? 'postgres' : 'sqlite' };
+    emit('heartbeat', 'heartbeats_per_sec', muster.rate, { ...common, failed: muster.failed, unit: 'heartbeats/s, each committed before the 202' });
+    emit('heartbeat', 'bare_https_204_per_sec', baseline.rate, { ...common, failed: baseline.failed, unit: 'requests/s, same clients and TLS settings' });
+    emit('heartbeat', 'ratio_to_bare', muster.rate / baseline.rate, { goal: '>= 0.5' });
+    emit('heartbeat', 'agents_carried_at_10s_interval', muster.rate * 10, { unit: 'agents' });
+  } finally {
+    await server.stop();
+  }
+}
+
+function tlsOf(agent: HttpsAgent): { key: string; cert: string; ca: string } {
+  const o = agent.options as { key: string; cert: string; ca: string };
+  return { key: o.key, cert: o.cert, ca: o.ca };
+}
+
+/** Each client sends, waits for the answer, and sends again; a second of warm-up is not counted. */
+async function closedLoop(clients: Client[], url: string, expected: number, durationMs: number) {
+  const warmupMs = 1000;
+  const start = performance.now();
+  const measureFrom = start + warmupMs;
+  const end = measureFrom + durationMs;
+  let counted = 0;
+  let failed = 0;
+  await Promise.all(
+    clients.map(async (client, i) => {
+      let seq = i * 1_000_000;
+      while (performance.now() < end) {
+        try {
+          const res = await post(url, heartbeat(seq++), { agent: client.agent });
+          const now = performance.now();
+          if (now < measureFrom || now > end) continue;
+          if (res.status === expected) counted++;
+          else failed++;
+        } catch {
+          failed++;
+        }
+      }
+    }),
+  );
+  return { rate: counted / (durationMs / 1000), failed };
+}

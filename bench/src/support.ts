@@ -1,0 +1,177 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { Agent as HttpsAgent, request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createCsrPem, exportPrivateKeyPem, generateKeyPair } from '@muster/host';
+import { type EnrollResponse, type Heartbeat, MUSTER_VERSION } from '@muster/proto';
+
+export const CLI = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));
+
+/** Prints one figure as a JSON line on stdout: what `muster bench` promises. */
+export function emit(scenario: string, figure: string, value: number, extra: Record<string, unknown> = {}): void {
+  process.stdout.write(`${JSON.stringify({ scenario, figure, value: Math.round(value * 100) / 100, ...extra })}\n`);
+}
+
+/** Progress for a person watching; quiet when stderr is not a terminal. */
+export function progress(text: string): void {
+  if (process.stderr.isTTY) process.stderr.write(`${text}\n`);
+}
+
+export interface BenchServer {
+  agentUrl: string;
+  adminUrl: string;
+  dataDir: string;
+  caPem: string;
+  serverKeyPem: string;
+  serverCertPem: string;
+  admin<T>(method: string, path: string, body?: unknown): Promise<T>;
+  stop(): Promise<void>;
+}
+
+/** Starts `muster server` as its own process on loopback, as an operator would run it. */
+export async function spawnServer(extraArgs: string[]): Promise<BenchServer> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'muster-bench-'));
+  const child = spawn(
+    process.execPath,
+    [CLI, 'server', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--log-level', 'warn', ...extraArgs],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const urls = await new Promise<{ agent: string; admin: string }>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const agent = /agent plane\s+(https:\/\/\S+)/.exec(out)?.[1];
+      const admin = /admin API\s+(https?:\/\/\S+)/.exec(out)?.[1];
+      if (agent && admin) resolve({ agent, admin });
+    });
+    child.once('exit', (code) => reject(new Error(`muster server exited with ${code} before it was ready`)));
+  });
+  const token = (await readFile(join(dataDir, 'admin.token'), 'utf8')).trim();
+  return {
+    agentUrl: urls.agent,
+    adminUrl: urls.admin,
+    dataDir,
+    caPem: await readFile(join(dataDir, 'ca.pem'), 'utf8'),
+    serverKeyPem: await readFile(join(dataDir, 'server.key'), 'utf8'),
+    serverCertPem: await readFile(join(dataDir, 'server.pem'), 'utf8'),
+    async admin<T>(method: string, path: string, body?: unknown) {
+      const res = await fetch(`${urls.admin}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+        ...(body ? { body: JSON.stringify(body) } : {}),
+      });
+      if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+      return (res.status === 204 ? undefined : await res.json()) as T;
+    },
+    stop: () => stopChild(child).then(() => rm(dataDir, { recursive: true, force: true })),
+  };
+}
+
+export function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+/** A simulated agent's key and CSR, made before any clock starts. */
+export interface Applicant {
+  name: string;
+  keyPem: string;
+  csr: string;
+}
+
+export async function makeApplicants(count: number, prefix: string): Promise<Applicant[]> {
+  const out: Applicant[] = [];
+  const batch = 64;
+  for (let i = 0; i < count; i += batch) {
+    const made = await Promise.all(
+      Array.from({ length: Math.min(batch, count - i) }, async (_, j) => {
+        const name = `${prefix}-${i + j}`;
+        const keys = await generateKeyPair();
+        return { name, keyPem: await exportPrivateKeyPem(keys.privateKey), csr: await createCsrPem(keys, name) };
+      }),
+    );
+    out.push(...made);
+    if ((i / batch) % 20 === 0) progress(`keys and CSRs: ${out.length}/${count}`);
+  }
+  return out;
+}
+
+export function facts(name: string) {
+  return { hostname: name, os: 'linux', arch: 'x64', kernel: '6.1.0', cpus: 2, memoryBytes: 8 * 2 ** 30, agentVersion: MUSTER_VERSION };
+}
+
+/** One POST over HTTPS; resolves with the status code and body. */
+export function post(url: string, body: unknown, tls: { agent?: HttpsAgent; ca?: string }): Promise<{ status: number; body: string }> {
+  const payload = Buffer.from(JSON.stringify(body));
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        method: 'POST',
+        ...(tls.agent ? { agent: tls.agent } : { agent: false, ca: tls.ca }),
+        headers: { 'content-type': 'application/json', 'content-length': String(payload.length) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+export async function enroll(server: BenchServer, token: string, applicant: Applicant): Promise<EnrollResponse> {
+  const res = await post(
+    `${server.agentUrl}/v1/enroll`,
+    { token, csr: applicant.csr, name: applicant.name, facts: facts(applicant.name) },
+    { ca: server.caPem },
+  );
+  if (res.status !== 201) throw new Error(`enroll ${applicant.name}: ${res.status} ${res.body}`);
+  return JSON.parse(res.body) as EnrollResponse;
+}
+
+export function heartbeat(seq: number): Heartbeat {
+  return {
+    seq,
+    sentAt: new Date().toISOString(),
+    uptimeSec: 1000 + seq,
+    load: [0.4, 0.3, 0.2],
+    cpuPct: 7.5,
+    memory: { totalBytes: 8 * 2 ** 30, availableBytes: 5 * 2 ** 30 },
+    disks: [{ mount: '/', totalBytes: 100 * 2 ** 30, freeBytes: 40 * 2 ** 30 }],
+    services: [{ name: 'sshd', active: true }],
+    checks: [],
+  };
+}
+
+/** Runs `fn` with at most `limit` calls in flight; returns how many failed and the first error. */
+export async function pool<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>) {
+  let next = 0;
+  let failed = 0;
+  let firstError: unknown;
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++]!;
+      try {
+        await fn(item);
+      } catch (err) {
+        failed++;
+        firstError ??= err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return { failed, firstError };
+}
