@@ -18,8 +18,13 @@ export async function enrollScenario(opts: EnrollOptions): Promise<void> {
   try {
     progress(`making ${opts.agents} keys and CSRs (not timed)`);
     const applicants = await makeApplicants(opts.agents, 'en');
-    const { secret } = await server.admin<{ secret: string }>('POST', '/v1/tokens', { uses: opts.agents, ttlSec: 3600 });
-    progress(`enrolling ${opts.agents} agents, ${opts.concurrency} at a time (enrollment rate limit raised for this run)`);
+    const { secret } = await server.admin<{ secret: string }>('POST', '/v1/tokens', {
+      uses: opts.agents,
+      ttlSec: 3600,
+    });
+    progress(
+      `enrolling ${opts.agents} agents, ${opts.concurrency} at a time (enrollment rate limit raised for this run)`,
+    );
     const start = performance.now();
     const { failed, firstError } = await pool(applicants, opts.concurrency, async (a) => {
       await enroll(server, secret, a);
@@ -27,10 +32,21 @@ export async function enrollScenario(opts: EnrollOptions): Promise<void> {
     const seconds = (performance.now() - start) / 1000;
     const { items } = await server.admin<{ items: unknown[] }>('GET', '/v1/nodes?limit=1');
     void items;
-    const common = { agents: opts.agents, concurrency: opts.concurrency, store: opts.db ? 'postgres' : 'sqlite' };
+    const common = {
+      agents: opts.agents,
+      concurrency: opts.concurrency,
+      store: opts.db ? 'postgres' : 'sqlite',
+    };
     emit('enroll', 'enrollments_per_sec', (opts.agents - failed) / seconds, { ...common, failed });
-    emit('enroll', 'all_enrolled_sec', seconds, { ...common, goal: '<= 10', failed, ...(firstError ? { firstError: String(firstError) } : {}) });
-    emit('enroll', 'ecdsa_p256_signs_per_sec', signRate, { unit: 'raw node:crypto signatures/s on one core, same run' });
+    emit('enroll', 'all_enrolled_sec', seconds, {
+      ...common,
+      goal: '<= 10',
+      failed,
+      ...(firstError ? { firstError: String(firstError) } : {}),
+    });
+    emit('enroll', 'ecdsa_p256_signs_per_sec', signRate, {
+      unit: 'raw node:crypto signatures/s on one core, same run',
+    });
   } finally {
     await server.stop();
   }

@@ -1,8 +1,17 @@
 import { spawn } from 'node:child_process';
+import { Agent as HttpsAgent } from 'node:https';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Agent as HttpsAgent } from 'node:https';
-import { enroll, emit, heartbeat, makeApplicants, post, progress, spawnServer, stopChild } from './support.js';
+import {
+  emit,
+  enroll,
+  heartbeat,
+  makeApplicants,
+  post,
+  progress,
+  spawnServer,
+  stopChild,
+} from './support.js';
 
 export interface HeartbeatOptions {
   agents: number;
@@ -22,7 +31,10 @@ export async function heartbeatScenario(opts: HeartbeatOptions): Promise<void> {
   const server = await spawnServer(['--enroll-rate', '100000', ...(opts.db ? ['--db', opts.db] : [])]);
   try {
     progress(`enrolling ${opts.agents} agents (enrollment rate limit raised for this run)`);
-    const { secret } = await server.admin<{ secret: string }>('POST', '/v1/tokens', { uses: opts.agents, ttlSec: 3600 });
+    const { secret } = await server.admin<{ secret: string }>('POST', '/v1/tokens', {
+      uses: opts.agents,
+      ttlSec: 3600,
+    });
     const applicants = await makeApplicants(opts.agents, 'hb');
     const clients: Client[] = [];
     for (const applicant of applicants) {
@@ -59,14 +71,28 @@ export async function heartbeatScenario(opts: HeartbeatOptions): Promise<void> {
     const bareClients = clients.map((c) => ({
       agent: new HttpsAgent({ keepAlive: true, maxSockets: 1, ...tlsOf(c.agent) }),
     }));
-    progress(`heartbeats: the same agents for ${opts.durationMs / 1000} s against a bare HTTPS server answering 204`);
+    progress(
+      `heartbeats: the same agents for ${opts.durationMs / 1000} s against a bare HTTPS server answering 204`,
+    );
     const baseline = await closedLoop(bareClients, `${bareUrl}/v1/agent/heartbeat`, 204, opts.durationMs);
     for (const c of bareClients) c.agent.destroy();
     await stopChild(bare);
 
-    const common = { agents: opts.agents, durationSec: opts.durationMs / 1000, store: opts.db ? 'postgres' : 'sqlite' };
-    emit('heartbeat', 'heartbeats_per_sec', muster.rate, { ...common, failed: muster.failed, unit: 'heartbeats/s, each committed before the 202' });
-    emit('heartbeat', 'bare_https_204_per_sec', baseline.rate, { ...common, failed: baseline.failed, unit: 'requests/s, same clients and TLS settings' });
+    const common = {
+      agents: opts.agents,
+      durationSec: opts.durationMs / 1000,
+      store: opts.db ? 'postgres' : 'sqlite',
+    };
+    emit('heartbeat', 'heartbeats_per_sec', muster.rate, {
+      ...common,
+      failed: muster.failed,
+      unit: 'heartbeats/s, each committed before the 202',
+    });
+    emit('heartbeat', 'bare_https_204_per_sec', baseline.rate, {
+      ...common,
+      failed: baseline.failed,
+      unit: 'requests/s, same clients and TLS settings',
+    });
     emit('heartbeat', 'ratio_to_bare', muster.rate / baseline.rate, { goal: '>= 0.5' });
     emit('heartbeat', 'agents_carried_at_10s_interval', muster.rate * 10, { unit: 'agents' });
   } finally {

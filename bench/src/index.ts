@@ -19,8 +19,13 @@ export async function runScenario(name: string, values: Record<string, unknown>)
     case 'heartbeat': {
       const durationText = (values.duration as string | undefined) ?? '10s';
       const durationMs = parseDuration(durationText);
-      if (durationMs === undefined) throw new Error(`--duration: "${durationText}" is not a duration such as 10s`);
-      return heartbeatScenario({ agents: count(values.agents, 200, 'agents'), durationMs, ...(db ? { db } : {}) });
+      if (durationMs === undefined)
+        throw new Error(`--duration: "${durationText}" is not a duration such as 10s`);
+      return heartbeatScenario({
+        agents: count(values.agents, 200, 'agents'),
+        durationMs,
+        ...(db ? { db } : {}),
+      });
     }
     case 'enroll':
       return enrollScenario({

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { Agent as HttpsAgent, request } from 'node:https';
+import { type Agent as HttpsAgent, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,8 +10,15 @@ import { type EnrollResponse, type Heartbeat, MUSTER_VERSION } from '@muster/pro
 export const CLI = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));
 
 /** Prints one figure as a JSON line on stdout: what `muster bench` promises. */
-export function emit(scenario: string, figure: string, value: number, extra: Record<string, unknown> = {}): void {
-  process.stdout.write(`${JSON.stringify({ scenario, figure, value: Math.round(value * 100) / 100, ...extra })}\n`);
+export function emit(
+  scenario: string,
+  figure: string,
+  value: number,
+  extra: Record<string, unknown> = {},
+): void {
+  process.stdout.write(
+    `${JSON.stringify({ scenario, figure, value: Math.round(value * 100) / 100, ...extra })}\n`,
+  );
 }
 
 /** Progress for a person watching; quiet when stderr is not a terminal. */
@@ -35,7 +42,19 @@ export async function spawnServer(extraArgs: string[]): Promise<BenchServer> {
   const dataDir = await mkdtemp(join(tmpdir(), 'muster-bench-'));
   const child = spawn(
     process.execPath,
-    [CLI, 'server', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--log-level', 'warn', ...extraArgs],
+    [
+      CLI,
+      'server',
+      '--data-dir',
+      dataDir,
+      '--listen',
+      '127.0.0.1:0',
+      '--admin-listen',
+      '127.0.0.1:0',
+      '--log-level',
+      'warn',
+      ...extraArgs,
+    ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   const urls = await new Promise<{ agent: string; admin: string }>((resolve, reject) => {
@@ -59,7 +78,10 @@ export async function spawnServer(extraArgs: string[]): Promise<BenchServer> {
     async admin<T>(method: string, path: string, body?: unknown) {
       const res = await fetch(`${urls.admin}${path}`, {
         method,
-        headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+        headers: {
+          authorization: `Bearer ${token}`,
+          ...(body ? { 'content-type': 'application/json' } : {}),
+        },
         ...(body ? { body: JSON.stringify(body) } : {}),
       });
       if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
@@ -96,7 +118,11 @@ export async function makeApplicants(count: number, prefix: string): Promise<App
       Array.from({ length: Math.min(batch, count - i) }, async (_, j) => {
         const name = `${prefix}-${i + j}`;
         const keys = await generateKeyPair();
-        return { name, keyPem: await exportPrivateKeyPem(keys.privateKey), csr: await createCsrPem(keys, name) };
+        return {
+          name,
+          keyPem: await exportPrivateKeyPem(keys.privateKey),
+          csr: await createCsrPem(keys, name),
+        };
       }),
     );
     out.push(...made);
@@ -106,11 +132,23 @@ export async function makeApplicants(count: number, prefix: string): Promise<App
 }
 
 export function facts(name: string) {
-  return { hostname: name, os: 'linux', arch: 'x64', kernel: '6.1.0', cpus: 2, memoryBytes: 8 * 2 ** 30, agentVersion: MUSTER_VERSION };
+  return {
+    hostname: name,
+    os: 'linux',
+    arch: 'x64',
+    kernel: '6.1.0',
+    cpus: 2,
+    memoryBytes: 8 * 2 ** 30,
+    agentVersion: MUSTER_VERSION,
+  };
 }
 
 /** One POST over HTTPS; resolves with the status code and body. */
-export function post(url: string, body: unknown, tls: { agent?: HttpsAgent; ca?: string }): Promise<{ status: number; body: string }> {
+export function post(
+  url: string,
+  body: unknown,
+  tls: { agent?: HttpsAgent; ca?: string },
+): Promise<{ status: number; body: string }> {
   const payload = Buffer.from(JSON.stringify(body));
   return new Promise((resolve, reject) => {
     const req = request(
@@ -132,7 +170,11 @@ export function post(url: string, body: unknown, tls: { agent?: HttpsAgent; ca?:
   });
 }
 
-export async function enroll(server: BenchServer, token: string, applicant: Applicant): Promise<EnrollResponse> {
+export async function enroll(
+  server: BenchServer,
+  token: string,
+  applicant: Applicant,
+): Promise<EnrollResponse> {
   const res = await post(
     `${server.agentUrl}/v1/enroll`,
     { token, csr: applicant.csr, name: applicant.name, facts: facts(applicant.name) },
