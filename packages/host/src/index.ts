@@ -3,3 +3,4 @@ export * from './files.js';
 export * from './log.js';
 export * from './pki.js';
 export * from './settings.js';
+export * from './x509.js';

@@ -3,3 +3,4 @@ export * from './names.js';
 export * from './problem.js';
 export * from './version.js';
 export * from './wire.js';
+export * from './der.js';
