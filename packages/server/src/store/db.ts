@@ -1,4 +1,5 @@
-import Database from 'better-sqlite3';
+import { createRequire } from 'node:module';
+import type BetterSqlite3 from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
 import { type DialectTraits, postgresTraits, sqliteTraits } from './dialect.js';
@@ -27,8 +28,29 @@ export async function openStore(url: string): Promise<Store> {
   return store;
 }
 
+const require = createRequire(import.meta.url);
+
+/**
+ * better-sqlite3 13 ships Node-API prebuilds and is safe on Node 24, whose ObjectWrap change
+ * makes 12.x abort when a statement is collected outside a context; but 13 crashes on Node 20.
+ * So Node 22 and later load 13, and Node 20 loads 12, installed under an alias.
+ */
+function loadSqlite(): typeof BetterSqlite3 {
+  const major = Number(process.versions.node.split('.')[0]);
+  const name = major >= 22 ? 'better-sqlite3' : 'better-sqlite3-node20';
+  try {
+    return require(name) as typeof BetterSqlite3;
+  } catch (err) {
+    throw new Error(
+      `the embedded SQLite store needs the ${name} package built for Node ${process.versions.node} ` +
+        `(${(err as Error).message.split('\n')[0]}); reinstall with build tools present, or use PostgreSQL`,
+    );
+  }
+}
+
 function openSqlite(url: string): Store {
   const path = url.startsWith('sqlite:') ? url.slice('sqlite:'.length) : url;
+  const Database = loadSqlite();
   const database = new Database(path);
   // WAL lets readers run beside the writer; FULL makes every commit survive power loss.
   database.pragma('journal_mode = WAL');
