@@ -59,7 +59,12 @@ export const demoCommand: Command = {
           }),
         );
       }
-      await Promise.race([ready, new Promise((resolve) => setTimeout(resolve, 15_000)), aborted(signal)]);
+      // Unreferenced: a pending wait for slow agents must not hold the process open after Ctrl-C.
+      await Promise.race([
+        ready,
+        new Promise((resolve) => setTimeout(resolve, 15_000).unref()),
+        aborted(signal),
+      ]);
       if (!signal.aborted) {
         process.stdout.write(
           `\nMuster demo is running: a control plane on SQLite and ${DEMO_NODES.length} agents on this host.\n\n` +
