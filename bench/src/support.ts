@@ -43,6 +43,8 @@ export async function spawnServer(extraArgs: string[]): Promise<BenchServer> {
   const child = spawn(
     process.execPath,
     [
+      // e.g. MUSTER_BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the server
+      ...(process.env.MUSTER_BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
       CLI,
       'server',
       '--data-dir',

@@ -22,6 +22,12 @@ export const benchCommand: Command = {
       help: 'how long to measure (heartbeat: default 10s)',
     },
     {
+      flag: 'concurrency',
+      kind: 'string',
+      value: 'N',
+      help: 'enroll: enrollments in flight at once (default 500)',
+    },
+    {
       flag: 'db',
       kind: 'string',
       value: 'URL',

@@ -1,17 +1,27 @@
 import {
-  type CryptoKey,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+  X509Certificate,
+} from 'node:crypto';
+import { isIP } from 'node:net';
+import {
   caPinOf,
-  generateKeyPair,
-  type KeyPair,
-  SIGNING_ALGORITHM,
-  x509,
+  type GeneralName,
+  issueCertificate,
+  keyIdentifierOf,
+  nameDer,
+  OIDS,
+  subjectDerOf,
 } from '@muster/host';
 
 const BACKDATE_MS = 5 * 60_000;
 
 /** What a node certificate is made of: policy decides all of it, the CSR only lends its key. */
 export interface NodeCertificateRequest {
-  publicKey: x509.PublicKey;
+  /** The requester's SubjectPublicKeyInfo, from a CSR whose signature verified. */
+  spki: Uint8Array;
   name: string;
   nodeId: string;
   serial: string;
@@ -28,49 +38,56 @@ export interface IssuedCertificate {
 
 /** The fleet CA: an ECDSA P-256 root that signs node and server identities. */
 export class CertificateAuthority {
-  readonly pem: string;
   readonly pin: string;
-  private readonly name: x509.Name;
-  private readonly authorityKeyId: x509.AuthorityKeyIdentifierExtension;
+  readonly certificate: X509Certificate;
+  private readonly subject: Uint8Array;
+  private readonly keyId: Uint8Array;
 
   private constructor(
-    readonly certificate: x509.X509Certificate,
-    private readonly keys: KeyPair,
+    readonly pem: string,
+    private readonly key: KeyObject,
     readonly trustDomain: string,
   ) {
-    this.pem = certificate.toString('pem');
-    this.pin = caPinOf(this.pem);
-    this.name = new x509.Name(certificate.subject);
-    const ski = certificate.getExtension(x509.SubjectKeyIdentifierExtension);
-    if (!ski) throw new Error('the fleet CA certificate has no subject key identifier');
-    this.authorityKeyId = new x509.AuthorityKeyIdentifierExtension(ski.keyId);
+    this.certificate = new X509Certificate(pem);
+    if (!this.certificate.ca) throw new Error('the fleet CA certificate is not a CA certificate');
+    if (!this.certificate.checkPrivateKey(key))
+      throw new Error('the fleet CA key does not match its certificate');
+    this.pin = caPinOf(pem);
+    this.subject = subjectDerOf(pem);
+    this.keyId = keyIdentifierOf(pem);
   }
 
-  static async load(certPem: string, keys: KeyPair, trustDomain: string): Promise<CertificateAuthority> {
-    return new CertificateAuthority(new x509.X509Certificate(certPem), keys, trustDomain);
+  static load(certPem: string, keyPem: string, trustDomain: string): CertificateAuthority {
+    return new CertificateAuthority(certPem, createPrivateKey(keyPem), trustDomain);
   }
 
-  /** Makes a new self-signed root. */
-  static async create(opts: { now: number; lifetimeMs: number; trustDomain: string; serial: string }) {
-    const keys = await generateKeyPair();
-    const certificate = await x509.X509CertificateGenerator.createSelfSigned({
-      serialNumber: opts.serial,
-      name: `CN=Muster fleet CA ${opts.trustDomain},O=Muster`,
-      notBefore: new Date(opts.now - BACKDATE_MS),
-      notAfter: new Date(opts.now + opts.lifetimeMs),
-      keys,
-      signingAlgorithm: SIGNING_ALGORITHM,
-      extensions: [
-        new x509.BasicConstraintsExtension(true, 0, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-      ],
-    });
-    return { ca: new CertificateAuthority(certificate, keys, opts.trustDomain), keys };
+  /** Makes a new self-signed root; returns it with its private key as PKCS#8 PEM. */
+  static create(opts: { now: number; lifetimeMs: number; trustDomain: string; serial: string }) {
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const name = nameDer([
+      [OIDS.commonName, `Muster fleet CA ${opts.trustDomain}`],
+      [OIDS.organization, 'Muster'],
+    ]);
+    const pem = issueCertificate(
+      {
+        serialHex: opts.serial,
+        issuer: name,
+        subject: name,
+        notBefore: opts.now - BACKDATE_MS,
+        notAfter: opts.now + opts.lifetimeMs,
+        spki: publicKey.export({ type: 'spki', format: 'der' }),
+        ca: true,
+      },
+      privateKey,
+    );
+    return {
+      ca: new CertificateAuthority(pem, privateKey, opts.trustDomain),
+      keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+    };
   }
 
   get notAfter(): number {
-    return this.certificate.notAfter.getTime();
+    return Date.parse(this.certificate.validTo);
   }
 
   /** The SPIFFE ID a node's certificate carries. */
@@ -80,65 +97,59 @@ export class CertificateAuthority {
 
   /**
    * Issues a node's client certificate. CN, SAN, key usage and lifetime come from policy;
-   * whatever else the CSR asked for is ignored.
+   * whatever else the CSR asked for is never read.
    */
-  async issueNodeCertificate(req: NodeCertificateRequest): Promise<IssuedCertificate> {
+  issueNodeCertificate(req: NodeCertificateRequest): IssuedCertificate {
     const notBefore = req.now - BACKDATE_MS;
     const notAfter = req.now + req.lifetimeMs;
-    const cert = await x509.X509CertificateGenerator.create({
-      serialNumber: req.serial,
-      subject: new x509.Name([{ CN: [req.name] }]),
-      issuer: this.name,
-      notBefore: new Date(notBefore),
-      notAfter: new Date(notAfter),
-      publicKey: req.publicKey,
-      signingKey: this.keys.privateKey,
-      signingAlgorithm: SIGNING_ALGORITHM,
-      extensions: [
-        new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth], false),
-        new x509.SubjectAlternativeNameExtension([{ type: 'url', value: this.spiffeId(req.nodeId) }], false),
-        this.authorityKeyId,
-      ],
-    });
-    return { pem: cert.toString('pem'), serial: req.serial, notBefore, notAfter };
+    const pem = issueCertificate(
+      {
+        serialHex: req.serial,
+        issuer: this.subject,
+        subject: nameDer([[OIDS.commonName, req.name]]),
+        notBefore,
+        notAfter,
+        spki: req.spki,
+        ca: false,
+        extKeyUsage: ['clientAuth'],
+        subjectAltNames: [{ uri: this.spiffeId(req.nodeId) }],
+        authorityKeyId: this.keyId,
+      },
+      this.key,
+    );
+    return { pem, serial: req.serial, notBefore, notAfter };
   }
 
   /** Issues the server's own TLS identity for the names and addresses agents dial. */
-  async issueServerCertificate(opts: {
-    publicKey: CryptoKey;
+  issueServerCertificate(opts: {
+    keyPem: string;
     sans: readonly string[];
     serial: string;
     now: number;
     lifetimeMs: number;
-  }): Promise<IssuedCertificate> {
+  }): IssuedCertificate {
     const notBefore = opts.now - BACKDATE_MS;
     const notAfter = opts.now + opts.lifetimeMs;
-    const names = opts.sans.map((san) =>
-      isIpAddress(san) ? { type: 'ip' as const, value: san } : { type: 'dns' as const, value: san },
+    const names: GeneralName[] = opts.sans.map((san) => (isIP(san) ? { ip: san } : { dns: san }));
+    const pem = issueCertificate(
+      {
+        serialHex: opts.serial,
+        issuer: this.subject,
+        subject: nameDer([[OIDS.commonName, opts.sans[0] ?? 'muster']]),
+        notBefore,
+        notAfter,
+        spki: createPublicKey(opts.keyPem).export({ type: 'spki', format: 'der' }),
+        ca: false,
+        extKeyUsage: ['serverAuth'],
+        subjectAltNames: names,
+        authorityKeyId: this.keyId,
+      },
+      this.key,
     );
-    const cert = await x509.X509CertificateGenerator.create({
-      serialNumber: opts.serial,
-      subject: new x509.Name([{ CN: [opts.sans[0] ?? 'muster'] }]),
-      issuer: this.name,
-      notBefore: new Date(notBefore),
-      notAfter: new Date(notAfter),
-      publicKey: opts.publicKey,
-      signingKey: this.keys.privateKey,
-      signingAlgorithm: SIGNING_ALGORITHM,
-      extensions: [
-        new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth], false),
-        new x509.SubjectAlternativeNameExtension(names, false),
-        this.authorityKeyId,
-      ],
-    });
-    return { pem: cert.toString('pem'), serial: opts.serial, notBefore, notAfter };
+    return { pem, serial: opts.serial, notBefore, notAfter };
   }
 }
 
 export function isIpAddress(value: string): boolean {
-  return /^\d{1,3}(\.\d{1,3}){3}$/.test(value) || value.includes(':');
+  return isIP(value) !== 0;
 }

@@ -1,16 +1,8 @@
-import { X509Certificate as NodeX509, randomBytes } from 'node:crypto';
+import { generateKeyPairSync, X509Certificate as NodeX509, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import {
-  assertPrivateFiles,
-  ensurePrivateDir,
-  exportPrivateKeyPem,
-  generateKeyPair,
-  importKeyPairPem,
-  writeFileAtomic,
-  x509,
-} from '@muster/host';
+import { assertPrivateFiles, ensurePrivateDir, writeFileAtomic } from '@muster/host';
 import type { Clock, IdSource } from '../clock.js';
 import { CertificateAuthority, isIpAddress } from './ca.js';
 
@@ -93,18 +85,18 @@ export async function prepareDataDir(opts: {
   const caKeyPem = await readIfExists(paths.caKey);
   const caCertPem = await readIfExists(paths.caCert);
   if (caKeyPem && caCertPem) {
-    ca = await CertificateAuthority.load(caCertPem, await importKeyPairPem(caKeyPem), opts.trustDomain);
+    ca = CertificateAuthority.load(caCertPem, caKeyPem, opts.trustDomain);
   } else if (caKeyPem || caCertPem) {
     throw new Error(`${paths.dir} holds only half of the fleet CA (ca.pem and ca.key go together)`);
   } else {
-    const made = await CertificateAuthority.create({
+    const made = CertificateAuthority.create({
       now,
       lifetimeMs: CA_LIFETIME_MS,
       trustDomain: opts.trustDomain,
       serial: opts.ids.serial(),
     });
     ca = made.ca;
-    await writeFileAtomic(paths.caKey, await exportPrivateKeyPem(made.keys.privateKey), 0o600);
+    await writeFileAtomic(paths.caKey, made.keyPem, 0o600);
     await writeFileAtomic(paths.caCert, ca.pem, 0o644);
     created.push(paths.caCert, paths.caKey);
   }
@@ -112,13 +104,13 @@ export async function prepareDataDir(opts: {
   let serverKeyPem = await readIfExists(paths.serverKey);
   let serverCertPem = await readIfExists(paths.serverCert);
   if (!serverKeyPem || !serverCertPem || needsNewServerCert(serverCertPem, ca, opts.sans, now)) {
-    const keys = serverKeyPem ? await importKeyPairPem(serverKeyPem) : await generateKeyPair();
     if (!serverKeyPem) {
-      serverKeyPem = await exportPrivateKeyPem(keys.privateKey);
+      const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      serverKeyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
       await writeFileAtomic(paths.serverKey, serverKeyPem, 0o600);
     }
-    const issued = await ca.issueServerCertificate({
-      publicKey: keys.publicKey,
+    const issued = ca.issueServerCertificate({
+      keyPem: serverKeyPem,
       sans: opts.sans,
       serial: opts.ids.serial(),
       now,
@@ -146,10 +138,10 @@ function needsNewServerCert(
   sans: readonly string[],
   now: number,
 ): boolean {
-  const cert = new x509.X509Certificate(pem);
-  if (cert.issuer !== ca.certificate.subject) return true;
-  const lifetime = cert.notAfter.getTime() - cert.notBefore.getTime();
-  if (cert.notAfter.getTime() - now < lifetime / 3) return true;
   const node = new NodeX509(pem);
+  if (!node.checkIssued(ca.certificate) || !node.verify(ca.certificate.publicKey)) return true;
+  const notAfter = Date.parse(node.validTo);
+  const lifetime = notAfter - Date.parse(node.validFrom);
+  if (notAfter - now < lifetime / 3) return true;
   return sans.some((san) => (isIpAddress(san) ? !node.checkIP(san) : !node.checkHost(san)));
 }

@@ -32,7 +32,7 @@ export class EnrollmentService {
     const { db, traits, clock, ids, decisions, ca } = this.deps;
     // Everything that can be refused without the token is checked first, so a bad request
     // never uses a token up.
-    const publicKey = await verifiedCsrKey(request.csr);
+    const spki = verifiedCsrKey(request.csr);
     const name = request.name !== undefined ? request.name : nameFromHostname(request.facts.hostname);
     if (!isNodeName(name)) {
       throw new UnprocessableError(
@@ -48,8 +48,8 @@ export class EnrollmentService {
     }
     const nodeId = ids.nodeId();
     const now = clock.now();
-    const issued = await ca.issueNodeCertificate({
-      publicKey,
+    const issued = ca.issueNodeCertificate({
+      spki,
       name,
       nodeId,
       serial: ids.serial(),
