@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Clock, IdSource } from './clock.js';
-import { isLoopback, type ServerConfig } from './config.js';
+import { isLoopback, joinUrl, type ServerConfig } from './config.js';
 import { type DecisionRecorder, tableRecorder } from './decisions/recorder.js';
 import { enrollmentRoutes } from './features/enrollment/routes.js';
 import { EnrollmentService } from './features/enrollment/service.js';
@@ -40,6 +40,8 @@ export interface MusterApp {
   readonly connections: LiveConnections;
   /** True when the admin plane serves HTTPS. */
   readonly adminTls: boolean;
+  /** The agent-plane URL join lines carry. */
+  joinUrl(): string;
   close(): Promise<void>;
 }
 
@@ -47,8 +49,10 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   const { config, store, identity, clock, ids, logger } = deps;
   const decisions = deps.decisions ?? tableRecorder(clock);
   const connections = new LiveConnections();
+  const write: Store['write'] = (fn) => store.write(fn);
   const nodes = new NodeService({
     db: store.db,
+    write,
     clock,
     decisions,
     connections,
@@ -56,14 +60,15 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   });
   const tokens = new TokenService({
     db: store.db,
+    write,
     clock,
     ids,
     decisions,
     caPin: identity.ca.pin,
-    publicUrl: config.publicUrl,
+    publicUrl: () => joinUrl(config, boundPort()),
   });
   const enrollment = new EnrollmentService({
-    db: store.db,
+    write,
     traits: store.traits,
     clock,
     ids,
@@ -73,6 +78,8 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     heartbeatIntervalMs: config.heartbeatIntervalMs,
   });
   const writer = new HeartbeatWriter(store.db);
+  // Listening on port 0 picks the port at bind time; join lines must carry the real one.
+  const boundPort = () => (agent.server.address() as { port?: number } | null)?.port ?? config.listen.port;
 
   const agent = createPlane({
     logger,
@@ -137,6 +144,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     nodes,
     connections,
     adminTls,
+    joinUrl: () => joinUrl(config, boundPort()),
     async close() {
       await Promise.all([agent.close(), admin.close()]);
     },

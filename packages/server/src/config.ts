@@ -11,7 +11,8 @@ export interface ServerConfig {
   readonly adminListen: HostPort;
   readonly db: string;
   readonly sans: readonly string[];
-  readonly publicUrl: string;
+  /** The agent-plane URL join lines carry, when the operator set one; otherwise see joinUrl(). */
+  readonly publicUrl?: string;
   readonly trustDomain: string;
   readonly certLifetimeMs: number;
   readonly heartbeatIntervalMs: number;
@@ -230,7 +231,7 @@ export function serverConfigFrom(raw: RawSettings, cwd = process.cwd()): ServerC
     adminListen,
     db,
     sans: Object.freeze([...sans]),
-    publicUrl: publicUrl ?? defaultPublicUrl(listen),
+    ...(publicUrl ? { publicUrl } : {}),
     trustDomain,
     certLifetimeMs,
     heartbeatIntervalMs,
@@ -241,6 +242,11 @@ export function serverConfigFrom(raw: RawSettings, cwd = process.cwd()): ServerC
     ...(adminKey ? { adminKey: resolve(cwd, adminKey) } : {}),
     adminBehindProxy: raw['admin-behind-proxy'] === true,
   });
+}
+
+/** The agent-plane URL for join lines: the configured one, or the listen address as bound. */
+export function joinUrl(config: Pick<ServerConfig, 'publicUrl' | 'listen'>, boundPort: number): string {
+  return config.publicUrl ?? defaultPublicUrl({ host: config.listen.host, port: boundPort });
 }
 
 function defaultPublicUrl(listen: HostPort): string {
@@ -260,12 +266,14 @@ export function loadServerConfig(
 ): ServerConfig {
   const { values, problems, positionals } = readSettings(SERVER_SETTINGS, argv, env);
   if (positionals.length > 0) problems.push(`unexpected argument "${positionals[0]}"`);
+  let config: ServerConfig;
   try {
-    const config = serverConfigFrom(values);
-    if (problems.length > 0) throw new ConfigError(problems);
-    return config;
+    config = serverConfigFrom(values);
   } catch (err) {
     if (err instanceof ConfigError) throw new ConfigError([...problems, ...err.problems]);
     throw err;
   }
+  // Thrown outside the try: inside, the catch would add these problems a second time.
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
 }

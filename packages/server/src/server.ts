@@ -31,7 +31,7 @@ export async function startServer(
     trustDomain: config.trustDomain,
     sans: serverNames(config.listen.host, [
       ...config.sans,
-      new URL(config.publicUrl).hostname.replace(/^\[|\]$/g, ''),
+      ...(config.publicUrl ? [new URL(config.publicUrl).hostname.replace(/^\[|\]$/g, '')] : []),
     ]),
     ...(config.adminTokenFile ? { adminTokenFile: config.adminTokenFile } : {}),
     clock,

@@ -14,7 +14,7 @@ export const serverCommand: Command = {
     for (const file of server.identity.created) out.write(`created ${file}\n`);
     out.write(
       `Muster server is running.\n` +
-        `  agent plane  ${server.agentUrl}   (agents join at ${config.publicUrl})\n` +
+        `  agent plane  ${server.agentUrl}   (agents join at ${server.app.joinUrl()})\n` +
         `  admin API    ${server.adminUrl}\n` +
         `  admin token  ${server.identity.paths.adminToken}\n` +
         `  store        ${config.db.startsWith('sqlite:') ? config.db : 'postgres'}\n` +

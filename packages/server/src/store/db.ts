@@ -3,6 +3,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
 import { type DialectTraits, postgresTraits, sqliteTraits } from './dialect.js';
+import { GroupCommit } from './group-commit.js';
 import { migrate } from './migrations.js';
 import type { Schema } from './schema.js';
 
@@ -10,6 +11,12 @@ import type { Schema } from './schema.js';
 export interface Store {
   readonly db: Kysely<Schema>;
   readonly traits: DialectTraits;
+  /**
+   * Runs `fn` in a transaction and resolves once it is committed. On SQLite, concurrent
+   * callers share one commit (group commit); on PostgreSQL each gets its own transaction and
+   * the server groups the flushes.
+   */
+  write<T>(fn: (trx: Kysely<Schema>) => Promise<T>): Promise<T>;
   /** Resolves when the database answers; throws when it does not. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -58,9 +65,11 @@ function openSqlite(url: string): Store {
   database.pragma('foreign_keys = ON');
   database.pragma('busy_timeout = 5000');
   const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database }) });
+  const group = new GroupCommit(db);
   return {
     db,
     traits: sqliteTraits,
+    write: (fn) => group.run(fn),
     ping: async () => {
       await sql`select 1`.execute(db);
     },
@@ -85,6 +94,7 @@ function openPostgres(url: string): Store {
   return {
     db,
     traits: postgresTraits,
+    write: (fn) => db.transaction().execute(fn),
     ping: async () => {
       await sql`select 1`.execute(db);
     },

@@ -6,12 +6,13 @@ import type { DecisionRecorder } from '../../decisions/recorder.js';
 import { ConflictError, ForbiddenError, UnauthorizedError, UnprocessableError } from '../../errors.js';
 import type { CertificateAuthority } from '../../pki/ca.js';
 import { verifiedCsrKey } from '../../pki/csr.js';
+import type { Store } from '../../store/db.js';
 import type { DialectTraits } from '../../store/dialect.js';
 import type { Schema } from '../../store/schema.js';
 import { DEFAULT_PROFILE, hashTokenSecret } from '../tokens/service.js';
 
 export interface EnrollmentDeps {
-  db: Kysely<Schema>;
+  write: Store['write'];
   traits: Pick<DialectTraits, 'isUniqueViolation'>;
   clock: Clock;
   ids: IdSource;
@@ -29,7 +30,7 @@ export class EnrollmentService {
   constructor(private readonly deps: EnrollmentDeps) {}
 
   async enroll(request: EnrollRequest): Promise<EnrollResponse> {
-    const { db, traits, clock, ids, decisions, ca } = this.deps;
+    const { write, traits, clock, ids, decisions, ca } = this.deps;
     // Everything that can be refused without the token is checked first, so a bad request
     // never uses a token up.
     const spki = verifiedCsrKey(request.csr);
@@ -58,7 +59,7 @@ export class EnrollmentService {
     });
 
     try {
-      await db.transaction().execute(async (trx) => {
+      await write(async (trx) => {
         // Consuming the token is one conditional update: of N concurrent enrollments with a
         // one-use token, exactly one sees a row come back.
         const token = await trx

@@ -4,11 +4,13 @@ import type { Clock } from '../../clock.js';
 import type { DecisionRecorder } from '../../decisions/recorder.js';
 import { BadRequestError, NotFoundError } from '../../errors.js';
 import type { LiveConnections } from '../../http/connections.js';
+import type { Store } from '../../store/db.js';
 import type { NodesTable, Schema } from '../../store/schema.js';
 import { assessNode } from './status.js';
 
 export interface NodeServiceDeps {
   db: Kysely<Schema>;
+  write: Store['write'];
   clock: Clock;
   decisions: DecisionRecorder;
   connections: Pick<LiveConnections, 'cut'>;
@@ -88,11 +90,11 @@ export class NodeService {
 
   /** Revokes a node's identity, cuts its live connections and records the decision. */
   async decommission(idOrName: string, actor: string): Promise<void> {
-    const { db, clock, decisions, connections } = this.deps;
+    const { write, clock, decisions, connections } = this.deps;
     const node = await this.find(idOrName);
     if (node.decommissioned_at !== null) return;
     const now = clock.now();
-    await db.transaction().execute(async (trx) => {
+    await write(async (trx) => {
       await trx.updateTable('nodes').set({ decommissioned_at: now }).where('id', '=', node.id).execute();
       await trx
         .updateTable('certificates')
@@ -112,9 +114,19 @@ export class NodeService {
 
   private async find(idOrName: string): Promise<NodesTable> {
     const query = this.deps.db.selectFrom('nodes').selectAll();
+    // The active holder of a name wins over the nodes that held it before, whatever their
+    // enrollment times say: those can tie, and replicas' clocks can disagree.
     const row = UUID_RE.test(idOrName)
       ? await query.where('id', '=', idOrName).executeTakeFirst()
-      : await query.where('name', '=', idOrName).orderBy('enrolled_at', 'desc').limit(1).executeTakeFirst();
+      : ((await query
+          .where('name', '=', idOrName)
+          .where('decommissioned_at', 'is', null)
+          .executeTakeFirst()) ??
+        (await query
+          .where('name', '=', idOrName)
+          .orderBy('enrolled_at', 'desc')
+          .limit(1)
+          .executeTakeFirst()));
     if (!row) throw new NotFoundError(`no node named or with id "${idOrName}"`);
     return row;
   }

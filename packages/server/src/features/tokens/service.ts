@@ -5,6 +5,7 @@ import type { Kysely } from 'kysely';
 import type { Clock, IdSource } from '../../clock.js';
 import type { DecisionRecorder } from '../../decisions/recorder.js';
 import { NotFoundError, UnprocessableError } from '../../errors.js';
+import type { Store } from '../../store/db.js';
 import type { Schema, TokensTable } from '../../store/schema.js';
 
 export const DEFAULT_TOKEN_TTL_SEC = 3600;
@@ -17,11 +18,13 @@ export function hashTokenSecret(secret: string): string {
 
 export interface TokenServiceDeps {
   db: Kysely<Schema>;
+  write: Store['write'];
   clock: Clock;
   ids: IdSource;
   decisions: DecisionRecorder;
   caPin: string;
-  publicUrl: string;
+  /** The agent-plane URL join lines carry. */
+  publicUrl: () => string;
 }
 
 /** Join tokens: one-time (by default), expiring secrets that let a host enroll. */
@@ -32,7 +35,7 @@ export class TokenService {
     if (input.name !== undefined && !isNodeName(input.name)) {
       throw new UnprocessableError('name must be 1-63 lowercase letters, digits or dashes', 'bad_name');
     }
-    const { db, clock, ids, decisions } = this.deps;
+    const { write, clock, ids, decisions } = this.deps;
     const now = clock.now();
     const secret = ids.tokenSecret();
     const row: TokensTable = {
@@ -48,7 +51,7 @@ export class TokenService {
       revoked_at: null,
       created_by: actor,
     };
-    await db.transaction().execute(async (trx) => {
+    await write(async (trx) => {
       await trx.insertInto('tokens').values(row).execute();
       await decisions.record(trx, {
         kind: 'token.created',
@@ -65,7 +68,7 @@ export class TokenService {
     });
     const command = [
       'muster agent',
-      `--server ${this.deps.publicUrl}`,
+      `--server ${this.deps.publicUrl()}`,
       `--ca-pin ${this.deps.caPin}`,
       `--token ${secret}`,
       ...(row.name ? [`--name ${row.name}`] : []),
@@ -81,8 +84,8 @@ export class TokenService {
 
   /** Revokes a token; revoking one that is already revoked is not an error. */
   async revoke(id: string, actor: string): Promise<void> {
-    const { db, clock, decisions } = this.deps;
-    await db.transaction().execute(async (trx) => {
+    const { write, clock, decisions } = this.deps;
+    await write(async (trx) => {
       const row = await trx
         .selectFrom('tokens')
         .select(['id', 'revoked_at'])
