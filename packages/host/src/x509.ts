@@ -9,7 +9,6 @@ import {
   DER_TAG,
   expectNode,
   explicit,
-  ia5String,
   implicitPrimitive,
   octetString,
   oid,

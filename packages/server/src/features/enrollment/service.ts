@@ -1,6 +1,5 @@
 import type { EnrollRequest, EnrollResponse, Labels } from '@muster/proto';
 import { isNodeName, isProfile } from '@muster/proto';
-import type { Kysely } from 'kysely';
 import type { Clock, IdSource } from '../../clock.js';
 import type { DecisionRecorder } from '../../decisions/recorder.js';
 import { ConflictError, ForbiddenError, UnauthorizedError, UnprocessableError } from '../../errors.js';
@@ -8,7 +7,6 @@ import type { CertificateAuthority } from '../../pki/ca.js';
 import { verifiedCsrKey } from '../../pki/csr.js';
 import type { Store } from '../../store/db.js';
 import type { DialectTraits } from '../../store/dialect.js';
-import type { Schema } from '../../store/schema.js';
 import { DEFAULT_PROFILE, hashTokenSecret } from '../tokens/service.js';
 
 export interface EnrollmentDeps {
