@@ -15,6 +15,7 @@ import { TokenService } from './features/tokens/service.js';
 import { adminTokenCheck, nodeIdentityCheck } from './http/auth.js';
 import { LiveConnections } from './http/connections.js';
 import { createPlane } from './http/fastify.js';
+import { OpenApiRecorder } from './http/openapi.js';
 import { sendProblem } from './http/problems.js';
 import { RateLimiter } from './http/rate-limit.js';
 import type { ServerIdentity } from './pki/datadir.js';
@@ -94,6 +95,8 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
       minVersion: 'TLSv1.2',
     },
   });
+  const openapi = new OpenApiRecorder();
+  openapi.watch(agent, 'agent');
   agent.decorateRequest('node', null);
   agent.decorateRequest('actor', '');
   enrollmentRoutes(agent, enrollment, new RateLimiter(clock, config.enrollRate, config.enrollRate * 5));
@@ -120,8 +123,10 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
         }
       : {}),
   });
+  openapi.watch(admin, 'admin');
   admin.decorateRequest('node', null);
   admin.decorateRequest('actor', '');
+  admin.get('/openapi.json', async () => openapi.document());
   admin.get('/healthz', async () => ({ status: 'ok' }));
   admin.get('/readyz', async (_request, reply) => {
     try {
