@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { Agent as HttpsAgent, request } from 'node:https';
+import { type ClientRequest, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { TLSSocket } from 'node:tls';
 import { createCsrPem, exportPrivateKeyPem, generateKeyPair, type KeyPair } from '@muster/host';
 import { type EnrollResponse, type Facts, MUSTER_VERSION } from '@muster/proto';
 import pg from 'pg';
@@ -10,6 +12,7 @@ import { type Clock, ManualClock } from '../clock.js';
 import { serverConfigFrom } from '../config.js';
 import { createLogger } from '../logger.js';
 import { type RunningServer, startServer } from '../server.js';
+import { testCsr } from './pki.js';
 
 /**
  * Test support: real servers on loopback over a real store, and real TLS clients.
@@ -49,6 +52,9 @@ export async function createPgDatabase(): Promise<{ url: string; drop(): Promise
   };
 }
 
+/** What `JSON.parse` returns: tests read the fields they expect and assert on them. */
+export type Json = ReturnType<typeof JSON.parse>;
+
 export interface TestServer {
   server: RunningServer;
   clock: ManualClock;
@@ -56,7 +62,7 @@ export interface TestServer {
   /** The store URL, so a second replica can share it. */
   db: string;
   /** Calls the admin API with the admin token. */
-  admin(method: string, path: string, body?: unknown): Promise<{ status: number; json: any; body: string }>;
+  admin(method: string, path: string, body?: unknown): Promise<HttpsResult>;
   close(): Promise<void>;
 }
 
@@ -66,9 +72,16 @@ export interface TestServer {
  */
 export async function startTestServer(
   dialect: Dialect,
-  opts: { settings?: Record<string, string | boolean | string[]>; db?: string; clock?: ManualClock } = {},
+  opts: {
+    settings?: Record<string, string | boolean | string[]>;
+    /** Share a store with another test server: two replicas of one control plane. */
+    db?: string;
+    /** Share a data dir (fleet CA, admin token) with another test server; it stays that server's to remove. */
+    dataDir?: string;
+    clock?: ManualClock;
+  } = {},
 ): Promise<TestServer> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'muster-test-'));
+  const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'muster-test-')));
   let pgDb: { url: string; drop(): Promise<void> } | undefined;
   let db = opts.db;
   if (!db) {
@@ -106,12 +119,12 @@ export async function startTestServer(
       } catch {
         json = undefined;
       }
-      return { status: res.statusCode, json, body: res.body };
+      return { status: res.statusCode, json, body: res.body, headers: res.headers as HttpsResult['headers'] };
     },
     async close() {
       await server.stop();
       await pgDb?.drop();
-      await rm(dataDir, { recursive: true, force: true });
+      if (!opts.dataDir) await rm(dataDir, { recursive: true, force: true });
     },
   };
 }
@@ -128,24 +141,48 @@ export const testFacts = (hostname = 'test-host'): Facts => ({
 
 export interface HttpsResult {
   status: number;
-  json: any;
+  json: Json;
   body: string;
   headers: Record<string, string | string[] | undefined>;
+}
+
+interface RequestOptions {
+  method?: string;
+  body?: unknown;
+  rawBody?: string | Buffer;
+  headers?: Record<string, string>;
+  /** Send the body with chunked transfer encoding, without a content-length. */
+  chunked?: boolean;
 }
 
 /** One HTTPS request with explicit TLS material; never throws on an HTTP error status. */
 export function httpsJson(
   url: string,
-  opts: {
-    method?: string;
-    body?: unknown;
-    rawBody?: string | Buffer;
-    ca?: string;
-    key?: string;
-    cert?: string;
-    agent?: HttpsAgent;
-    headers?: Record<string, string>;
-  } = {},
+  opts: RequestOptions & { ca?: string; key?: string; cert?: string; agent?: HttpsAgent } = {},
+): Promise<HttpsResult> {
+  const { ca, key, cert, agent, ...rest } = opts;
+  return send(rest, (requestOpts, onResponse) =>
+    httpsRequest(
+      url,
+      { ...requestOpts, ...(agent ? { agent } : { agent: false, ca, key, cert }) },
+      onResponse,
+    ),
+  );
+}
+
+/** One plain HTTP request (the admin plane on loopback); never throws on an HTTP error status. */
+export function httpJson(url: string, opts: RequestOptions = {}): Promise<HttpsResult> {
+  return send(opts, (requestOpts, onResponse) =>
+    httpRequest(url, { ...requestOpts, agent: false }, onResponse),
+  );
+}
+
+function send(
+  opts: RequestOptions,
+  open: (
+    requestOpts: { method: string; headers: Record<string, string> },
+    onResponse: (res: IncomingMessage) => void,
+  ) => ClientRequest,
 ): Promise<HttpsResult> {
   const payload =
     opts.rawBody !== undefined
@@ -154,21 +191,18 @@ export function httpsJson(
         ? undefined
         : Buffer.from(JSON.stringify(opts.body));
   return new Promise((resolve, reject) => {
-    const req = request(
-      url,
+    let answered = false;
+    const req = open(
       {
         method: opts.method ?? (payload ? 'POST' : 'GET'),
-        ...(opts.agent
-          ? { agent: opts.agent }
-          : { agent: false, ca: opts.ca, key: opts.key, cert: opts.cert }),
         headers: {
-          ...(payload
-            ? { 'content-type': 'application/json', 'content-length': String(payload.length) }
-            : {}),
+          ...(payload ? { 'content-type': 'application/json' } : {}),
+          ...(payload && !opts.chunked ? { 'content-length': String(payload.length) } : {}),
           ...opts.headers,
         },
       },
       (res) => {
+        answered = true;
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
@@ -183,8 +217,14 @@ export function httpsJson(
         });
       },
     );
-    req.on('error', reject);
-    req.end(payload);
+    // A server that answers before reading the whole body (413) may close while we still write.
+    req.on('error', (err) => {
+      if (!answered) reject(err);
+    });
+    if (payload && opts.chunked) {
+      for (let at = 0; at < payload.length; at += 65_536) req.write(payload.subarray(at, at + 65_536));
+      req.end();
+    } else req.end(payload);
   });
 }
 
@@ -198,6 +238,8 @@ export interface TestAgent {
   caPem: string;
   /** A keep-alive agent that presents the node's certificate. */
   agent: HttpsAgent;
+  /** Every TLS connection the agent opened, oldest first. */
+  sockets: TLSSocket[];
   heartbeat(body?: Record<string, unknown>, seq?: number): Promise<HttpsResult>;
 }
 
@@ -205,6 +247,22 @@ export async function createToken(t: TestServer, body: Record<string, unknown> =
   const res = await t.admin('POST', '/v1/tokens', body);
   if (res.status !== 201) throw new Error(`token create failed: ${res.status} ${res.body}`);
   return res.json.secret as string;
+}
+
+/**
+ * Posts an enrollment as an agent would and returns the raw answer, for tests that expect a
+ * refusal. Without a `csr`, one is made for a fresh key.
+ */
+export async function postEnroll(
+  t: TestServer,
+  fields: { token: string; name?: string; csr?: string } & Record<string, unknown>,
+): Promise<HttpsResult> {
+  const name = fields.name ?? `node-${randomBytes(4).toString('hex')}`;
+  const csr = fields.csr ?? (await testCsr());
+  return httpsJson(`${t.server.agentUrl}/v1/enroll`, {
+    body: { facts: testFacts(), ...fields, name, csr },
+    ca: t.server.identity.ca.pem,
+  });
 }
 
 export async function enrollAgent(
@@ -229,6 +287,13 @@ export async function enrollAgent(
     cert: enrolled.certificate,
     ca: caPem,
   });
+  const sockets: TLSSocket[] = [];
+  const open = agent.createConnection.bind(agent);
+  agent.createConnection = (...args: Parameters<typeof open>) => {
+    const socket = open(...args);
+    sockets.push(socket as unknown as TLSSocket);
+    return socket;
+  };
   let seq = 0;
   return {
     nodeId: enrolled.nodeId,
@@ -238,6 +303,7 @@ export async function enrollAgent(
     certPem: enrolled.certificate,
     caPem,
     agent,
+    sockets,
     heartbeat: (body, s) =>
       httpsJson(`${t.server.agentUrl}/v1/agent/heartbeat`, {
         body: body ?? sampleHeartbeat(s ?? seq++),
