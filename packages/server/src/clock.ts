@@ -28,7 +28,7 @@ export interface IdSource {
   tokenId(): string;
   /** A join token secret: 256 random bits. */
   tokenSecret(): string;
-  /** A certificate serial: 128 random bits, positive, as lowercase hex. */
+  /** A certificate serial: 158 random bits, positive, as lowercase hex. */
   serial(): string;
 }
 
@@ -37,8 +37,10 @@ export const randomIds: IdSource = {
   tokenId: () => `tok_${randomBytes(8).toString('hex')}`,
   tokenSecret: () => `mjt_${randomBytes(32).toString('base64url')}`,
   serial: () => {
-    const bytes = randomBytes(16);
-    bytes[0] = (bytes[0]! & 0x7f) | 0x40; // positive and exactly 16 bytes long in DER
+    // 20 bytes as RFC 5280 allows at most; the top bits keep it positive and exactly 20 bytes
+    // long in DER, which leaves 158 random bits (the contract asks for at least 128).
+    const bytes = randomBytes(20);
+    bytes[0] = (bytes[0]! & 0x7f) | 0x40;
     return bytes.toString('hex');
   },
 };

@@ -1,9 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import type { SecureContextOptions } from 'node:tls';
+import { Ajv } from 'ajv';
+import addFormatsModule from 'ajv-formats';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import { MAX_BODY_BYTES, parseJsonBody } from './json.js';
 import { installProblemHandlers } from './problems.js';
+
+// ajv-formats is CommonJS with a default export; under NodeNext its default import is the module.
+const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -11,6 +16,12 @@ declare module 'fastify' {
     quiet?: boolean;
   }
 }
+
+// Bodies are JSON and must carry the types they claim: "7" is not a number. Query strings and
+// path parameters are text by nature, so there numbers are read from their digits.
+const ajvOptions = { strict: false, useDefaults: true, removeAdditional: false, allErrors: false } as const;
+const bodies = addFormats(new Ajv({ ...ajvOptions, coerceTypes: false }));
+const strings = addFormats(new Ajv({ ...ajvOptions, coerceTypes: 'array' }));
 
 export interface PlaneOptions {
   logger: Logger;
@@ -35,12 +46,12 @@ export function createPlane(opts: PlaneOptions): FastifyInstance {
     keepAliveTimeout: 75_000,
     requestTimeout: 30_000,
     return503OnClosing: true,
-    ajv: {
-      customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false },
-    },
     ...(opts.https ? { https: opts.https } : {}),
   } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
 
+  app.setValidatorCompiler(({ schema, httpPart }) =>
+    (httpPart === 'body' ? bodies : strings).compile(schema),
+  );
   app.removeAllContentTypeParsers();
   app.addContentTypeParser(
     'application/json',

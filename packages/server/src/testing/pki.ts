@@ -1,5 +1,5 @@
 import { webcrypto } from 'node:crypto';
-import { x509 } from '@muster/host';
+import { x509 } from './x509.js';
 
 /**
  * Key pairs, CSRs and certificates made the way any other client would make them, with

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { x509 } from '@muster/host';
 import {
   dialects,
   enrollAgent,
@@ -10,6 +9,7 @@ import {
 } from '../../testing/harness.js';
 import { testCsr, testKeys } from '../../testing/pki.js';
 import { assertProblem } from '../../testing/problems.js';
+import { x509 } from '../../testing/x509.js';
 
 /** A real CSR whose signature no longer verifies: the last byte of the signature is flipped. */
 async function csrWithBrokenSignature(): Promise<string> {

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { x509 } from '@muster/host';
 import {
   createToken,
   dialects,
@@ -9,6 +8,7 @@ import {
   type TestServer,
 } from '../../testing/harness.js';
 import { testCsr } from '../../testing/pki.js';
+import { x509 } from '../../testing/x509.js';
 
 /** A CSR that asks for everything a node must not get. */
 async function greedyCsr(): Promise<string> {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { x509 } from '@muster/host';
 import { dialects, enrollAgent, startTestServer, type TestServer } from '../../testing/harness.js';
+import { x509 } from '../../testing/x509.js';
 
 for (const dialect of dialects()) {
   describe(`enrollment and heartbeats (${dialect})`, () => {

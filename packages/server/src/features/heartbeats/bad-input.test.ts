@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { x509 } from '@muster/host';
 import {
   dialects,
   enrollAgent,
@@ -12,6 +11,7 @@ import {
 } from '../../testing/harness.js';
 import { ECDSA_SHA256, privateKeyPem, testKeys } from '../../testing/pki.js';
 import { assertProblem } from '../../testing/problems.js';
+import { x509 } from '../../testing/x509.js';
 
 /**
  * A client certificate from a CA the fleet does not trust, shaped exactly like a node's:
@@ -122,6 +122,20 @@ for (const dialect of dialects()) {
       const infinite = JSON.stringify(good).replace('"cpuPct":12.5', '"cpuPct":1e400');
       assert.ok(infinite.includes('1e400'));
       assertProblem(await httpsJson(heartbeatUrl(), { rawBody: infinite, agent: agent.agent }), 400);
+      assert.deepEqual(await shown(), before);
+    });
+
+    test('values of the wrong JSON type are a 400, never coerced', async () => {
+      const before = await shown();
+      const good = sampleHeartbeat(4);
+      const bad = [
+        { ...good, cpuPct: '7' },
+        { ...good, seq: '5' },
+        { ...good, load: ['1', 0, 0] },
+        { ...good, services: [{ name: 'sshd', active: 'true' }] },
+        { ...good, disks: null },
+      ];
+      for (const body of bad) assertProblem(await agent.heartbeat(body), 400, 'invalid_request');
       assert.deepEqual(await shown(), before);
     });
 
