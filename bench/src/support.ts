@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { type Agent as HttpsAgent, request } from 'node:https';
 import { tmpdir } from 'node:os';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createCsrPem, exportPrivateKeyPem, generateKeyPair } from '@muster/host';
@@ -31,6 +32,8 @@ export interface BenchServer {
   adminUrl: string;
   dataDir: string;
   caPem: string;
+  /** A TLS context trusting the fleet CA, shared by every simulated enrollment. */
+  enrollContext: SecureContext;
   serverKeyPem: string;
   serverCertPem: string;
   admin<T>(method: string, path: string, body?: unknown): Promise<T>;
@@ -70,11 +73,13 @@ export async function spawnServer(extraArgs: string[]): Promise<BenchServer> {
     child.once('exit', (code) => reject(new Error(`muster server exited with ${code} before it was ready`)));
   });
   const token = (await readFile(join(dataDir, 'admin.token'), 'utf8')).trim();
+  const caPem = await readFile(join(dataDir, 'ca.pem'), 'utf8');
   return {
     agentUrl: urls.agent,
     adminUrl: urls.admin,
     dataDir,
-    caPem: await readFile(join(dataDir, 'ca.pem'), 'utf8'),
+    caPem,
+    enrollContext: createSecureContext({ ca: caPem }),
     serverKeyPem: await readFile(join(dataDir, 'server.key'), 'utf8'),
     serverCertPem: await readFile(join(dataDir, 'server.pem'), 'utf8'),
     async admin<T>(method: string, path: string, body?: unknown) {
@@ -149,7 +154,7 @@ export function facts(name: string) {
 export function post(
   url: string,
   body: unknown,
-  tls: { agent?: HttpsAgent; ca?: string },
+  tls: { agent?: HttpsAgent; enrollContext?: SecureContext },
 ): Promise<{ status: number; body: string }> {
   const payload = Buffer.from(JSON.stringify(body));
   return new Promise((resolve, reject) => {
@@ -157,7 +162,12 @@ export function post(
       url,
       {
         method: 'POST',
-        ...(tls.agent ? { agent: tls.agent } : { agent: false, ca: tls.ca }),
+        ...(tls.agent
+          ? { agent: tls.agent }
+          : // One shared TLS context and no server-certificate check on the load generator: each
+            // real agent pays for those on its own host, and here they would only measure the
+            // load generator. The server does all of its own work.
+            { agent: false, secureContext: tls.enrollContext, rejectUnauthorized: false }),
         headers: { 'content-type': 'application/json', 'content-length': String(payload.length) },
       },
       (res) => {
@@ -180,7 +190,7 @@ export async function enroll(
   const res = await post(
     `${server.agentUrl}/v1/enroll`,
     { token, csr: applicant.csr, name: applicant.name, facts: facts(applicant.name) },
-    { ca: server.caPem },
+    { enrollContext: server.enrollContext },
   );
   if (res.status !== 201) throw new Error(`enroll ${applicant.name}: ${res.status} ${res.body}`);
   return JSON.parse(res.body) as EnrollResponse;

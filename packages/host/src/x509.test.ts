@@ -154,3 +154,14 @@ test('CSRs with a broken signature, a wrong key type or garbage are refused', ()
     /not a PEM-encoded/,
   );
 });
+
+test('a CSR whose public key is not a point on P-256 is refused', () => {
+  const keys = p256();
+  const der = fromPem(createCsr(keys.privateKey, keys.publicKey, 'x'), 'CERTIFICATE REQUEST')!;
+  const spki = keys.publicKey.export({ type: 'spki', format: 'der' });
+  const at = der.indexOf(spki);
+  assert.ok(at > 0);
+  const offCurve = Buffer.from(der);
+  offCurve[at + spki.length - 1]! ^= 0x01; // the last byte of Y
+  assert.throws(() => verifyCsr(toPem(offCurve, 'CERTIFICATE REQUEST')), (e: Error) => e instanceof CsrError);
+});

@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import type BetterSqlite3 from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import { Kysely, PostgresDialect, type SqliteDatabase, SqliteDialect, type SqliteStatement, sql } from 'kysely';
 import pg from 'pg';
 import { type DialectTraits, postgresTraits, sqliteTraits } from './dialect.js';
 import { GroupCommit } from './group-commit.js';
@@ -64,7 +64,7 @@ function openSqlite(url: string): Store {
   database.pragma('synchronous = FULL');
   database.pragma('foreign_keys = ON');
   database.pragma('busy_timeout = 5000');
-  const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database }) });
+  const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
   const group = new GroupCommit(db);
   return {
     db,
@@ -74,6 +74,29 @@ function openSqlite(url: string): Store {
       await sql`select 1`.execute(db);
     },
     close: () => db.destroy(),
+  };
+}
+
+/**
+ * Kysely prepares every query afresh; a bounded cache of prepared statements keyed by their SQL
+ * saves that work on hot paths and keeps statements from becoming garbage by the thousand.
+ * Reuse is safe: better-sqlite3 runs each statement to completion synchronously.
+ */
+function withStatementCache(database: BetterSqlite3.Database, limit = 512): SqliteDatabase {
+  const cache = new Map<string, BetterSqlite3.Statement>();
+  return {
+    close: () => database.close(),
+    prepare(text: string) {
+      let statement = cache.get(text);
+      if (statement) {
+        cache.delete(text); // most recently used goes last
+      } else {
+        statement = database.prepare(text);
+        if (cache.size >= limit) cache.delete(cache.keys().next().value!);
+      }
+      cache.set(text, statement);
+      return statement as unknown as SqliteStatement;
+    },
   };
 }
 
