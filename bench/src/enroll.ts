@@ -25,15 +25,17 @@ export async function enrollScenario(opts: EnrollOptions): Promise<void> {
     progress(
       `enrolling ${opts.agents} agents, ${opts.concurrency} at a time (enrollment rate limit raised for this run)`,
     );
+    const cpuBefore = server.cpuSeconds();
     const start = performance.now();
     const { failed, firstError } = await pool(applicants, opts.concurrency, async (a) => {
       await enroll(server, secret, a);
     });
     const seconds = (performance.now() - start) / 1000;
-    const { items } = await server.admin<{ items: unknown[] }>('GET', '/v1/nodes?limit=1');
-    void items;
+    const serverCpuMs = ((server.cpuSeconds() - cpuBefore) * 1000) / (opts.agents - failed || 1);
+    const enrolled = await countNodes(server);
     const common = {
       agents: opts.agents,
+      enrolled,
       concurrency: opts.concurrency,
       store: opts.db ? 'postgres' : 'sqlite',
     };
@@ -44,12 +46,31 @@ export async function enrollScenario(opts: EnrollOptions): Promise<void> {
       failed,
       ...(firstError ? { firstError: String(firstError) } : {}),
     });
+    emit('enroll', 'server_cpu_ms_per_enrollment', serverCpuMs, {
+      note: 'server process only (TLS handshake, CSR check, issuance, commit); the load generator shares this machine',
+    });
+    emit('enroll', 'server_capacity_per_core', 1000 / serverCpuMs, { unit: 'enrollments/s on one core' });
     emit('enroll', 'ecdsa_p256_signs_per_sec', signRate, {
       unit: 'raw node:crypto signatures/s on one core, same run',
     });
   } finally {
     await server.stop();
   }
+}
+
+/** Counts the nodes the server lists, so the figure is checked against what it stored. */
+async function countNodes(server: { admin<T>(method: string, path: string): Promise<T> }): Promise<number> {
+  let count = 0;
+  let cursor: string | null = null;
+  do {
+    const page: { items: unknown[]; nextCursor: string | null } = await server.admin(
+      'GET',
+      `/v1/nodes?limit=1000${cursor ? `&cursor=${cursor}` : ''}`,
+    );
+    count += page.items.length;
+    cursor = page.nextCursor;
+  } while (cursor);
+  return count;
 }
 
 function ecdsaSignRate(ms: number): number {

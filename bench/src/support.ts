@@ -1,9 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { type Agent as HttpsAgent, request } from 'node:https';
 import { tmpdir } from 'node:os';
-import { createSecureContext, type SecureContext } from 'node:tls';
 import { join } from 'node:path';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { createCsrPem, exportPrivateKeyPem, generateKeyPair } from '@muster/host';
 import { type EnrollResponse, type Heartbeat, MUSTER_VERSION } from '@muster/proto';
@@ -37,7 +38,16 @@ export interface BenchServer {
   serverKeyPem: string;
   serverCertPem: string;
   admin<T>(method: string, path: string, body?: unknown): Promise<T>;
+  /** CPU seconds (user + system) the server process has used so far. */
+  cpuSeconds(): number;
   stop(): Promise<void>;
+}
+
+/** Linux counts process CPU time in clock ticks of 1/100 s (USER_HZ) in /proc/PID/stat. */
+export function processCpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime
 }
 
 /** Starts `muster server` as its own process on loopback, as an operator would run it. */
@@ -94,6 +104,7 @@ export async function spawnServer(extraArgs: string[]): Promise<BenchServer> {
       if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
       return (res.status === 204 ? undefined : await res.json()) as T;
     },
+    cpuSeconds: () => processCpuSeconds(child.pid!),
     stop: () => stopChild(child).then(() => rm(dataDir, { recursive: true, force: true })),
   };
 }
