@@ -14,7 +14,7 @@ export interface EnrollOptions {
  */
 export async function enrollScenario(opts: EnrollOptions): Promise<void> {
   const signRate = ecdsaSignRate(1000);
-  const server = await spawnServer(['--enroll-rate', '1000000', ...(opts.db ? ['--db', opts.db] : [])]);
+  const server = await spawnServer(['--enroll-rate', '1000000'], opts.db);
   try {
     progress(`making ${opts.agents} keys and CSRs (not timed)`);
     const applicants = await makeApplicants(opts.agents, 'en');

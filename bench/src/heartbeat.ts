@@ -28,7 +28,7 @@ interface Client {
  * heartbeats in a closed loop. The same clients then load a bare HTTPS server that answers 204.
  */
 export async function heartbeatScenario(opts: HeartbeatOptions): Promise<void> {
-  const server = await spawnServer(['--enroll-rate', '100000', ...(opts.db ? ['--db', opts.db] : [])]);
+  const server = await spawnServer(['--enroll-rate', '100000'], opts.db);
   try {
     progress(`enrolling ${opts.agents} agents (enrollment rate limit raised for this run)`);
     const { secret } = await server.admin<{ secret: string }>('POST', '/v1/tokens', {
@@ -51,7 +51,9 @@ export async function heartbeatScenario(opts: HeartbeatOptions): Promise<void> {
     }
 
     progress(`heartbeats: ${opts.agents} agents for ${opts.durationMs / 1000} s against muster server`);
+    const cpuBefore = server.cpuSeconds();
     const muster = await closedLoop(clients, `${server.agentUrl}/v1/agent/heartbeat`, 202, opts.durationMs);
+    const serverCpuUs = ((server.cpuSeconds() - cpuBefore) * 1e6) / Math.max(1, muster.total);
     for (const c of clients) c.agent.destroy();
 
     const bare = spawn(
@@ -93,6 +95,9 @@ export async function heartbeatScenario(opts: HeartbeatOptions): Promise<void> {
       failed: baseline.failed,
       unit: 'requests/s, same clients and TLS settings',
     });
+    emit('heartbeat', 'server_cpu_us_per_heartbeat', serverCpuUs, {
+      note: 'server process only: TLS, identity check against the store, validation, group commit',
+    });
     emit('heartbeat', 'ratio_to_bare', muster.rate / baseline.rate, { goal: '>= 0.5' });
     emit('heartbeat', 'agents_carried_at_10s_interval', muster.rate * 10, { unit: 'agents' });
   } finally {
@@ -113,12 +118,14 @@ async function closedLoop(clients: Client[], url: string, expected: number, dura
   const end = measureFrom + durationMs;
   let counted = 0;
   let failed = 0;
+  let total = 0; // every answer, warm-up included, to divide the server's CPU time by
   await Promise.all(
     clients.map(async (client, i) => {
       let seq = i * 1_000_000;
       while (performance.now() < end) {
         try {
           const res = await post(url, heartbeat(seq++), { agent: client.agent });
+          total++;
           const now = performance.now();
           if (now < measureFrom || now > end) continue;
           if (res.status === expected) counted++;
@@ -129,5 +136,5 @@ async function closedLoop(clients: Client[], url: string, expected: number, dura
       }
     }),
   );
-  return { rate: counted / (durationMs / 1000), failed };
+  return { rate: counted / (durationMs / 1000), failed, total };
 }

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { type Agent as HttpsAgent, request } from 'node:https';
@@ -8,6 +9,7 @@ import { createSecureContext, type SecureContext } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { createCsrPem, exportPrivateKeyPem, generateKeyPair } from '@muster/host';
 import { type EnrollResponse, type Heartbeat, MUSTER_VERSION } from '@muster/proto';
+import pg from 'pg';
 
 export const CLI = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));
 
@@ -50,9 +52,35 @@ export function processCpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime
 }
 
-/** Starts `muster server` as its own process on loopback, as an operator would run it. */
-export async function spawnServer(extraArgs: string[]): Promise<BenchServer> {
+/**
+ * A fresh PostgreSQL database beside the one named in `url`, so a benchmark never writes into
+ * a database someone else uses; dropped when the run ends.
+ */
+async function scratchDatabase(url: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `muster_bench_${randomBytes(6).toString('hex')}`;
+  const run = async (statement: string) => {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      await client.query(statement);
+    } finally {
+      await client.end();
+    }
+  };
+  await run(`CREATE DATABASE ${name}`);
+  const scratch = new URL(url);
+  scratch.pathname = `/${name}`;
+  return { url: scratch.toString(), drop: () => run(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+}
+
+/**
+ * Starts `muster server` as its own process on loopback, as an operator would run it, on a
+ * fresh SQLite file or, given `postgres://…`, on a fresh database in that PostgreSQL.
+ */
+export async function spawnServer(extraArgs: string[], db?: string): Promise<BenchServer> {
   const dataDir = await mkdtemp(join(tmpdir(), 'muster-bench-'));
+  const scratch = db ? await scratchDatabase(db) : undefined;
+  if (scratch) extraArgs = [...extraArgs, '--db', scratch.url];
   const child = spawn(
     process.execPath,
     [
@@ -105,7 +133,11 @@ export async function spawnServer(extraArgs: string[]): Promise<BenchServer> {
       return (res.status === 204 ? undefined : await res.json()) as T;
     },
     cpuSeconds: () => processCpuSeconds(child.pid!),
-    stop: () => stopChild(child).then(() => rm(dataDir, { recursive: true, force: true })),
+    async stop() {
+      await stopChild(child);
+      await scratch?.drop();
+      await rm(dataDir, { recursive: true, force: true });
+    },
   };
 }
 

@@ -163,5 +163,8 @@ test('a CSR whose public key is not a point on P-256 is refused', () => {
   assert.ok(at > 0);
   const offCurve = Buffer.from(der);
   offCurve[at + spki.length - 1]! ^= 0x01; // the last byte of Y
-  assert.throws(() => verifyCsr(toPem(offCurve, 'CERTIFICATE REQUEST')), (e: Error) => e instanceof CsrError);
+  assert.throws(
+    () => verifyCsr(toPem(offCurve, 'CERTIFICATE REQUEST')),
+    (e: Error) => e instanceof CsrError,
+  );
 });

@@ -4,6 +4,7 @@ import type { Clock } from '../../clock.js';
 import type { DecisionRecorder } from '../../decisions/recorder.js';
 import { BadRequestError, NotFoundError } from '../../errors.js';
 import type { LiveConnections } from '../../http/connections.js';
+import { BatchedLookup } from '../../store/batched-lookup.js';
 import type { Store } from '../../store/db.js';
 import type { NodesTable, Schema } from '../../store/schema.js';
 import { assessNode } from './status.js';
@@ -44,15 +45,24 @@ export class NodeService {
    * node's current one, was revoked, expired, or the node was decommissioned.
    */
   async identityBySerial(serial: string): Promise<NodeIdentity | undefined> {
-    const row = await this.deps.db
-      .selectFrom('nodes')
-      .select(['id', 'name', 'cert_serial', 'cert_not_after'])
-      .where('cert_serial', '=', serial)
-      .where('decommissioned_at', 'is', null)
-      .executeTakeFirst();
+    const row = await this.identities.get(serial);
     if (!row || row.cert_not_after <= this.deps.clock.now()) return undefined;
     return { id: row.id, name: row.name, serial: row.cert_serial };
   }
+
+  /** Identity checks of concurrent requests share one query. */
+  private readonly identities = new BatchedLookup<
+    string,
+    Pick<NodesTable, 'id' | 'name' | 'cert_serial' | 'cert_not_after'>
+  >(async (serials) => {
+    const rows = await this.deps.db
+      .selectFrom('nodes')
+      .select(['id', 'name', 'cert_serial', 'cert_not_after'])
+      .where('cert_serial', 'in', serials)
+      .where('decommissioned_at', 'is', null)
+      .execute();
+    return new Map(rows.map((row) => [row.cert_serial, row]));
+  });
 
   async list(query: NodeQuery): Promise<NodeList> {
     const items: NodeView[] = [];
