@@ -58,16 +58,14 @@ export class EnrollmentService {
 
     try {
       await write(async (trx) => {
-        // Consuming the token is one conditional update: of N concurrent enrollments with a
-        // one-use token, exactly one sees a row come back.
+        const secretHash = hashTokenSecret(request.token);
         const token = await trx
-          .updateTable('tokens')
-          .set((eb) => ({ uses_left: eb('uses_left', '-', 1) }))
-          .where('secret_hash', '=', hashTokenSecret(request.token))
+          .selectFrom('tokens')
+          .select(['id', 'profile', 'labels', 'name'])
+          .where('secret_hash', '=', secretHash)
           .where('uses_left', '>', 0)
           .where('expires_at', '>', now)
           .where('revoked_at', 'is', null)
-          .returning(['id', 'profile', 'labels', 'name'])
           .executeTakeFirst();
         if (!token) throw new UnauthorizedError(BAD_TOKEN_MESSAGE, 'bad_token');
         if (token.name !== null && token.name !== name) {
@@ -124,6 +122,19 @@ export class EnrollmentService {
             revoked_at: null,
           })
           .execute();
+        // Consuming the token is one conditional update, made last so that on PostgreSQL the
+        // token's row stays locked only until the commit: of N concurrent enrollments with a
+        // one-use token, exactly one sees a row come back, and the others roll back.
+        const consumed = await trx
+          .updateTable('tokens')
+          .set((eb) => ({ uses_left: eb('uses_left', '-', 1) }))
+          .where('id', '=', token.id)
+          .where('uses_left', '>', 0)
+          .where('expires_at', '>', now)
+          .where('revoked_at', 'is', null)
+          .returning('id')
+          .executeTakeFirst();
+        if (!consumed) throw new UnauthorizedError(BAD_TOKEN_MESSAGE, 'bad_token');
         await decisions.record(trx, {
           kind: 'node.enrolled',
           actor: `token:${token.id}`,
