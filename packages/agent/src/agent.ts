@@ -5,11 +5,12 @@ import {
   exportPrivateKeyPem,
   generateKeyPair,
   type Log,
+  requestJson,
+  ServerError,
   sleep,
 } from '@muster/host';
 import type { EnrollRequest, EnrollResponse, HeartbeatAck } from '@muster/proto';
 import type { AgentConfig } from './config.js';
-import { requestJson, ServerError } from './http.js';
 import { loadIdentity, type StoredIdentity, saveIdentity } from './identity.js';
 import { hostFacts, MetricsSampler } from './metrics.js';
 import { fetchPinnedCa } from './pinning.js';

@@ -1,9 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import { join, resolve } from 'node:path';
-import type { SettingSpec } from '@muster/host';
-import type { Problem } from '@muster/proto';
+import { requestJson, ServerError, type SettingSpec } from '@muster/host';
 
 /** Flags every admin verb takes to find the control plane and prove who it is. */
 export const ADMIN_SETTINGS: readonly SettingSpec[] = [
@@ -30,17 +27,6 @@ export const ADMIN_SETTINGS: readonly SettingSpec[] = [
   },
   { flag: 'json', kind: 'boolean', help: 'print JSON only' },
 ];
-
-/** The API answered with a problem document. */
-export class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly problem: Partial<Problem> | undefined,
-  ) {
-    super(problem?.detail ?? `the server answered ${status}`);
-    this.name = 'ApiError';
-  }
-}
 
 /** The CLI could not reach or authenticate to the server; says what to do about it. */
 export class ConnectionError extends Error {
@@ -87,52 +73,28 @@ export function adminClient(
   };
 }
 
-function send<T>(
+async function send<T>(
   base: URL,
   token: string,
-  method: string,
+  method: 'GET' | 'POST' | 'DELETE',
   path: string,
   body: unknown,
   ca?: string,
 ): Promise<T> {
-  const target = new URL(path, base);
-  const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-  const request = target.protocol === 'https:' ? httpsRequest : httpRequest;
-  return new Promise((resolvePromise, reject) => {
-    const req = request(
-      target,
-      {
-        method,
-        headers: {
-          authorization: `Bearer ${token}`,
-          accept: 'application/json',
-          ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
-        },
-        timeout: 30_000,
-        ...(ca ? { ca } : {}),
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let parsed: unknown;
-          try {
-            parsed = text ? JSON.parse(text) : undefined;
-          } catch {
-            parsed = undefined;
-          }
-          const status = res.statusCode ?? 0;
-          if (status >= 400) reject(new ApiError(status, parsed as Partial<Problem> | undefined));
-          else resolvePromise(parsed as T);
-        });
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error('timed out')));
-    req.on('error', (err: NodeJS.ErrnoException) => {
-      const why = err.code === 'ECONNREFUSED' ? 'connection refused; is muster server running?' : err.message;
-      reject(new ConnectionError(`cannot reach the control plane at ${base.origin}: ${why}`));
+  try {
+    const { body: answer } = await requestJson<T>(new URL(path, base), {
+      method,
+      body,
+      headers: { authorization: `Bearer ${token}` },
+      timeoutMs: 30_000,
+      ...(ca ? { ca } : {}),
     });
-    req.end(payload);
-  });
+    return answer;
+  } catch (err) {
+    if (err instanceof ServerError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    const why =
+      code === 'ECONNREFUSED' ? 'connection refused; is muster server running?' : (err as Error).message;
+    throw new ConnectionError(`cannot reach the control plane at ${base.origin}: ${why}`);
+  }
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-import { ConfigError, formatSettingsHelp, readSettings, UsageError } from '@muster/host';
+import { ConfigError, formatSettingsHelp, readSettings, ServerError, UsageError } from '@muster/host';
 import { MUSTER_VERSION } from '@muster/proto';
-import { ApiError, ConnectionError } from './client.js';
+import { ConnectionError } from './client.js';
 import type { Command } from './command.js';
 import { COMMANDS } from './commands/index.js';
 
@@ -97,7 +97,7 @@ async function main(argv: string[]): Promise<number> {
       console.error(`${name}: ${e.message}\nSee: ${name} --help`);
       return EXIT_USAGE;
     }
-    if (err instanceof ApiError) console.error(`${name}: ${e.message} (${err.status})`);
+    if (err instanceof ServerError) console.error(`${name}: ${e.message} (${err.status})`);
     else if (err instanceof ConnectionError) console.error(`${name}: ${e.message}`);
     else console.error(`${name}: ${describe(e)}`);
     if (debug) console.error(e.stack);

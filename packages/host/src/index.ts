@@ -1,5 +1,6 @@
 export * from './backoff.js';
 export * from './files.js';
+export * from './http.js';
 export * from './log.js';
 export * from './pki.js';
 export * from './settings.js';

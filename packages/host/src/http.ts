@@ -1,3 +1,4 @@
+import { request as httpRequest } from 'node:http';
 import { type Agent, request as httpsRequest } from 'node:https';
 import type { Problem } from '@muster/proto';
 
@@ -20,14 +21,16 @@ export class ServerError extends Error {
 }
 
 /**
- * One JSON request over HTTPS. TLS settings come from the caller (an https.Agent that holds the
- * node's identity, or pinned trust for first contact); the answer is parsed and errors raised.
+ * One JSON request over HTTP or HTTPS, as agents and the CLI make them. TLS settings come from
+ * the caller (an https.Agent that holds a node's identity, or a pinned CA); the answer is
+ * parsed, and an error status raises a ServerError carrying the problem document.
  */
 export function requestJson<T>(
   url: URL,
   opts: {
-    method: 'GET' | 'POST';
+    method: 'GET' | 'POST' | 'DELETE';
     body?: unknown;
+    headers?: Record<string, string>;
     agent?: Agent;
     ca?: string;
     timeoutMs?: number;
@@ -36,7 +39,8 @@ export function requestJson<T>(
 ): Promise<JsonResponse<T>> {
   const payload = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body));
   return new Promise((resolve, reject) => {
-    const req = httpsRequest(
+    const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const req = request(
       url,
       {
         method: opts.method,
@@ -44,6 +48,7 @@ export function requestJson<T>(
         ...(opts.ca ? { ca: opts.ca } : {}),
         headers: {
           accept: 'application/json',
+          ...opts.headers,
           ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
         },
         timeout: opts.timeoutMs ?? 15_000,
