@@ -94,8 +94,25 @@ export const HeartbeatAck = Type.Object({
   nodeId: Type.String(),
   heartbeatIntervalSec: Type.Integer(),
   serverTime: Type.String(),
+  /** The operator asked for a fresh key (`muster nodes rotate`): renew now, with a new key. */
+  rekey: Type.Optional(Type.Boolean()),
 });
 export type HeartbeatAck = Static<typeof HeartbeatAck>;
+
+/** Renewal: a CSR for the same node, with the key it holds now or a fresh one. */
+export const RenewRequest = Type.Object(
+  { csr: Type.String({ minLength: 1, maxLength: 16_384 }) },
+  { additionalProperties: false },
+);
+export type RenewRequest = Static<typeof RenewRequest>;
+
+export const RenewResponse = Type.Object({
+  certificate: Type.String(),
+  notAfter: Type.String(),
+  /** Every root the agent should trust from now on (more than one during a CA rotation). */
+  caBundle: Type.String(),
+});
+export type RenewResponse = Static<typeof RenewResponse>;
 
 export const TokenCreateRequest = Type.Object(
   {
@@ -156,7 +173,17 @@ export const NodeView = Type.Object({
   decommissionedAt: Type.Union([Type.String(), Type.Null()]),
   facts: Facts,
   latest: Type.Union([Heartbeat, Type.Null()]),
-  cert: Type.Object({ serial: Type.String(), notAfter: Type.String(), pem: Type.Optional(Type.String()) }),
+  cert: Type.Object({
+    serial: Type.String(),
+    issuer: Type.String(),
+    notBefore: Type.String(),
+    notAfter: Type.String(),
+    /** A renewed certificate the node has not used yet. */
+    pending: Type.Union([Type.Object({ serial: Type.String(), notAfter: Type.String() }), Type.Null()]),
+    /** When an operator asked the node to move to a fresh key, until it has. */
+    rotationRequestedAt: Type.Union([Type.String(), Type.Null()]),
+    pem: Type.Optional(Type.String()),
+  }),
 });
 export type NodeView = Static<typeof NodeView>;
 
