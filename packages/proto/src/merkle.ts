@@ -172,7 +172,7 @@ export function rootFromInclusionProof(
     throw new ProofError(`leaf index ${index} is outside a tree of size ${size}`);
   }
   checkHash(leaf, 'the leaf hash');
-  proof.forEach((h, i) => checkHash(h, `proof hash ${i}`));
+  for (const [i, h] of proof.entries()) checkHash(h, `proof hash ${i}`);
   const [inner, border] = decompose(big(index), big(size));
   if (proof.length !== inner + border)
     throw new ProofError(`the proof has ${proof.length} hashes, not ${inner + border}`);
@@ -213,7 +213,7 @@ export function verifyConsistency(
   root2: Uint8Array,
 ): boolean {
   try {
-    proof.forEach((h, i) => checkHash(h, `proof hash ${i}`));
+    for (const [i, h] of proof.entries()) checkHash(h, `proof hash ${i}`);
     if (!(Number.isSafeInteger(size1) && Number.isSafeInteger(size2) && size1 >= 0 && size2 >= size1))
       return false;
     if (size1 === 0) return false;
