@@ -125,6 +125,7 @@ test('a CSR made here verifies here and in an independent parser', async () => {
   const pem = createCsr(keys.privateKey, keys.publicKey, 'db-1');
   const verified = verifyCsr(pem);
   assert.deepEqual(verified.spki, keys.publicKey.export({ type: 'spki', format: 'der' }));
+  assert.deepEqual(verified.commonNames, ['db-1']);
   const parsed = new peculiar.Pkcs10CertificateRequest(pem);
   assert.equal(parsed.subject, 'CN=db-1');
   assert.equal(await parsed.verify(), true);

@@ -7,6 +7,7 @@ import {
   childrenOf,
   contentOf,
   DER_TAG,
+  type DerNode,
   expectNode,
   explicit,
   implicitPrimitive,
@@ -185,11 +186,14 @@ export class CsrError extends Error {
 export interface VerifiedCsr {
   spki: Buffer;
   publicKey: KeyObject;
+  /** The common names in the request's subject, for callers that must refuse a request for another name. */
+  commonNames: string[];
 }
 
 /**
  * Reads a PKCS#10 request and proves the requester holds the key: its own ECDSA P-256 /
- * SHA-256 signature must verify. Names, extensions and attributes in it are never read.
+ * SHA-256 signature must verify. Only the key and the subject's common names are read; extensions
+ * and attributes never are.
  */
 export function verifyCsr(pemText: string): VerifiedCsr {
   const der = fromPem(pemText, 'CERTIFICATE REQUEST');
@@ -198,6 +202,7 @@ export function verifyCsr(pemText: string): VerifiedCsr {
   let spki: Buffer;
   let algorithm: string;
   let signature: Buffer;
+  let commonNames: string[];
   try {
     const outer = expectNode(der, 0, DER_TAG.SEQUENCE, der.length, 'CertificationRequest');
     if (outer.end !== der.length) throw new Error('trailing bytes');
@@ -211,8 +216,10 @@ export function verifyCsr(pemText: string): VerifiedCsr {
     ) {
       throw new Error('not a CertificationRequest');
     }
-    const [, , spkiNode] = childrenOf(der, infoNode);
+    const [, subjectNode, spkiNode] = childrenOf(der, infoNode);
     if (!spkiNode || spkiNode.tag !== DER_TAG.SEQUENCE) throw new Error('no SubjectPublicKeyInfo');
+    if (!subjectNode || subjectNode.tag !== DER_TAG.SEQUENCE) throw new Error('no subject');
+    commonNames = commonNamesOf(der, subjectNode);
     const [algOid] = childrenOf(der, algNode);
     if (!algOid) throw new Error('no signature algorithm');
     info = Buffer.from(bytesOf(der, infoNode));
@@ -233,7 +240,21 @@ export function verifyCsr(pemText: string): VerifiedCsr {
     valid = false;
   }
   if (!valid) throw new CsrError('csr signature does not verify');
-  return { spki, publicKey };
+  return { spki, publicKey, commonNames };
+}
+
+/** The commonName values of a DER Name (a SEQUENCE of SETs of {type, value}). */
+function commonNamesOf(der: Buffer, name: DerNode): string[] {
+  const names: string[] = [];
+  for (const rdn of childrenOf(der, name)) {
+    for (const attribute of childrenOf(der, rdn)) {
+      const [type, value] = childrenOf(der, attribute);
+      if (type && value && readOid(der, type) === OIDS.commonName) {
+        names.push(Buffer.from(contentOf(der, value)).toString('utf8'));
+      }
+    }
+  }
+  return names;
 }
 
 // SubjectPublicKeyInfo of an uncompressed P-256 point: this fixed 26-byte prefix, then 0x04‖X‖Y.

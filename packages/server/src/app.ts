@@ -10,6 +10,8 @@ import { heartbeatRoutes } from './features/heartbeats/routes.js';
 import { HeartbeatWriter } from './features/heartbeats/writer.js';
 import { nodeRoutes } from './features/nodes/routes.js';
 import { NodeService } from './features/nodes/service.js';
+import { renewalRoutes } from './features/renewal/routes.js';
+import { RenewalService } from './features/renewal/service.js';
 import { tokenRoutes } from './features/tokens/routes.js';
 import { TokenService } from './features/tokens/service.js';
 import { adminTokenCheck, nodeIdentityCheck } from './http/auth.js';
@@ -79,6 +81,14 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     heartbeatIntervalMs: config.heartbeatIntervalMs,
   });
   const writer = new HeartbeatWriter(store.db);
+  const renewal = new RenewalService({
+    write,
+    clock,
+    ids,
+    decisions,
+    ca: identity.ca,
+    certLifetimeMs: config.certLifetimeMs,
+  });
   // Listening on port 0 picks the port at bind time; join lines must carry the real one.
   const boundPort = () => (agent.server.address() as { port?: number } | null)?.port ?? config.listen.port;
 
@@ -103,8 +113,15 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   await agent.register(async (scope) => {
     scope.addHook(
       'onRequest',
-      nodeIdentityCheck({ identityBySerial: (s) => nodes.identityBySerial(s), connections, clock }),
+      nodeIdentityCheck({
+        identityBySerial: (s) => nodes.identityBySerial(s),
+        promote: (id, s) => nodes.promote(id, s),
+        noteRefusedSerial: (s) => nodes.noteRefusedSerial(s),
+        connections,
+        clock,
+      }),
     );
+    renewalRoutes(scope, renewal);
     heartbeatRoutes(scope, { writer, clock, heartbeatIntervalMs: config.heartbeatIntervalMs });
   });
 

@@ -3,7 +3,7 @@ import type { TLSSocket } from 'node:tls';
 import type { FastifyRequest } from 'fastify';
 import type { Clock } from '../clock.js';
 import { UnauthorizedError } from '../errors.js';
-import type { NodeIdentity } from '../features/nodes/service.js';
+import type { NodeIdentity, RefusedSerial } from '../features/nodes/service.js';
 import type { LiveConnections } from './connections.js';
 
 declare module 'fastify' {
@@ -40,6 +40,10 @@ export function adminTokenCheck(adminToken: string): (request: FastifyRequest) =
  */
 export function nodeIdentityCheck(deps: {
   identityBySerial(serial: string): Promise<NodeIdentity | undefined>;
+  /** Makes a renewed certificate current at its first use. */
+  promote(nodeId: string, serial: string): Promise<void>;
+  /** Tells a superseded certificate from any other refusal, and records its reuse. */
+  noteRefusedSerial(serial: string): Promise<RefusedSerial>;
   connections: Pick<LiveConnections, 'track'>;
   clock: Clock;
 }): (request: FastifyRequest) => Promise<void> {
@@ -52,13 +56,21 @@ export function nodeIdentityCheck(deps: {
     if (!cert || Date.parse(cert.validTo) <= deps.clock.now()) {
       throw new UnauthorizedError('the client certificate has expired', 'identity_expired');
     }
-    const identity = await deps.identityBySerial(cert.serialNumber.toLowerCase());
+    const serial = cert.serialNumber.toLowerCase();
+    const identity = await deps.identityBySerial(serial);
     if (!identity) {
+      if ((await deps.noteRefusedSerial(serial)) === 'superseded') {
+        throw new UnauthorizedError(
+          'this certificate was superseded by a renewal; only the renewed one is accepted',
+          'identity_superseded',
+        );
+      }
       throw new UnauthorizedError(
         'this identity is not current (revoked, superseded or decommissioned)',
         'identity_revoked',
       );
     }
+    if (identity.pending) await deps.promote(identity.id, serial);
     deps.connections.track(identity.id, socket);
     request.node = identity;
     request.actor = `node:${identity.id}`;

@@ -1,4 +1,4 @@
-import { CsrError, verifyCsr } from '@muster/host';
+import { CsrError, type VerifiedCsr, verifyCsr } from '@muster/host';
 import { BadRequestError } from '../errors.js';
 
 /**
@@ -6,8 +6,13 @@ import { BadRequestError } from '../errors.js';
  * verify. Only the public key is used afterwards; names, extensions and attributes are ignored.
  */
 export function verifiedCsrKey(pem: string): Uint8Array {
+  return verifiedCsr(pem).spki;
+}
+
+/** The verified request itself, for renewal, which also refuses a request made for another name. */
+export function verifiedCsr(pem: string): VerifiedCsr {
   try {
-    return verifyCsr(pem).spki;
+    return verifyCsr(pem);
   } catch (err) {
     if (err instanceof CsrError) throw new BadRequestError(err.message, 'bad_csr');
     throw err;

@@ -70,6 +70,19 @@ function migrations(traits: DialectTraits): Record<string, Migration> {
           .execute();
       },
     },
+    '0003_certificate_lifecycle': {
+      async up(db: Kysely<unknown>) {
+        // A renewed certificate waits as pending until the node first uses it; rotation asks
+        // for a fresh key at the node's next contact.
+        await db.schema.alterTable('nodes').addColumn('pending_serial', 'text').execute();
+        await db.schema.alterTable('nodes').addColumn('pending_not_after', 'bigint').execute();
+        await db.schema.alterTable('nodes').addColumn('pending_pem', 'text').execute();
+        await db.schema.alterTable('nodes').addColumn('rekey_requested_at', 'bigint').execute();
+        await db.schema.createIndex('nodes_pending_serial').on('nodes').column('pending_serial').execute();
+        await db.schema.alterTable('certificates').addColumn('superseded_at', 'bigint').execute();
+        await db.schema.alterTable('certificates').addColumn('reuse_seen_at', 'bigint').execute();
+      },
+    },
   };
 }
 

@@ -29,6 +29,12 @@ export interface NodesTable {
   cert_not_after: number;
   cert_pem: string;
   decommissioned_at: number | null;
+  /** A renewed certificate not used yet; it becomes current at its first use. */
+  pending_serial: string | null;
+  pending_not_after: number | null;
+  pending_pem: string | null;
+  /** Set by `muster nodes rotate`: the node must renew with a fresh key. */
+  rekey_requested_at: number | null;
 }
 
 export interface CertificatesTable {
@@ -38,6 +44,10 @@ export interface CertificatesTable {
   not_after: number;
   issued_at: number;
   revoked_at: number | null;
+  /** When a renewed certificate replaced this one. */
+  superseded_at: number | null;
+  /** When this superseded certificate was last presented again (a security event). */
+  reuse_seen_at: number | null;
 }
 
 export interface DecisionsTable {

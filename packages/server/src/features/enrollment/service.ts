@@ -109,6 +109,10 @@ export class EnrollmentService {
             cert_not_after: issued.notAfter,
             cert_pem: issued.pem,
             decommissioned_at: null,
+            pending_serial: null,
+            pending_not_after: null,
+            pending_pem: null,
+            rekey_requested_at: null,
           })
           .execute();
         await trx
@@ -120,6 +124,8 @@ export class EnrollmentService {
             not_after: issued.notAfter,
             issued_at: now,
             revoked_at: null,
+            superseded_at: null,
+            reuse_seen_at: null,
           })
           .execute();
         // Consuming the token is one conditional update, made last so that on PostgreSQL the

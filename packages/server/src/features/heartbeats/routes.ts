@@ -18,6 +18,7 @@ export function heartbeatRoutes(
         nodeId: node.id,
         heartbeatIntervalSec: Math.round(deps.heartbeatIntervalMs / 1000),
         serverTime: new Date(now).toISOString(),
+        ...(node.rekeyRequested ? { rekey: true } : {}),
       });
     },
   );

@@ -22,7 +22,7 @@ const NodeParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 
 
 export function nodeRoutes(
   app: FastifyInstance,
-  nodes: Pick<NodeService, 'list' | 'get' | 'decommission'>,
+  nodes: Pick<NodeService, 'list' | 'get' | 'decommission' | 'requestRotation'>,
 ): void {
   app.get(
     '/v1/nodes',
@@ -54,6 +54,12 @@ export function nodeRoutes(
   );
   app.get('/v1/nodes/:id', { schema: { params: NodeParams, response: { 200: NodeView } } }, async (request) =>
     nodes.get((request.params as { id: string }).id),
+  );
+  app.post(
+    '/v1/nodes/:id/rotate',
+    { schema: { params: NodeParams, response: { 202: NodeView } } },
+    async (request, reply) =>
+      reply.code(202).send(await nodes.requestRotation((request.params as { id: string }).id, request.actor)),
   );
   app.delete('/v1/nodes/:id', { schema: { params: NodeParams } }, async (request, reply) => {
     await nodes.decommission((request.params as { id: string }).id, request.actor);

@@ -1,8 +1,9 @@
+import { X509Certificate } from 'node:crypto';
 import type { Facts, Heartbeat, Labels, NodeList, NodeStatus, NodeView } from '@muster/proto';
 import type { Kysely } from 'kysely';
 import type { Clock } from '../../clock.js';
 import type { DecisionRecorder } from '../../decisions/recorder.js';
-import { BadRequestError, NotFoundError } from '../../errors.js';
+import { BadRequestError, ConflictError, NotFoundError } from '../../errors.js';
 import type { LiveConnections } from '../../http/connections.js';
 import { BatchedLookup } from '../../store/batched-lookup.js';
 import type { Store } from '../../store/db.js';
@@ -16,6 +17,8 @@ export interface NodeServiceDeps {
   decisions: DecisionRecorder;
   connections: Pick<LiveConnections, 'cut'>;
   heartbeatIntervalMs: number;
+  /** How far a node's clock may be off before it shows a `clock skew` reason. */
+  clockSkewAllowanceMs?: number;
 }
 
 export interface NodeQuery {
@@ -30,8 +33,16 @@ export interface NodeQuery {
 export interface NodeIdentity {
   id: string;
   name: string;
+  /** The serial that was presented. */
   serial: string;
+  /** The presented certificate is a renewed one used for the first time: it becomes current now. */
+  pending: boolean;
+  /** An operator asked this node to move to a fresh key. */
+  rekeyRequested: boolean;
 }
+
+/** Why a presented serial maps to no node. */
+export type RefusedSerial = 'superseded' | 'other';
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const PAGE = 500;
@@ -46,23 +57,144 @@ export class NodeService {
    */
   async identityBySerial(serial: string): Promise<NodeIdentity | undefined> {
     const row = await this.identities.get(serial);
-    if (!row || row.cert_not_after <= this.deps.clock.now()) return undefined;
-    return { id: row.id, name: row.name, serial: row.cert_serial };
+    if (!row) return undefined;
+    const pending = row.pending_serial === serial;
+    const notAfter = pending ? row.pending_not_after! : row.cert_not_after;
+    if (notAfter <= this.deps.clock.now()) return undefined;
+    return { id: row.id, name: row.name, serial, pending, rekeyRequested: row.rekey_requested_at !== null };
   }
 
-  /** Identity checks of concurrent requests share one query. */
+  /** Identity checks of concurrent requests share one query; a node answers to its current and its pending serial. */
   private readonly identities = new BatchedLookup<
     string,
-    Pick<NodesTable, 'id' | 'name' | 'cert_serial' | 'cert_not_after'>
+    Pick<
+      NodesTable,
+      | 'id'
+      | 'name'
+      | 'cert_serial'
+      | 'cert_not_after'
+      | 'pending_serial'
+      | 'pending_not_after'
+      | 'rekey_requested_at'
+    >
   >(async (serials) => {
     const rows = await this.deps.db
       .selectFrom('nodes')
-      .select(['id', 'name', 'cert_serial', 'cert_not_after'])
-      .where('cert_serial', 'in', serials)
+      .select([
+        'id',
+        'name',
+        'cert_serial',
+        'cert_not_after',
+        'pending_serial',
+        'pending_not_after',
+        'rekey_requested_at',
+      ])
+      .where((eb) => eb.or([eb('cert_serial', 'in', serials), eb('pending_serial', 'in', serials)]))
       .where('decommissioned_at', 'is', null)
       .execute();
-    return new Map(rows.map((row) => [row.cert_serial, row]));
+    const found = new Map<string, (typeof rows)[number]>();
+    for (const row of rows) {
+      found.set(row.cert_serial, row);
+      if (row.pending_serial !== null) found.set(row.pending_serial, row);
+    }
+    return found;
   });
+
+  /**
+   * The first use of a renewed certificate makes it current and supersedes the one before,
+   * which is refused from then on. Concurrent first uses promote it once.
+   */
+  async promote(nodeId: string, serial: string): Promise<void> {
+    const { write, clock, decisions } = this.deps;
+    const now = clock.now();
+    await write(async (trx) => {
+      const node = await trx
+        .selectFrom('nodes')
+        .select(['cert_serial', 'pending_serial', 'pending_not_after', 'pending_pem'])
+        .where('id', '=', nodeId)
+        .where('pending_serial', '=', serial)
+        .where('decommissioned_at', 'is', null)
+        .executeTakeFirst();
+      if (!node) return;
+      await trx
+        .updateTable('nodes')
+        .set({
+          cert_serial: serial,
+          cert_not_after: node.pending_not_after!,
+          cert_pem: node.pending_pem!,
+          pending_serial: null,
+          pending_not_after: null,
+          pending_pem: null,
+        })
+        .where('id', '=', nodeId)
+        .execute();
+      await trx
+        .updateTable('certificates')
+        .set({ superseded_at: now })
+        .where('serial', '=', node.cert_serial)
+        .execute();
+      await decisions.record(trx, {
+        kind: 'node.certificate_activated',
+        actor: `node:${nodeId}`,
+        subject: `node:${nodeId}`,
+        data: { serial, superseded: node.cert_serial },
+      });
+    });
+  }
+
+  /**
+   * Looks at a serial the identity check refused. A superseded certificate presented again
+   * means the identity may be in use on two hosts: that is recorded as a security decision
+   * (at most once a minute per certificate, so a looping client cannot flood the record).
+   */
+  async noteRefusedSerial(serial: string): Promise<RefusedSerial> {
+    const { db, write, clock, decisions } = this.deps;
+    const cert = await db
+      .selectFrom('certificates')
+      .select(['node_id', 'superseded_at', 'reuse_seen_at', 'revoked_at'])
+      .where('serial', '=', serial)
+      .executeTakeFirst();
+    if (!cert || cert.superseded_at === null || cert.revoked_at !== null) return 'other';
+    const now = clock.now();
+    if (cert.reuse_seen_at === null || now - cert.reuse_seen_at >= 60_000) {
+      await write(async (trx) => {
+        await trx
+          .updateTable('certificates')
+          .set({ reuse_seen_at: now })
+          .where('serial', '=', serial)
+          .execute();
+        await decisions.record(trx, {
+          kind: 'security.superseded_certificate_used',
+          actor: `node:${cert.node_id}`,
+          subject: `node:${cert.node_id}`,
+          data: { serial, supersededAt: cert.superseded_at },
+        });
+      });
+    }
+    return 'superseded';
+  }
+
+  /** Asks a node to renew onto a fresh key at its next contact (`muster nodes rotate`). */
+  async requestRotation(idOrName: string, actor: string): Promise<NodeView> {
+    const { write, clock, decisions } = this.deps;
+    const node = await this.find(idOrName);
+    if (node.decommissioned_at !== null)
+      throw new ConflictError(
+        `node ${node.name} is decommissioned; it has no identity to rotate`,
+        'decommissioned',
+      );
+    const now = clock.now();
+    await write(async (trx) => {
+      await trx.updateTable('nodes').set({ rekey_requested_at: now }).where('id', '=', node.id).execute();
+      await decisions.record(trx, {
+        kind: 'node.rotation_requested',
+        actor,
+        subject: `node:${node.id}`,
+        data: { name: node.name, serial: node.cert_serial },
+      });
+    });
+    return this.get(node.id);
+  }
 
   async list(query: NodeQuery): Promise<NodeList> {
     const items: NodeView[] = [];
@@ -153,7 +285,9 @@ export class NodeService {
       certNotAfter: row.cert_not_after,
       cpus: facts.cpus,
       latest,
+      clockSkewAllowanceMs: this.deps.clockSkewAllowanceMs ?? DEFAULT_CLOCK_SKEW_ALLOWANCE_MS,
     });
+    const cert = certificateFacts(row.cert_serial, row.cert_pem);
     return {
       id: row.id,
       name: row.name,
@@ -168,7 +302,14 @@ export class NodeService {
       latest,
       cert: {
         serial: row.cert_serial,
+        issuer: cert.issuer,
+        notBefore: iso(cert.notBefore),
         notAfter: iso(row.cert_not_after),
+        pending:
+          row.pending_serial === null
+            ? null
+            : { serial: row.pending_serial, notAfter: iso(row.pending_not_after!) },
+        rotationRequestedAt: row.rekey_requested_at === null ? null : iso(row.rekey_requested_at),
         ...(withPem ? { pem: row.cert_pem } : {}),
       },
     };
@@ -176,6 +317,21 @@ export class NodeService {
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
+
+export const DEFAULT_CLOCK_SKEW_ALLOWANCE_MS = 5 * 60_000;
+
+/** Issuer and start of validity, read from the PEM once per serial (listings show many nodes). */
+const certFacts = new Map<string, { issuer: string; notBefore: number }>();
+function certificateFacts(serial: string, pem: string): { issuer: string; notBefore: number } {
+  let facts = certFacts.get(serial);
+  if (!facts) {
+    const cert = new X509Certificate(pem);
+    facts = { issuer: cert.issuer.split('\n').join(', '), notBefore: Date.parse(cert.validFrom) };
+    if (certFacts.size >= 10_000) certFacts.clear();
+    certFacts.set(serial, facts);
+  }
+  return facts;
+}
 
 function encodeCursor(position: { name: string; id: string }): string {
   return Buffer.from(JSON.stringify([position.name, position.id])).toString('base64url');

@@ -36,6 +36,36 @@ function input(overrides: Partial<StatusInput> = {}): StatusInput {
 }
 
 describe('assessNode', () => {
+  test('a clock off by more than the allowance, either way, is a clock skew reason', () => {
+    const seen = NOW - 1000;
+    const at = (offsetMs: number) =>
+      assessNode(
+        input({
+          lastSeenAt: seen,
+          latest: heartbeat({ sentAt: new Date(seen + offsetMs).toISOString() }),
+          clockSkewAllowanceMs: 5 * 60_000,
+        }),
+      );
+    assert.deepEqual(at(5 * 60_000), { status: 'ok', reasons: [] });
+    assert.deepEqual(at(-5 * 60_000), { status: 'ok', reasons: [] });
+    assert.deepEqual(at(6 * 60_000).reasons, [
+      "clock skew: the node's clock is 6 min ahead of the server's (allowed 5 min)",
+    ]);
+    assert.deepEqual(at(-3_600_000), {
+      status: 'attention',
+      reasons: ["clock skew: the node's clock is 60 min behind the server's (allowed 5 min)"],
+    });
+    assert.equal(at(3_600_000).status, 'attention');
+    // Without an allowance (the caller does not judge clocks) nothing is said.
+    assert.deepEqual(
+      assessNode(input({ latest: heartbeat({ sentAt: new Date(NOW - 3_600_000).toISOString() }) })),
+      {
+        status: 'ok',
+        reasons: [],
+      },
+    );
+  });
+
   test('a node reporting normally is ok with no reasons', () => {
     assert.deepEqual(assessNode(input()), { status: 'ok', reasons: [] });
   });

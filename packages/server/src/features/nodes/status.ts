@@ -13,6 +13,8 @@ export interface StatusInput {
   certNotAfter: number;
   cpus: number;
   latest: Heartbeat | null;
+  /** How far the node's clock may be off before it is a reason; unset: not judged. */
+  clockSkewAllowanceMs?: number;
 }
 
 export interface Assessment {
@@ -70,6 +72,14 @@ export function assessNode(input: StatusInput): Assessment {
     else if (load > 2 * cpus) found.push(['attention', `load ${load.toFixed(1)} on ${cpus} CPUs`]);
     for (const service of hb.services) {
       if (!service.active) found.push(['critical', `service ${service.name} is not running`]);
+    }
+    // The heartbeat's sentAt is the node's clock; lastSeenAt is the server's, at receipt.
+    const skew = Date.parse(hb.sentAt) - (input.lastSeenAt ?? now);
+    if (input.clockSkewAllowanceMs !== undefined && Math.abs(skew) > input.clockSkewAllowanceMs) {
+      found.push([
+        'attention',
+        `clock skew: the node's clock is ${formatDuration(Math.abs(skew))} ${skew > 0 ? 'ahead of' : 'behind'} the server's (allowed ${formatDuration(input.clockSkewAllowanceMs)})`,
+      ]);
     }
     for (const check of hb.checks) {
       if (!check.ok)
