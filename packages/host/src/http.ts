@@ -61,10 +61,15 @@ export function requestJson<T>(
         res.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8');
           let body: unknown;
-          try {
-            body = text ? JSON.parse(text) : undefined;
-          } catch {
-            body = undefined;
+          const type = String(res.headers['content-type'] ?? '');
+          if (!/json/.test(type))
+            body = text; // a signed note, say: handed over as text
+          else {
+            try {
+              body = text ? JSON.parse(text) : undefined;
+            } catch {
+              body = undefined;
+            }
           }
           const status = res.statusCode ?? 0;
           if (status >= 400) {

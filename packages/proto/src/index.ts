@@ -1,6 +1,7 @@
 export * from './der.js';
 export * from './duration.js';
 export * from './jcs.js';
+export * from './ledger-export.js';
 export * from './merkle.js';
 export * from './names.js';
 export * from './note.js';

@@ -12,6 +12,7 @@ import {
   inclusionRanges,
   leafHash,
   nodeHash,
+  RootBuilder,
   rootOf,
   verifyConsistency,
   verifyInclusion,
@@ -116,6 +117,9 @@ describe('proofs agree with the RFC definitions', () => {
       const d = all.slice(0, n);
       const root = mth(d);
       assert.deepEqual(rootOf(d), root);
+      const builder = new RootBuilder();
+      for (const leaf of d) builder.push(leaf);
+      assert.deepEqual(builder.root(), root, `streamed root of ${n}`);
       assert.deepEqual(fromRanges(d, [{ start: 0, end: n }])[0], root);
       for (let m = 0; m < n; m++) {
         const proof = fromRanges(d, inclusionRanges(m, n));

@@ -254,3 +254,27 @@ export function verifyConsistency(
     throw err;
   }
 }
+
+/**
+ * Builds the root of a log one leaf at a time in O(log n) memory: a stack of the complete
+ * subtrees seen so far, merged whenever two of the same size meet. For verifying exports of
+ * any length as they stream past.
+ */
+export class RootBuilder {
+  private readonly stack: Array<{ level: number; hash: Buffer }> = [];
+  size = 0;
+
+  push(leaf: Uint8Array): void {
+    let node: { level: number; hash: Buffer } = { level: 0, hash: Buffer.from(leaf) };
+    while (this.stack.length > 0 && this.stack[this.stack.length - 1]!.level === node.level) {
+      const left = this.stack.pop()!;
+      node = { level: node.level + 1, hash: nodeHash(left.hash, node.hash) };
+    }
+    this.stack.push(node);
+    this.size++;
+  }
+
+  root(): Buffer {
+    return foldSubtrees(this.stack.map((s) => s.hash));
+  }
+}

@@ -1,13 +1,16 @@
+import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Clock, IdSource } from './clock.js';
 import { isLoopback, joinUrl, type ServerConfig } from './config.js';
-import { type DecisionRecorder, tableRecorder } from './decisions/recorder.js';
+import type { DecisionRecorder } from './decisions/recorder.js';
 import { enrollmentRoutes } from './features/enrollment/routes.js';
 import { EnrollmentService } from './features/enrollment/service.js';
 import { heartbeatRoutes } from './features/heartbeats/routes.js';
 import { HeartbeatWriter } from './features/heartbeats/writer.js';
+import { ledgerRoutes } from './features/ledger/routes.js';
+import { LedgerService } from './features/ledger/service.js';
 import { nodeRoutes } from './features/nodes/routes.js';
 import { NodeService } from './features/nodes/service.js';
 import { renewalRoutes } from './features/renewal/routes.js';
@@ -40,6 +43,7 @@ export interface MusterApp {
   /** Bearer token: tokens, nodes, health. */
   readonly admin: FastifyInstance;
   readonly nodes: NodeService;
+  readonly ledger: LedgerService;
   readonly connections: LiveConnections;
   /** True when the admin plane serves HTTPS. */
   readonly adminTls: boolean;
@@ -50,7 +54,20 @@ export interface MusterApp {
 
 export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   const { config, store, identity, clock, ids, logger } = deps;
-  const decisions = deps.decisions ?? tableRecorder(clock);
+  const ledgerKey = createPrivateKey(identity.ledgerKeyPem);
+  const ledger = new LedgerService({
+    db: store.db,
+    clock,
+    origin: `${config.trustDomain}/muster-ledger`,
+    privateKey: ledgerKey,
+    publicKey: createPublicKey(ledgerKey),
+  });
+  const background = new AbortController();
+  ledger.startCheckpointer(config.checkpointIntervalMs, background.signal, (err) =>
+    logger.warn({ err }, 'could not sign a ledger checkpoint'),
+  );
+  // Every decision is a ledger entry, appended in the transaction that makes the change.
+  const decisions = deps.decisions ?? ledger.recorder();
   const connections = new LiveConnections();
   const write: Store['write'] = (fn) => store.write(fn);
   const nodes = new NodeService({
@@ -95,6 +112,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   const agent = createPlane({
     logger,
     plane: 'agent',
+    storeUnavailable: (err) => store.traits.isUnavailable(err),
     https: {
       key: identity.serverKeyPem,
       cert: `${identity.serverCertPem.trim()}\n${identity.ca.pem.trim()}\n`,
@@ -129,6 +147,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   const admin = createPlane({
     logger,
     plane: 'admin',
+    storeUnavailable: (err) => store.traits.isUnavailable(err),
     ...(adminTls
       ? {
           https: config.adminCert
@@ -157,6 +176,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     scope.addHook('onRequest', adminTokenCheck(identity.adminToken));
     tokenRoutes(scope, tokens);
     nodeRoutes(scope, nodes);
+    ledgerRoutes(scope, ledger);
   });
 
   await Promise.all([agent.ready(), admin.ready()]);
@@ -164,10 +184,12 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     agent,
     admin,
     nodes,
+    ledger,
     connections,
     adminTls,
     joinUrl: () => joinUrl(config, boundPort()),
     async close() {
+      background.abort();
       await Promise.all([agent.close(), admin.close()]);
     },
   };

@@ -16,6 +16,8 @@ export interface ServerConfig {
   readonly trustDomain: string;
   readonly certLifetimeMs: number;
   readonly heartbeatIntervalMs: number;
+  /** How often a ledger checkpoint is signed when new entries exist. */
+  readonly checkpointIntervalMs: number;
   /** Enrollments per second allowed from one source address (bursts of five times that). */
   readonly enrollRate: number;
   readonly logLevel: LogLevel;
@@ -98,6 +100,13 @@ export const SERVER_SETTINGS: readonly SettingSpec[] = [
     kind: 'string',
     value: 'DURATION',
     help: 'how often agents report; offline after three missed (default 10s)',
+  },
+  {
+    flag: 'checkpoint-interval',
+    env: 'MUSTER_CHECKPOINT_INTERVAL',
+    kind: 'string',
+    value: 'DURATION',
+    help: 'how often a ledger checkpoint is signed when there are new entries (default 1s)',
   },
   {
     flag: 'enroll-rate',
@@ -199,6 +208,7 @@ export function serverConfigFrom(raw: RawSettings, cwd = process.cwd()): ServerC
     problems.push(`--trust-domain: "${trustDomain}" is not a lowercase DNS name`);
   const certLifetimeMs = duration('cert-lifetime', '24h', 60_000);
   const heartbeatIntervalMs = duration('heartbeat-interval', '10s', 1000);
+  const checkpointIntervalMs = duration('checkpoint-interval', '1s', 100);
   const enrollRateText = str('enroll-rate') ?? '20';
   const enrollRate = Number(enrollRateText);
   if (!/^\d+(\.\d+)?$/.test(enrollRateText) || !(enrollRate > 0)) {
@@ -235,6 +245,7 @@ export function serverConfigFrom(raw: RawSettings, cwd = process.cwd()): ServerC
     trustDomain,
     certLifetimeMs,
     heartbeatIntervalMs,
+    checkpointIntervalMs,
     enrollRate,
     logLevel,
     ...(str('admin-token-file') ? { adminTokenFile: resolve(cwd, str('admin-token-file')!) } : {}),

@@ -2,6 +2,7 @@ import type { Command } from '../command.js';
 import { agentCommand } from './agent.js';
 import { benchCommand } from './bench.js';
 import { demoCommand } from './demo.js';
+import { ledgerCheckpoint, ledgerExport, ledgerProof, ledgerVerify } from './ledger.js';
 import { nodesDecommission, nodesList, nodesShow } from './nodes.js';
 import { serverCommand } from './server.js';
 import { tokenCreate, tokenList, tokenRevoke } from './tokens.js';
@@ -17,5 +18,9 @@ export const COMMANDS: readonly Command[] = [
   nodesList,
   nodesShow,
   nodesDecommission,
+  ledgerCheckpoint,
+  ledgerProof,
+  ledgerExport,
+  ledgerVerify,
   benchCommand,
 ];

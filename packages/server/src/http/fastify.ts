@@ -26,6 +26,8 @@ const strings = addFormats(new Ajv({ ...ajvOptions, coerceTypes: 'array' }));
 export interface PlaneOptions {
   logger: Logger;
   plane: 'agent' | 'admin';
+  /** Errors that mean the store is away: answered 503, not 500. */
+  storeUnavailable?: (err: unknown) => boolean;
   /** TLS settings; plain HTTP when absent. */
   https?: SecureContextOptions & { requestCert?: boolean; rejectUnauthorized?: boolean };
 }
@@ -64,14 +66,13 @@ export function createPlane(opts: PlaneOptions): FastifyInstance {
       }
     },
   );
-  installProblemHandlers(app);
+  installProblemHandlers(app, opts.storeUnavailable);
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
     reply.header('cache-control', 'no-store');
   });
   app.addHook('onResponse', async (request, reply) => {
     const line = {
-      reqId: request.id,
       method: request.method,
       path: request.url.split('?')[0],
       status: reply.statusCode,

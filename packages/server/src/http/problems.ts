@@ -49,7 +49,10 @@ function validationDetail(err: FastifyError): string {
 }
 
 /** Maps every error to an RFC 9457 problem document that carries nothing internal. */
-export function installProblemHandlers(app: FastifyInstance): void {
+export function installProblemHandlers(
+  app: FastifyInstance,
+  storeUnavailable: (err: unknown) => boolean = () => false,
+): void {
   app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     if (err instanceof RateLimitedError) reply.header('retry-after', String(err.retryAfterSec));
     if (err instanceof AppError) return sendProblem(reply, err.status, err.code, err.message);
@@ -58,6 +61,15 @@ export function installProblemHandlers(app: FastifyInstance): void {
     if (known) return sendProblem(reply, known.status, known.code, known.detail);
     if (err instanceof SyntaxError)
       return sendProblem(reply, 400, 'malformed_json', 'request body is not valid JSON');
+    if (storeUnavailable(err)) {
+      request.log.warn({ err }, 'store unavailable');
+      return sendProblem(
+        reply,
+        503,
+        'store_unavailable',
+        'the store is unavailable right now; retry shortly',
+      );
+    }
     request.log.error({ err }, 'request failed');
     return sendProblem(
       reply,

@@ -15,6 +15,8 @@ export interface ServerIdentity {
   serverKeyPem: string;
   serverCertPem: string;
   adminToken: string;
+  /** The Ed25519 key that signs ledger checkpoints, PKCS#8 PEM. */
+  ledgerKeyPem: string;
   paths: DataDirPaths;
   /** Files made on this start, for the start-up message. */
   created: string[];
@@ -27,6 +29,7 @@ export interface DataDirPaths {
   serverCert: string;
   serverKey: string;
   adminToken: string;
+  ledgerKey: string;
 }
 
 export function dataDirPaths(dir: string): DataDirPaths {
@@ -37,6 +40,7 @@ export function dataDirPaths(dir: string): DataDirPaths {
     serverCert: join(dir, 'server.pem'),
     serverKey: join(dir, 'server.key'),
     adminToken: join(dir, 'admin.token'),
+    ledgerKey: join(dir, 'ledger.key'),
   };
 }
 
@@ -77,7 +81,7 @@ export async function prepareDataDir(opts: {
   const paths = dataDirPaths(opts.dir);
   await ensurePrivateDir(opts.dir);
   const tokenPath = opts.adminTokenFile ?? paths.adminToken;
-  await assertPrivateFiles([paths.caKey, paths.serverKey, tokenPath]);
+  await assertPrivateFiles([paths.caKey, paths.serverKey, tokenPath, paths.ledgerKey]);
   const created: string[] = [];
   const now = opts.clock.now();
 
@@ -129,7 +133,23 @@ export async function prepareDataDir(opts: {
     created.push(tokenPath);
   }
 
-  return { ca, serverKeyPem, serverCertPem, adminToken, paths: { ...paths, adminToken: tokenPath }, created };
+  let ledgerKeyPem = await readIfExists(paths.ledgerKey);
+  if (!ledgerKeyPem) {
+    const { privateKey } = generateKeyPairSync('ed25519');
+    ledgerKeyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+    await writeFileAtomic(paths.ledgerKey, ledgerKeyPem, 0o600);
+    created.push(paths.ledgerKey);
+  }
+
+  return {
+    ca,
+    serverKeyPem,
+    serverCertPem,
+    adminToken,
+    ledgerKeyPem,
+    paths: { ...paths, adminToken: tokenPath },
+    created,
+  };
 }
 
 function needsNewServerCert(

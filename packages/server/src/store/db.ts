@@ -9,6 +9,7 @@ import {
   sql,
 } from 'kysely';
 import pg from 'pg';
+import { UnavailableError } from '../errors.js';
 import { type DialectTraits, postgresTraits, sqliteTraits } from './dialect.js';
 import { GroupCommit } from './group-commit.js';
 import { migrate } from './migrations.js';
@@ -76,12 +77,30 @@ function openSqlite(url: string): Store {
   return {
     db,
     traits: sqliteTraits,
-    write: (fn) => group.run(fn),
+    write: (fn) => failClosed(group.run(fn), sqliteTraits),
     ping: async () => {
       await sql`select 1`.execute(db);
     },
     close: () => db.destroy(),
   };
+}
+
+/**
+ * A write that fails because the store cannot take it (read-only, unreachable, full) becomes a
+ * 503: the transaction rolled back, so the change and its ledger entry did not happen.
+ */
+async function failClosed<T>(write: Promise<T>, traits: DialectTraits): Promise<T> {
+  try {
+    return await write;
+  } catch (err) {
+    if (traits.isUnavailable(err)) {
+      throw new UnavailableError(
+        'the store cannot record this change right now; nothing was changed',
+        'store_unavailable',
+      );
+    }
+    throw err;
+  }
 }
 
 /**
@@ -117,14 +136,25 @@ const pgTypes = {
 };
 
 function openPostgres(url: string): Store {
-  const pool = new pg.Pool({ connectionString: url, max: 10, types: pgTypes as pg.CustomTypesConfig });
-  // An idle client losing its connection must not crash the process; the next query reconnects.
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: 10,
+    types: pgTypes as pg.CustomTypesConfig,
+    // Fail closed within a bound, never hang: no connection in 5 s, or a statement running
+    // for 15 s, is an error the request answers with 503.
+    connectionTimeoutMillis: 5_000,
+    statement_timeout: 15_000,
+  });
+  // A client losing its connection (PostgreSQL restarted, a failover) must not crash the
+  // process: idle ones are dropped by the pool, and one in use fails its query and is dropped
+  // when released; the next query connects afresh.
   pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
   const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
   return {
     db,
     traits: postgresTraits,
-    write: (fn) => db.transaction().execute(fn),
+    write: (fn) => failClosed(db.transaction().execute(fn), postgresTraits),
     ping: async () => {
       await sql`select 1`.execute(db);
     },

@@ -12,7 +12,15 @@ export interface DialectTraits {
   autoIncrementKey(col: ColumnDefinitionBuilder): ColumnDefinitionBuilder;
   /** True when the error is a unique-constraint violation. */
   isUniqueViolation(err: unknown): boolean;
+  /**
+   * True when the store cannot take writes right now (read-only, full, gone, shutting down):
+   * the change is refused with 503 and nothing happens, instead of a 500.
+   */
+  isUnavailable(err: unknown): boolean;
 }
+
+const codeOf = (err: unknown): string =>
+  typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : '';
 
 export const sqliteTraits: DialectTraits = {
   name: 'sqlite',
@@ -23,12 +31,19 @@ export const sqliteTraits: DialectTraits = {
     err !== null &&
     'code' in err &&
     (err.code === 'SQLITE_CONSTRAINT_UNIQUE' || err.code === 'SQLITE_CONSTRAINT_PRIMARYKEY'),
+  isUnavailable: (err) =>
+    /^SQLITE_(READONLY|IOERR|FULL|BUSY|LOCKED|CANTOPEN|CORRUPT|NOTADB|PERM)/.test(codeOf(err)),
 };
 
 export const postgresTraits: DialectTraits = {
   name: 'postgres',
   autoIncrementType: 'bigserial',
   autoIncrementKey: (col) => col.primaryKey(),
-  isUniqueViolation: (err) =>
-    typeof err === 'object' && err !== null && 'code' in err && err.code === '23505',
+  isUniqueViolation: (err) => codeOf(err) === '23505',
+  // 08: connection exceptions, 53: insufficient resources, 57P: shutdown, 25006: read-only
+  // transaction; and the socket-level errors of a server that is not there.
+  isUnavailable: (err) =>
+    /^(08|53|57P|25006|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE)/.test(codeOf(err)) ||
+    (err instanceof Error &&
+      /Connection terminated|timeout exceeded when trying to connect/i.test(err.message)),
 };

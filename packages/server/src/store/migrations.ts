@@ -1,5 +1,7 @@
 import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
+import { appendEntries } from '../features/ledger/log.js';
 import type { DialectTraits } from './dialect.js';
+import type { Schema } from './schema.js';
 
 /** Migrations are code and run at every start; each is applied once, in order. */
 function migrations(traits: DialectTraits): Record<string, Migration> {
@@ -68,6 +70,64 @@ function migrations(traits: DialectTraits): Record<string, Migration> {
           .addColumn('subject', 'text', (c) => c.notNull())
           .addColumn('data', 'text', (c) => c.notNull())
           .execute();
+      },
+    },
+    '0002_ledger': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('ledger_head')
+          .addColumn('id', 'integer', (c) => c.primaryKey())
+          .addColumn('size', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('ledger_entries')
+          .addColumn('seq', 'bigint', (c) => c.primaryKey())
+          .addColumn('ts', 'bigint', (c) => c.notNull())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('subject', 'text', (c) => c.notNull())
+          .addColumn('entry', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('ledger_entries_kind')
+          .on('ledger_entries')
+          .columns(['kind', 'seq'])
+          .execute();
+        await db.schema
+          .createIndex('ledger_entries_subject')
+          .on('ledger_entries')
+          .columns(['subject', 'seq'])
+          .execute();
+        await db.schema
+          .createTable('ledger_nodes')
+          .addColumn('level', 'integer', (c) => c.notNull())
+          .addColumn('idx', 'bigint', (c) => c.notNull())
+          .addColumn('hash', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('ledger_nodes_pk', ['level', 'idx'])
+          .execute();
+        await db.schema
+          .createTable('ledger_checkpoints')
+          .addColumn('size', 'bigint', (c) => c.primaryKey())
+          .addColumn('ts', 'bigint', (c) => c.notNull())
+          .addColumn('note', 'text', (c) => c.notNull())
+          .execute();
+        const ledger = db as unknown as Kysely<Schema>;
+        await ledger.insertInto('ledger_head').values({ id: 1, size: 0 }).execute();
+        // The skeleton's decisions become the first ledger entries, in their order; then the
+        // ledger is the only record of decisions.
+        const old = await ledger.selectFrom('decisions').selectAll().orderBy('seq').execute();
+        for (let i = 0; i < old.length; i += 500) {
+          await appendEntries(
+            ledger,
+            old.slice(i, i + 500).map((d) => ({
+              ts: d.ts,
+              kind: d.kind,
+              actor: d.actor,
+              subject: d.subject,
+              data: JSON.parse(d.data) as Record<string, unknown>,
+            })),
+          );
+        }
+        await db.schema.dropTable('decisions').execute();
       },
     },
     '0003_certificate_lifecycle': {

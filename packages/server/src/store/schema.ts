@@ -59,9 +59,42 @@ export interface DecisionsTable {
   data: string;
 }
 
+/** The log's size: the one row every ledger append updates, which serializes appenders. */
+export interface LedgerHeadTable {
+  id: number;
+  size: number;
+}
+
+export interface LedgerEntriesTable {
+  seq: number;
+  ts: number;
+  kind: string;
+  subject: string;
+  /** The exact RFC 8785 text that was hashed into the leaf. */
+  entry: string;
+}
+
+/** The hash of every complete subtree: 2^level leaves from idx·2^level. */
+export interface LedgerNodesTable {
+  level: number;
+  idx: number;
+  hash: string;
+}
+
+export interface LedgerCheckpointsTable {
+  size: number;
+  ts: number;
+  /** The signed note, as served. */
+  note: string;
+}
+
 export interface Schema {
   tokens: TokensTable;
   nodes: NodesTable;
   certificates: CertificatesTable;
   decisions: DecisionsTable;
+  ledger_head: LedgerHeadTable;
+  ledger_entries: LedgerEntriesTable;
+  ledger_nodes: LedgerNodesTable;
+  ledger_checkpoints: LedgerCheckpointsTable;
 }

@@ -99,7 +99,10 @@ export async function startTestServer(
     'enroll-rate': '10000',
     ...opts.settings,
   });
-  const server = await startServer(config, { clock, logger: createLogger('silent') });
+  const server = await startServer(config, {
+    clock,
+    logger: createLogger(process.env.MUSTER_TEST_LOG === '1' ? 'debug' : 'silent'),
+  });
   const token = server.identity.adminToken;
   return {
     server,
@@ -324,4 +327,17 @@ export function sampleHeartbeat(seq = 0, now: Clock = { now: () => Date.now() })
     services: [{ name: 'sshd', active: true }],
     checks: [],
   };
+}
+
+/**
+ * The decisions the ledger holds about one subject (`node:<id>`, `token:<id>`), oldest first,
+ * read through the admin API as an operator would.
+ */
+export async function decisionsAbout(
+  t: TestServer,
+  subject: string,
+): Promise<Array<{ seq: number; kind: string; actor: string; data: Record<string, unknown> }>> {
+  const res = await t.admin('GET', `/v1/ledger/decisions?subject=${encodeURIComponent(subject)}&limit=1000`);
+  if (res.status !== 200) throw new Error(`ledger decisions: ${res.status} ${res.body}`);
+  return [...res.json.items].reverse();
 }

@@ -4,6 +4,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import { after, before, describe, test } from 'node:test';
 import { createCsrPem, exportPrivateKeyPem, generateKeyPair } from '@muster/host';
 import {
+  decisionsAbout,
   dialects,
   enrollAgent,
   httpsJson,
@@ -70,14 +71,7 @@ for (const dialect of dialects()) {
       assert.equal(after.json.rekey, undefined);
       const shown = await t.admin('GET', '/v1/nodes/rotate-1');
       assert.equal(shown.json.cert.rotationRequestedAt, null);
-      const kinds = (
-        await t.server.store.db
-          .selectFrom('decisions')
-          .select('kind')
-          .where('subject', '=', `node:${node.nodeId}`)
-          .orderBy('seq')
-          .execute()
-      ).map((r) => r.kind);
+      const kinds = (await decisionsAbout(t, `node:${node.nodeId}`)).map((d) => d.kind);
       assert.deepEqual(kinds, [
         'node.enrolled',
         'node.rotation_requested',

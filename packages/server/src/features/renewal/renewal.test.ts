@@ -4,6 +4,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import { after, before, describe, test } from 'node:test';
 import { createCsrPem, exportPrivateKeyPem, generateKeyPair } from '@muster/host';
 import {
+  decisionsAbout,
   dialects,
   enrollAgent,
   type HttpsResult,
@@ -52,13 +53,7 @@ for (const dialect of dialects()) {
     async function decisions(
       nodeId: string,
     ): Promise<Array<{ kind: string; data: Record<string, unknown> }>> {
-      const rows = await t.server.store.db
-        .selectFrom('decisions')
-        .select(['kind', 'data'])
-        .where('subject', '=', `node:${nodeId}`)
-        .orderBy('seq')
-        .execute();
-      return rows.map((r) => ({ kind: r.kind, data: JSON.parse(r.data) }));
+      return (await decisionsAbout(t, `node:${nodeId}`)).map((d) => ({ kind: d.kind, data: d.data }));
     }
 
     test('same key: a new certificate that becomes current at its first use; the old one is then refused', async () => {

@@ -1,0 +1,228 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { UsageError } from '@muster/host';
+import {
+  type Checkpoint,
+  leafHash,
+  openCheckpoint,
+  parseVerifierKey,
+  type Verifier,
+  type VerifyResult,
+  verifyExport,
+  verifyInclusion,
+} from '@muster/proto';
+import { ADMIN_SETTINGS, type AdminClient, adminClient } from '../client.js';
+import type { Command } from '../command.js';
+import { printJson } from '../output.js';
+
+interface KeyInfo {
+  origin: string;
+  vkey: string;
+}
+interface EntriesPage {
+  size: number;
+  entries: Array<{ seq: number; entry: string; leafHash: string }>;
+}
+
+const KEY_SETTING = {
+  flag: 'key',
+  kind: 'string',
+  value: 'VKEY',
+  help: 'the ledger public key to trust (name+id+base64, from GET /v1/ledger/key); pin it to verify offline',
+} as const;
+
+/** Fetches the ledger key, and refuses a server whose key differs from a pinned one. */
+async function verifierFor(client: AdminClient, pinned: string | undefined): Promise<Verifier> {
+  const key = await client.call<KeyInfo>('GET', '/v1/ledger/key');
+  if (pinned !== undefined && pinned.trim() !== key.vkey) {
+    throw new Error('the server signs with a different ledger key than the one given with --key');
+  }
+  return parseVerifierKey(pinned ?? key.vkey);
+}
+
+async function fetchCheckpoint(
+  client: AdminClient,
+  verifier: Verifier,
+): Promise<{ note: string; checkpoint: Checkpoint }> {
+  const note = await client.call<string>('GET', '/v1/ledger/checkpoint');
+  return { note, checkpoint: openCheckpoint(note, verifier) };
+}
+
+export const ledgerCheckpoint: Command = {
+  path: ['ledger', 'checkpoint'],
+  summary: "print the ledger's latest signed checkpoint, after checking its signature",
+  settings: [KEY_SETTING, ...ADMIN_SETTINGS],
+  async run({ values }) {
+    const client = adminClient(values);
+    const { note, checkpoint } = await fetchCheckpoint(
+      client,
+      await verifierFor(client, values.key as string | undefined),
+    );
+    if (values.json) {
+      printJson({
+        origin: checkpoint.origin,
+        size: checkpoint.size,
+        root: checkpoint.root.toString('base64'),
+        note,
+      });
+      return 0;
+    }
+    process.stdout.write(note);
+    return 0;
+  },
+};
+
+export const ledgerProof: Command = {
+  path: ['ledger', 'proof'],
+  args: 'SEQ',
+  summary: 'prove that entry SEQ is in the ledger: fetch it with its inclusion proof and check both here',
+  settings: [KEY_SETTING, ...ADMIN_SETTINGS],
+  async run({ values, positionals }) {
+    const [seqText, extra] = positionals;
+    if (!seqText || extra !== undefined || !/^\d+$/.test(seqText))
+      throw new UsageError('expected one SEQ, a whole number');
+    const seq = Number(seqText);
+    const client = adminClient(values);
+    const { checkpoint } = await fetchCheckpoint(
+      client,
+      await verifierFor(client, values.key as string | undefined),
+    );
+    if (seq >= checkpoint.size)
+      throw new Error(`entry ${seq} is not in the ledger yet (it has ${checkpoint.size} entries)`);
+    const page = await client.call<EntriesPage>('GET', `/v1/ledger/entries?start=${seq}&end=${seq + 1}`);
+    const proof = await client.call<{ hashes: string[] }>(
+      'GET',
+      `/v1/ledger/proof/inclusion?seq=${seq}&size=${checkpoint.size}`,
+    );
+    const entry = page.entries[0]!.entry;
+    const ok = verifyInclusion(
+      seq,
+      checkpoint.size,
+      leafHash(entry),
+      proof.hashes.map((h) => Buffer.from(h, 'base64')),
+      checkpoint.root,
+    );
+    if (values.json) {
+      printJson({
+        seq,
+        size: checkpoint.size,
+        root: checkpoint.root.toString('base64'),
+        entry: JSON.parse(entry),
+        proof: proof.hashes,
+        verified: ok,
+      });
+    } else {
+      console.log(entry);
+      console.log(
+        ok
+          ? `verified: entry ${seq} is in the ledger of ${checkpoint.size} entries signed by ${checkpoint.origin}`
+          : `NOT VERIFIED: the inclusion proof for entry ${seq} does not lead to the signed root`,
+      );
+    }
+    return ok ? 0 : 1;
+  },
+};
+
+export const ledgerExport: Command = {
+  path: ['ledger', 'export'],
+  summary:
+    'write the ledger as JSON lines: a header with the key and a signed checkpoint, then every entry as hashed',
+  settings: [
+    { flag: 'out', kind: 'string', value: 'FILE', help: 'write to FILE instead of standard output' },
+    ...ADMIN_SETTINGS,
+  ],
+  async run({ values }) {
+    const lines = await exportLines(adminClient(values));
+    const out: NodeJS.WritableStream = values.out
+      ? createWriteStream(values.out as string, { mode: 0o644 })
+      : process.stdout;
+    for (const line of lines) {
+      if (!out.write(`${line}\n`)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+    }
+    if (values.out) {
+      await new Promise<void>((resolve) => out.end(() => resolve()));
+      console.error(`wrote ${lines.length - 1} entries and a signed checkpoint to ${values.out}`);
+    }
+    return 0;
+  },
+};
+
+export const ledgerVerify: Command = {
+  path: ['ledger', 'verify'],
+  summary: 'recompute the ledger from an export (offline) or from the server, and name the first bad entry',
+  details:
+    'Offline: muster ledger verify --export FILE --key VKEY needs nothing else: it checks the\n' +
+    "checkpoint's signature, recomputes the tree and every entry's hash. Without --export it\n" +
+    'fetches an export from the server first. Exit status 1 when anything does not verify.',
+  settings: [
+    { flag: 'export', kind: 'string', value: 'FILE', help: 'verify this export instead of fetching one' },
+    KEY_SETTING,
+    ...ADMIN_SETTINGS,
+  ],
+  async run({ values }) {
+    const key = values.key as string | undefined;
+    let result: VerifyResult;
+    if (values.export) {
+      const rl = createInterface({
+        input: createReadStream(values.export as string),
+        crlfDelay: Number.POSITIVE_INFINITY,
+      });
+      result = await verifyExport(rl, key);
+    } else {
+      const client = adminClient(values);
+      await verifierFor(client, key); // refuses a server whose key differs from a pinned one
+      const lines = await exportLines(client);
+      result = await verifyExport(
+        (async function* () {
+          yield* lines;
+        })(),
+        key,
+      );
+    }
+    if (key === undefined && values.export) {
+      console.error(
+        'note: no --key given; trusting the key inside the export. Pin it with --key for a real check.',
+      );
+    }
+    if (values.json) printJson(result);
+    else if (result.ok)
+      console.log(`verified: ${result.size} entries, consistent with the signed checkpoint`);
+    else
+      console.log(
+        `NOT VERIFIED${result.firstBadSeq !== undefined ? ` at seq ${result.firstBadSeq}` : ''}: ${result.reason}`,
+      );
+    return result.ok ? 0 : 1;
+  },
+};
+
+/**
+ * An export: a header line with the key, a signed checkpoint and the stored leaf hashes (the
+ * signed root authenticates them, and they let `verify` name the first entry that was changed),
+ * then every entry up to the checkpoint, byte for byte as hashed.
+ */
+async function exportLines(client: AdminClient): Promise<string[]> {
+  const key = await client.call<KeyInfo>('GET', '/v1/ledger/key');
+  const note = await client.call<string>('GET', '/v1/ledger/checkpoint');
+  const size = openCheckpoint(note, parseVerifierKey(key.vkey)).size;
+  const lines: string[] = [];
+  const leaves: Buffer[] = [];
+  for (let start = 0; start < size; ) {
+    const page = await client.call<EntriesPage>('GET', `/v1/ledger/entries?start=${start}&end=${size}`);
+    if (page.entries.length === 0) break;
+    for (const e of page.entries) {
+      lines.push(e.entry);
+      leaves.push(Buffer.from(e.leafHash, 'base64'));
+    }
+    start += page.entries.length;
+    if (process.stderr.isTTY) process.stderr.write(`\rexporting ${start}/${size}`);
+  }
+  if (process.stderr.isTTY) process.stderr.write('\n');
+  return [
+    JSON.stringify({
+      vkey: key.vkey,
+      checkpoint: note,
+      leafHashes: Buffer.concat(leaves).toString('base64'),
+    }),
+    ...lines,
+  ];
+}
