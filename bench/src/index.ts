@@ -1,8 +1,9 @@
 import { parseDuration } from '@muster/proto';
 import { enrollScenario } from './enroll.js';
 import { heartbeatScenario } from './heartbeat.js';
+import { ledgerScenario } from './ledger.js';
 
-const SCENARIOS = ['heartbeat', 'enroll'] as const;
+const SCENARIOS = ['heartbeat', 'enroll', 'ledger'] as const;
 
 function count(value: unknown, fallback: number, flag: string): number {
   if (value === undefined) return fallback;
@@ -33,6 +34,17 @@ export async function runScenario(name: string, values: Record<string, unknown>)
         concurrency: count(values.concurrency, 500, 'concurrency'),
         ...(db ? { db } : {}),
       });
+    case 'ledger': {
+      const durationText = (values.duration as string | undefined) ?? '5s';
+      const durationMs = parseDuration(durationText);
+      if (durationMs === undefined)
+        throw new Error(`--duration: "${durationText}" is not a duration such as 5s`);
+      return ledgerScenario({
+        writers: count(values.concurrency, 500, 'concurrency'),
+        durationMs,
+        entries: count(values.entries, 1_000_000, 'entries'),
+      });
+    }
     default:
       throw new Error(`unknown scenario "${name}"; one of: ${SCENARIOS.join(', ')}`);
   }

@@ -9,6 +9,8 @@ export {
   serverConfigFrom,
 } from './config.js';
 export { AppError, ConfigError } from './errors.js';
+export { appendEntries, type NewEntry } from './features/ledger/log.js';
+export { LedgerService } from './features/ledger/service.js';
 export { createLogger } from './logger.js';
 export { dataDirPaths, prepareDataDir, type ServerIdentity } from './pki/datadir.js';
 export { type RunningServer, startServer } from './server.js';

@@ -4,7 +4,7 @@ import type { Command } from '../command.js';
 export const benchCommand: Command = {
   path: ['bench'],
   args: 'SCENARIO',
-  summary: 'run a benchmark against a real server on loopback: heartbeat or enroll',
+  summary: 'run a benchmark: heartbeat, enroll (a real server on loopback) or ledger (the store)',
   details:
     'Each scenario prints one JSON line per figure, beside the limit measured in the same run.\n' +
     "Scenarios raise the server's rate limits for their own run and say so.",
@@ -25,7 +25,13 @@ export const benchCommand: Command = {
       flag: 'concurrency',
       kind: 'string',
       value: 'N',
-      help: 'enroll: enrollments in flight at once (default 500)',
+      help: 'enrollments in flight (enroll, default 500) or concurrent appenders (ledger, default 500)',
+    },
+    {
+      flag: 'entries',
+      kind: 'string',
+      value: 'N',
+      help: 'ledger: size of the log proofs and verify are timed at (default 1000000)',
     },
     {
       flag: 'db',
@@ -36,7 +42,8 @@ export const benchCommand: Command = {
   ],
   async run({ values, positionals }) {
     const [scenario, extra] = positionals;
-    if (!scenario || extra !== undefined) throw new UsageError('expected one SCENARIO: heartbeat or enroll');
+    if (!scenario || extra !== undefined)
+      throw new UsageError('expected one SCENARIO: heartbeat, enroll or ledger');
     let bench: { runScenario(name: string, values: Record<string, unknown>): Promise<void> };
     try {
       const specifier = '@muster/bench'; // an optional part of the install, resolved at run time
