@@ -14,6 +14,7 @@ import type { AgentConfig } from './config.js';
 import { loadIdentity, type StoredIdentity, saveIdentity } from './identity.js';
 import { hostFacts, MetricsSampler } from './metrics.js';
 import { fetchPinnedCa } from './pinning.js';
+import { Witness } from './witness.js';
 
 /** The agent cannot go on without an operator: a bad token, a taken name, a wrong pin. */
 export class AgentFatalError extends Error {
@@ -98,6 +99,7 @@ async function enrollWithRetry(
         certPem: enrolled.certificate,
         caPem: enrolled.caBundle,
         notAfter: enrolled.notAfter,
+        ...(enrolled.trust.ledgerKey ? { ledgerKey: enrolled.trust.ledgerKey } : {}),
       };
       await saveIdentity(config.dataDir, identity);
       return identity;
@@ -136,6 +138,18 @@ async function heartbeatLoop(
   });
   const sampler = new MetricsSampler(config.services);
   const url = new URL('/v1/agent/heartbeat', server);
+  const witness = identity.ledgerKey
+    ? new Witness(
+        config.dataDir,
+        identity.ledgerKey,
+        async (from, to) => {
+          const proofUrl = new URL(`/v1/agent/ledger/consistency?from=${from}&to=${to}`, server);
+          return (await requestJson<{ hashes: string[] }>(proofUrl, { method: 'GET', agent: tls, signal }))
+            .body.hashes;
+        },
+        log,
+      )
+    : undefined;
   let intervalMs = DEFAULT_INTERVAL_MS;
   let failures = 0;
   let seq = 0;
@@ -144,6 +158,7 @@ async function heartbeatLoop(
       let wait: number;
       try {
         const sample = await sampler.sample(seq++, identity.notAfter);
+        if (witness) sample.checks.push(await witness.check());
         const { body: ack } = await requestJson<HeartbeatAck>(url, {
           method: 'POST',
           body: { ...sample, sentAt: new Date().toISOString() },
@@ -153,6 +168,7 @@ async function heartbeatLoop(
         if (failures > 0) log.info('reporting again', { afterFailures: failures });
         failures = 0;
         intervalMs = Math.max(1000, ack.heartbeatIntervalSec * 1000);
+        if (witness && ack.checkpoint) await witness.observe(ack.checkpoint);
         hooks.onHeartbeat?.(ack);
         wait = intervalMs * (0.9 + 0.2 * Math.random());
       } catch (err) {

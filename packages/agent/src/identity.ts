@@ -12,6 +12,8 @@ export interface StoredIdentity {
   certPem: string;
   caPem: string;
   notAfter: string;
+  /** The ledger's verifier key, pinned at enrollment; absent for identities made before it. */
+  ledgerKey?: string;
 }
 
 export function identityPaths(dir: string) {

@@ -55,7 +55,12 @@ export const EnrollResponse = Type.Object({
   certificate: Type.String(),
   caBundle: Type.String(),
   notAfter: Type.String(),
-  trust: Type.Object({ caPin: Type.String(), trustDomain: Type.String() }),
+  trust: Type.Object({
+    caPin: Type.String(),
+    trustDomain: Type.String(),
+    /** The ledger's verifier key (C2SP vkey): agents pin it and witness checkpoints with it. */
+    ledgerKey: Type.Optional(Type.String()),
+  }),
   heartbeatIntervalSec: Type.Integer(),
 });
 export type EnrollResponse = Static<typeof EnrollResponse>;
@@ -96,6 +101,8 @@ export const HeartbeatAck = Type.Object({
   serverTime: Type.String(),
   /** The operator asked for a fresh key (`muster nodes rotate`): renew now, with a new key. */
   rekey: Type.Optional(Type.Boolean()),
+  /** The ledger's latest signed checkpoint, for the agent to witness. */
+  checkpoint: Type.Optional(Type.String({ maxLength: 4096 })),
 });
 export type HeartbeatAck = Static<typeof HeartbeatAck>;
 

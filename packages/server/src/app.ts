@@ -9,7 +9,7 @@ import { enrollmentRoutes } from './features/enrollment/routes.js';
 import { EnrollmentService } from './features/enrollment/service.js';
 import { heartbeatRoutes } from './features/heartbeats/routes.js';
 import { HeartbeatWriter } from './features/heartbeats/writer.js';
-import { ledgerRoutes } from './features/ledger/routes.js';
+import { ledgerAgentRoutes, ledgerRoutes } from './features/ledger/routes.js';
 import { LedgerService } from './features/ledger/service.js';
 import { nodeRoutes } from './features/nodes/routes.js';
 import { NodeService } from './features/nodes/service.js';
@@ -89,6 +89,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   });
   const enrollment = new EnrollmentService({
     write,
+    ledgerKey: ledger.vkey,
     traits: store.traits,
     clock,
     ids,
@@ -140,7 +141,13 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
       }),
     );
     renewalRoutes(scope, renewal);
-    heartbeatRoutes(scope, { writer, clock, heartbeatIntervalMs: config.heartbeatIntervalMs });
+    heartbeatRoutes(scope, {
+      writer,
+      clock,
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
+      latestCheckpoint: () => ledger.latestCheckpoint(),
+    });
+    ledgerAgentRoutes(scope, ledger);
   });
 
   const adminTls = !isLoopback(config.adminListen.host) && !config.adminBehindProxy;

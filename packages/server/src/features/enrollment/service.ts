@@ -11,6 +11,8 @@ import { DEFAULT_PROFILE, hashTokenSecret } from '../tokens/service.js';
 
 export interface EnrollmentDeps {
   write: Store['write'];
+  /** The ledger's verifier key, which agents pin at enrollment to witness checkpoints. */
+  ledgerKey?: string;
   traits: Pick<DialectTraits, 'isUniqueViolation'>;
   clock: Clock;
   ids: IdSource;
@@ -168,7 +170,11 @@ export class EnrollmentService {
       certificate: issued.pem,
       caBundle: ca.pem,
       notAfter: new Date(issued.notAfter).toISOString(),
-      trust: { caPin: ca.pin, trustDomain: ca.trustDomain },
+      trust: {
+        caPin: ca.pin,
+        trustDomain: ca.trustDomain,
+        ...(this.deps.ledgerKey ? { ledgerKey: this.deps.ledgerKey } : {}),
+      },
       heartbeatIntervalSec: Math.round(this.deps.heartbeatIntervalMs / 1000),
     };
   }

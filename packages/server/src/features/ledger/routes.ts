@@ -84,3 +84,21 @@ export function ledgerRoutes(app: FastifyInstance, ledger: LedgerService): void 
     },
   );
 }
+
+/** What agents need to witness the ledger, on the agent plane under their own identity. */
+export function ledgerAgentRoutes(app: FastifyInstance, ledger: LedgerService): void {
+  app.get(
+    '/v1/agent/ledger/consistency',
+    {
+      schema: {
+        querystring: Type.Object({ from: Seq, to: Type.Optional(Seq) }),
+        response: { 200: Type.Object({ from: Type.Integer(), to: Type.Integer(), hashes: Hashes }) },
+      },
+      config: { quiet: true },
+    },
+    async (request) => {
+      const q = request.query as { from: number; to?: number };
+      return ledger.consistency(q.from, q.to);
+    },
+  );
+}

@@ -32,6 +32,8 @@ export const MAX_ENTRIES_PER_PAGE = 1000;
  */
 export class LedgerService {
   readonly vkey: string;
+  /** The newest signed checkpoint this process has seen or made; agents witness it. */
+  private latest: string | undefined;
 
   constructor(private readonly deps: LedgerDeps) {
     this.vkey = verifierKey(deps.origin, deps.publicKey);
@@ -70,13 +72,17 @@ export class LedgerService {
       .executeTakeFirst();
     const root = await rootAt(db, size);
     const checkpoint = { origin, size, root };
-    if (latest && latest.size === size) return { note: latest.note, checkpoint };
+    if (latest && latest.size === size) {
+      this.latest = latest.note;
+      return { note: latest.note, checkpoint };
+    }
     const note = signNote(checkpointBody(checkpoint), origin, privateKey, publicKey);
     await db
       .insertInto('ledger_checkpoints')
       .values({ size, ts: clock.now(), note })
       .onConflict((oc) => oc.column('size').doNothing())
       .execute();
+    this.latest = note;
     return { note, checkpoint };
   }
 
@@ -107,6 +113,11 @@ export class LedgerService {
         leafHash: Buffer.from(leaves[i]?.hash ?? '', 'hex').toString('base64'),
       })),
     };
+  }
+
+  /** The newest checkpoint known here without a store round trip (undefined before the first). */
+  latestCheckpoint(): string | undefined {
+    return this.latest;
   }
 
   async inclusion(seq: number, size: number | undefined) {
@@ -141,6 +152,7 @@ export class LedgerService {
 
   /** Signs a checkpoint whenever new entries exist, every interval, until the signal aborts. */
   startCheckpointer(intervalMs: number, signal: AbortSignal, onError: (err: unknown) => void): void {
+    void this.checkpoint().catch(onError); // agents get a checkpoint from their first heartbeat
     const tick = async () => {
       if (signal.aborted) return;
       try {
