@@ -13,7 +13,7 @@ import {
 } from '@muster/proto';
 import { ADMIN_SETTINGS, type AdminClient, adminClient } from '../client.js';
 import type { Command } from '../command.js';
-import { printJson } from '../output.js';
+import { printJson, safe, table } from '../output.js';
 
 interface KeyInfo {
   origin: string;
@@ -225,4 +225,62 @@ async function exportLines(client: AdminClient): Promise<string[]> {
     }),
     ...lines,
   ];
+}
+
+export const ledgerList: Command = {
+  path: ['ledger', 'ls'],
+  summary: 'list decisions from the ledger, newest first, by kind and subject',
+  details: 'Example:\n  muster ledger ls --kind node.decommissioned\n  muster ledger ls --subject node:<id>',
+  settings: [
+    {
+      flag: 'kind',
+      kind: 'string',
+      value: 'KIND',
+      help: 'only this kind, e.g. node.enrolled or token.revoked',
+    },
+    {
+      flag: 'subject',
+      kind: 'string',
+      value: 'SUBJECT',
+      help: 'only about this subject, e.g. node:<id> or token:<id>',
+    },
+    { flag: 'limit', kind: 'string', value: 'N', help: 'at most N decisions (default 50, at most 1000)' },
+    ...ADMIN_SETTINGS,
+  ],
+  async run({ values }) {
+    const limit = (values.limit as string | undefined) ?? '50';
+    if (!/^\d+$/.test(limit) || Number(limit) < 1 || Number(limit) > 1000) {
+      throw new UsageError(`--limit: "${limit}" is not a whole number from 1 to 1000`);
+    }
+    const query = new URLSearchParams({ limit });
+    if (values.kind) query.set('kind', values.kind as string);
+    if (values.subject) query.set('subject', values.subject as string);
+    const { items } = await adminClient(values).call<{ items: Array<LedgerLine> }>(
+      'GET',
+      `/v1/ledger/decisions?${query}`,
+    );
+    if (values.json) {
+      printJson(items);
+      return 0;
+    }
+    if (items.length === 0) {
+      console.log('No decisions match.');
+      return 0;
+    }
+    console.log(
+      table(
+        ['SEQ', 'TIME', 'KIND', 'ACTOR', 'SUBJECT'],
+        items.map((e) => [String(e.seq), e.ts, safe(e.kind), safe(e.actor), safe(e.subject)]),
+      ),
+    );
+    return 0;
+  },
+};
+
+interface LedgerLine {
+  seq: number;
+  ts: string;
+  kind: string;
+  actor: string;
+  subject: string;
 }
