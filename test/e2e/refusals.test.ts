@@ -139,6 +139,23 @@ describe('bad input on the command line', () => {
     assertNoStackTrace(result.stderr);
   });
 
+  test('an agent with a renewal fraction of 0, 1, -1 or abc refuses to start, exit 2', async () => {
+    for (const fraction of ['0', '1', '-1', 'abc']) {
+      const result = await sandbox.run([
+        'agent',
+        `--renew-fraction=${fraction}`,
+        '--data-dir',
+        sandbox.tempDir('agent'),
+      ]);
+      assert.equal(result.code, 2, describeResult(result));
+      assert.match(
+        result.stderr,
+        new RegExp(`--renew-fraction: "${fraction}" must be a number strictly between 0 and 1`),
+      );
+      assertNoStackTrace(result.stderr);
+    }
+  });
+
   test('an admin verb against a port where nothing listens cannot reach it and exits 1', async () => {
     const port = await unusedPort();
     const result = await sandbox.run(['nodes', 'ls', '--url', `http://127.0.0.1:${port}`, '--token', 'x']);

@@ -1,19 +1,22 @@
+import { X509Certificate } from 'node:crypto';
 import { Agent as HttpsAgent } from 'node:https';
 import {
   backoffDelay,
   createCsrPem,
   exportPrivateKeyPem,
   generateKeyPair,
+  importKeyPairPem,
   type Log,
   requestJson,
   ServerError,
   sleep,
 } from '@muster/host';
-import type { EnrollRequest, EnrollResponse, HeartbeatAck } from '@muster/proto';
+import type { EnrollRequest, EnrollResponse, HeartbeatAck, RenewResponse } from '@muster/proto';
 import type { AgentConfig } from './config.js';
-import { loadIdentity, type StoredIdentity, saveIdentity } from './identity.js';
+import { loadIdentity, type StoredIdentity, saveRenewedIdentity } from './identity.js';
 import { hostFacts, MetricsSampler } from './metrics.js';
 import { fetchPinnedCa } from './pinning.js';
+import { renewalTime, ServerTime, validityOf } from './renewal.js';
 import { Witness } from './witness.js';
 
 /** The agent cannot go on without an operator: a bad token, a taken name, a wrong pin. */
@@ -27,31 +30,108 @@ export class AgentFatalError extends Error {
 export interface AgentHooks {
   onEnrolled?(identity: StoredIdentity): void;
   onHeartbeat?(ack: HeartbeatAck): void;
+  onRenewed?(identity: StoredIdentity): void;
+}
+
+export interface AgentOptions {
+  /** The host's own clock; tests set it off to see the agent correct for it. */
+  localClock?: () => number;
 }
 
 const DEFAULT_INTERVAL_MS = 10_000;
 
 /**
  * Runs the agent until the signal aborts: enrolls when it holds no identity, then reports
- * heartbeats over mTLS, backing off with full jitter while the server is away.
+ * heartbeats over mTLS and renews its certificate on time, backing off with full jitter while
+ * the server is away.
  */
 export async function runAgent(
   config: AgentConfig,
   log: Log,
   signal: AbortSignal,
   hooks: AgentHooks = {},
+  options: AgentOptions = {},
 ): Promise<void> {
+  const local = options.localClock ?? Date.now;
+  let token = config.token;
   let identity = await loadIdentity(config.dataDir);
   if (identity) {
-    if (config.token)
-      log.info('already enrolled; ignoring the join token', { node: identity.name, nodeId: identity.nodeId });
+    const expired = Date.parse(identity.notAfter) <= local();
+    if (expired && token) {
+      log.warn('the stored identity has expired; enrolling again under the same name with the join token', {
+        node: identity.name,
+        notAfter: identity.notAfter,
+      });
+      identity = await reenroll(identity, token, config, log, signal);
+      token = undefined;
+      if (!identity) return;
+    } else if (expired) {
+      log.error(expiredMessage(identity), { node: identity.name, notAfter: identity.notAfter });
+    } else if (token) {
+      log.info('already enrolled; the join token is used only if the server refuses this identity', {
+        node: identity.name,
+        nodeId: identity.nodeId,
+      });
+    }
   } else {
     identity = await enrollWithRetry(config, log, signal);
     if (!identity) return;
+    token = undefined;
     log.info('enrolled', { node: identity.name, nodeId: identity.nodeId, notAfter: identity.notAfter });
   }
   hooks.onEnrolled?.(identity);
-  await heartbeatLoop(identity, config, log, signal, hooks);
+  const time = new ServerTime(local);
+  for (;;) {
+    const refused = await heartbeatLoop(identity, config, log, signal, hooks, time, token !== undefined);
+    if (!refused || signal.aborted || !token) return;
+    const again = await reenroll(refused, token, config, log, signal);
+    token = undefined;
+    if (signal.aborted) return;
+    identity = again ?? refused;
+    if (again) hooks.onEnrolled?.(again);
+  }
+}
+
+function expiredMessage(identity: StoredIdentity): string {
+  return (
+    `this node's certificate expired at ${identity.notAfter} and an expired identity cannot be renewed; ` +
+    `on the server run "muster token create --name ${identity.name}", then start this agent with --token ` +
+    'to enroll again under the same name (retrying meanwhile)'
+  );
+}
+
+/**
+ * Enrolls again under the stored name with a fresh key, when the server refuses the identity
+ * this host holds (expired, or its node decommissioned). A refusal is logged and the agent
+ * carries on with what it has, so it never exits or sits silent.
+ */
+async function reenroll(
+  identity: StoredIdentity,
+  token: string,
+  config: AgentConfig,
+  log: Log,
+  signal: AbortSignal,
+): Promise<StoredIdentity | undefined> {
+  try {
+    const again = await enrollWithRetry(
+      {
+        ...config,
+        token,
+        name: identity.name,
+        server: config.server ?? new URL(identity.server),
+        caPin: config.caPin ?? identity.caPin,
+      },
+      log,
+      signal,
+    );
+    if (again)
+      log.info('enrolled again', { node: again.name, nodeId: again.nodeId, notAfter: again.notAfter });
+    return again;
+  } catch (err) {
+    if (!(err instanceof AgentFatalError)) throw err;
+    log.error('enrolling again failed; carrying on with the identity held', { error: err.message });
+    return undefined;
+  }
 }
 
 async function enrollWithRetry(
@@ -101,7 +181,7 @@ async function enrollWithRetry(
         notAfter: enrolled.notAfter,
         ...(enrolled.trust.ledgerKey ? { ledgerKey: enrolled.trust.ledgerKey } : {}),
       };
-      await saveIdentity(config.dataDir, identity);
+      await saveRenewedIdentity(config.dataDir, identity);
       return identity;
     } catch (err) {
       if (err instanceof AgentFatalError || (err as Error).name === 'PinMismatchError')
@@ -120,30 +200,90 @@ async function enrollWithRetry(
   return undefined;
 }
 
-async function heartbeatLoop(
-  identity: StoredIdentity,
-  config: AgentConfig,
-  log: Log,
-  signal: AbortSignal,
-  hooks: AgentHooks,
-): Promise<void> {
-  const server = config.server ?? new URL(identity.server);
-  // One kept-alive mTLS connection carries every heartbeat; the fleet CA is the only root trusted.
-  const tls = new HttpsAgent({
+/** One kept-alive mTLS connection presenting the node's identity; the fleet CA is the only root trusted. */
+function identityAgent(identity: StoredIdentity): HttpsAgent {
+  return new HttpsAgent({
     keepAlive: true,
     maxSockets: 1,
     key: identity.keyPem,
     cert: identity.certPem,
     ca: identity.caPem,
   });
+}
+
+/** Closes an agent's connections once no request is using them. */
+function retireWhenIdle(agent: HttpsAgent): void {
+  const busy = () => Object.values(agent.sockets).some((list) => (list?.length ?? 0) > 0);
+  if (!busy()) {
+    agent.destroy();
+    return;
+  }
+  agent.on('free', () => setImmediate(() => !busy() && agent.destroy()));
+}
+
+/** Asks for a new certificate over the current identity; checks it before anything is replaced. */
+async function renew(
+  identity: StoredIdentity,
+  tls: HttpsAgent,
+  server: URL,
+  rekey: boolean,
+  signal: AbortSignal,
+): Promise<StoredIdentity> {
+  const keys = rekey ? await generateKeyPair() : importKeyPairPem(identity.keyPem);
+  const keyPem = rekey ? exportPrivateKeyPem(keys.privateKey) : identity.keyPem;
+  const { body } = await requestJson<RenewResponse>(new URL('/v1/agent/renew', server), {
+    method: 'POST',
+    body: { csr: await createCsrPem(keys, identity.name) },
+    agent: tls,
+    signal,
+  });
+  const cert = new X509Certificate(body.certificate);
+  if (!cert.checkPrivateKey(keys.privateKey)) throw new Error('the renewed certificate is not for this key');
+  if (
+    !cert.checkIssued(new X509Certificate(body.caBundle)) &&
+    !cert.checkIssued(new X509Certificate(identity.caPem))
+  )
+    throw new Error('the renewed certificate does not chain to the fleet CA');
+  return { ...identity, keyPem, certPem: body.certificate, caPem: body.caBundle, notAfter: body.notAfter };
+}
+
+/**
+ * Reports heartbeats and renews the certificate on time, swapping the new identity into a
+ * fresh connection without a restart. Returns the identity when the server refuses it and
+ * the caller holds a join token to enroll again; otherwise runs until the signal aborts.
+ */
+async function heartbeatLoop(
+  start: StoredIdentity,
+  config: AgentConfig,
+  log: Log,
+  signal: AbortSignal,
+  hooks: AgentHooks,
+  time: ServerTime,
+  canEnrollAgain: boolean,
+): Promise<StoredIdentity | undefined> {
+  const server = config.server ?? new URL(start.server);
+  let identity = start;
+  let tls = identityAgent(identity);
+  const schedule = (id: StoredIdentity) => {
+    const validity = validityOf(id.certPem);
+    const at = renewalTime(validity, config.renewFraction);
+    // Belt and braces against a renewal loop: never sooner than half the renewal interval.
+    const floor =
+      time.now() + Math.max(1000, ((validity.notAfter - validity.issuedAt) * config.renewFraction) / 2);
+    return Math.max(at, floor);
+  };
+  let renewAt = renewalTime(validityOf(identity.certPem), config.renewFraction);
+  let rekeyAsked = false;
+  let renewFailures = 0;
   const sampler = new MetricsSampler(config.services);
   const url = new URL('/v1/agent/heartbeat', server);
-  const witness = identity.ledgerKey
+  const witness = start.ledgerKey
     ? new Witness(
         config.dataDir,
-        identity.ledgerKey,
+        start.ledgerKey,
         async (from, to) => {
           const proofUrl = new URL(`/v1/agent/ledger/consistency?from=${from}&to=${to}`, server);
+          // Whichever identity the agent holds now: `tls` is swapped at each renewal.
           return (await requestJson<{ hashes: string[] }>(proofUrl, { method: 'GET', agent: tls, signal }))
             .body.hashes;
         },
@@ -156,19 +296,27 @@ async function heartbeatLoop(
   try {
     while (!signal.aborted) {
       let wait: number;
+      let refused = false;
       try {
         const sample = await sampler.sample(seq++, identity.notAfter);
         if (witness) sample.checks.push(await witness.check());
+        // The host's own clock goes out, so the server can see how far off it is.
+        const sentAt = time.localNow();
         const { body: ack } = await requestJson<HeartbeatAck>(url, {
           method: 'POST',
-          body: { ...sample, sentAt: new Date().toISOString() },
+          body: { ...sample, sentAt: new Date(sentAt).toISOString() },
           agent: tls,
           signal,
         });
+        time.observe(ack.serverTime, sentAt);
         if (failures > 0) log.info('reporting again', { afterFailures: failures });
         failures = 0;
         intervalMs = Math.max(1000, ack.heartbeatIntervalSec * 1000);
         if (witness && ack.checkpoint) await witness.observe(ack.checkpoint);
+        if (ack.rekey && !rekeyAsked) {
+          log.info('the operator asked for a fresh key; renewing now');
+          rekeyAsked = true;
+        }
         hooks.onHeartbeat?.(ack);
         wait = intervalMs * (0.9 + 0.2 * Math.random());
       } catch (err) {
@@ -176,20 +324,65 @@ async function heartbeatLoop(
         failures++;
         wait = Math.max(1000, backoffDelay(failures, 1000, Math.max(intervalMs * 3, 60_000)));
         if (err instanceof ServerError && err.status === 401) {
-          log.error(
-            'the server refuses this node identity (decommissioned, revoked or expired); enroll again with a new join token',
-            {
-              detail: err.message,
-              retryInMs: wait,
-            },
-          );
+          refused = true;
+          log.error(refusedMessage(identity, err), { detail: err.message, retryInMs: wait });
+          if (canEnrollAgain) return identity;
         } else {
           log.warn('heartbeat failed; retrying', { error: (err as Error).message, retryInMs: wait });
         }
       }
-      await sleep(wait, signal);
+      // Renewal comes after a heartbeat, so the first answer has corrected the clock by then.
+      if (!refused && (rekeyAsked || time.now() >= renewAt)) {
+        const rekey = config.rekey || rekeyAsked;
+        try {
+          const renewed = await renew(identity, tls, server, rekey, signal);
+          await saveRenewedIdentity(config.dataDir, renewed);
+          const old = tls;
+          tls = identityAgent(renewed);
+          retireWhenIdle(old);
+          identity = renewed;
+          renewAt = schedule(renewed);
+          log.info('renewed the node certificate', {
+            notAfter: renewed.notAfter,
+            rekeyed: rekey,
+            nextRenewal: new Date(renewAt).toISOString(),
+          });
+          rekeyAsked = false;
+          renewFailures = 0;
+          hooks.onRenewed?.(renewed);
+        } catch (err) {
+          if (signal.aborted) break;
+          if (err instanceof ServerError && err.status === 401) {
+            log.error(refusedMessage(identity, err), { detail: err.message });
+            if (canEnrollAgain) return identity;
+          }
+          if (err instanceof ServerError && err.problem?.code === 'rekey_required') rekeyAsked = true;
+          renewFailures++;
+          const left = Date.parse(identity.notAfter) - time.now();
+          const retryIn = Math.max(
+            1000,
+            backoffDelay(renewFailures, 1000, Math.max(1000, Math.min(300_000, left / 4))),
+          );
+          renewAt = time.now() + retryIn;
+          log.warn('renewal failed; retrying', { error: (err as Error).message, retryInMs: retryIn });
+        }
+      }
+      // A renewal due sooner than the next heartbeat shortens the wait, unless the server
+      // refuses this identity: then nothing can be renewed, and the backoff stands.
+      await sleep(refused ? wait : Math.max(0, Math.min(wait, renewAt - time.now())), signal);
     }
   } finally {
     tls.destroy();
   }
+  return undefined;
+}
+
+function refusedMessage(identity: StoredIdentity, err: ServerError): string {
+  if (err.problem?.code === 'identity_expired') return expiredMessage(identity);
+  if (err.problem?.code === 'identity_superseded')
+    return 'the server says this certificate was superseded by a renewal: another host may hold this identity; retrying';
+  return (
+    'the server refuses this node identity (decommissioned or revoked); to bring the host back, run ' +
+    `"muster token create --name ${identity.name}" on the server and start this agent with --token (retrying meanwhile)`
+  );
 }

@@ -20,7 +20,13 @@ export interface AgentConfig {
   readonly labels: Readonly<Record<string, string>>;
   readonly services: readonly string[];
   readonly logLevel: Level;
+  /** Renew when this fraction of the certificate's lifetime has passed; strictly between 0 and 1. */
+  readonly renewFraction: number;
+  /** Renew onto a fresh key each time, not the key held now. */
+  readonly rekey: boolean;
 }
+
+export const DEFAULT_RENEW_FRACTION = 0.67;
 
 export const AGENT_SETTINGS: readonly SettingSpec[] = [
   {
@@ -87,6 +93,18 @@ export const AGENT_SETTINGS: readonly SettingSpec[] = [
     help: 'service whose state to report; repeatable (env: comma-separated)',
   },
   {
+    flag: 'renew-fraction',
+    env: 'MUSTER_RENEW_FRACTION',
+    kind: 'string',
+    value: 'F',
+    help: 'renew when this fraction of the certificate lifetime has passed, strictly between 0 and 1 (default 0.67)',
+  },
+  {
+    flag: 'rekey',
+    kind: 'boolean',
+    help: 'renew onto a fresh key each time instead of the key held now',
+  },
+  {
     flag: 'log-level',
     env: 'MUSTER_LOG_LEVEL',
     kind: 'string',
@@ -138,6 +156,13 @@ export function agentConfigFrom(
   const logLevel = (str('log-level') ?? 'info') as Level;
   if (!LEVELS.includes(logLevel))
     problems.push(`--log-level: "${logLevel}" is not one of ${LEVELS.join(', ')}`);
+  const fractionText = str('renew-fraction') ?? String(DEFAULT_RENEW_FRACTION);
+  const renewFraction = Number(fractionText);
+  if (!/^\d*\.?\d+$/.test(fractionText.trim()) || !(renewFraction > 0 && renewFraction < 1)) {
+    problems.push(
+      `--renew-fraction: "${fractionText}" must be a number strictly between 0 and 1, such as 0.67 (renew after two thirds of the lifetime)`,
+    );
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({
     ...(server ? { server } : {}),
@@ -149,5 +174,7 @@ export function agentConfigFrom(
     labels,
     services,
     logLevel,
+    renewFraction,
+    rekey: raw.rekey === true,
   });
 }

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { type AgentConfig, loadIdentity, runAgent } from '@muster/agent';
+import { type AgentConfig, DEFAULT_RENEW_FRACTION, loadIdentity, runAgent } from '@muster/agent';
 import { jsonLog } from '@muster/host';
 import type { TokenCreated } from '@muster/proto';
 import type { Command } from '../command.js';
@@ -43,6 +43,8 @@ export const demoCommand: Command = {
           labels: node.labels,
           services: [],
           logLevel: 'warn',
+          renewFraction: DEFAULT_RENEW_FRACTION,
+          rekey: false,
           server: new URL(server.agentUrl.replace('0.0.0.0', '127.0.0.1')),
           caPin: server.identity.ca.pin,
           ...((await loadIdentity(dataDir)) ? {} : { token: await demoToken(server, node) }),

@@ -3,7 +3,7 @@ import { agentCommand } from './agent.js';
 import { benchCommand } from './bench.js';
 import { demoCommand } from './demo.js';
 import { ledgerCheckpoint, ledgerExport, ledgerList, ledgerProof, ledgerVerify } from './ledger.js';
-import { nodesDecommission, nodesList, nodesShow } from './nodes.js';
+import { nodesDecommission, nodesList, nodesRotate, nodesShow } from './nodes.js';
 import { serverCommand } from './server.js';
 import { tokenCreate, tokenList, tokenRevoke } from './tokens.js';
 
@@ -18,6 +18,7 @@ export const COMMANDS: readonly Command[] = [
   nodesList,
   nodesShow,
   nodesDecommission,
+  nodesRotate,
   ledgerList,
   ledgerCheckpoint,
   ledgerProof,

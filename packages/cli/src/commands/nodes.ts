@@ -100,7 +100,17 @@ export const nodesShow: Command = {
       `  host        ${safe(node.facts.hostname)}, ${safe(node.facts.os)}/${safe(node.facts.arch)}, kernel ${safe(node.facts.kernel)}`,
       `  hardware    ${node.facts.cpus} CPUs, ${gib(node.facts.memoryBytes)} memory`,
       `  agent       ${safe(node.facts.agentVersion)}`,
-      `  certificate serial ${node.cert.serial}, expires ${node.cert.notAfter}`,
+      `  certificate serial ${node.cert.serial}`,
+      `              issued by ${safe(node.cert.issuer)}`,
+      `              valid ${node.cert.notBefore} to ${node.cert.notAfter}`,
+      ...(node.cert.pending
+        ? [
+            `              renewed: ${node.cert.pending.serial} (until ${node.cert.pending.notAfter}), not used yet`,
+          ]
+        : []),
+      ...(node.cert.rotationRequestedAt
+        ? [`              fresh key asked for at ${node.cert.rotationRequestedAt}, at its next contact`]
+        : []),
     ];
     const hb = node.latest;
     if (hb) {
@@ -133,6 +143,27 @@ export const nodesDecommission: Command = {
     }
     console.log(
       `Node ${safe(node)} decommissioned: its certificate is revoked and its connections are closed.`,
+    );
+    return 0;
+  },
+};
+
+export const nodesRotate: Command = {
+  path: ['nodes', 'rotate'],
+  args: 'NODE',
+  summary: 'make a node move to a fresh key: it renews with a new key at its next contact',
+  settings: ADMIN_SETTINGS,
+  async run({ values, positionals }) {
+    const node = await adminClient(values).call<NodeView>(
+      'POST',
+      `/v1/nodes/${encodeURIComponent(oneNode(positionals))}/rotate`,
+    );
+    if (values.json) {
+      printJson(node);
+      return 0;
+    }
+    console.log(
+      `Node ${safe(node.name)} will renew onto a fresh key at its next heartbeat; its current certificate (serial ${node.cert.serial}) works until then.`,
     );
     return 0;
   },

@@ -49,6 +49,9 @@ export function nodeIdentityCheck(deps: {
 }): (request: FastifyRequest) => Promise<void> {
   return async (request) => {
     const socket = request.raw.socket as TLSSocket;
+    if (typeof socket.getPeerX509Certificate === 'function' && expiredAtHandshake(socket)) {
+      throw new UnauthorizedError('the client certificate has expired', 'identity_expired');
+    }
     if (typeof socket.getPeerX509Certificate !== 'function' || !socket.authorized) {
       throw new UnauthorizedError('a client certificate issued by the fleet CA is required', 'no_identity');
     }
@@ -75,4 +78,12 @@ export function nodeIdentityCheck(deps: {
     request.node = identity;
     request.actor = `node:${identity.id}`;
   };
+}
+
+/** A certificate the fleet CA did issue but whose time is over fails the handshake check this way. */
+function expiredAtHandshake(socket: TLSSocket): boolean {
+  const reason = socket.authorizationError as unknown;
+  if (!reason) return false;
+  const code = typeof reason === 'string' ? reason : (reason as { code?: string }).code;
+  return code === 'CERT_HAS_EXPIRED';
 }

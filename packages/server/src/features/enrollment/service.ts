@@ -90,11 +90,29 @@ export class EnrollmentService {
         const labels = { ...(request.labels ?? {}), ...(JSON.parse(token.labels) as Labels) };
         const held = await trx
           .selectFrom('nodes')
-          .select('id')
+          .select(['id', 'cert_serial', 'cert_not_after', 'pending_not_after'])
           .where('name', '=', name)
           .where('decommissioned_at', 'is', null)
           .executeTakeFirst();
-        if (held) throw new ConflictError(`the name ${name} is held by an active node`, 'name_taken');
+        if (held) {
+          // A node whose every certificate has expired can no longer prove anything: a host with
+          // a new join token may take its name back (the agent that lost its identity, re-enrolling).
+          if (Math.max(held.cert_not_after, held.pending_not_after ?? 0) > now)
+            throw new ConflictError(`the name ${name} is held by an active node`, 'name_taken');
+          await trx.updateTable('nodes').set({ decommissioned_at: now }).where('id', '=', held.id).execute();
+          await trx
+            .updateTable('certificates')
+            .set({ revoked_at: now })
+            .where('node_id', '=', held.id)
+            .where('revoked_at', 'is', null)
+            .execute();
+          await decisions.record(trx, {
+            kind: 'node.replaced',
+            actor: `token:${token.id}`,
+            subject: `node:${held.id}`,
+            data: { name, serial: held.cert_serial, expiredAt: held.cert_not_after, replacedBy: nodeId },
+          });
+        }
         await trx
           .insertInto('nodes')
           .values({

@@ -3,6 +3,7 @@ import { X509Certificate } from 'node:crypto';
 import { Agent as HttpsAgent } from 'node:https';
 import { after, before, describe, test } from 'node:test';
 import { createCsrPem, exportPrivateKeyPem, generateKeyPair } from '@muster/host';
+import { randomIds } from '../../clock.js';
 import {
   decisionsAbout,
   dialects,
@@ -167,6 +168,22 @@ for (const dialect of dialects()) {
       } finally {
         t.clock.advance(-(2 * 3_600_000 + 1000));
       }
+      assert.ok(!(await decisions(node.nodeId)).some((d) => d.kind === 'node.renewed'));
+    });
+
+    test('with a certificate the TLS handshake finds expired: 401, nothing issued', async () => {
+      const node = await enrolled();
+      const expired = t.server.identity.ca.issueNodeCertificate({
+        spki: node.keys.publicKey.export({ type: 'spki', format: 'der' }),
+        name: node.name,
+        nodeId: node.nodeId,
+        serial: randomIds.serial(),
+        now: Date.now() - 2 * 3_600_000,
+        lifetimeMs: 60_000,
+      });
+      const holder = holding(node.keyPem, expired.pem, node.caPem);
+      opened.push(holder);
+      assertProblem(await renew(holder, await createCsrPem(node.keys, node.name)), 401, 'identity_expired');
       assert.ok(!(await decisions(node.nodeId)).some((d) => d.kind === 'node.renewed'));
     });
 

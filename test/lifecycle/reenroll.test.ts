@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import type { NodeView, TokenCreated } from '@muster/proto';
+import { ManualClock } from '@muster/server';
+import { type InProcessServer, startAgent, startInProcessServer } from '../support/in-process.js';
+import { waitFor } from '../support/processes.js';
+import { dialects, Sandbox } from '../support/sandbox.js';
+
+const HOUR = 3_600_000;
+
+async function token(t: InProcessServer, body: object = {}): Promise<string> {
+  const res = await t.admin('POST', '/v1/tokens', body);
+  assert.equal(res.status, 201);
+  return (res.json as TokenCreated).secret;
+}
+
+async function nodesNamed(t: InProcessServer, name: string, status?: string): Promise<NodeView[]> {
+  const res = await t.admin('GET', `/v1/nodes${status ? `?status=${status}` : ''}`);
+  return (res.json.items as NodeView[]).filter((n) => n.name === name);
+}
+
+for (const dialect of dialects()) {
+  describe(`an agent that lost its identity (${dialect})`, () => {
+    const sandbox = new Sandbox();
+    after(() => sandbox.cleanup());
+
+    test('expired while its host was off: it says so, keeps retrying, and a new token brings it back under its name', async () => {
+      // The server's clock starts two hours back, so the one-minute certificate it issues has
+      // expired by the real time every TLS handshake checks.
+      const clock = new ManualClock(Date.now() - 2 * HOUR);
+      const t = await startInProcessServer(
+        sandbox,
+        dialect,
+        { 'cert-lifetime': '1m', 'heartbeat-interval': '1s' },
+        clock,
+      );
+      try {
+        const base = {
+          server: new URL(t.server.agentUrl),
+          caPin: t.server.identity.ca.pin,
+          name: 'lc-expired',
+        };
+        const first = startAgent(sandbox, { ...base, token: await token(t) });
+        const refusals = () =>
+          first.logs.filter((l) => l.level === 'error' && /certificate expired/.test(l.msg));
+        await waitFor('the agent to report its expired identity twice', async () =>
+          refusals().length >= 2 ? true : undefined,
+        );
+        assert.match(refusals()[0]!.msg, /expired identity cannot be renewed/);
+        assert.match(refusals()[0]!.msg, /muster token create --name lc-expired/);
+        const [one, two] = refusals();
+        assert.ok(
+          two!.at - one!.at >= 900,
+          `retried after ${two!.at - one!.at} ms: backing off, not looping`,
+        );
+        assert.equal(first.acks.length, 0);
+        assert.equal(first.renewed.length, 0, 'no renewal is tried on a refused identity');
+        await first.stop();
+        const [old] = await nodesNamed(t, 'lc-expired');
+        assert.ok(old);
+
+        clock.set(Date.now());
+        const again = startAgent(sandbox, { ...base, token: await token(t) }, {}, first.dataDir);
+        await waitFor('the agent to report again', async () => (again.acks.length > 0 ? true : undefined));
+        assert.equal(again.enrolled.length, 1);
+        assert.equal(again.enrolled[0]!.name, 'lc-expired');
+        assert.notEqual(again.enrolled[0]!.nodeId, old.id);
+        assert.notEqual(again.enrolled[0]!.keyPem, first.enrolled[0]!.keyPem, 'a fresh key');
+        assert.ok(again.logs.some((l) => /stored identity has expired; enrolling again/.test(l.msg)));
+        const [current] = await nodesNamed(t, 'lc-expired');
+        assert.equal(current?.id, again.enrolled[0]!.nodeId);
+        const replaced = await t.admin('GET', `/v1/nodes/${old.id}`);
+        assert.equal(replaced.json.status, 'decommissioned');
+        await again.stop();
+      } finally {
+        await t.close();
+      }
+    });
+
+    test('decommissioned while it held a valid certificate: with a new token it enrolls again under its name', async () => {
+      const t = await startInProcessServer(sandbox, dialect, { 'heartbeat-interval': '1s' });
+      try {
+        const base = {
+          server: new URL(t.server.agentUrl),
+          caPin: t.server.identity.ca.pin,
+          name: 'lc-revoked',
+        };
+        const first = startAgent(sandbox, { ...base, token: await token(t) });
+        await waitFor('the agent to report', async () => (first.acks.length > 0 ? true : undefined));
+        await first.stop();
+        const oldId = first.enrolled[0]!.nodeId;
+        assert.equal((await t.admin('DELETE', `/v1/nodes/${oldId}`)).status, 204);
+
+        const again = startAgent(sandbox, { ...base, token: await token(t) }, {}, first.dataDir);
+        await waitFor('the agent to enroll again and report', async () =>
+          again.acks.some((a) => a.nodeId !== oldId) ? true : undefined,
+        );
+        assert.ok(again.logs.some((l) => l.level === 'error' && /decommissioned or revoked/.test(l.msg)));
+        assert.ok(again.logs.some((l) => l.msg === 'enrolled again'));
+        const [current] = await nodesNamed(t, 'lc-revoked');
+        assert.ok(current && current.id !== oldId);
+        await again.stop();
+      } finally {
+        await t.close();
+      }
+    });
+  });
+}
