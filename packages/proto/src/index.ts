@@ -1,5 +1,7 @@
+export * from './channel.js';
 export * from './der.js';
 export * from './duration.js';
+export * from './events.js';
 export * from './jcs.js';
 export * from './ledger-export.js';
 export * from './merkle.js';

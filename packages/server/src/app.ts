@@ -1,23 +1,32 @@
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type { Server as HttpsServer } from 'node:https';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Clock, IdSource } from './clock.js';
 import { isLoopback, joinUrl, type ServerConfig } from './config.js';
 import type { DecisionRecorder } from './decisions/recorder.js';
+import { ChannelHub } from './features/channel/hub.js';
 import { enrollmentRoutes } from './features/enrollment/routes.js';
 import { EnrollmentService } from './features/enrollment/service.js';
-import { heartbeatRoutes } from './features/heartbeats/routes.js';
+import { withEvents } from './features/events/recorder.js';
+import { eventRoutes } from './features/events/routes.js';
+import type { EventService } from './features/events/service.js';
+import { startEvents } from './features/events/setup.js';
+import type { EventStreams } from './features/events/streams.js';
+import { HeartbeatPacer } from './features/heartbeats/pacer.js';
+import { heartbeatAcker, heartbeatRoutes } from './features/heartbeats/routes.js';
 import { HeartbeatWriter } from './features/heartbeats/writer.js';
 import { ledgerAgentRoutes, ledgerRoutes } from './features/ledger/routes.js';
 import { LedgerService } from './features/ledger/service.js';
+import { countNodesByStatus, Metrics } from './features/metrics/metrics.js';
 import { nodeRoutes } from './features/nodes/routes.js';
 import { NodeService } from './features/nodes/service.js';
 import { renewalRoutes } from './features/renewal/routes.js';
 import { RenewalService } from './features/renewal/service.js';
 import { tokenRoutes } from './features/tokens/routes.js';
 import { TokenService } from './features/tokens/service.js';
-import { adminTokenCheck, nodeIdentityCheck } from './http/auth.js';
+import { adminTokenCheck, identifySocket, nodeIdentityCheck, type SocketIdentityDeps } from './http/auth.js';
 import { LiveConnections } from './http/connections.js';
 import { createPlane } from './http/fastify.js';
 import { OpenApiRecorder } from './http/openapi.js';
@@ -44,6 +53,11 @@ export interface MusterApp {
   readonly admin: FastifyInstance;
   readonly nodes: NodeService;
   readonly ledger: LedgerService;
+  readonly events: EventService;
+  /** The live event streams (SSE) this process serves. */
+  readonly streams: EventStreams;
+  readonly channels: ChannelHub;
+  readonly metrics: Metrics;
   readonly connections: LiveConnections;
   /** True when the admin plane serves HTTPS. */
   readonly adminTls: boolean;
@@ -66,17 +80,45 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   ledger.startCheckpointer(config.checkpointIntervalMs, background.signal, (err) =>
     logger.warn({ err }, 'could not sign a ledger checkpoint'),
   );
-  // Every decision is a ledger entry, appended in the transaction that makes the change.
-  const decisions = deps.decisions ?? ledger.recorder();
+  const { events, streams, writeWithEvents } = await startEvents({
+    store,
+    clock,
+    retentionMs: config.eventRetentionMs,
+    signal: background.signal,
+    logger,
+  });
+  // Every decision is a ledger entry, appended in the transaction that makes the change, and
+  // an event in that same transaction.
+  const decisions = withEvents(deps.decisions ?? ledger.recorder(), events);
   const connections = new LiveConnections();
-  const write: Store['write'] = (fn) => store.write(fn);
+  let metrics: Metrics | undefined; // made below; writes before it exist are not timed
+  const write: Store['write'] = (fn) => {
+    const done = metrics?.storeWriteSeconds.startTimer();
+    return writeWithEvents(fn).finally(() => done?.());
+  };
+  const pacer = new HeartbeatPacer(config.heartbeatIntervalMs, config.maxHeartbeatRate, clock);
+  pacer.start(
+    async () =>
+      Number(
+        (
+          await store.db
+            .selectFrom('nodes')
+            .select((eb) => eb.fn.countAll().as('n'))
+            .where('decommissioned_at', 'is', null)
+            .executeTakeFirstOrThrow()
+        ).n,
+      ),
+    10_000,
+    background.signal,
+    (err) => logger.warn({ err }, 'could not count the fleet to pace heartbeats'),
+  );
   const nodes = new NodeService({
     db: store.db,
     write,
     clock,
     decisions,
     connections,
-    heartbeatIntervalMs: config.heartbeatIntervalMs,
+    heartbeatIntervalMs: () => pacer.stalenessIntervalMs(),
   });
   const tokens = new TokenService({
     db: store.db,
@@ -96,7 +138,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     decisions,
     ca: identity.ca,
     certLifetimeMs: config.certLifetimeMs,
-    heartbeatIntervalMs: config.heartbeatIntervalMs,
+    heartbeatIntervalMs: () => pacer.intervalMs(),
   });
   const writer = new HeartbeatWriter(store.db);
   const renewal = new RenewalService({
@@ -128,24 +170,65 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   openapi.watch(agent, 'agent');
   agent.decorateRequest('node', null);
   agent.decorateRequest('actor', '');
-  enrollmentRoutes(agent, enrollment, new RateLimiter(clock, config.enrollRate, config.enrollRate * 5));
+  enrollmentRoutes(
+    agent,
+    {
+      enroll: async (request) => {
+        const enrolled = await enrollment.enroll(request);
+        metrics?.enrollments.inc();
+        return enrolled;
+      },
+    },
+    new RateLimiter(clock, config.enrollRate, config.enrollRate * 5),
+  );
+  const identityDeps: SocketIdentityDeps = {
+    identityBySerial: (s) => nodes.identityBySerial(s),
+    promote: (id, s) => nodes.promote(id, s),
+    noteRefusedSerial: (s) => nodes.noteRefusedSerial(s),
+    connections,
+    clock,
+  };
+  const acker = heartbeatAcker({
+    writer,
+    clock,
+    heartbeatIntervalMs: () => pacer.intervalMs(),
+    latestCheckpoint: () => ledger.latestCheckpoint(),
+  });
+  const channels = new ChannelHub({
+    identify: (socket) => identifySocket(socket, identityDeps),
+    heartbeat: async (node, heartbeat) => {
+      const ack = await acker(node, heartbeat);
+      metrics?.heartbeats.inc({ transport: 'channel' });
+      return ack;
+    },
+    heartbeatIntervalSec: () => Math.round(pacer.intervalMs() / 1000),
+    // A node may open a channel about once a second, in bursts of five: a flapping agent
+    // reconnecting every 100 ms is turned away instead of churning the server.
+    limiter: new RateLimiter(clock, 1, 5),
+    onDuplicate: (node) => {
+      logger.warn(
+        { node: node.id },
+        'security: a second channel opened for one node identity; the older was closed',
+      );
+      void write((trx) =>
+        decisions.record(trx, {
+          kind: 'security.duplicate_channel',
+          actor: `node:${node.id}`,
+          subject: `node:${node.id}`,
+          data: { serial: node.serial },
+        }),
+      ).catch((err) => logger.warn({ err }, 'could not record a duplicate channel'));
+    },
+    logger,
+  });
+  channels.attach(agent.server as unknown as HttpsServer);
   await agent.register(async (scope) => {
-    scope.addHook(
-      'onRequest',
-      nodeIdentityCheck({
-        identityBySerial: (s) => nodes.identityBySerial(s),
-        promote: (id, s) => nodes.promote(id, s),
-        noteRefusedSerial: (s) => nodes.noteRefusedSerial(s),
-        connections,
-        clock,
-      }),
-    );
+    scope.addHook('onRequest', nodeIdentityCheck(identityDeps));
     renewalRoutes(scope, renewal);
-    heartbeatRoutes(scope, {
-      writer,
-      clock,
-      heartbeatIntervalMs: config.heartbeatIntervalMs,
-      latestCheckpoint: () => ledger.latestCheckpoint(),
+    heartbeatRoutes(scope, async (node, heartbeat) => {
+      const ack = await acker(node, heartbeat);
+      metrics?.heartbeats.inc({ transport: 'http' });
+      return ack;
     });
     ledgerAgentRoutes(scope, ledger);
   });
@@ -170,6 +253,27 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   admin.decorateRequest('node', null);
   admin.decorateRequest('actor', '');
   admin.get('/openapi.json', async () => openapi.document());
+  metrics = new Metrics({
+    nodesByStatus: () => countNodesByStatus((q) => nodes.list(q)),
+    channelsHeld: () => channels.size,
+  });
+  const observed = metrics;
+  agent.addHook('onResponse', async (request, reply) => {
+    observed.requestSeconds.observe(
+      { plane: 'agent', route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+  });
+  admin.addHook('onResponse', async (request, reply) => {
+    observed.requestSeconds.observe(
+      { plane: 'admin', route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+  });
+  admin.get('/metrics', async (_request, reply) => {
+    const { contentType, body } = await observed.text();
+    return reply.type(contentType).send(body);
+  });
   admin.get('/healthz', async () => ({ status: 'ok' }));
   admin.get('/readyz', async (_request, reply) => {
     try {
@@ -184,6 +288,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     tokenRoutes(scope, tokens);
     nodeRoutes(scope, nodes);
     ledgerRoutes(scope, ledger);
+    eventRoutes(scope, events, streams);
   });
 
   await Promise.all([agent.ready(), admin.ready()]);
@@ -192,11 +297,16 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     admin,
     nodes,
     ledger,
+    events,
+    streams,
     connections,
     adminTls,
     joinUrl: () => joinUrl(config, boundPort()),
+    channels,
+    metrics: observed,
     async close() {
       background.abort();
+      channels.close();
       await Promise.all([agent.close(), admin.close()]);
     },
   };

@@ -16,8 +16,12 @@ export interface ServerConfig {
   readonly trustDomain: string;
   readonly certLifetimeMs: number;
   readonly heartbeatIntervalMs: number;
+  /** The most heartbeats per second the whole fleet may send; intervals stretch to stay under it. */
+  readonly maxHeartbeatRate: number;
   /** How often a ledger checkpoint is signed when new entries exist. */
   readonly checkpointIntervalMs: number;
+  /** Events older than this are removed; a stream asking for them is told of the gap. */
+  readonly eventRetentionMs: number;
   /** Enrollments per second allowed from one source address (bursts of five times that). */
   readonly enrollRate: number;
   readonly logLevel: LogLevel;
@@ -102,11 +106,25 @@ export const SERVER_SETTINGS: readonly SettingSpec[] = [
     help: 'how often agents report; offline after three missed (default 10s)',
   },
   {
+    flag: 'max-heartbeat-rate',
+    env: 'MUSTER_MAX_HEARTBEAT_RATE',
+    kind: 'string',
+    value: 'N',
+    help: 'heartbeats per second the fleet may send in all; intervals stretch to stay under it (default 5000)',
+  },
+  {
     flag: 'checkpoint-interval',
     env: 'MUSTER_CHECKPOINT_INTERVAL',
     kind: 'string',
     value: 'DURATION',
     help: 'how often a ledger checkpoint is signed when there are new entries (default 1s)',
+  },
+  {
+    flag: 'event-retention',
+    env: 'MUSTER_EVENT_RETENTION',
+    kind: 'string',
+    value: 'DURATION',
+    help: 'how long events are kept (default 7d)',
   },
   {
     flag: 'enroll-rate',
@@ -209,6 +227,12 @@ export function serverConfigFrom(raw: RawSettings, cwd = process.cwd()): ServerC
   const certLifetimeMs = duration('cert-lifetime', '24h', 60_000);
   const heartbeatIntervalMs = duration('heartbeat-interval', '10s', 1000);
   const checkpointIntervalMs = duration('checkpoint-interval', '1s', 100);
+  const eventRetentionMs = duration('event-retention', '7d', 60_000);
+  const maxRateText = str('max-heartbeat-rate') ?? '5000';
+  const maxHeartbeatRate = Number(maxRateText);
+  if (!/^\d+$/.test(maxRateText) || !(maxHeartbeatRate > 0)) {
+    problems.push(`--max-heartbeat-rate: "${maxRateText}" is not a positive whole number`);
+  }
   const enrollRateText = str('enroll-rate') ?? '20';
   const enrollRate = Number(enrollRateText);
   if (!/^\d+(\.\d+)?$/.test(enrollRateText) || !(enrollRate > 0)) {
@@ -246,6 +270,8 @@ export function serverConfigFrom(raw: RawSettings, cwd = process.cwd()): ServerC
     certLifetimeMs,
     heartbeatIntervalMs,
     checkpointIntervalMs,
+    eventRetentionMs,
+    maxHeartbeatRate,
     enrollRate,
     logLevel,
     ...(str('admin-token-file') ? { adminTokenFile: resolve(cwd, str('admin-token-file')!) } : {}),

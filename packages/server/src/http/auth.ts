@@ -33,12 +33,8 @@ export function adminTokenCheck(adminToken: string): (request: FastifyRequest) =
   };
 }
 
-/**
- * Maps the verified client certificate to a node on every request, not only at the handshake:
- * a certificate that is no longer current, was revoked or belongs to a decommissioned node is
- * refused even on a connection that was accepted before.
- */
-export function nodeIdentityCheck(deps: {
+/** What identifying a node from its TLS socket needs. */
+export interface SocketIdentityDeps {
   identityBySerial(serial: string): Promise<NodeIdentity | undefined>;
   /** Makes a renewed certificate current at its first use. */
   promote(nodeId: string, serial: string): Promise<void>;
@@ -46,35 +42,47 @@ export function nodeIdentityCheck(deps: {
   noteRefusedSerial(serial: string): Promise<RefusedSerial>;
   connections: Pick<LiveConnections, 'track'>;
   clock: Clock;
-}): (request: FastifyRequest) => Promise<void> {
-  return async (request) => {
-    const socket = request.raw.socket as TLSSocket;
-    if (typeof socket.getPeerX509Certificate === 'function' && expiredAtHandshake(socket)) {
-      throw new UnauthorizedError('the client certificate has expired', 'identity_expired');
-    }
-    if (typeof socket.getPeerX509Certificate !== 'function' || !socket.authorized) {
-      throw new UnauthorizedError('a client certificate issued by the fleet CA is required', 'no_identity');
-    }
-    const cert = socket.getPeerX509Certificate();
-    if (!cert || Date.parse(cert.validTo) <= deps.clock.now()) {
-      throw new UnauthorizedError('the client certificate has expired', 'identity_expired');
-    }
-    const serial = cert.serialNumber.toLowerCase();
-    const identity = await deps.identityBySerial(serial);
-    if (!identity) {
-      if ((await deps.noteRefusedSerial(serial)) === 'superseded') {
-        throw new UnauthorizedError(
-          'this certificate was superseded by a renewal; only the renewed one is accepted',
-          'identity_superseded',
-        );
-      }
+}
+
+/**
+ * The node a TLS socket's verified client certificate belongs to, checked against the store
+ * now: a certificate that is no longer current, was revoked or belongs to a decommissioned node
+ * is refused even on a connection that was accepted before. Throws UnauthorizedError.
+ */
+export async function identifySocket(socket: TLSSocket, deps: SocketIdentityDeps): Promise<NodeIdentity> {
+  if (typeof socket.getPeerX509Certificate === 'function' && expiredAtHandshake(socket)) {
+    throw new UnauthorizedError('the client certificate has expired', 'identity_expired');
+  }
+  if (typeof socket.getPeerX509Certificate !== 'function' || !socket.authorized) {
+    throw new UnauthorizedError('a client certificate issued by the fleet CA is required', 'no_identity');
+  }
+  const cert = socket.getPeerX509Certificate();
+  if (!cert || Date.parse(cert.validTo) <= deps.clock.now()) {
+    throw new UnauthorizedError('the client certificate has expired', 'identity_expired');
+  }
+  const serial = cert.serialNumber.toLowerCase();
+  const identity = await deps.identityBySerial(serial);
+  if (!identity) {
+    if ((await deps.noteRefusedSerial(serial)) === 'superseded') {
       throw new UnauthorizedError(
-        'this identity is not current (revoked, superseded or decommissioned)',
-        'identity_revoked',
+        'this certificate was superseded by a renewal; only the renewed one is accepted',
+        'identity_superseded',
       );
     }
-    if (identity.pending) await deps.promote(identity.id, serial);
-    deps.connections.track(identity.id, socket);
+    throw new UnauthorizedError(
+      'this identity is not current (revoked, superseded or decommissioned)',
+      'identity_revoked',
+    );
+  }
+  if (identity.pending) await deps.promote(identity.id, serial);
+  deps.connections.track(identity.id, socket);
+  return identity;
+}
+
+/** The per-request form of identifySocket, as an onRequest hook of the agent plane. */
+export function nodeIdentityCheck(deps: SocketIdentityDeps): (request: FastifyRequest) => Promise<void> {
+  return async (request) => {
+    const identity = await identifySocket(request.raw.socket as TLSSocket, deps);
     request.node = identity;
     request.actor = `node:${identity.id}`;
   };

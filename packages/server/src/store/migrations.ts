@@ -143,6 +143,32 @@ function migrations(traits: DialectTraits): Record<string, Migration> {
         await db.schema.alterTable('certificates').addColumn('reuse_seen_at', 'bigint').execute();
       },
     },
+    '0004_events': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('events')
+          .addColumn('id', traits.autoIncrementType, (c) => traits.autoIncrementKey(c))
+          .addColumn('ts', 'bigint', (c) => c.notNull())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('node_id', 'text')
+          .addColumn('actor', 'text', (c) => c.notNull())
+          .addColumn('severity', 'text', (c) => c.notNull())
+          .addColumn('data', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('events_ts').on('events').column('ts').execute();
+        await db.schema.createIndex('events_kind').on('events').columns(['kind', 'id']).execute();
+        await db.schema.createIndex('events_node').on('events').columns(['node_id', 'id']).execute();
+        await db.schema
+          .createTable('event_head')
+          .addColumn('id', 'integer', (c) => c.primaryKey())
+          .addColumn('pruned_through', 'bigint', (c) => c.notNull())
+          .execute();
+        await (db as unknown as Kysely<Schema>)
+          .insertInto('event_head')
+          .values({ id: 1, pruned_through: 0 })
+          .execute();
+      },
+    },
   };
 }
 

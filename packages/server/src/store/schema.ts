@@ -88,6 +88,27 @@ export interface LedgerCheckpointsTable {
   note: string;
 }
 
+/** What happened in the fleet; `id` grows monotonically and is the stream's sequence. */
+export interface EventsTable {
+  id: Generated<number>;
+  ts: number;
+  kind: string;
+  node_id: string | null;
+  actor: string;
+  severity: string;
+  /** JSON. */
+  data: string;
+}
+
+/**
+ * One row: every event insert updates it first, which serializes event writers so ids commit
+ * in order; `pruned_through` is the last id retention removed, so a gap is known exactly.
+ */
+export interface EventHeadTable {
+  id: number;
+  pruned_through: number;
+}
+
 export interface Schema {
   tokens: TokensTable;
   nodes: NodesTable;
@@ -97,4 +118,6 @@ export interface Schema {
   ledger_entries: LedgerEntriesTable;
   ledger_nodes: LedgerNodesTable;
   ledger_checkpoints: LedgerCheckpointsTable;
+  events: EventsTable;
+  event_head: EventHeadTable;
 }

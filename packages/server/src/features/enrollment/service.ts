@@ -19,7 +19,8 @@ export interface EnrollmentDeps {
   decisions: DecisionRecorder;
   ca: CertificateAuthority;
   certLifetimeMs: number;
-  heartbeatIntervalMs: number;
+  /** The interval a new agent is told to report at. */
+  heartbeatIntervalMs: () => number;
 }
 
 /** One answer for unknown, used, expired and revoked tokens, so none can be told apart. */
@@ -193,7 +194,7 @@ export class EnrollmentService {
         trustDomain: ca.trustDomain,
         ...(this.deps.ledgerKey ? { ledgerKey: this.deps.ledgerKey } : {}),
       },
-      heartbeatIntervalSec: Math.round(this.deps.heartbeatIntervalMs / 1000),
+      heartbeatIntervalSec: Math.round(this.deps.heartbeatIntervalMs() / 1000),
     };
   }
 }

@@ -1,33 +1,38 @@
 import { Heartbeat, HeartbeatAck } from '@muster/proto';
 import type { FastifyInstance } from 'fastify';
 import type { Clock } from '../../clock.js';
+import type { NodeIdentity } from '../nodes/service.js';
 import type { HeartbeatWriter } from './writer.js';
 
-export function heartbeatRoutes(
-  app: FastifyInstance,
-  deps: {
-    writer: Pick<HeartbeatWriter, 'write'>;
-    clock: Clock;
-    heartbeatIntervalMs: number;
-    /** The newest signed ledger checkpoint, handed to every agent to witness. */
-    latestCheckpoint?: () => string | undefined;
-  },
-): void {
+export interface HeartbeatDeps {
+  writer: Pick<HeartbeatWriter, 'write'>;
+  clock: Clock;
+  /** The interval agents are told now (adaptive: see pacer.ts). */
+  heartbeatIntervalMs: () => number;
+  /** The newest signed ledger checkpoint, handed to every agent to witness. */
+  latestCheckpoint?: () => string | undefined;
+}
+
+/** Records a heartbeat and makes its answer; the HTTP route and the agent channel share it. */
+export function heartbeatAcker(deps: HeartbeatDeps) {
+  return async (node: NodeIdentity, heartbeat: Heartbeat): Promise<HeartbeatAck> => {
+    const now = deps.clock.now();
+    await deps.writer.write(node.id, heartbeat, now);
+    const checkpoint = deps.latestCheckpoint?.();
+    return {
+      nodeId: node.id,
+      heartbeatIntervalSec: Math.round(deps.heartbeatIntervalMs() / 1000),
+      serverTime: new Date(now).toISOString(),
+      ...(node.rekeyRequested ? { rekey: true } : {}),
+      ...(checkpoint ? { checkpoint } : {}),
+    };
+  };
+}
+
+export function heartbeatRoutes(app: FastifyInstance, ack: ReturnType<typeof heartbeatAcker>): void {
   app.post(
     '/v1/agent/heartbeat',
     { schema: { body: Heartbeat, response: { 202: HeartbeatAck } }, config: { quiet: true } },
-    async (request, reply) => {
-      const node = request.node!;
-      const now = deps.clock.now();
-      await deps.writer.write(node.id, request.body as Heartbeat, now);
-      const checkpoint = deps.latestCheckpoint?.();
-      return reply.code(202).send({
-        nodeId: node.id,
-        heartbeatIntervalSec: Math.round(deps.heartbeatIntervalMs / 1000),
-        serverTime: new Date(now).toISOString(),
-        ...(node.rekeyRequested ? { rekey: true } : {}),
-        ...(checkpoint ? { checkpoint } : {}),
-      });
-    },
+    async (request, reply) => reply.code(202).send(await ack(request.node!, request.body as Heartbeat)),
   );
 }

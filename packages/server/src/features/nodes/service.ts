@@ -16,7 +16,8 @@ export interface NodeServiceDeps {
   clock: Clock;
   decisions: DecisionRecorder;
   connections: Pick<LiveConnections, 'cut'>;
-  heartbeatIntervalMs: number;
+  /** The interval a node's silence is measured against (adaptive: see heartbeats/pacer.ts). */
+  heartbeatIntervalMs: () => number;
   /** How far a node's clock may be off before it shows a `clock skew` reason. */
   clockSkewAllowanceMs?: number;
 }
@@ -278,7 +279,7 @@ export class NodeService {
     const latest = row.latest === null ? null : (JSON.parse(row.latest) as Heartbeat);
     const { status, reasons } = assessNode({
       now,
-      heartbeatIntervalMs: this.deps.heartbeatIntervalMs,
+      heartbeatIntervalMs: this.deps.heartbeatIntervalMs(),
       enrolledAt: row.enrolled_at,
       lastSeenAt: row.last_seen_at,
       decommissionedAt: row.decommissioned_at,

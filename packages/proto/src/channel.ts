@@ -1,0 +1,27 @@
+import type { Heartbeat, HeartbeatAck } from './wire.js';
+
+/**
+ * The agent channel (`GET /v1/agent/channel`, a WebSocket over the node's mTLS identity):
+ * one JSON object per message. Heartbeats (and later receipts) go up; settings, answers
+ * (and later commands and checkpoints) come down.
+ */
+export const CHANNEL_PATH = '/v1/agent/channel';
+
+/** Close codes the server uses, so an agent can tell why its channel ended. */
+export const CHANNEL_CLOSE = {
+  /** A newer channel for the same identity took over. */
+  superseded: 4000,
+  /** The identity is no longer current (decommissioned, revoked, superseded, expired). */
+  identity: 4001,
+  /** The agent sent something that is not a channel message. */
+  protocol: 4002,
+  /** The server is stopping; reconnect elsewhere or later. */
+  shutdown: 1001,
+} as const;
+
+export type ChannelUp = { type: 'heartbeat'; heartbeat: Heartbeat };
+
+export type ChannelDown =
+  | { type: 'settings'; heartbeatIntervalSec: number }
+  | { type: 'ack'; seq: number; ack: HeartbeatAck }
+  | { type: 'error'; seq?: number; status: number; detail: string };

@@ -1,0 +1,177 @@
+import type { IncomingMessage } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import { CHANNEL_CLOSE, CHANNEL_PATH, type ChannelDown, Heartbeat, type HeartbeatAck } from '@muster/proto';
+import { Ajv } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import type { Logger } from 'pino';
+import { type WebSocket, WebSocketServer } from 'ws';
+import { AppError } from '../../errors.js';
+import type { RateLimiter } from '../../http/rate-limit.js';
+import type { NodeIdentity } from '../nodes/service.js';
+
+const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
+const validHeartbeat = addFormats(new Ajv({ strict: false, coerceTypes: false, allErrors: false })).compile(
+  Heartbeat,
+);
+
+export interface ChannelHubDeps {
+  /** Who the socket's certificate says it is, checked against the store now; throws if nobody. */
+  identify(socket: TLSSocket): Promise<NodeIdentity>;
+  heartbeat(node: NodeIdentity, heartbeat: Heartbeat): Promise<HeartbeatAck>;
+  heartbeatIntervalSec(): number;
+  /** Limits how often one node may open a channel. */
+  limiter: Pick<RateLimiter, 'take'>;
+  /** A second channel for one identity: the older was closed; say so where operators look. */
+  onDuplicate(node: NodeIdentity): void;
+  logger: Logger;
+  pingIntervalMs?: number;
+}
+
+interface Held {
+  ws: WebSocket;
+  node: NodeIdentity;
+  alive: boolean;
+}
+
+/**
+ * The agent channels this server holds: one WebSocket per node, upgraded from the agent
+ * plane's TLS connection after the node's identity is checked, and checked again on every
+ * message. Ping/pong finds dead peers; a newer channel for the same identity replaces the older.
+ */
+export class ChannelHub {
+  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
+  private readonly held = new Map<string, Held>();
+  private readonly pinger: NodeJS.Timeout;
+
+  constructor(private readonly deps: ChannelHubDeps) {
+    this.pinger = setInterval(() => this.ping(), deps.pingIntervalMs ?? 20_000);
+    this.pinger.unref();
+  }
+
+  get size(): number {
+    return this.held.size;
+  }
+
+  /** Takes over WebSocket upgrades on the agent plane's server. */
+  attach(server: HttpsServer): void {
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      void this.upgrade(req, socket as TLSSocket, head);
+    });
+  }
+
+  private async upgrade(req: IncomingMessage, socket: TLSSocket, head: Buffer): Promise<void> {
+    const path = (req.url ?? '').split('?')[0];
+    if (path !== CHANNEL_PATH) return refuse(socket, 404, 'not_found', `no channel at ${path}`);
+    let node: NodeIdentity;
+    try {
+      node = await this.deps.identify(socket);
+    } catch (err) {
+      const status = err instanceof AppError ? err.status : 503;
+      return refuse(
+        socket,
+        status,
+        err instanceof AppError ? err.code : 'unavailable',
+        (err as Error).message,
+      );
+    }
+    const wait = this.deps.limiter.take(node.id);
+    if (wait > 0)
+      return refuse(socket, 429, 'rate_limited', `too many channels opened by this node; retry in ${wait} s`);
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, node, socket));
+  }
+
+  private accept(ws: WebSocket, node: NodeIdentity, socket: TLSSocket): void {
+    const before = this.held.get(node.id);
+    const held: Held = { ws, node, alive: true };
+    this.held.set(node.id, held);
+    if (before) {
+      before.ws.close(CHANNEL_CLOSE.superseded, 'superseded by a newer channel for this identity');
+      this.deps.onDuplicate(node);
+    }
+    ws.on('pong', () => {
+      held.alive = true;
+    });
+    ws.on('close', () => {
+      if (this.held.get(node.id) === held) this.held.delete(node.id);
+    });
+    ws.on('error', () => ws.terminate());
+    ws.on('message', (data, isBinary) => {
+      void this.receive(held, socket, data as Buffer, isBinary);
+    });
+    this.send(ws, { type: 'settings', heartbeatIntervalSec: this.deps.heartbeatIntervalSec() });
+  }
+
+  private async receive(held: Held, socket: TLSSocket, data: Buffer, isBinary: boolean): Promise<void> {
+    const { ws } = held;
+    let message: { type?: unknown; heartbeat?: unknown };
+    try {
+      if (isBinary) throw new Error('binary');
+      message = JSON.parse(data.toString('utf8'));
+    } catch {
+      return ws.close(CHANNEL_CLOSE.protocol, 'channel messages are JSON text');
+    }
+    if (message?.type !== 'heartbeat') return ws.close(CHANNEL_CLOSE.protocol, 'unknown channel message');
+    const seq = (message.heartbeat as { seq?: unknown } | undefined)?.seq;
+    try {
+      // Every message is checked against the store, as every request is.
+      held.node = await this.deps.identify(socket);
+    } catch (err) {
+      return ws.close(CHANNEL_CLOSE.identity, (err as Error).message.slice(0, 120));
+    }
+    if (!validHeartbeat(message.heartbeat)) {
+      const first = validHeartbeat.errors?.[0];
+      const detail = `heartbeat${first?.instancePath?.replaceAll('/', '.') ?? ''} ${first?.message ?? 'is invalid'}`;
+      return this.send(ws, {
+        type: 'error',
+        ...(typeof seq === 'number' ? { seq } : {}),
+        status: 400,
+        detail,
+      });
+    }
+    try {
+      const ack = await this.deps.heartbeat(held.node, message.heartbeat as Heartbeat);
+      this.send(ws, { type: 'ack', seq: (message.heartbeat as Heartbeat).seq, ack });
+    } catch (err) {
+      const status = err instanceof AppError ? err.status : 503;
+      this.deps.logger.warn({ err, node: held.node.id }, 'channel heartbeat failed');
+      this.send(ws, {
+        type: 'error',
+        seq: (message.heartbeat as Heartbeat).seq,
+        status,
+        detail: 'the heartbeat was not recorded',
+      });
+    }
+  }
+
+  private send(ws: WebSocket, message: ChannelDown): void {
+    if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(message));
+  }
+
+  private ping(): void {
+    for (const held of this.held.values()) {
+      if (!held.alive) {
+        held.ws.terminate(); // no pong since the last ping: the peer is gone
+        continue;
+      }
+      held.alive = false;
+      held.ws.ping();
+    }
+  }
+
+  /** Closes every channel (the server is stopping) and stops pinging. */
+  close(): void {
+    clearInterval(this.pinger);
+    for (const held of this.held.values()) held.ws.close(CHANNEL_CLOSE.shutdown, 'server stopping');
+    this.wss.close();
+  }
+}
+
+function refuse(socket: TLSSocket, status: number, code: string, detail: string): void {
+  const body = JSON.stringify({ type: `urn:muster:problem:${code}`, title: code, status, detail, code });
+  socket.end(
+    `HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : status === 404 ? 'Not Found' : status === 429 ? 'Too Many Requests' : 'Service Unavailable'}\r\n` +
+      `Content-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}

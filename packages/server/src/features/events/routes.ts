@@ -1,0 +1,97 @@
+import { EventCreateRequest, EventEnvelope, EventList } from '@muster/proto';
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { BadRequestError } from '../../errors.js';
+import { DEFAULT_EVENTS_PER_PAGE, type EventService } from './service.js';
+import type { EventStreams } from './streams.js';
+
+const ListQuery = Type.Object({
+  since: Type.Optional(
+    Type.String({ maxLength: 64, description: 'RFC 3339 time: only events at or after it' }),
+  ),
+  kind: Type.Optional(
+    Type.String({ maxLength: 1024, description: 'a kind, or several separated by commas' }),
+  ),
+  node: Type.Optional(Type.String({ maxLength: 256, description: 'a node id or name' })),
+  limit: Type.Optional(
+    Type.Integer({ minimum: 1, description: 'default 100; more than 1000 is read as 1000' }),
+  ),
+  cursor: Type.Optional(Type.String({ maxLength: 1024 })),
+});
+
+const StreamQuery = Type.Object({
+  lastEventId: Type.Optional(
+    Type.String({ maxLength: 32, description: 'for clients that cannot set the Last-Event-ID header' }),
+  ),
+});
+
+const MAX_KINDS = 32;
+
+/** Events: history newest first, operator events, and the live stream (Server-Sent Events). */
+export function eventRoutes(
+  app: FastifyInstance,
+  events: Pick<EventService, 'list' | 'create'>,
+  streams: Pick<EventStreams, 'serve'>,
+): void {
+  app.get(
+    '/v1/events',
+    { schema: { querystring: ListQuery, response: { 200: EventList } } },
+    async (request) => {
+      const q = request.query as {
+        since?: string;
+        kind?: string;
+        node?: string;
+        limit?: number;
+        cursor?: string;
+      };
+      const kinds = q.kind
+        ?.split(',')
+        .map((k) => k.trim())
+        .filter((k) => k !== '');
+      if (kinds && kinds.length > MAX_KINDS)
+        throw new BadRequestError(`at most ${MAX_KINDS} kinds`, 'bad_filter');
+      return events.list({
+        limit: q.limit ?? DEFAULT_EVENTS_PER_PAGE,
+        ...(q.since !== undefined ? { since: parseSince(q.since) } : {}),
+        ...(kinds && kinds.length > 0 ? { kinds } : {}),
+        ...(q.node !== undefined && q.node !== '' ? { node: q.node } : {}),
+        ...(q.cursor !== undefined ? { cursor: q.cursor } : {}),
+      });
+    },
+  );
+  app.post(
+    '/v1/events',
+    { schema: { body: EventCreateRequest, response: { 201: EventEnvelope } } },
+    async (request, reply) => {
+      const created = await events.create(request.body as EventCreateRequest, request.actor || 'admin');
+      return reply.code(201).send(created);
+    },
+  );
+  app.get('/v1/events/stream', { schema: { querystring: StreamQuery } }, async (request, reply) => {
+    const header = request.headers['last-event-id'];
+    const text =
+      (Array.isArray(header) ? header[0] : header) ?? (request.query as { lastEventId?: string }).lastEventId;
+    let resumeAfter: number | undefined;
+    if (text !== undefined && text.trim() !== '') {
+      if (!/^\d{1,15}$/.test(text.trim())) {
+        throw new BadRequestError(
+          'Last-Event-ID must be an event id this server handed out',
+          'bad_last_event_id',
+        );
+      }
+      resumeAfter = Number(text.trim());
+    }
+    // The stream outlives this handler: Fastify lets go of the response and the streams own it.
+    reply.hijack();
+    reply.raw.setHeader('x-request-id', request.id);
+    await streams.serve(reply.raw, resumeAfter);
+  });
+}
+
+function parseSince(text: string): number {
+  const ms = /^\d{4}-\d{2}-\d{2}T/.test(text) ? Date.parse(text) : Number.NaN;
+  if (Number.isNaN(ms)) {
+    throw new BadRequestError('since must be an RFC 3339 time such as 2026-01-01T00:00:00Z', 'bad_since');
+  }
+  return ms;
+}

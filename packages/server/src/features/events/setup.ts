@@ -1,0 +1,39 @@
+import type { Logger } from 'pino';
+import type { Clock } from '../../clock.js';
+import type { Store } from '../../store/db.js';
+import { EventService } from './service.js';
+import { DEFAULT_STREAM_LIMITS, EventStreams, type StreamLimits } from './streams.js';
+
+/** How often old events are removed; retention is days, so once a minute is plenty. */
+const SWEEP_INTERVAL_MS = 60_000;
+
+/**
+ * Events and their live streams, started: the sweeper removes what is older than the retention,
+ * and `writeWithEvents` is the store's write that tells the streams when a transaction with events commits.
+ * Everything stops when `signal` aborts, except the streams themselves (`streams.stop()`).
+ */
+export async function startEvents(deps: {
+  store: Store;
+  clock: Clock;
+  retentionMs: number;
+  signal: AbortSignal;
+  logger: Logger;
+  limits?: StreamLimits;
+}): Promise<{ events: EventService; streams: EventStreams; writeWithEvents: Store['write'] }> {
+  const { store, clock, signal, logger } = deps;
+  const events = new EventService({
+    db: store.db,
+    write: (fn) => store.write(fn),
+    clock,
+    retentionMs: deps.retentionMs,
+  });
+  events.startSweeper(SWEEP_INTERVAL_MS, signal, (err) =>
+    logger.warn({ err }, 'could not remove old events'),
+  );
+  const streams = new EventStreams(events, deps.limits ?? DEFAULT_STREAM_LIMITS, (err) =>
+    logger.warn({ err }, 'could not read events for the live streams'),
+  );
+  await streams.start();
+  signal.addEventListener('abort', () => streams.stop(), { once: true });
+  return { events, streams, writeWithEvents: events.committing((fn) => store.write(fn)) };
+}

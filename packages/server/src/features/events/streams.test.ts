@@ -1,0 +1,163 @@
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { dialects, startTestServer, type TestServer } from '../../testing/harness.js';
+import { openSse, poll, type SseFrame } from './sse.test-support.js';
+
+const DAY = 86_400_000;
+
+for (const dialect of dialects()) {
+  describe(`event stream (${dialect})`, () => {
+    let t: TestServer;
+    let token: string;
+    before(async () => {
+      t = await startTestServer(dialect);
+      token = t.server.identity.adminToken;
+    });
+    after(async () => {
+      await t.close();
+    });
+
+    const note = async (text: string) => {
+      const res = await t.admin('POST', '/v1/events', { kind: 'note', text });
+      assert.equal(res.status, 201, res.body);
+      return res.json as { id: number };
+    };
+    const notes = (frames: SseFrame[]) =>
+      frames.filter((f) => f.event === 'note').map((f) => JSON.parse(f.data).data.text as string);
+
+    test('a new event reaches a connected stream as soon as it commits, named by its kind', async () => {
+      const sse = await openSse(t.server.adminUrl, token);
+      assert.equal(sse.status, 200);
+      await poll(() => sse.comments.includes('connected'));
+      const written = await note('live one');
+      await sse.until((frames) => frames.length >= 1);
+      const [frame] = sse.frames;
+      assert.equal(frame!.event, 'note');
+      assert.equal(frame!.id, String(written.id));
+      const envelope = JSON.parse(frame!.data);
+      assert.equal(envelope.id, written.id);
+      assert.equal(envelope.actor, 'admin');
+      assert.equal(envelope.severity, 'info');
+      assert.deepEqual(envelope.data, { text: 'live one' });
+      // Decisions arrive the same way.
+      await t.admin('POST', '/v1/tokens', {});
+      await sse.until((frames) => frames.some((f) => f.event === 'token.created'));
+      sse.close();
+    });
+
+    test('Last-Event-ID resumes with exactly the missed events, once, then the live ones', async () => {
+      const first = await openSse(t.server.adminUrl, token);
+      await poll(() => first.comments.includes('connected'));
+      await note('seen 1');
+      await first.until((frames) => notes(frames).includes('seen 1'));
+      const lastSeen = first.frames.at(-1)!.id!;
+      first.close();
+
+      for (const text of ['missed 1', 'missed 2', 'missed 3']) await note(text);
+      const resumed = await openSse(t.server.adminUrl, token, { lastEventId: lastSeen });
+      await resumed.until((frames) => notes(frames).length >= 3);
+      await note('live after resume');
+      await resumed.until((frames) => notes(frames).includes('live after resume'));
+      assert.deepEqual(notes(resumed.frames), ['missed 1', 'missed 2', 'missed 3', 'live after resume']);
+      const ids = resumed.frames.map((f) => Number(f.id));
+      assert.deepEqual(
+        ids,
+        [...new Set(ids)].sort((a, b) => a - b),
+        'each once, in order',
+      );
+      assert.ok(ids[0]! > Number(lastSeen));
+      resumed.close();
+
+      // Browsers cannot set the header on EventSource; the query parameter does the same.
+      const byQuery = await openSse(t.server.adminUrl, token, { query: `?lastEventId=${lastSeen}` });
+      await byQuery.until((frames) => notes(frames).length >= 4);
+      assert.deepEqual(notes(byQuery.frames), ['missed 1', 'missed 2', 'missed 3', 'live after resume']);
+      byQuery.close();
+    });
+
+    test('a Last-Event-ID older than retention gets a gap event, then the stream', async () => {
+      const lost = await note('about to be forgotten');
+      t.clock.advance(8 * DAY);
+      await note('kept after the sweep');
+      await t.server.app.events.sweep();
+      const pruned = await t.server.app.events.prunedThrough();
+      assert.ok(pruned >= lost.id);
+
+      const sse = await openSse(t.server.adminUrl, token, { lastEventId: String(lost.id - 1) });
+      await sse.until((frames) => notes(frames).includes('kept after the sweep'));
+      const [gap, ...rest] = sse.frames;
+      assert.equal(gap!.event, 'gap');
+      assert.deepEqual(JSON.parse(gap!.data), { lostFrom: lost.id, lostThrough: pruned });
+      assert.equal(gap!.id, String(pruned), 'resuming after the gap does not announce it again');
+      assert.ok(!notes(rest).includes('about to be forgotten'));
+      await note('live after the gap');
+      await sse.until((frames) => notes(frames).includes('live after the gap'));
+      sse.close();
+    });
+
+    test('a bad Last-Event-ID is a 400 problem, not a stream', async () => {
+      for (const lastEventId of ['abc', '-1', "'; DROP TABLE events; --", '1'.repeat(40)]) {
+        const sse = await openSse(t.server.adminUrl, token, { lastEventId });
+        assert.equal(sse.status, 400, lastEventId);
+        sse.close();
+      }
+    });
+
+    test('a stream client that never reads is evicted, and its buffer freed', async () => {
+      const { events, streams } = t.server.app;
+      await poll(
+        () => streams.size === 0,
+        10_000,
+        () => `${streams.size} streams still open`,
+      );
+      const evictedBefore = streams.evicted;
+      const { host, port } = new URL(t.server.adminUrl);
+      const socket = connect({ host, port: Number(port) });
+      let closed = false;
+      socket.on('close', () => {
+        closed = true;
+      });
+      socket.on('error', () => {});
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      socket.write(
+        `GET /v1/events/stream HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${token}\r\nAccept: text/event-stream\r\n\r\n`,
+      );
+      socket.pause(); // and never read again
+      await poll(() => streams.size === 1);
+
+      // Big events, in bulk, until the kernel buffers are full and the server's own bound is hit.
+      const text = 'x'.repeat(4000);
+      await poll(
+        async () => {
+          if (streams.size === 0) return true;
+          await t.server.store.write(async (trx) => {
+            for (let i = 0; i < 100; i++) {
+              await events.append(trx, { kind: 'note', actor: 'admin', severity: 'info', data: { text } });
+            }
+          });
+          events.afterCommit();
+          return false;
+        },
+        60_000,
+        () => `still ${streams.size} streams`,
+      );
+      assert.equal(streams.evicted, evictedBefore + 1);
+      // Reading now drains what the kernel held, then finds the connection closed.
+      socket.resume();
+      await poll(
+        () => closed,
+        30_000,
+        () => 'the socket was not closed',
+      );
+    });
+
+    test('closing the server ends every stream', async () => {
+      const other = await startTestServer(dialect);
+      const sse = await openSse(other.server.adminUrl, other.server.identity.adminToken);
+      await poll(() => sse.comments.includes('connected'));
+      await other.close();
+      await poll(() => sse.closed);
+    });
+  });
+}

@@ -1,0 +1,236 @@
+import type { ServerResponse } from 'node:http';
+import type { EventEnvelope, EventGap } from '@muster/proto';
+import type { EventService } from './service.js';
+
+export interface StreamLimits {
+  /** Events a client may have queued before it is evicted. */
+  maxEvents: number;
+  /** Bytes a client may have queued before it is evicted. */
+  maxBytes: number;
+  keepAliveMs: number;
+  /** How often streams look for events committed elsewhere (another replica) without a nudge. */
+  pollMs: number;
+}
+
+export const DEFAULT_STREAM_LIMITS: StreamLimits = {
+  maxEvents: 1000,
+  maxBytes: 1 << 20,
+  keepAliveMs: 15_000,
+  pollMs: 1000,
+};
+
+const PAGE = 500;
+
+/** One SSE frame: `event:` is the kind, `id:` the event id, `data:` the envelope. */
+export function frame(event: EventEnvelope): string {
+  return `id: ${event.id}\nevent: ${event.kind.replace(/[\r\n]/g, '')}\ndata: ${JSON.stringify(event)}\n\n`;
+}
+
+/**
+ * One connected SSE client. While it replays history, live events wait in `pending`; then they
+ * are written straight to the socket. Whatever it has not read counts against its limits, and a
+ * client over them is evicted: its socket is closed, so a reader that stalls costs bounded memory.
+ */
+class StreamClient {
+  /** The last id written to this client. */
+  cursor: number;
+  live = false;
+  closed = false;
+  private pending: Array<{ id: number; text: string }> = [];
+  private queuedSinceDrain = 0;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly limits: StreamLimits,
+    cursor: number,
+    private readonly onEvicted: () => void,
+  ) {
+    this.cursor = cursor;
+    res.on('drain', () => {
+      this.queuedSinceDrain = 0;
+    });
+  }
+
+  /** A live event, in id order. */
+  offer(id: number, text: string): void {
+    if (this.closed || id <= this.cursor) return;
+    if (!this.live) {
+      this.pending.push({ id, text });
+      if (this.pending.length > this.limits.maxEvents) this.evict();
+      return;
+    }
+    this.write(id, text);
+  }
+
+  /** Writes a replayed or live event and moves the cursor past it. */
+  write(id: number, text: string): void {
+    if (this.closed) return;
+    this.cursor = Math.max(this.cursor, id);
+    this.raw(text);
+  }
+
+  raw(text: string): void {
+    if (this.closed) return;
+    if (!this.res.write(text)) this.queuedSinceDrain++;
+    if (this.res.writableLength > this.limits.maxBytes || this.queuedSinceDrain > this.limits.maxEvents) {
+      this.evict();
+    }
+  }
+
+  /** Replay is done: what arrived meanwhile follows, without the ones replay already sent. */
+  goLive(): void {
+    const pending = this.pending;
+    this.pending = [];
+    this.live = true;
+    for (const event of pending) if (event.id > this.cursor) this.write(event.id, event.text);
+  }
+
+  evict(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.pending = [];
+    this.onEvicted();
+    this.res.destroy();
+  }
+
+  end(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.res.end();
+  }
+}
+
+/**
+ * The live side of events: every committed event reaches every connected stream of this process
+ * at once (EventService tells it after each commit), and events committed by other replicas
+ * within `pollMs`.
+ */
+export class EventStreams {
+  private readonly clients = new Set<StreamClient>();
+  private lastId = -1;
+  private reading: Promise<void> | undefined;
+  private again = false;
+  private readonly timers: NodeJS.Timeout[] = [];
+  /** How many clients were evicted for not reading, since start. */
+  evicted = 0;
+
+  constructor(
+    private readonly events: EventService,
+    private readonly limits: StreamLimits = DEFAULT_STREAM_LIMITS,
+    private readonly onError: (err: unknown) => void = () => {},
+  ) {
+    events.onCommitted(() => this.nudge());
+  }
+
+  /** Starts the keep-alive and the poll for other replicas' events. */
+  async start(): Promise<void> {
+    this.lastId = await this.events.latestId();
+    const keepAlive = setInterval(() => {
+      for (const client of this.clients) if (client.live) client.raw(': keep-alive\n\n');
+    }, this.limits.keepAliveMs);
+    const poll = setInterval(() => {
+      if (this.clients.size > 0) this.nudge();
+    }, this.limits.pollMs);
+    keepAlive.unref();
+    poll.unref();
+    this.timers.push(keepAlive, poll);
+  }
+
+  /** Connected streams. */
+  get size(): number {
+    return this.clients.size;
+  }
+
+  /** Reads what was committed since the last read and hands it to every stream; never overlaps. */
+  nudge(): Promise<void> {
+    if (this.reading) {
+      this.again = true;
+      return this.reading;
+    }
+    this.reading = (async () => {
+      do {
+        this.again = false;
+        try {
+          await this.readNew();
+        } catch (err) {
+          this.onError(err);
+        }
+      } while (this.again);
+      this.reading = undefined;
+    })();
+    return this.reading;
+  }
+
+  private async readNew(): Promise<void> {
+    if (this.lastId < 0) return; // not started
+    for (;;) {
+      const batch = await this.events.after(this.lastId, PAGE);
+      for (const event of batch) {
+        this.lastId = event.id;
+        if (this.clients.size === 0) continue;
+        const text = frame(event);
+        for (const client of this.clients) client.offer(event.id, text);
+      }
+      if (batch.length < PAGE) return;
+    }
+  }
+
+  /**
+   * Serves one stream on a hijacked response. `resumeAfter` is the Last-Event-ID: the events
+   * after it are replayed first (with a gap event when retention removed some of them); without
+   * one the stream starts with the next event.
+   */
+  async serve(res: ServerResponse, resumeAfter: number | undefined): Promise<void> {
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
+    res.socket?.setNoDelay(true);
+    // An id from the future (another database, a typo) resumes from now rather than wait for it.
+    const latest = Math.max(this.lastId, await this.events.latestId());
+    const start = resumeAfter === undefined ? latest : Math.min(resumeAfter, latest);
+    const client = new StreamClient(res, this.limits, start, () => {
+      this.evicted++;
+      this.clients.delete(client);
+    });
+    this.clients.add(client);
+    res.on('close', () => {
+      client.closed = true;
+      this.clients.delete(client);
+    });
+    client.raw(': connected\n\n');
+    try {
+      await this.replay(client);
+    } catch (err) {
+      this.onError(err);
+      client.evict();
+      return;
+    }
+    client.goLive();
+  }
+
+  private async replay(client: StreamClient): Promise<void> {
+    for (;;) {
+      if (client.closed) return;
+      // Read the horizon before the page: retention deletes old ids and then moves the horizon
+      // in one transaction, so a cursor behind the horizon is a real loss and is said so.
+      const pruned = await this.events.prunedThrough();
+      if (client.cursor < pruned) {
+        const gap: EventGap = { lostFrom: client.cursor + 1, lostThrough: pruned };
+        client.write(pruned, `id: ${pruned}\nevent: gap\ndata: ${JSON.stringify(gap)}\n\n`);
+      }
+      const page = await this.events.after(client.cursor, PAGE);
+      for (const event of page) client.write(event.id, frame(event));
+      if (page.length < PAGE) return;
+    }
+  }
+
+  /** Ends every stream (the server is stopping) and stops the timers. */
+  stop(): void {
+    for (const timer of this.timers) clearInterval(timer);
+    for (const client of this.clients) client.end();
+    this.clients.clear();
+  }
+}
