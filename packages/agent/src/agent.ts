@@ -40,6 +40,9 @@ export interface AgentOptions {
 
 const DEFAULT_INTERVAL_MS = 10_000;
 
+/** The heartbeat check an agent reports while renewing its certificate fails. */
+export const RENEWAL_CHECK = 'certificate renewal';
+
 /**
  * Runs the agent until the signal aborts: enrolls when it holds no identity, then reports
  * heartbeats over mTLS and renews its certificate on time, backing off with full jitter while
@@ -275,6 +278,7 @@ async function heartbeatLoop(
   let renewAt = renewalTime(validityOf(identity.certPem), config.renewFraction);
   let rekeyAsked = false;
   let renewFailures = 0;
+  let renewError = '';
   const sampler = new MetricsSampler(config.services);
   const url = new URL('/v1/agent/heartbeat', server);
   const witness = start.ledgerKey
@@ -300,6 +304,9 @@ async function heartbeatLoop(
       try {
         const sample = await sampler.sample(seq++, identity.notAfter);
         if (witness) sample.checks.push(await witness.check());
+        // The server shows a failing renewal beside the certificate's expiry.
+        if (renewFailures > 0)
+          sample.checks.push({ name: RENEWAL_CHECK, ok: false, detail: renewError.slice(0, 512) });
         // The host's own clock goes out, so the server can see how far off it is.
         const sentAt = time.localNow();
         const { body: ack } = await requestJson<HeartbeatAck>(url, {
@@ -358,6 +365,7 @@ async function heartbeatLoop(
           }
           if (err instanceof ServerError && err.problem?.code === 'rekey_required') rekeyAsked = true;
           renewFailures++;
+          renewError = (err as Error).message;
           const left = Date.parse(identity.notAfter) - time.now();
           const retryIn = Math.max(
             1000,

@@ -1,9 +1,12 @@
+import { X509Certificate } from 'node:crypto';
+import type { Server as HttpsServer } from 'node:https';
 import type { Logger } from 'pino';
 import { buildApp, type MusterApp } from './app.js';
 import { type Clock, type IdSource, randomIds, systemClock } from './clock.js';
 import type { ServerConfig } from './config.js';
 import { createLogger } from './logger.js';
 import { prepareDataDir, type ServerIdentity, serverNames } from './pki/datadir.js';
+import { ServerIdentityRenewer } from './pki/server-identity.js';
 import { openStore, type Store } from './store/db.js';
 
 /** A running control plane. */
@@ -15,6 +18,8 @@ export interface RunningServer {
   readonly agentUrl: string;
   /** `http(s)://host:port` of the admin plane as bound. */
   readonly adminUrl: string;
+  /** Renews the server's own TLS certificate now if it is due (a timer also does, hourly). */
+  renewServerIdentity(): Promise<boolean>;
   stop(): Promise<void>;
 }
 
@@ -26,13 +31,14 @@ export async function startServer(
   const clock = opts.clock ?? systemClock;
   const ids = opts.ids ?? randomIds;
   const logger = opts.logger ?? createLogger(config.logLevel);
+  const sans = serverNames(config.listen.host, [
+    ...config.sans,
+    ...(config.publicUrl ? [new URL(config.publicUrl).hostname.replace(/^\[|\]$/g, '')] : []),
+  ]);
   const identity = await prepareDataDir({
     dir: config.dataDir,
     trustDomain: config.trustDomain,
-    sans: serverNames(config.listen.host, [
-      ...config.sans,
-      ...(config.publicUrl ? [new URL(config.publicUrl).hostname.replace(/^\[|\]$/g, '')] : []),
-    ]),
+    sans,
     ...(config.adminTokenFile ? { adminTokenFile: config.adminTokenFile } : {}),
     clock,
     ids,
@@ -51,6 +57,29 @@ export async function startServer(
   const running = app;
   const agentUrl = urlOf('https', running.agent);
   const adminUrl = urlOf(running.adminTls ? 'https' : 'http', running.admin);
+  const renewer = new ServerIdentityRenewer({
+    identity,
+    sans,
+    clock,
+    ids,
+    apply(chain, key) {
+      const tls = (plane: MusterApp['agent']) => plane.server as unknown as HttpsServer;
+      tls(running.agent).setSecureContext({ key, cert: chain, ca: [identity.ca.pem], minVersion: 'TLSv1.2' });
+      // The admin plane presents the server identity too, unless an operator gave it its own.
+      if (running.adminTls && !config.adminCert) tls(running.admin).setSecureContext({ key, cert: chain });
+    },
+  });
+  const background = new AbortController();
+  renewer.start(
+    3_600_000,
+    background.signal,
+    (err) => logger.error({ err }, 'could not renew the server TLS certificate'),
+    () =>
+      logger.info(
+        { notAfter: new X509Certificate(identity.serverCertPem).validTo },
+        'renewed the server TLS certificate',
+      ),
+  );
   let stopping: Promise<void> | undefined;
   return {
     app: running,
@@ -58,7 +87,9 @@ export async function startServer(
     store,
     agentUrl,
     adminUrl,
+    renewServerIdentity: () => renewer.check(),
     stop() {
+      background.abort();
       stopping ??= (async () => {
         await running.close();
         await store.close();

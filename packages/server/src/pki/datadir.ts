@@ -7,7 +7,8 @@ import type { Clock, IdSource } from '../clock.js';
 import { CertificateAuthority, isIpAddress } from './ca.js';
 
 const CA_LIFETIME_MS = 10 * 365 * 86_400_000;
-const SERVER_CERT_LIFETIME_MS = 30 * 86_400_000;
+/** The server's own TLS identity is short-lived too: renewed in place when a third is left. */
+export const SERVER_CERT_LIFETIME_MS = 30 * 86_400_000;
 
 /** The server's keys and credentials as found or made in its data dir. */
 export interface ServerIdentity {
@@ -152,7 +153,8 @@ export async function prepareDataDir(opts: {
   };
 }
 
-function needsNewServerCert(
+/** True when the server certificate is not the CA's, lacks a name it must carry, or has a third of its lifetime left. */
+export function needsNewServerCert(
   pem: string,
   ca: CertificateAuthority,
   sans: readonly string[],

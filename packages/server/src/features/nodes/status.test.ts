@@ -36,6 +36,32 @@ function input(overrides: Partial<StatusInput> = {}): StatusInput {
 }
 
 describe('assessNode', () => {
+  test('a failing renewal is said with the certificate expiry, critical in the last hour', () => {
+    const failing = heartbeat({
+      checks: [{ name: 'certificate renewal', ok: false, detail: 'server answered 503' }],
+    });
+    assert.deepEqual(assessNode(input({ latest: failing, certNotAfter: NOW + 2 * 3_600_000 })), {
+      status: 'attention',
+      reasons: ['certificate expires in 2 h and renewal is failing (server answered 503)'],
+    });
+    assert.deepEqual(assessNode(input({ latest: failing, certNotAfter: NOW + 30 * 60_000 })), {
+      status: 'critical',
+      reasons: ['certificate expires in 30 min and renewal is failing (server answered 503)'],
+    });
+    const passing = heartbeat({ checks: [{ name: 'certificate renewal', ok: true }] });
+    assert.deepEqual(assessNode(input({ latest: passing })), { status: 'ok', reasons: [] });
+  });
+
+  test('an offline node whose certificate expired says it must enroll again', () => {
+    assert.deepEqual(
+      assessNode(input({ lastSeenAt: NOW - 2 * 3_600_000, certNotAfter: NOW - 3_600_000 })).reasons,
+      [
+        'no heartbeat for 2 h (expected every 10 s)',
+        'certificate expired 60 min ago; the node must enroll again with a new join token',
+      ],
+    );
+  });
+
   test('a clock off by more than the allowance, either way, is a clock skew reason', () => {
     const seen = NOW - 1000;
     const at = (offsetMs: number) =>

@@ -1,6 +1,9 @@
 import type { Heartbeat, NodeStatus } from '@muster/proto';
 import { formatDuration } from '@muster/proto';
 
+/** The check an agent reports while its certificate renewal fails (CONTRACT: checks[]). */
+export const RENEWAL_CHECK = 'certificate renewal';
+
 /** Heartbeats missed before a node counts as offline. */
 export const OFFLINE_AFTER_INTERVALS = 3;
 
@@ -41,13 +44,25 @@ export function assessNode(input: StatusInput): Assessment {
   const silentFor = now - (input.lastSeenAt ?? input.enrolledAt);
   if (silentFor > OFFLINE_AFTER_INTERVALS * input.heartbeatIntervalMs) {
     const what = input.lastSeenAt === null ? 'no heartbeat since enrollment' : 'no heartbeat';
-    return { status: 'offline', reasons: [`${what} for ${formatDuration(silentFor)} (${expected})`] };
+    const reasons = [`${what} for ${formatDuration(silentFor)} (${expected})`];
+    // An expired certificate is why many nodes stay silent; say it, and what brings them back.
+    if (input.certNotAfter <= now)
+      reasons.push(
+        `certificate expired ${formatAgo(now - input.certNotAfter)}; the node must enroll again with a new join token`,
+      );
+    return { status: 'offline', reasons };
   }
   const found: Array<[Severity, string]> = [];
   const certLeft = input.certNotAfter - now;
+  const renewal = input.latest?.checks.find((c) => c.name === RENEWAL_CHECK && !c.ok);
+  const failing = renewal ? ` and renewal is failing${renewal.detail ? ` (${renewal.detail})` : ''}` : '';
   if (certLeft <= 0) found.push(['critical', `certificate expired ${formatAgo(-certLeft)}`]);
   else if (certLeft < 3_600_000)
-    found.push(['attention', `certificate expires in ${formatDuration(certLeft)}`]);
+    found.push([
+      renewal ? 'critical' : 'attention',
+      `certificate expires in ${formatDuration(certLeft)}${failing}`,
+    ]);
+  else if (renewal) found.push(['attention', `certificate expires in ${formatDuration(certLeft)}${failing}`]);
 
   const hb = input.latest;
   if (hb === null) {
@@ -82,6 +97,8 @@ export function assessNode(input: StatusInput): Assessment {
       ]);
     }
     for (const check of hb.checks) {
+      // Said with the certificate's expiry above.
+      if (check.name === RENEWAL_CHECK) continue;
       if (!check.ok)
         found.push(['attention', `check ${check.name} failing${check.detail ? `: ${check.detail}` : ''}`]);
     }
