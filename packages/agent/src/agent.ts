@@ -12,6 +12,7 @@ import {
   sleep,
 } from '@muster/host';
 import type { EnrollRequest, EnrollResponse, HeartbeatAck, RenewResponse } from '@muster/proto';
+import { AgentChannel, type ChannelTls } from './channel.js';
 import type { AgentConfig } from './config.js';
 import { loadIdentity, type StoredIdentity, saveRenewedIdentity } from './identity.js';
 import { hostFacts, MetricsSampler } from './metrics.js';
@@ -204,6 +205,10 @@ async function enrollWithRetry(
 }
 
 /** One kept-alive mTLS connection presenting the node's identity; the fleet CA is the only root trusted. */
+function channelTls(identity: StoredIdentity): ChannelTls {
+  return { key: identity.keyPem, cert: identity.certPem, ca: identity.caPem };
+}
+
 function identityAgent(identity: StoredIdentity): HttpsAgent {
   return new HttpsAgent({
     keepAlive: true,
@@ -267,6 +272,10 @@ async function heartbeatLoop(
   const server = config.server ?? new URL(start.server);
   let identity = start;
   let tls = identityAgent(identity);
+  // One channel held open in the background; heartbeats fall back to HTTP while it is down.
+  const channel = new AgentChannel(server, channelTls(identity), log, (sec) => {
+    intervalMs = Math.max(1000, sec * 1000);
+  });
   const schedule = (id: StoredIdentity) => {
     const validity = validityOf(id.certPem);
     const at = renewalTime(validity, config.renewFraction);
@@ -309,12 +318,10 @@ async function heartbeatLoop(
           sample.checks.push({ name: RENEWAL_CHECK, ok: false, detail: renewError.slice(0, 512) });
         // The host's own clock goes out, so the server can see how far off it is.
         const sentAt = time.localNow();
-        const { body: ack } = await requestJson<HeartbeatAck>(url, {
-          method: 'POST',
-          body: { ...sample, sentAt: new Date(sentAt).toISOString() },
-          agent: tls,
-          signal,
-        });
+        const body = { ...sample, sentAt: new Date(sentAt).toISOString() };
+        const ack =
+          (await channel.heartbeat(body)) ??
+          (await requestJson<HeartbeatAck>(url, { method: 'POST', body, agent: tls, signal })).body;
         time.observe(ack.serverTime, sentAt);
         if (failures > 0) log.info('reporting again', { afterFailures: failures });
         failures = 0;
@@ -346,6 +353,7 @@ async function heartbeatLoop(
           await saveRenewedIdentity(config.dataDir, renewed);
           const old = tls;
           tls = identityAgent(renewed);
+          channel.useIdentity(channelTls(renewed));
           retireWhenIdle(old);
           identity = renewed;
           renewAt = schedule(renewed);
@@ -380,6 +388,7 @@ async function heartbeatLoop(
       await sleep(refused ? wait : Math.max(0, Math.min(wait, renewAt - time.now())), signal);
     }
   } finally {
+    await channel.close();
     tls.destroy();
   }
   return undefined;
