@@ -112,14 +112,17 @@ for (const dialect of dialects()) {
         () => `${streams.size} streams still open`,
       );
       const evictedBefore = streams.evicted;
-      const { host, port } = new URL(t.server.adminUrl);
+      const { hostname: host, port } = new URL(t.server.adminUrl);
       const socket = connect({ host, port: Number(port) });
       let closed = false;
       socket.on('close', () => {
         closed = true;
       });
-      socket.on('error', () => {});
-      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      await new Promise<void>((resolve, reject) => {
+        socket.once('connect', () => resolve());
+        socket.once('error', reject);
+      });
+      socket.on('error', () => {}); // a reset after eviction is expected
       socket.write(
         `GET /v1/events/stream HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${token}\r\nAccept: text/event-stream\r\n\r\n`,
       );
