@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { join, resolve } from 'node:path';
 import { requestJson, ServerError, type SettingSpec } from '@muster/host';
 
@@ -39,6 +41,8 @@ export class ConnectionError extends Error {
 export interface AdminClient {
   readonly url: URL;
   call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T>;
+  /** Opens a long-lived GET (the event stream) and hands over the response as it arrives. */
+  stream(path: string, headers: Record<string, string>, signal: AbortSignal): Promise<IncomingMessage>;
 }
 
 /** Builds a client from flags and environment; the token comes from a flag, a file, or the data dir. */
@@ -70,6 +74,19 @@ export function adminClient(
   return {
     url,
     call: (method, path, body) => send(url, token!, method, path, body, ca),
+    stream: (path, headers, signal) =>
+      new Promise((resolve, reject) => {
+        const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
+        const req = request(new URL(path, url), {
+          agent: false,
+          signal,
+          ...(ca ? { ca } : {}),
+          headers: { accept: 'text/event-stream', ...headers, authorization: `Bearer ${token}` },
+        });
+        req.on('response', resolve);
+        req.on('error', reject);
+        req.end();
+      }),
   };
 }
 

@@ -2,6 +2,7 @@ import type { Command } from '../command.js';
 import { agentCommand } from './agent.js';
 import { benchCommand } from './bench.js';
 import { demoCommand } from './demo.js';
+import { eventsCommand } from './events.js';
 import { ledgerCheckpoint, ledgerExport, ledgerList, ledgerProof, ledgerVerify } from './ledger.js';
 import { nodesDecommission, nodesList, nodesRotate, nodesShow } from './nodes.js';
 import { serverCommand } from './server.js';
@@ -19,6 +20,7 @@ export const COMMANDS: readonly Command[] = [
   nodesShow,
   nodesDecommission,
   nodesRotate,
+  eventsCommand,
   ledgerList,
   ledgerCheckpoint,
   ledgerProof,
