@@ -28,6 +28,7 @@ export class AgentChannel {
   private ws: WebSocket | undefined;
   private readonly waiting = new Map<number, (m: ChannelDown | undefined) => void>();
   private wasOpen = false;
+  private failedAttempts = 0;
   private saidFallback = false;
   private readonly stop = new AbortController();
   private running: Promise<void>;
@@ -52,7 +53,9 @@ export class AgentChannel {
   async heartbeat(heartbeat: Heartbeat): Promise<HeartbeatAck | undefined> {
     const ws = this.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) {
-      if (!this.saidFallback) {
+      // Still connecting (at start, or moving to a renewed identity) is not worth a warning;
+      // a channel that could not be opened is.
+      if (this.failedAttempts > 0 && !this.saidFallback) {
         this.log.warn('no channel to the control plane; reporting over HTTP until one opens');
         this.saidFallback = true;
       }
@@ -92,6 +95,7 @@ export class AgentChannel {
       if (this.stop.signal.aborted) return;
       if (outcome === 'held') attempt = 0;
       else attempt++;
+      this.failedAttempts = attempt;
       await sleep(outcome === 'held' ? 0 : backoffDelay(attempt, 1000, 60_000), this.stop.signal);
     }
   }

@@ -64,9 +64,12 @@ export class Witness {
     try {
       proof = await this.fetchConsistency(held.size, next.size);
     } catch (err) {
-      this.log.warn('could not fetch a ledger consistency proof; will try again', {
-        error: (err as Error).message,
-      });
+      // The agent stopping aborts the fetch: nothing to say then.
+      if ((err as Error).name !== 'AbortError') {
+        this.log.warn('could not fetch a ledger consistency proof; will try again', {
+          error: (err as Error).message,
+        });
+      }
       return;
     }
     const consistent = verifyConsistency(

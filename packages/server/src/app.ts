@@ -24,6 +24,8 @@ import { nodeRoutes } from './features/nodes/routes.js';
 import { NodeService } from './features/nodes/service.js';
 import { renewalRoutes } from './features/renewal/routes.js';
 import { RenewalService } from './features/renewal/service.js';
+import { telemetryRoutes } from './features/telemetry/routes.js';
+import { sweep as sweepTelemetry } from './features/telemetry/store.js';
 import { tokenRoutes } from './features/tokens/routes.js';
 import { TokenService } from './features/tokens/service.js';
 import { adminTokenCheck, identifySocket, nodeIdentityCheck, type SocketIdentityDeps } from './http/auth.js';
@@ -96,6 +98,13 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     const done = metrics?.storeWriteSeconds.startTimer();
     return writeWithEvents(fn).finally(() => done?.());
   };
+  const sweeper = setInterval(() => {
+    sweepTelemetry(store.db, clock.now(), config.telemetryRetentionMs).catch((err) =>
+      logger.warn({ err }, 'could not remove old telemetry'),
+    );
+  }, 60_000);
+  sweeper.unref();
+  background.signal.addEventListener('abort', () => clearInterval(sweeper));
   const pacer = new HeartbeatPacer(config.heartbeatIntervalMs, config.maxHeartbeatRate, clock);
   pacer.start(
     async () =>
@@ -287,6 +296,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     scope.addHook('onRequest', adminTokenCheck(identity.adminToken));
     tokenRoutes(scope, tokens);
     nodeRoutes(scope, nodes);
+    telemetryRoutes(scope, { db: store.db, clock, nodes, rawRetentionMs: config.telemetryRetentionMs.raw });
     ledgerRoutes(scope, ledger);
     eventRoutes(scope, events, streams);
   });

@@ -16,6 +16,8 @@ export interface ServerConfig {
   readonly trustDomain: string;
   readonly certLifetimeMs: number;
   readonly heartbeatIntervalMs: number;
+  /** How long telemetry is kept: raw points, per-minute and per-hour rollups. */
+  readonly telemetryRetentionMs: { readonly raw: number; readonly minute: number; readonly hour: number };
   /** The most heartbeats per second the whole fleet may send; intervals stretch to stay under it. */
   readonly maxHeartbeatRate: number;
   /** How often a ledger checkpoint is signed when new entries exist. */
@@ -104,6 +106,27 @@ export const SERVER_SETTINGS: readonly SettingSpec[] = [
     kind: 'string',
     value: 'DURATION',
     help: 'how often agents report; offline after three missed (default 10s)',
+  },
+  {
+    flag: 'telemetry-raw-retention',
+    env: 'MUSTER_TELEMETRY_RAW_RETENTION',
+    kind: 'string',
+    value: 'DURATION',
+    help: 'how long every heartbeat is kept as a raw telemetry point (default 1h)',
+  },
+  {
+    flag: 'telemetry-minute-retention',
+    env: 'MUSTER_TELEMETRY_MINUTE_RETENTION',
+    kind: 'string',
+    value: 'DURATION',
+    help: 'how long per-minute telemetry rollups are kept (default 7d)',
+  },
+  {
+    flag: 'telemetry-hour-retention',
+    env: 'MUSTER_TELEMETRY_HOUR_RETENTION',
+    kind: 'string',
+    value: 'DURATION',
+    help: 'how long per-hour telemetry rollups are kept (default 90d)',
   },
   {
     flag: 'max-heartbeat-rate',
@@ -228,6 +251,11 @@ export function serverConfigFrom(raw: RawSettings, cwd = process.cwd()): ServerC
   const heartbeatIntervalMs = duration('heartbeat-interval', '10s', 1000);
   const checkpointIntervalMs = duration('checkpoint-interval', '1s', 100);
   const eventRetentionMs = duration('event-retention', '7d', 60_000);
+  const telemetryRetentionMs = {
+    raw: duration('telemetry-raw-retention', '1h', 60_000),
+    minute: duration('telemetry-minute-retention', '7d', 3_600_000),
+    hour: duration('telemetry-hour-retention', '90d', 86_400_000),
+  };
   const maxRateText = str('max-heartbeat-rate') ?? '5000';
   const maxHeartbeatRate = Number(maxRateText);
   if (!/^\d+$/.test(maxRateText) || !(maxHeartbeatRate > 0)) {
@@ -272,6 +300,7 @@ export function serverConfigFrom(raw: RawSettings, cwd = process.cwd()): ServerC
     checkpointIntervalMs,
     eventRetentionMs,
     maxHeartbeatRate,
+    telemetryRetentionMs,
     enrollRate,
     logLevel,
     ...(str('admin-token-file') ? { adminTokenFile: resolve(cwd, str('admin-token-file')!) } : {}),

@@ -74,13 +74,11 @@ export const nodesList: Command = {
 export const nodesShow: Command = {
   path: ['nodes', 'show'],
   args: 'NODE',
-  summary: 'show one node: status with every reason, facts, labels, certificate, latest heartbeat',
+  summary: 'show one node: status with every reason, facts, labels, certificate, latest heartbeat, last hour',
   settings: ADMIN_SETTINGS,
   async run({ values, positionals }) {
-    const node = await adminClient(values).call<NodeView>(
-      'GET',
-      `/v1/nodes/${encodeURIComponent(oneNode(positionals))}`,
-    );
+    const client = adminClient(values);
+    const node = await client.call<NodeView>('GET', `/v1/nodes/${encodeURIComponent(oneNode(positionals))}`);
     if (values.json) {
       printJson(node);
       return 0;
@@ -122,6 +120,20 @@ export const nodesShow: Command = {
             `  disk        ${safe(d.mount)} ${pct(d.totalBytes - d.freeBytes, d.totalBytes)} of ${gib(d.totalBytes)} used`,
         ),
         ...hb.services.map((s) => `  service     ${safe(s.name)} ${s.active ? 'running' : 'NOT RUNNING'}`),
+      );
+    }
+    const recent = await client
+      .call<{
+        points: Array<{ cpuPct: number; cpuMaxPct: number; memUsedPct: number; diskUsedPct: number }>;
+      }>('GET', `/v1/nodes/${encodeURIComponent(node.id)}/telemetry?step=1m`)
+      .catch(() => undefined);
+    if (recent && recent.points.length > 0) {
+      const pts = recent.points;
+      const avg = (f: (p: (typeof pts)[number]) => number) =>
+        Math.round(pts.reduce((a, p) => a + f(p), 0) / pts.length);
+      lines.push(
+        `  last hour   cpu ${avg((p) => p.cpuPct)}% (peak ${Math.round(Math.max(...pts.map((p) => p.cpuMaxPct)))}%), ` +
+          `memory ${avg((p) => p.memUsedPct)}%, fullest disk ${Math.round(Math.max(...pts.map((p) => p.diskUsedPct)))}%`,
       );
     }
     console.log(lines.join('\n'));

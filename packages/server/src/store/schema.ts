@@ -109,6 +109,28 @@ export interface EventHeadTable {
   pruned_through: number;
 }
 
+/** Raw telemetry points, kept for the short raw window. */
+export interface TelemetryRawTable {
+  node_id: string;
+  ts: number;
+  cpu_pct: number;
+  load1: number;
+  mem_used_pct: number;
+  disk_used_pct: number;
+}
+
+/** A rollup bucket (a minute or an hour) per node: sums for averages, maxima for peaks. */
+export interface TelemetryRollupTable {
+  node_id: string;
+  bucket: number;
+  samples: number;
+  cpu_sum: number;
+  cpu_max: number;
+  load1_sum: number;
+  mem_sum: number;
+  disk_max: number;
+}
+
 export interface Schema {
   tokens: TokensTable;
   nodes: NodesTable;
@@ -118,6 +140,9 @@ export interface Schema {
   ledger_entries: LedgerEntriesTable;
   ledger_nodes: LedgerNodesTable;
   ledger_checkpoints: LedgerCheckpointsTable;
+  telemetry_raw: TelemetryRawTable;
+  telemetry_minute: TelemetryRollupTable;
+  telemetry_hour: TelemetryRollupTable;
   events: EventsTable;
   event_head: EventHeadTable;
 }

@@ -1,6 +1,7 @@
 import type { Heartbeat } from '@muster/proto';
 import { type Kysely, sql } from 'kysely';
 import type { Schema } from '../../store/schema.js';
+import { sampleOf, writeSamples } from '../telemetry/store.js';
 
 interface Pending {
   nodeId: string;
@@ -50,16 +51,28 @@ export class HeartbeatWriter {
         if (!seen || seen.heartbeat.seq <= item.heartbeat.seq) newest.set(item.nodeId, item);
       }
       try {
-        // One statement for the whole batch: one round trip on PostgreSQL, one commit on
-        // SQLite. UPDATE … FROM (VALUES …) reads the same in both.
+        // One transaction for the whole batch, a handful of statements whatever its size:
+        // UPDATE … FROM (VALUES …) for the latest state (it reads the same in both stores),
+        // then the raw points and the rollups they fall in.
         const rows = [...newest.values()].map(
           (item) =>
             sql`(${item.nodeId}, cast(${item.receivedAt} as bigint), ${JSON.stringify(item.heartbeat)})`,
         );
-        await sql`
+        await this.db.transaction().execute(async (trx) => {
+          await sql`
           update nodes set last_seen_at = batch.seen, latest = batch.latest
           from (select column1 as id, column2 as seen, column3 as latest from (values ${sql.join(rows)}) as v) as batch
-          where nodes.id = batch.id and nodes.decommissioned_at is null`.execute(this.db);
+          where nodes.id = batch.id and nodes.decommissioned_at is null`.execute(trx);
+          // History keeps every heartbeat of the batch, not only the newest.
+          await writeSamples(
+            trx,
+            batch.map((item) => ({
+              nodeId: item.nodeId,
+              ts: item.receivedAt,
+              sample: sampleOf(item.heartbeat),
+            })),
+          );
+        });
         for (const item of batch) item.resolve();
       } catch (err) {
         for (const item of batch) item.reject(err);
