@@ -1,9 +1,10 @@
 import { parseDuration } from '@muster/proto';
+import { channelsScenario } from './channels.js';
 import { enrollScenario } from './enroll.js';
 import { heartbeatScenario } from './heartbeat.js';
 import { ledgerScenario } from './ledger.js';
 
-const SCENARIOS = ['heartbeat', 'enroll', 'ledger'] as const;
+const SCENARIOS = ['heartbeat', 'enroll', 'ledger', 'channels'] as const;
 
 function count(value: unknown, fallback: number, flag: string): number {
   if (value === undefined) return fallback;
@@ -34,6 +35,13 @@ export async function runScenario(name: string, values: Record<string, unknown>)
         concurrency: count(values.concurrency, 500, 'concurrency'),
         ...(db ? { db } : {}),
       });
+    case 'channels': {
+      const durationText = (values.duration as string | undefined) ?? '20s';
+      const durationMs = parseDuration(durationText);
+      if (durationMs === undefined)
+        throw new Error(`--duration: "${durationText}" is not a duration such as 20s`);
+      return channelsScenario({ agents: count(values.agents, 20_000, 'agents'), durationMs, processes: 4 });
+    }
     case 'ledger': {
       const durationText = (values.duration as string | undefined) ?? '5s';
       const durationMs = parseDuration(durationText);

@@ -42,7 +42,15 @@ export interface BenchServer {
   admin<T>(method: string, path: string, body?: unknown): Promise<T>;
   /** CPU seconds (user + system) the server process has used so far. */
   cpuSeconds(): number;
+  pid: number;
+  /** Heartbeats the server has answered over channels, from its /metrics. */
+  heartbeatsByChannel(): Promise<number>;
+  channelsHeld(): Promise<number>;
   stop(): Promise<void>;
+}
+
+async function metricsText(adminUrl: string): Promise<string> {
+  return (await fetch(`${adminUrl}/metrics`)).text();
 }
 
 /** Linux counts process CPU time in clock ticks of 1/100 s (USER_HZ) in /proc/PID/stat. */
@@ -77,12 +85,11 @@ async function scratchDatabase(url: string): Promise<{ url: string; drop(): Prom
  * Starts `muster server` as its own process on loopback, as an operator would run it, on a
  * fresh SQLite file or, given `postgres://…`, on a fresh database in that PostgreSQL.
  */
-export async function spawnServer(extraArgs: string[], db?: string): Promise<BenchServer> {
+export async function spawnServer(extraArgs: string[], db?: string, fdLimit?: number): Promise<BenchServer> {
   const dataDir = await mkdtemp(join(tmpdir(), 'muster-bench-'));
   const scratch = db ? await scratchDatabase(db) : undefined;
   if (scratch) extraArgs = [...extraArgs, '--db', scratch.url];
-  const child = spawn(
-    process.execPath,
+  const child = spawnNode(
     [
       // e.g. MUSTER_BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the server
       ...(process.env.MUSTER_BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
@@ -98,7 +105,7 @@ export async function spawnServer(extraArgs: string[], db?: string): Promise<Ben
       'warn',
       ...extraArgs,
     ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
+    fdLimit,
   );
   const urls = await new Promise<{ agent: string; admin: string }>((resolve, reject) => {
     let out = '';
@@ -133,12 +140,33 @@ export async function spawnServer(extraArgs: string[], db?: string): Promise<Ben
       return (res.status === 204 ? undefined : await res.json()) as T;
     },
     cpuSeconds: () => processCpuSeconds(child.pid!),
+    pid: child.pid!,
+    heartbeatsByChannel: async () =>
+      Number(
+        /^muster_heartbeats_received_total\{transport="channel"\} (\d+)/m.exec(
+          await metricsText(urls.admin),
+        )?.[1] ?? 0,
+      ),
+    channelsHeld: async () =>
+      Number(/^muster_channels_held (\d+)/m.exec(await metricsText(urls.admin))?.[1] ?? 0),
     async stop() {
       await stopChild(child);
       await scratch?.drop();
       await rm(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Starts `node ARGS…`, through a shell that raises the open-files limit first when asked:
+ * tens of thousands of held connections need more descriptors than the default 20,000.
+ */
+export function spawnNode(args: readonly string[], fdLimit?: number): ChildProcess {
+  if (!fdLimit) return spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const quoted = [process.execPath, ...args].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ');
+  return spawn('bash', ['-c', `ulimit -n ${fdLimit} && exec ${quoted}`], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
 }
 
 export function stopChild(child: ChildProcess): Promise<void> {

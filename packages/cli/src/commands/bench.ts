@@ -4,7 +4,7 @@ import type { Command } from '../command.js';
 export const benchCommand: Command = {
   path: ['bench'],
   args: 'SCENARIO',
-  summary: 'run a benchmark: heartbeat, enroll (a real server on loopback) or ledger (the store)',
+  summary: 'run a benchmark: heartbeat, enroll, channels (a real server on loopback) or ledger (the store)',
   details:
     'Each scenario prints one JSON line per figure, beside the limit measured in the same run.\n' +
     "Scenarios raise the server's rate limits for their own run and say so.",
@@ -13,7 +13,7 @@ export const benchCommand: Command = {
       flag: 'agents',
       kind: 'string',
       value: 'N',
-      help: 'simulated agents (heartbeat: default 200; enroll: default 10000)',
+      help: 'simulated agents (heartbeat: default 200; enroll: 10000; channels: 20000)',
     },
     {
       flag: 'duration',
@@ -43,7 +43,7 @@ export const benchCommand: Command = {
   async run({ values, positionals }) {
     const [scenario, extra] = positionals;
     if (!scenario || extra !== undefined)
-      throw new UsageError('expected one SCENARIO: heartbeat, enroll or ledger');
+      throw new UsageError('expected one SCENARIO: heartbeat, enroll, channels or ledger');
     let bench: { runScenario(name: string, values: Record<string, unknown>): Promise<void> };
     try {
       const specifier = '@muster/bench'; // an optional part of the install, resolved at run time

@@ -1,0 +1,112 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  emit,
+  enroll,
+  makeApplicants,
+  pool,
+  progress,
+  spawnNode,
+  spawnServer,
+  stopChild,
+} from './support.js';
+
+export interface ChannelsOptions {
+  agents: number;
+  durationMs: number;
+  /** Client processes to spread the channels over. */
+  processes: number;
+}
+
+const rssBytes = (pid: number) =>
+  Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+
+/**
+ * N agents each hold a channel (from several client processes, so no one process runs out of
+ * descriptors) and heartbeat over it every 10 s, spread evenly. Reports how many channels the
+ * server holds, the heartbeats/s it answered, and the server's memory per held channel.
+ */
+export async function channelsScenario(opts: ChannelsOptions): Promise<void> {
+  const fdLimit = opts.agents + 10_000;
+  const server = await spawnServer(
+    ['--enroll-rate', '1000000', '--max-heartbeat-rate', '1000000'],
+    undefined,
+    fdLimit,
+  );
+  const workers: ReturnType<typeof spawnNode>[] = [];
+  try {
+    progress(`enrolling ${opts.agents} agents (enrollment rate limit raised for this run)`);
+    const { secret } = await server.admin<{ secret: string }>('POST', '/v1/tokens', {
+      uses: opts.agents,
+      ttlSec: 3600,
+    });
+    const applicants = await makeApplicants(opts.agents, 'ch');
+    const identities: Array<{ keyPem: string; certPem: string }> = [];
+    await pool(applicants, 200, async (a) => {
+      identities.push({ keyPem: a.keyPem, certPem: (await enroll(server, secret, a)).certificate });
+    });
+    const pid = server.pid;
+    await new Promise((resolve) => setTimeout(resolve, 2000)); // let the enrollment garbage go
+    const rssBefore = rssBytes(pid);
+
+    progress(`opening ${identities.length} channels from ${opts.processes} processes`);
+    const url = `${server.agentUrl.replace('https:', 'wss:')}/v1/agent/channel`;
+    const per = Math.ceil(identities.length / opts.processes);
+    const opened: number[] = [];
+    for (let i = 0; i < opts.processes; i++) {
+      const file = join(server.dataDir, `identities-${i}.json`);
+      writeFileSync(file, JSON.stringify(identities.slice(i * per, (i + 1) * per)));
+      const worker = spawnNode(
+        [
+          fileURLToPath(new URL('./channel-worker.js', import.meta.url)),
+          file,
+          url,
+          join(server.dataDir, 'ca.pem'),
+          '10000',
+        ],
+        per + 1000,
+      );
+      workers.push(worker);
+      opened.push(await firstLine<{ opened: number }>(worker).then((m) => m.opened));
+    }
+    const held = opened.reduce((a, b) => a + b, 0);
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    const rssHeld = rssBytes(pid);
+    const acked0 = await server.heartbeatsByChannel();
+    const start = performance.now();
+    await new Promise((resolve) => setTimeout(resolve, opts.durationMs));
+    const rate = ((await server.heartbeatsByChannel()) - acked0) / ((performance.now() - start) / 1000);
+    const channelsHeld = await server.channelsHeld();
+
+    emit('channels', 'channels_held', channelsHeld, { asked: opts.agents, opened: held, goal: '>= 20000' });
+    emit('channels', 'heartbeats_per_sec', rate, {
+      unit: 'heartbeats/s answered over channels, each agent every 10 s',
+    });
+    emit(
+      'channels',
+      'server_memory_per_channel_kib',
+      (rssHeld - rssBefore) / 1024 / Math.max(1, channelsHeld),
+      {
+        goal: '<= 40',
+        note: 'growth of the server process RSS while the channels opened',
+      },
+    );
+    emit('channels', 'server_rss_mib', rssHeld / 2 ** 20, {});
+  } finally {
+    await Promise.all(workers.map((w) => stopChild(w)));
+    await server.stop();
+  }
+}
+
+function firstLine<T>(child: ReturnType<typeof spawnNode>): Promise<T> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const line = out.split('\n')[0];
+      if (out.includes('\n') && line) resolve(JSON.parse(line) as T);
+    });
+    child.once('exit', (code) => reject(new Error(`a channel worker exited with ${code}`)));
+  });
+}
