@@ -13,12 +13,15 @@ import { UnavailableError } from '../errors.js';
 import { type DialectTraits, postgresTraits, sqliteTraits } from './dialect.js';
 import { GroupCommit } from './group-commit.js';
 import { migrate } from './migrations.js';
+import { type Notifications, postgresNotifications } from './notifications.js';
 import type { Schema } from './schema.js';
 
 /** The store: one Kysely query layer over SQLite or PostgreSQL. */
 export interface Store {
   readonly db: Kysely<Schema>;
   readonly traits: DialectTraits;
+  /** Signals to the other replicas, after commit; absent where there are none (SQLite). */
+  readonly notifications?: Notifications;
   /**
    * Runs `fn` in a transaction and resolves once it is committed. On SQLite, concurrent
    * callers share one commit (group commit); on PostgreSQL each gets its own transaction and
@@ -154,6 +157,7 @@ function openPostgres(url: string): Store {
   return {
     db,
     traits: postgresTraits,
+    notifications: postgresNotifications(url),
     write: (fn) => failClosed(db.transaction().execute(fn), postgresTraits),
     ping: async () => {
       await sql`select 1`.execute(db);

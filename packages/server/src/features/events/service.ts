@@ -3,6 +3,7 @@ import { type Kysely, type Selectable, sql } from 'kysely';
 import type { Clock } from '../../clock.js';
 import { BadRequestError, UnprocessableError } from '../../errors.js';
 import type { Store } from '../../store/db.js';
+import type { Notifications } from '../../store/notifications.js';
 import type { EventsTable, Schema } from '../../store/schema.js';
 
 /** An event as a feature adds it; the id and time are given by the store and the clock. */
@@ -43,7 +44,12 @@ export interface EventServiceDeps {
   write: Store['write'];
   clock: Clock;
   retentionMs: number;
+  /** Tells the other replicas' streams after commit (PostgreSQL); absent on SQLite. */
+  notifications?: Notifications;
 }
+
+/** The channel replicas hear new events on. */
+export const EVENTS_CHANNEL = 'muster_events';
 
 export const MAX_EVENTS_PER_PAGE = 1000;
 export const DEFAULT_EVENTS_PER_PAGE = 100;
@@ -96,6 +102,7 @@ export class EventService implements EventSink {
       })
       .returning('id')
       .executeTakeFirstOrThrow();
+    if (!this.touched.has(trx)) await this.deps.notifications?.notify(trx, EVENTS_CHANNEL);
     this.touched.add(trx);
     return Number(row.id);
   }

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../../clock.js';
 import type { Store } from '../../store/db.js';
-import { EventService } from './service.js';
+import { EVENTS_CHANNEL, EventService } from './service.js';
 import { DEFAULT_STREAM_LIMITS, EventStreams, type StreamLimits } from './streams.js';
 
 /** How often old events are removed; retention is days, so once a minute is plenty. */
@@ -26,14 +26,21 @@ export async function startEvents(deps: {
     write: (fn) => store.write(fn),
     clock,
     retentionMs: deps.retentionMs,
+    ...(store.notifications ? { notifications: store.notifications } : {}),
   });
   events.startSweeper(SWEEP_INTERVAL_MS, signal, (err) =>
     logger.warn({ err }, 'could not remove old events'),
   );
-  const streams = new EventStreams(events, deps.limits ?? DEFAULT_STREAM_LIMITS, (err) =>
+  // With notifications from the other replicas, polling is only a safety net.
+  const limits = deps.limits ?? {
+    ...DEFAULT_STREAM_LIMITS,
+    ...(store.notifications ? { pollMs: 30_000 } : {}),
+  };
+  const streams = new EventStreams(events, limits, (err) =>
     logger.warn({ err }, 'could not read events for the live streams'),
   );
   await streams.start();
+  store.notifications?.listen(EVENTS_CHANNEL, () => void streams.nudge(), signal);
   signal.addEventListener('abort', () => streams.stop(), { once: true });
   return { events, streams, writeWithEvents: events.committing((fn) => store.write(fn)) };
 }

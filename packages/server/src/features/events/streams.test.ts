@@ -155,6 +155,21 @@ for (const dialect of dialects()) {
       );
     });
 
+    if (dialect === 'postgres') {
+      test('an event committed on one replica reaches streams held by another', async () => {
+        const b = await startTestServer(dialect, { db: t.db, dataDir: t.dataDir, clock: t.clock });
+        try {
+          const sse = await openSse(b.server.adminUrl, token);
+          await poll(() => sse.comments.includes('connected'));
+          await note('written on replica a');
+          await sse.until((frames) => notes(frames).includes('written on replica a'));
+          sse.close();
+        } finally {
+          await b.close();
+        }
+      });
+    }
+
     test('closing the server ends every stream', async () => {
       const other = await startTestServer(dialect);
       const sse = await openSse(other.server.adminUrl, other.server.identity.adminToken);
