@@ -214,15 +214,17 @@ export class EventStreams {
   private async replay(client: StreamClient): Promise<void> {
     for (;;) {
       if (client.closed) return;
-      // Read the horizon before the page: retention deletes old ids and then moves the horizon
-      // in one transaction, so a cursor behind the horizon is a real loss and is said so.
+      const from = client.cursor;
+      const page = await this.events.after(from, PAGE);
+      // Retention keeps a suffix of the ids and moves the horizon in the transaction that
+      // deletes, so the horizon read after the page tells whether the page began past lost
+      // history (also when a sweep ran between the two reads): then the gap is said first.
       const pruned = await this.events.prunedThrough();
-      if (client.cursor < pruned) {
-        const gap: EventGap = { lostFrom: client.cursor + 1, lostThrough: pruned };
+      if (from < pruned && (page.length === 0 || page[0]!.id > pruned)) {
+        const gap: EventGap = { lostFrom: from + 1, lostThrough: pruned };
         client.write(pruned, `id: ${pruned}\nevent: gap\ndata: ${JSON.stringify(gap)}\n\n`);
       }
-      const page = await this.events.after(client.cursor, PAGE);
-      for (const event of page) client.write(event.id, frame(event));
+      for (const event of page) if (event.id > client.cursor) client.write(event.id, frame(event));
       if (page.length < PAGE) return;
     }
   }
