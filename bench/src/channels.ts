@@ -79,7 +79,12 @@ export async function channelsScenario(opts: ChannelsOptions): Promise<void> {
     const rate = ((await server.heartbeatsByChannel()) - acked0) / ((performance.now() - start) / 1000);
     const channelsHeld = await server.channelsHeld();
 
-    emit('channels', 'channels_held', channelsHeld, { asked: opts.agents, opened: held, goal: '>= 20000' });
+    emit('channels', 'channels_held', channelsHeld, {
+      asked: opts.agents,
+      opened: held,
+      goal: '>= 20000',
+      note: 'one process can hold no more than its open-files limit (ulimit -Hn) in connections',
+    });
     emit('channels', 'heartbeats_per_sec', rate, {
       unit: 'heartbeats/s answered over channels, each agent every 10 s',
     });

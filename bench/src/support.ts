@@ -164,7 +164,9 @@ export async function spawnServer(extraArgs: string[], db?: string, fdLimit?: nu
 export function spawnNode(args: readonly string[], fdLimit?: number): ChildProcess {
   if (!fdLimit) return spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const quoted = [process.execPath, ...args].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ');
-  return spawn('bash', ['-c', `ulimit -n ${fdLimit} && exec ${quoted}`], {
+  // Where the hard limit cannot be raised (no CAP_SYS_RESOURCE), take the hard limit itself.
+  const raise = `{ ulimit -n ${fdLimit} || ulimit -n "$(ulimit -Hn)"; } 2>/dev/null`;
+  return spawn('bash', ['-c', `${raise}; exec ${quoted}`], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
 }

@@ -22,6 +22,7 @@ import { LedgerService } from './features/ledger/service.js';
 import { countNodesByStatus, Metrics } from './features/metrics/metrics.js';
 import { nodeRoutes } from './features/nodes/routes.js';
 import { NodeService } from './features/nodes/service.js';
+import { StatusWatcher } from './features/nodes/status-watch.js';
 import { renewalRoutes } from './features/renewal/routes.js';
 import { RenewalService } from './features/renewal/service.js';
 import { telemetryRoutes } from './features/telemetry/routes.js';
@@ -55,6 +56,8 @@ export interface MusterApp {
   readonly admin: FastifyInstance;
   readonly nodes: NodeService;
   readonly ledger: LedgerService;
+  /** Announces status changes as events; sweeps on its own, tests call `sweep()`. */
+  readonly statusWatcher: StatusWatcher;
   readonly events: EventService;
   /** The live event streams (SSE) this process serves. */
   readonly streams: EventStreams;
@@ -129,6 +132,15 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     connections,
     heartbeatIntervalMs: () => pacer.stalenessIntervalMs(),
   });
+  const statusWatcher = new StatusWatcher({
+    db: store.db,
+    write,
+    nodes,
+    events,
+    clock,
+    debounceMs: config.statusDebounceMs,
+  });
+  statusWatcher.start(5_000, background.signal, (err) => logger.warn({ err }, 'could not sweep node status'));
   const tokens = new TokenService({
     db: store.db,
     write,
@@ -306,6 +318,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     agent,
     admin,
     nodes,
+    statusWatcher,
     ledger,
     events,
     streams,

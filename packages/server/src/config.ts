@@ -16,6 +16,8 @@ export interface ServerConfig {
   readonly trustDomain: string;
   readonly certLifetimeMs: number;
   readonly heartbeatIntervalMs: number;
+  /** How long a new node status must hold before it is announced as an event. */
+  readonly statusDebounceMs: number;
   /** How long telemetry is kept: raw points, per-minute and per-hour rollups. */
   readonly telemetryRetentionMs: { readonly raw: number; readonly minute: number; readonly hour: number };
   /** The most heartbeats per second the whole fleet may send; intervals stretch to stay under it. */
@@ -106,6 +108,13 @@ export const SERVER_SETTINGS: readonly SettingSpec[] = [
     kind: 'string',
     value: 'DURATION',
     help: 'how often agents report; offline after three missed (default 10s)',
+  },
+  {
+    flag: 'status-debounce',
+    env: 'MUSTER_STATUS_DEBOUNCE',
+    kind: 'string',
+    value: 'DURATION',
+    help: 'how long a node status must hold before it is announced as an event (default 15s)',
   },
   {
     flag: 'telemetry-raw-retention',
@@ -251,6 +260,7 @@ export function serverConfigFrom(raw: RawSettings, cwd = process.cwd()): ServerC
   const heartbeatIntervalMs = duration('heartbeat-interval', '10s', 1000);
   const checkpointIntervalMs = duration('checkpoint-interval', '1s', 100);
   const eventRetentionMs = duration('event-retention', '7d', 60_000);
+  const statusDebounceMs = duration('status-debounce', '15s', 1000);
   const telemetryRetentionMs = {
     raw: duration('telemetry-raw-retention', '1h', 60_000),
     minute: duration('telemetry-minute-retention', '7d', 3_600_000),
@@ -301,6 +311,7 @@ export function serverConfigFrom(raw: RawSettings, cwd = process.cwd()): ServerC
     eventRetentionMs,
     maxHeartbeatRate,
     telemetryRetentionMs,
+    statusDebounceMs,
     enrollRate,
     logLevel,
     ...(str('admin-token-file') ? { adminTokenFile: resolve(cwd, str('admin-token-file')!) } : {}),

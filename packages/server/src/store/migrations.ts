@@ -203,6 +203,12 @@ function migrations(traits: DialectTraits): Record<string, Migration> {
         }
       },
     },
+    '0006_node_status': {
+      async up(db: Kysely<unknown>) {
+        await db.schema.alterTable('nodes').addColumn('status_recorded', 'text').execute();
+        await db.schema.alterTable('nodes').addColumn('status_recorded_at', 'bigint').execute();
+      },
+    },
   };
 }
 

@@ -35,6 +35,9 @@ export interface NodesTable {
   pending_pem: string | null;
   /** Set by `muster nodes rotate`: the node must renew with a fresh key. */
   rekey_requested_at: number | null;
+  /** The status last announced as an event (debounced), and since when. */
+  status_recorded: string | null;
+  status_recorded_at: number | null;
 }
 
 export interface CertificatesTable {

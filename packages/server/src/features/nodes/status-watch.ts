@@ -1,0 +1,107 @@
+import type { EventSeverity, NodeStatus } from '@muster/proto';
+import type { Kysely } from 'kysely';
+import type { Clock } from '../../clock.js';
+import type { Store } from '../../store/db.js';
+import type { Schema } from '../../store/schema.js';
+import type { EventSink } from '../events/service.js';
+import type { NodeService } from './service.js';
+
+const SEVERITY: Record<NodeStatus, EventSeverity> = {
+  ok: 'info',
+  attention: 'warning',
+  critical: 'critical',
+  offline: 'critical',
+  decommissioned: 'info',
+};
+
+/**
+ * Turns node status into `node.status_changed` events, debounced: a new status is announced
+ * only once it has held for `debounceMs`, so an agent flapping between two states floods
+ * nobody. The announced status is kept on the node and changed by a conditional update in the
+ * same transaction as the event, so with several replicas sweeping, each change is told once.
+ */
+export class StatusWatcher {
+  private readonly pending = new Map<string, { status: NodeStatus; since: number }>();
+
+  constructor(
+    private readonly deps: {
+      db: Kysely<Schema>;
+      write: Store['write'];
+      nodes: Pick<NodeService, 'list'>;
+      events: Pick<EventSink, 'append'>;
+      clock: Clock;
+      debounceMs: number;
+    },
+  ) {}
+
+  /** One pass over the fleet; returns how many changes were announced. */
+  async sweep(): Promise<number> {
+    const { db, write, nodes, events, clock, debounceMs } = this.deps;
+    const now = clock.now();
+    const recorded = new Map(
+      (await db.selectFrom('nodes').select(['id', 'status_recorded']).execute()).map((r) => [
+        r.id,
+        r.status_recorded,
+      ]),
+    );
+    let announced = 0;
+    let cursor: string | null = null;
+    do {
+      const page: Awaited<ReturnType<typeof nodes.list>> = await nodes.list({
+        limit: 1000,
+        ...(cursor ? { cursor } : {}),
+      });
+      cursor = page.nextCursor;
+      for (const node of page.items) {
+        const before = (recorded.get(node.id) ?? null) as NodeStatus | null;
+        if (node.status === before) {
+          this.pending.delete(node.id);
+          continue;
+        }
+        const seen = this.pending.get(node.id);
+        if (before !== null && (!seen || seen.status !== node.status)) {
+          this.pending.set(node.id, { status: node.status, since: now });
+          continue;
+        }
+        if (before !== null && now - seen!.since < debounceMs) continue;
+        // A node's first status is recorded quietly: its enrollment was an event already.
+        await write(async (trx) => {
+          const changed = await trx
+            .updateTable('nodes')
+            .set({ status_recorded: node.status, status_recorded_at: now })
+            .where('id', '=', node.id)
+            .where((eb) =>
+              before === null ? eb('status_recorded', 'is', null) : eb('status_recorded', '=', before),
+            )
+            .executeTakeFirst();
+          if (before !== null && changed.numUpdatedRows === 1n) {
+            await events.append(trx, {
+              kind: 'node.status_changed',
+              nodeId: node.id,
+              actor: 'system',
+              severity: SEVERITY[node.status],
+              data: { name: node.name, from: before, to: node.status, reasons: node.reasons },
+            });
+            announced++;
+          }
+        });
+        this.pending.delete(node.id);
+      }
+    } while (cursor);
+    return announced;
+  }
+
+  /** Sweeps every `everyMs` until the signal aborts; never two sweeps at once. */
+  start(everyMs: number, signal: AbortSignal, onError: (err: unknown) => void): void {
+    const tick = async () => {
+      if (signal.aborted) return;
+      try {
+        await this.sweep();
+      } catch (err) {
+        onError(err);
+      }
+      if (!signal.aborted) setTimeout(tick, everyMs).unref();
+    };
+    setTimeout(tick, everyMs).unref();
+  }
+}
