@@ -67,13 +67,17 @@ export const eventsCommand: Command = {
       return 0;
     }
     const print = (event: EventEnvelope) => {
+      if (event.nodeId && typeof event.data.name === 'string') names.set(event.nodeId, event.data.name);
       if (json) process.stdout.write(`${JSON.stringify(event)}\n`);
       else console.log(line(event, names));
     };
     for (const event of history) print(event);
     const shown = history.at(-1)?.id ?? 0;
-    await followStream(client, latest?.items[0]?.id ?? 0, signal, (event) => {
-      if (event.id > shown && matches(event, filters, names)) print(event);
+    const query = new URLSearchParams();
+    if (filters.kinds && filters.kinds.length > 0) query.set('kind', filters.kinds.join(','));
+    if (filters.node) query.set('node', filters.node);
+    await followStream(client, `/v1/events/stream?${query}`, latest?.items[0]?.id ?? 0, signal, (event) => {
+      if (event.id > shown) print(event);
     });
     return 0;
   },
@@ -175,23 +179,13 @@ async function nodeNames(client: AdminClient): Promise<Map<string, string>> {
   return names;
 }
 
-function matches(event: EventEnvelope, filters: Filters, names: Map<string, string>): boolean {
-  if (filters.kinds && filters.kinds.length > 0 && !filters.kinds.includes(event.kind)) return false;
-  if (filters.node !== undefined) {
-    const id = event.nodeId;
-    if (!id || (id !== filters.node && names.get(id) !== filters.node && event.data.name !== filters.node)) {
-      return false;
-    }
-  }
-  return true;
-}
-
 /**
  * Follows the live stream until `signal` aborts, reconnecting with full-jitter backoff and
  * resuming after the last id seen. A gap (history lost to retention) is said on stderr.
  */
 export async function followStream(
   client: AdminClient,
+  path: string,
   after: number,
   signal: AbortSignal,
   onEvent: (event: EventEnvelope) => void,
@@ -200,7 +194,7 @@ export async function followStream(
   let failures = 0;
   while (!signal.aborted) {
     try {
-      const res = await client.stream('/v1/events/stream', { 'last-event-id': String(lastId) }, signal);
+      const res = await client.stream(path, { 'last-event-id': String(lastId) }, signal);
       if (res.statusCode !== 200) {
         res.resume();
         const status = res.statusCode ?? 0;

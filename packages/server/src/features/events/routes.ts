@@ -20,6 +20,10 @@ const ListQuery = Type.Object({
 });
 
 const StreamQuery = Type.Object({
+  kind: Type.Optional(Type.String({ maxLength: 1024, description: 'only these kinds (comma-separated)' })),
+  node: Type.Optional(
+    Type.String({ maxLength: 256, description: 'only events about this node (id or name)' }),
+  ),
   lastEventId: Type.Optional(
     Type.String({ maxLength: 32, description: 'for clients that cannot set the Last-Event-ID header' }),
   ),
@@ -30,7 +34,7 @@ const MAX_KINDS = 32;
 /** Events: history newest first, operator events, and the live stream (Server-Sent Events). */
 export function eventRoutes(
   app: FastifyInstance,
-  events: Pick<EventService, 'list' | 'create'>,
+  events: Pick<EventService, 'list' | 'create' | 'nodeIds'>,
   streams: Pick<EventStreams, 'serve'>,
 ): void {
   app.get(
@@ -44,16 +48,11 @@ export function eventRoutes(
         limit?: number;
         cursor?: string;
       };
-      const kinds = q.kind
-        ?.split(',')
-        .map((k) => k.trim())
-        .filter((k) => k !== '');
-      if (kinds && kinds.length > MAX_KINDS)
-        throw new BadRequestError(`at most ${MAX_KINDS} kinds`, 'bad_filter');
+      const kinds = parseKinds(q.kind);
       return events.list({
         limit: q.limit ?? DEFAULT_EVENTS_PER_PAGE,
         ...(q.since !== undefined ? { since: parseSince(q.since) } : {}),
-        ...(kinds && kinds.length > 0 ? { kinds } : {}),
+        ...(kinds ? { kinds } : {}),
         ...(q.node !== undefined && q.node !== '' ? { node: q.node } : {}),
         ...(q.cursor !== undefined ? { cursor: q.cursor } : {}),
       });
@@ -68,9 +67,11 @@ export function eventRoutes(
     },
   );
   app.get('/v1/events/stream', { schema: { querystring: StreamQuery } }, async (request, reply) => {
+    const q = request.query as { kind?: string; node?: string; lastEventId?: string };
+    const node = q.node?.trim() || undefined;
+    const wants = streamFilter(parseKinds(q.kind), node, node ? await events.nodeIds(node) : []);
     const header = request.headers['last-event-id'];
-    const text =
-      (Array.isArray(header) ? header[0] : header) ?? (request.query as { lastEventId?: string }).lastEventId;
+    const text = (Array.isArray(header) ? header[0] : header) ?? q.lastEventId;
     let resumeAfter: number | undefined;
     if (text !== undefined && text.trim() !== '') {
       if (!/^\d{1,15}$/.test(text.trim())) {
@@ -84,8 +85,40 @@ export function eventRoutes(
     // The stream outlives this handler: Fastify lets go of the response and the streams own it.
     reply.hijack();
     reply.raw.setHeader('x-request-id', request.id);
-    await streams.serve(reply.raw, resumeAfter);
+    await streams.serve(reply.raw, resumeAfter, wants);
   });
+}
+
+/** A comma-separated list of kinds; undefined when none is asked for. */
+function parseKinds(text: string | undefined): string[] | undefined {
+  const kinds = text
+    ?.split(',')
+    .map((k) => k.trim())
+    .filter((k) => k !== '');
+  if (kinds && kinds.length > MAX_KINDS)
+    throw new BadRequestError(`at most ${MAX_KINDS} kinds`, 'bad_filter');
+  return kinds && kinds.length > 0 ? kinds : undefined;
+}
+
+/**
+ * What a filtered stream sends. A node is matched by every id its name has had (names are
+ * reused after decommission), and by name in an enrollment, so a node that enrolls after the
+ * stream opened is followed from then on.
+ */
+function streamFilter(
+  kinds: string[] | undefined,
+  node: string | undefined,
+  knownIds: string[],
+): ((event: EventEnvelope) => boolean) | undefined {
+  if (!kinds && node === undefined) return undefined;
+  const ids = new Set([...(node !== undefined ? [node] : []), ...knownIds]);
+  return (event) => {
+    if (kinds && !kinds.includes(event.kind)) return false;
+    if (node === undefined) return true;
+    if (event.nodeId === undefined) return false;
+    if (event.kind === 'node.enrolled' && event.data.name === node) ids.add(event.nodeId);
+    return ids.has(event.nodeId);
+  };
 }
 
 function parseSince(text: string): number {

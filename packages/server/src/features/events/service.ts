@@ -204,6 +204,16 @@ export class EventService implements EventSink {
     return { items, nextCursor: more ? encodeCursor(items[items.length - 1]!.id) : null };
   }
 
+  /** The ids a node name or id stands for (a name may have been several nodes over time). */
+  async nodeIds(node: string): Promise<string[]> {
+    const rows = await this.deps.db
+      .selectFrom('nodes')
+      .select('id')
+      .where((eb) => eb.or([eb('id', '=', node), eb('name', '=', node)]))
+      .execute();
+    return rows.map((r) => r.id);
+  }
+
   /** Committed events after `after`, oldest first: what a stream replays and the live feed reads. */
   async after(after: number, limit: number): Promise<EventEnvelope[]> {
     const rows = await this.deps.db

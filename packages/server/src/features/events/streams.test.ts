@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { dialects, startTestServer, type TestServer } from '../../testing/harness.js';
+import { dialects, enrollAgent, startTestServer, type TestServer } from '../../testing/harness.js';
 import { openSse, poll, type SseFrame } from './sse.test-support.js';
 
 const DAY = 86_400_000;
@@ -94,6 +94,32 @@ for (const dialect of dialects()) {
       await note('live after the gap');
       await sse.until((frames) => notes(frames).includes('live after the gap'));
       sse.close();
+    });
+
+    test('a stream filtered by kind and node sends only those, also for a node enrolled later', async () => {
+      const byKind = await openSse(t.server.adminUrl, token, { query: '?kind=note,incident' });
+      const byNode = await openSse(t.server.adminUrl, token, { query: '?node=db-7' });
+      const junk = await openSse(t.server.adminUrl, token, {
+        query: `?node=${encodeURIComponent("'; DROP TABLE events; --")}`,
+      });
+      await poll(() => [byKind, byNode, junk].every((c) => c.comments.includes('connected')));
+      const agent = await enrollAgent(t, { name: 'db-7' });
+      agent.agent.destroy();
+      await t.admin('POST', '/v1/events', { kind: 'incident', text: 'db-7 slow', nodeId: agent.nodeId });
+      await note('fleet-wide note');
+      await byKind.until((frames) => notes(frames).includes('fleet-wide note'));
+      assert.deepEqual(
+        byKind.frames.map((f) => f.event),
+        ['incident', 'note'],
+      );
+      await byNode.until((frames) => frames.some((f) => f.event === 'incident'));
+      assert.deepEqual(
+        byNode.frames.map((f) => f.event),
+        ['node.enrolled', 'incident'],
+      );
+      assert.equal(junk.status, 200);
+      assert.equal(junk.frames.length, 0);
+      for (const c of [byKind, byNode, junk]) c.close();
     });
 
     test('a bad Last-Event-ID is a 400 problem, not a stream', async () => {

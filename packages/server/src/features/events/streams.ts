@@ -44,6 +44,8 @@ class StreamClient {
     private readonly limits: StreamLimits,
     cursor: number,
     private readonly onEvicted: () => void,
+    /** Only events this accepts are sent; all when absent. */
+    readonly wants: (event: EventEnvelope) => boolean = () => true,
   ) {
     this.cursor = cursor;
     res.on('drain', () => {
@@ -52,8 +54,9 @@ class StreamClient {
   }
 
   /** A live event, in id order. */
-  offer(id: number, text: string): void {
-    if (this.closed || id <= this.cursor) return;
+  offer(event: EventEnvelope, text: string): void {
+    const id = event.id;
+    if (this.closed || id <= this.cursor || !this.wants(event)) return;
     if (!this.live) {
       this.pending.push({ id, text });
       if (this.pending.length > this.limits.maxEvents) this.evict();
@@ -169,7 +172,7 @@ export class EventStreams {
         this.lastId = event.id;
         if (this.clients.size === 0) continue;
         const text = frame(event);
-        for (const client of this.clients) client.offer(event.id, text);
+        for (const client of this.clients) client.offer(event, text);
       }
       if (batch.length < PAGE) return;
     }
@@ -180,7 +183,11 @@ export class EventStreams {
    * after it are replayed first (with a gap event when retention removed some of them); without
    * one the stream starts with the next event.
    */
-  async serve(res: ServerResponse, resumeAfter: number | undefined): Promise<void> {
+  async serve(
+    res: ServerResponse,
+    resumeAfter: number | undefined,
+    wants?: (event: EventEnvelope) => boolean,
+  ): Promise<void> {
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-store',
@@ -191,10 +198,16 @@ export class EventStreams {
     // An id from the future (another database, a typo) resumes from now rather than wait for it.
     const latest = Math.max(this.lastId, await this.events.latestId());
     const start = resumeAfter === undefined ? latest : Math.min(resumeAfter, latest);
-    const client = new StreamClient(res, this.limits, start, () => {
-      this.evicted++;
-      this.clients.delete(client);
-    });
+    const client = new StreamClient(
+      res,
+      this.limits,
+      start,
+      () => {
+        this.evicted++;
+        this.clients.delete(client);
+      },
+      wants,
+    );
     this.clients.add(client);
     res.on('close', () => {
       client.closed = true;
@@ -224,7 +237,9 @@ export class EventStreams {
         const gap: EventGap = { lostFrom: from + 1, lostThrough: pruned };
         client.write(pruned, `id: ${pruned}\nevent: gap\ndata: ${JSON.stringify(gap)}\n\n`);
       }
-      for (const event of page) if (event.id > client.cursor) client.write(event.id, frame(event));
+      for (const event of page) {
+        if (event.id > client.cursor && client.wants(event)) client.write(event.id, frame(event));
+      }
       if (page.length < PAGE) return;
     }
   }
