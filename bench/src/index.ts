@@ -14,45 +14,41 @@ function count(value: unknown, fallback: number, flag: string): number {
   return Number(value);
 }
 
+function duration(value: unknown, fallback: string): number {
+  const text = (value as string | undefined) ?? fallback;
+  const ms = parseDuration(text);
+  if (ms === undefined) throw new Error(`--duration: "${text}" is not a duration such as ${fallback}`);
+  return ms;
+}
+
 /** Runs one scenario by name with the flags `muster bench` parsed. */
 export async function runScenario(name: string, values: Record<string, unknown>): Promise<void> {
   const db = values.db as string | undefined;
   switch (name) {
-    case 'heartbeat': {
-      const durationText = (values.duration as string | undefined) ?? '10s';
-      const durationMs = parseDuration(durationText);
-      if (durationMs === undefined)
-        throw new Error(`--duration: "${durationText}" is not a duration such as 10s`);
+    case 'heartbeat':
       return heartbeatScenario({
         agents: count(values.agents, 200, 'agents'),
-        durationMs,
+        durationMs: duration(values.duration, '10s'),
         ...(db ? { db } : {}),
       });
-    }
     case 'enroll':
       return enrollScenario({
         agents: count(values.agents, 10_000, 'agents'),
         concurrency: count(values.concurrency, 500, 'concurrency'),
         ...(db ? { db } : {}),
       });
-    case 'channels': {
-      const durationText = (values.duration as string | undefined) ?? '20s';
-      const durationMs = parseDuration(durationText);
-      if (durationMs === undefined)
-        throw new Error(`--duration: "${durationText}" is not a duration such as 20s`);
-      return channelsScenario({ agents: count(values.agents, 20_000, 'agents'), durationMs, processes: 4 });
-    }
-    case 'ledger': {
-      const durationText = (values.duration as string | undefined) ?? '5s';
-      const durationMs = parseDuration(durationText);
-      if (durationMs === undefined)
-        throw new Error(`--duration: "${durationText}" is not a duration such as 5s`);
+    case 'channels':
+      return channelsScenario({
+        agents: count(values.agents, 20_000, 'agents'),
+        durationMs: duration(values.duration, '20s'),
+        processes: 4,
+      });
+    case 'ledger':
       return ledgerScenario({
         writers: count(values.concurrency, 500, 'concurrency'),
-        durationMs,
+        durationMs: duration(values.duration, '5s'),
         entries: count(values.entries, 1_000_000, 'entries'),
       });
-    }
     default:
       throw new Error(`unknown scenario "${name}"; one of: ${SCENARIOS.join(', ')}`);
   }
