@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { EventEnvelope, TokenCreated } from '@muster/proto';
@@ -77,4 +78,66 @@ describe('muster events', () => {
     const texts = lines.map((line) => (JSON.parse(line) as EventEnvelope).data.text);
     assert.deepEqual(texts, ['maintenance window opens', 'disk replaced', 'second disk replaced']);
   });
+
+  test('--follow survives a server restart: it reconnects and resumes without repeating', async () => {
+    const port = await freePort();
+    const dataDir = sandbox.tempDir('restart');
+    const start = async () => {
+      const proc = sandbox.spawn([
+        'server',
+        '--data-dir',
+        dataDir,
+        '--listen',
+        '127.0.0.1:0',
+        '--admin-listen',
+        `127.0.0.1:${port}`,
+        '--log-level',
+        'warn',
+      ]);
+      await proc.waitForOutput('the server to listen', (p) =>
+        /admin API/.test(p.stdout) ? true : undefined,
+      );
+      return proc;
+    };
+    const adminUrl = `http://127.0.0.1:${port}`;
+    const note = async (text: string) => {
+      const adminToken = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
+      const res = await fetch(`${adminUrl}/v1/events`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ kind: 'note', text }),
+      });
+      assert.equal(res.status, 201);
+    };
+    let server = await start();
+    await note('before the restart');
+    const follow = sandbox.spawn(['events', '--follow', '--json', '--url', adminUrl, '--data-dir', dataDir]);
+    await follow.waitForOutput('the history', (p) =>
+      p.stdout.includes('before the restart') ? true : undefined,
+    );
+    await server.stop('SIGTERM');
+    server = await start();
+    await note('after the restart');
+    await follow.waitForOutput('the note after the restart', (p) =>
+      p.stdout.includes('after the restart') ? true : undefined,
+    );
+    assert.equal((await follow.stop('SIGINT')).code, 0, follow.transcript());
+    await server.stop('SIGTERM');
+    const texts = follow.stdout
+      .trim()
+      .split('\n')
+      .map((line) => (JSON.parse(line) as EventEnvelope).data.text);
+    assert.deepEqual(texts, ['before the restart', 'after the restart']);
+  });
 });
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
+}
