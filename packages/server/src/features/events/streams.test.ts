@@ -122,6 +122,33 @@ for (const dialect of dialects()) {
       for (const c of [byKind, byNode, junk]) c.close();
     });
 
+    test("a long replay goes at the reader's pace and is not evicted", async () => {
+      const from = (await note('replay starts after this')).id;
+      const text = 'y'.repeat(4000);
+      await t.server.store.write(async (trx) => {
+        for (let i = 0; i < 1500; i++) {
+          await t.server.app.events.append(trx, {
+            kind: 'note',
+            actor: 'admin',
+            severity: 'info',
+            data: { text },
+          });
+        }
+      });
+      const evictedBefore = t.server.app.streams.evicted;
+      const sse = await openSse(t.server.adminUrl, token, { lastEventId: String(from) });
+      await sse.until((frames) => frames.length >= 1500, 30_000);
+      assert.equal(t.server.app.streams.evicted, evictedBefore);
+      assert.equal(sse.closed, false);
+      sse.close();
+    });
+
+    test('without the admin token there is no stream', async () => {
+      const sse = await openSse(t.server.adminUrl, 'not-the-token');
+      assert.equal(sse.status, 401);
+      sse.close();
+    });
+
     test('a bad Last-Event-ID is a 400 problem, not a stream', async () => {
       for (const lastEventId of ['abc', '-1', "'; DROP TABLE events; --", '1'.repeat(40)]) {
         const sse = await openSse(t.server.adminUrl, token, { lastEventId });

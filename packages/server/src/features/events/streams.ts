@@ -80,6 +80,20 @@ class StreamClient {
     }
   }
 
+  /** Resolves once the socket has taken what was written (or closed): replay waits for readers. */
+  drained(): Promise<void> {
+    if (this.closed || !this.res.writableNeedDrain) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.res.off('drain', done);
+        this.res.off('close', done);
+        resolve();
+      };
+      this.res.on('drain', done);
+      this.res.on('close', done);
+    });
+  }
+
   /** Replay is done: what arrived meanwhile follows, without the ones replay already sent. */
   goLive(): void {
     const pending = this.pending;
@@ -239,6 +253,10 @@ export class EventStreams {
       }
       for (const event of page) {
         if (event.id > client.cursor && client.wants(event)) client.write(event.id, frame(event));
+        // History goes out as fast as the client reads it, not faster: a long replay to a slow
+        // but live reader holds one socket buffer, and only new events count against its limits.
+        await client.drained();
+        if (client.closed) return;
       }
       if (page.length < PAGE) return;
     }
