@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { NodeView, TokenCreated } from '@muster/proto';
+import type { CaStatus, NodeView, TokenCreated } from '@muster/proto';
 import {
   agentArgsFromJoinLine,
   assertHealthy,
@@ -130,6 +130,12 @@ for (const dialect of dialects()) {
       assert.match(shown.stdout, new RegExp(`certificate serial ${after.cert.serial}`));
       assert.match(shown.stdout, /issued by CN=Muster fleet CA /);
       assert.equal(agent.running, true, 'the agent never restarted');
+      const ca = await sandbox.json<CaStatus>(['ca', 'status', ...server.adminFlags]);
+      assert.deepEqual(ca.nodes, { active: 1, onThisCa: 1, onOtherCa: 0 });
+      assert.deepEqual(ca.warnings, []);
+      const caText = await sandbox.run(['ca', 'status', ...server.adminFlags]);
+      assert.match(caText.stdout, /^fleet CA {4}CN=Muster fleet CA /);
+      assert.match(caText.stdout, /1 active: 1 on this CA, 0 on another root/);
     });
 
     test('a node whose agent dies goes offline, and says why', async () => {

@@ -121,6 +121,27 @@ export const RenewResponse = Type.Object({
 });
 export type RenewResponse = Static<typeof RenewResponse>;
 
+/** `GET /v1/ca`: the fleet CA, how long it has left, and which nodes hold certificates from it. */
+export const CaStatus = Type.Object({
+  ca: Type.Object({
+    subject: Type.String(),
+    serial: Type.String(),
+    pin: Type.String(),
+    notBefore: Type.String(),
+    notAfter: Type.String(),
+  }),
+  nodes: Type.Object({
+    active: Type.Integer(),
+    /** Active nodes whose current certificate this CA issued. */
+    onThisCa: Type.Integer(),
+    /** Active nodes still on a certificate from another root (after a rotation). */
+    onOtherCa: Type.Integer(),
+  }),
+  /** Sentences an operator should act on, such as the CA expiring within a year. */
+  warnings: Type.Array(Type.String()),
+});
+export type CaStatus = Static<typeof CaStatus>;
+
 export const TokenCreateRequest = Type.Object(
   {
     ttlSec: Type.Optional(Type.Integer({ minimum: 1, maximum: 30 * 86_400 })),

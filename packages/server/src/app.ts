@@ -6,6 +6,8 @@ import type { Logger } from 'pino';
 import type { Clock, IdSource } from './clock.js';
 import { isLoopback, joinUrl, type ServerConfig } from './config.js';
 import type { DecisionRecorder } from './decisions/recorder.js';
+import { caRoutes } from './features/ca/routes.js';
+import { CaService } from './features/ca/service.js';
 import { ChannelHub } from './features/channel/hub.js';
 import { enrollmentRoutes } from './features/enrollment/routes.js';
 import { EnrollmentService } from './features/enrollment/service.js';
@@ -309,6 +311,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     tokenRoutes(scope, tokens);
     nodeRoutes(scope, nodes);
     telemetryRoutes(scope, { db: store.db, clock, nodes, rawRetentionMs: config.telemetryRetentionMs.raw });
+    caRoutes(scope, new CaService({ db: store.db, clock, ca: identity.ca }));
     ledgerRoutes(scope, ledger);
     eventRoutes(scope, events, streams);
   });

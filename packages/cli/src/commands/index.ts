@@ -1,6 +1,7 @@
 import type { Command } from '../command.js';
 import { agentCommand } from './agent.js';
 import { benchCommand } from './bench.js';
+import { caStatus } from './ca.js';
 import { demoCommand } from './demo.js';
 import { eventsCommand } from './events.js';
 import { ledgerCheckpoint, ledgerExport, ledgerList, ledgerProof, ledgerVerify } from './ledger.js';
@@ -21,6 +22,7 @@ export const COMMANDS: readonly Command[] = [
   nodesDecommission,
   nodesRotate,
   eventsCommand,
+  caStatus,
   ledgerList,
   ledgerCheckpoint,
   ledgerProof,
