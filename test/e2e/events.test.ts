@@ -128,6 +128,7 @@ describe('muster events', () => {
       .split('\n')
       .map((line) => (JSON.parse(line) as EventEnvelope).data.text);
     assert.deepEqual(texts, ['before the restart', 'after the restart']);
+    assert.match(follow.stderr, /the event stream was interrupted; reconnecting/);
   });
 });
 

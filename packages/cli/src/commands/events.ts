@@ -192,6 +192,7 @@ export async function followStream(
 ): Promise<void> {
   let lastId = after;
   let failures = 0;
+  let interrupted = false;
   while (!signal.aborted) {
     try {
       const res = await client.stream(path, { 'last-event-id': String(lastId) }, signal);
@@ -202,6 +203,8 @@ export async function followStream(
         throw new Error(`the event stream answered ${status}`);
       }
       failures = 0;
+      if (interrupted) console.error('the event stream is back; nothing was missed');
+      interrupted = false;
       const parser = new SseParser();
       res.setEncoding('utf8');
       await new Promise<void>((resolve) => {
@@ -215,7 +218,13 @@ export async function followStream(
               );
               continue;
             }
-            onEvent(JSON.parse(frame.data) as EventEnvelope);
+            let event: EventEnvelope;
+            try {
+              event = JSON.parse(frame.data) as EventEnvelope;
+            } catch {
+              continue; // not an event this version understands
+            }
+            onEvent(event);
           }
         });
         res.on('close', () => resolve());
@@ -227,6 +236,8 @@ export async function followStream(
       failures++;
     }
     if (signal.aborted) return;
+    if (!interrupted) console.error('the event stream was interrupted; reconnecting');
+    interrupted = true;
     // Full jitter, from 0.5 s up to 15 s after repeated failures.
     const cap = Math.min(15_000, 500 * 2 ** Math.min(failures, 5));
     await new Promise<void>((resolve) => {
