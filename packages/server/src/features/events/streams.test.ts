@@ -143,6 +143,19 @@ for (const dialect of dialects()) {
       sse.close();
     });
 
+    test('concurrent writers: a live stream gets every event once, in id order', async () => {
+      const sse = await openSse(t.server.adminUrl, token, { query: '?kind=note' });
+      await poll(() => sse.comments.includes('connected'));
+      const written = await Promise.all(Array.from({ length: 60 }, (_, i) => note(`concurrent ${i}`)));
+      const ids = written.map((e) => e.id).sort((a, b) => a - b);
+      await sse.until((frames) => frames.length >= ids.length);
+      assert.deepEqual(
+        sse.frames.map((f) => Number(f.id)),
+        ids,
+      );
+      sse.close();
+    });
+
     test('without the admin token there is no stream', async () => {
       const sse = await openSse(t.server.adminUrl, 'not-the-token');
       assert.equal(sse.status, 401);
