@@ -156,6 +156,33 @@ for (const dialect of dialects()) {
       sse.close();
     });
 
+    test('an event still being committed is not skipped by one committed after it', async () => {
+      const { events } = t.server.app;
+      const sse = await openSse(t.server.adminUrl, token, { query: '?kind=note' });
+      await poll(() => sse.comments.includes('connected'));
+      const append = (text: string) =>
+        t.server.store.write((trx) =>
+          events.append(trx, { kind: 'note', actor: 'admin', severity: 'info', data: { text } }),
+        );
+      // The slow transaction takes its id first and commits last; the fast one must wait for it
+      // (the event_head lock), or a reader would see the later id and step past the earlier.
+      let slowHasId!: () => void;
+      const idTaken = new Promise<void>((resolve) => {
+        slowHasId = resolve;
+      });
+      const slow = t.server.store.write(async (trx) => {
+        await events.append(trx, { kind: 'note', actor: 'admin', severity: 'info', data: { text: 'slow' } });
+        slowHasId();
+        await new Promise((r) => setTimeout(r, 300));
+      });
+      await idTaken;
+      const fast = append('fast').then(() => events.afterCommit());
+      await Promise.all([slow.then(() => events.afterCommit()), fast]);
+      await sse.until((frames) => frames.length >= 2);
+      assert.deepEqual(notes(sse.frames), ['slow', 'fast']);
+      sse.close();
+    });
+
     test('without the admin token there is no stream', async () => {
       const sse = await openSse(t.server.adminUrl, 'not-the-token');
       assert.equal(sse.status, 401);
