@@ -142,7 +142,9 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     clock,
     debounceMs: config.statusDebounceMs,
   });
-  statusWatcher.start(5_000, background.signal, (err) => logger.warn({ err }, 'could not sweep node status'));
+  statusWatcher.start(5_000, background.signal, (err) => {
+    if (!background.signal.aborted) logger.warn({ err }, 'could not sweep node status');
+  });
   const tokens = new TokenService({
     db: store.db,
     write,
@@ -332,8 +334,11 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     metrics: observed,
     async close() {
       background.abort();
-      channels.close();
+      // Channels first (they bypass Fastify's connection tracking), then the planes, then
+      // whatever heartbeats are still being written, so the store outlives every write.
+      await channels.close();
       await Promise.all([agent.close(), admin.close()]);
+      await writer.idle();
     },
   };
 }

@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import { type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
@@ -44,6 +44,8 @@ export class ChannelHub {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
   private readonly held = new Map<string, Held>();
   private readonly pinger: NodeJS.Timeout;
+  private closing = false;
+  private inflight = 0;
 
   constructor(private readonly deps: ChannelHubDeps) {
     this.pinger = setInterval(() => this.ping(), deps.pingIntervalMs ?? 20_000);
@@ -62,6 +64,7 @@ export class ChannelHub {
   }
 
   private async upgrade(req: IncomingMessage, socket: TLSSocket, head: Buffer): Promise<void> {
+    if (this.closing) return refuse(socket, 503, 'unavailable', 'the server is stopping');
     const path = (req.url ?? '').split('?')[0];
     if (path !== CHANNEL_PATH) return refuse(socket, 404, 'not_found', `no channel at ${path}`);
     let node: NodeIdentity;
@@ -98,7 +101,9 @@ export class ChannelHub {
     });
     ws.on('error', () => ws.terminate());
     ws.on('message', (data, isBinary) => {
-      void this.receive(held, socket, data as Buffer, isBinary);
+      if (this.closing) return;
+      this.inflight++;
+      void this.receive(held, socket, data as Buffer, isBinary).finally(() => this.inflight--);
     });
     this.send(ws, { type: 'settings', heartbeatIntervalSec: this.deps.heartbeatIntervalSec() });
   }
@@ -161,17 +166,29 @@ export class ChannelHub {
   }
 
   /** Closes every channel (the server is stopping) and stops pinging. */
-  close(): void {
+  /**
+   * Closes every channel (the server is stopping), takes no more messages, and resolves once
+   * the ones being handled are done, so the store is never closed under a heartbeat.
+   */
+  async close(): Promise<void> {
+    this.closing = true;
     clearInterval(this.pinger);
     for (const held of this.held.values()) held.ws.close(CHANNEL_CLOSE.shutdown, 'server stopping');
     this.wss.close();
+    while (this.inflight > 0) await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
 
 function refuse(socket: TLSSocket, status: number, code: string, detail: string): void {
-  const body = JSON.stringify({ type: `urn:muster:problem:${code}`, title: code, status, detail, code });
+  const body = JSON.stringify({
+    type: `urn:muster:problem:${code}`,
+    title: STATUS_CODES[status],
+    status,
+    detail,
+    code,
+  });
   socket.end(
-    `HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : status === 404 ? 'Not Found' : status === 429 ? 'Too Many Requests' : 'Service Unavailable'}\r\n` +
-      `Content-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/problem+json\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
 }
