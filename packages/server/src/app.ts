@@ -133,6 +133,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     decisions,
     connections,
     heartbeatIntervalMs: () => pacer.stalenessIntervalMs(),
+    thresholds: (profile) => config.thresholds[profile] ?? config.thresholds.default!,
   });
   const statusWatcher = new StatusWatcher({
     db: store.db,

@@ -1,8 +1,10 @@
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { type RawSettings, readSettings, type SettingSpec } from '@muster/host';
 import { parseDuration } from '@muster/proto';
 import { ConfigError } from './errors.js';
+import { DEFAULT_THRESHOLDS, type Thresholds } from './features/nodes/status.js';
 
 /** The server's configuration: read once at start, validated, frozen, passed in. */
 export interface ServerConfig {
@@ -16,6 +18,8 @@ export interface ServerConfig {
   readonly trustDomain: string;
   readonly certLifetimeMs: number;
   readonly heartbeatIntervalMs: number;
+  /** Disk, memory and load limits by profile; `default` for profiles not named. */
+  readonly thresholds: Readonly<Record<string, Thresholds>>;
   /** How long a new node status must hold before it is announced as an event. */
   readonly statusDebounceMs: number;
   /** How long telemetry is kept: raw points, per-minute and per-hour rollups. */
@@ -108,6 +112,13 @@ export const SERVER_SETTINGS: readonly SettingSpec[] = [
     kind: 'string',
     value: 'DURATION',
     help: 'how often agents report; offline after three missed (default 10s)',
+  },
+  {
+    flag: 'thresholds',
+    env: 'MUSTER_THRESHOLDS',
+    kind: 'string',
+    value: 'FILE',
+    help: 'JSON of disk, memory and load limits by profile, e.g. {"db":{"diskAttentionPct":80}}',
   },
   {
     flag: 'status-debounce',
@@ -261,6 +272,7 @@ export function serverConfigFrom(raw: RawSettings, cwd = process.cwd()): ServerC
   const checkpointIntervalMs = duration('checkpoint-interval', '1s', 100);
   const eventRetentionMs = duration('event-retention', '7d', 60_000);
   const statusDebounceMs = duration('status-debounce', '15s', 1000);
+  const thresholds = readThresholds(str('thresholds'), cwd, problems);
   const telemetryRetentionMs = {
     raw: duration('telemetry-raw-retention', '1h', 60_000),
     minute: duration('telemetry-minute-retention', '7d', 3_600_000),
@@ -312,6 +324,7 @@ export function serverConfigFrom(raw: RawSettings, cwd = process.cwd()): ServerC
     maxHeartbeatRate,
     telemetryRetentionMs,
     statusDebounceMs,
+    thresholds,
     enrollRate,
     logLevel,
     ...(str('admin-token-file') ? { adminTokenFile: resolve(cwd, str('admin-token-file')!) } : {}),
@@ -353,4 +366,58 @@ export function loadServerConfig(
   // Thrown outside the try: inside, the catch would add these problems a second time.
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
+}
+
+/**
+ * Reads `--thresholds FILE`: `{ "<profile>" | "default": { diskAttentionPct, … } }`, each limit
+ * optional (the defaults fill in), every bad key or value reported.
+ */
+function readThresholds(
+  file: string | undefined,
+  cwd: string,
+  problems: string[],
+): Record<string, Thresholds> {
+  const out: Record<string, Thresholds> = { default: { ...DEFAULT_THRESHOLDS } };
+  if (file === undefined) return out;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(resolve(cwd, file), 'utf8'));
+  } catch (err) {
+    problems.push(
+      `--thresholds: cannot read ${file} as JSON (${(err as NodeJS.ErrnoException).code ?? 'malformed'})`,
+    );
+    return out;
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    problems.push('--thresholds: expected an object of profiles');
+    return out;
+  }
+  const base = { ...DEFAULT_THRESHOLDS, ...((parsed as Record<string, object>).default ?? {}) };
+  for (const [profile, limits] of Object.entries(parsed as Record<string, unknown>)) {
+    if (typeof limits !== 'object' || limits === null) {
+      problems.push(`--thresholds: ${profile} is not an object`);
+      continue;
+    }
+    const merged = { ...base, ...(limits as object) } as Record<string, unknown>;
+    for (const key of Object.keys(limits)) {
+      if (!(key in DEFAULT_THRESHOLDS)) problems.push(`--thresholds: ${profile}.${key} is not a known limit`);
+    }
+    for (const [key, value] of Object.entries(merged)) {
+      const max = key.endsWith('Pct') ? 100 : 1000;
+      if (typeof value !== 'number' || !(value > 0 && value <= max)) {
+        problems.push(`--thresholds: ${profile}.${key} must be a number above 0 and at most ${max}`);
+      }
+    }
+    const t = merged as unknown as Thresholds;
+    if (
+      t.diskAttentionPct >= t.diskCriticalPct ||
+      t.memoryAttentionPct >= t.memoryCriticalPct ||
+      t.loadAttentionPerCpu >= t.loadCriticalPerCpu
+    ) {
+      problems.push(`--thresholds: ${profile}: each attention limit must be below its critical limit`);
+    }
+    out[profile] = t;
+  }
+  out.default = out.default ?? base;
+  return out;
 }

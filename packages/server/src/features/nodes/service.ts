@@ -1,5 +1,13 @@
 import { X509Certificate } from 'node:crypto';
-import type { Facts, Heartbeat, Labels, NodeList, NodeStatus, NodeView } from '@muster/proto';
+import {
+  type Facts,
+  type Heartbeat,
+  type Labels,
+  MUSTER_VERSION,
+  type NodeList,
+  type NodeStatus,
+  type NodeView,
+} from '@muster/proto';
 import type { Kysely } from 'kysely';
 import type { Clock } from '../../clock.js';
 import type { DecisionRecorder } from '../../decisions/recorder.js';
@@ -8,7 +16,7 @@ import type { LiveConnections } from '../../http/connections.js';
 import { BatchedLookup } from '../../store/batched-lookup.js';
 import type { Store } from '../../store/db.js';
 import type { NodesTable, Schema } from '../../store/schema.js';
-import { assessNode } from './status.js';
+import { assessNode, DEFAULT_THRESHOLDS, type Thresholds } from './status.js';
 
 export interface NodeServiceDeps {
   db: Kysely<Schema>;
@@ -16,6 +24,8 @@ export interface NodeServiceDeps {
   clock: Clock;
   decisions: DecisionRecorder;
   connections: Pick<LiveConnections, 'cut'>;
+  /** The disk, memory and load limits for a profile (`--thresholds`); the defaults when absent. */
+  thresholds?: (profile: string) => Thresholds;
   /** The interval a node's silence is measured against (adaptive: see heartbeats/pacer.ts). */
   heartbeatIntervalMs: () => number;
   /** How far a node's clock may be off before it shows a `clock skew` reason. */
@@ -287,6 +297,9 @@ export class NodeService {
       cpus: facts.cpus,
       latest,
       clockSkewAllowanceMs: this.deps.clockSkewAllowanceMs ?? DEFAULT_CLOCK_SKEW_ALLOWANCE_MS,
+      thresholds: this.deps.thresholds?.(row.profile) ?? DEFAULT_THRESHOLDS,
+      agentVersion: facts.agentVersion,
+      serverVersion: MUSTER_VERSION,
     });
     const cert = certificateFacts(row.cert_serial, row.cert_pem);
     return {

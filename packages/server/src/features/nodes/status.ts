@@ -18,6 +18,41 @@ export interface StatusInput {
   latest: Heartbeat | null;
   /** How far the node's clock may be off before it is a reason; unset: not judged. */
   clockSkewAllowanceMs?: number;
+  /** The limits for this node's profile; the defaults where unset. */
+  thresholds?: Thresholds;
+  /** The agent's version, and the server's: an agent behind the server is a reason. */
+  agentVersion?: string;
+  serverVersion?: string;
+}
+
+/** Where disk, memory and load become a reason, per profile (`--thresholds FILE`). */
+export interface Thresholds {
+  diskAttentionPct: number;
+  diskCriticalPct: number;
+  memoryAttentionPct: number;
+  memoryCriticalPct: number;
+  /** Load average per CPU. */
+  loadAttentionPerCpu: number;
+  loadCriticalPerCpu: number;
+}
+
+export const DEFAULT_THRESHOLDS: Thresholds = Object.freeze({
+  diskAttentionPct: 90,
+  diskCriticalPct: 97,
+  memoryAttentionPct: 90,
+  memoryCriticalPct: 97,
+  loadAttentionPerCpu: 2,
+  loadCriticalPerCpu: 4,
+});
+
+/** True when version `a` is older than `b` (major.minor.patch; anything else is not judged). */
+export function versionBehind(a: string, b: string): boolean {
+  const parse = (v: string) => /^v?(\d+)\.(\d+)\.(\d+)/.exec(v)?.slice(1).map(Number);
+  const x = parse(a);
+  const y = parse(b);
+  if (!x || !y) return false;
+  for (let i = 0; i < 3; i++) if (x[i] !== y[i]) return x[i]! < y[i]!;
+  return false;
 }
 
 export interface Assessment {
@@ -68,23 +103,27 @@ export function assessNode(input: StatusInput): Assessment {
   if (hb === null) {
     found.push(['attention', 'waiting for the first heartbeat']);
   } else {
+    const limits = input.thresholds ?? DEFAULT_THRESHOLDS;
     for (const disk of hb.disks) {
       if (disk.totalBytes <= 0) continue;
       const used = Math.round((100 * (disk.totalBytes - disk.freeBytes)) / disk.totalBytes);
-      if (used >= 97) found.push(['critical', `disk ${disk.mount} ${used}% full`]);
-      else if (used >= 90) found.push(['attention', `disk ${disk.mount} ${used}% full`]);
+      if (used >= limits.diskCriticalPct) found.push(['critical', `disk ${disk.mount} ${used}% full`]);
+      else if (used >= limits.diskAttentionPct) found.push(['attention', `disk ${disk.mount} ${used}% full`]);
     }
     if (hb.memory.totalBytes > 0) {
       const used = Math.round(
         (100 * (hb.memory.totalBytes - hb.memory.availableBytes)) / hb.memory.totalBytes,
       );
-      if (used >= 97) found.push(['critical', `memory ${used}% used`]);
-      else if (used >= 90) found.push(['attention', `memory ${used}% used`]);
+      if (used >= limits.memoryCriticalPct) found.push(['critical', `memory ${used}% used`]);
+      else if (used >= limits.memoryAttentionPct) found.push(['attention', `memory ${used}% used`]);
     }
     const cpus = Math.max(1, input.cpus);
     const load = hb.load[0] ?? 0;
-    if (load > 4 * cpus) found.push(['critical', `load ${load.toFixed(1)} on ${cpus} CPUs`]);
-    else if (load > 2 * cpus) found.push(['attention', `load ${load.toFixed(1)} on ${cpus} CPUs`]);
+    if (load > limits.loadCriticalPerCpu * cpus)
+      found.push(['critical', `load ${load.toFixed(1)} on ${cpus} CPUs`]);
+    else if (load > limits.loadAttentionPerCpu * cpus) {
+      found.push(['attention', `load ${load.toFixed(1)} on ${cpus} CPUs`]);
+    }
     for (const service of hb.services) {
       if (!service.active) found.push(['critical', `service ${service.name} is not running`]);
     }
@@ -102,6 +141,12 @@ export function assessNode(input: StatusInput): Assessment {
       if (!check.ok)
         found.push(['attention', `check ${check.name} failing${check.detail ? `: ${check.detail}` : ''}`]);
     }
+  }
+  if (input.agentVersion && input.serverVersion && versionBehind(input.agentVersion, input.serverVersion)) {
+    found.push([
+      'attention',
+      `agent ${input.agentVersion} is behind the server (${input.serverVersion}); upgrade it`,
+    ]);
   }
   if (found.length === 0) return { status: 'ok', reasons: [] };
   found.sort((a, b) => RANK[b[0]] - RANK[a[0]]);
