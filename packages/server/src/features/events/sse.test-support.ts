@@ -16,12 +16,14 @@ export interface SseClient {
   /** Resolves once `predicate` holds for the frames received, or rejects after `ms`. */
   until(predicate: (frames: SseFrame[]) => boolean, ms?: number): Promise<void>;
   close(): void;
+  /** Starts reading again, for a client opened with `paused`. */
+  resume(): void;
 }
 
 export function openSse(
   adminUrl: string,
   token: string,
-  opts: { lastEventId?: string; query?: string } = {},
+  opts: { lastEventId?: string; query?: string; paused?: boolean } = {},
 ): Promise<SseClient> {
   return new Promise((resolve, reject) => {
     const req = request(
@@ -47,6 +49,7 @@ export function openSse(
               () => JSON.stringify(client.frames.slice(-5)),
             ),
           close: () => req.destroy(),
+          resume: () => res.resume(),
         };
         let buffer = '';
         res.setEncoding('utf8');
@@ -76,6 +79,7 @@ export function openSse(
         res.on('close', () => {
           client.closed = true;
         });
+        if (opts.paused) res.pause();
         resolve(client);
       },
     );

@@ -124,7 +124,7 @@ for (const dialect of dialects()) {
 
     test("a long replay goes at the reader's pace and is not evicted", async () => {
       const from = (await note('replay starts after this')).id;
-      const text = 'y'.repeat(4000);
+      const text = 'y'.repeat(16_000);
       await t.server.store.write(async (trx) => {
         for (let i = 0; i < 1500; i++) {
           await t.server.app.events.append(trx, {
@@ -136,8 +136,18 @@ for (const dialect of dialects()) {
         }
       });
       const evictedBefore = t.server.app.streams.evicted;
-      const sse = await openSse(t.server.adminUrl, token, { lastEventId: String(from) });
+      // The reader holds off, so replay stalls waiting for it; meanwhile the live feed hands the
+      // same 1,500 events to the stream: more than it may hold pending, so it must read them from
+      // the store once the reader goes on, rather than be evicted.
+      const sse = await openSse(t.server.adminUrl, token, { lastEventId: String(from), paused: true });
+      await t.server.app.streams.nudge();
+      sse.resume();
       await sse.until((frames) => frames.length >= 1500, 30_000);
+      assert.deepEqual(
+        sse.frames.map((f) => Number(f.id)),
+        Array.from({ length: 1500 }, (_, i) => from + 1 + i),
+        'each once, in order',
+      );
       assert.equal(t.server.app.streams.evicted, evictedBefore);
       assert.equal(sse.closed, false);
       sse.close();

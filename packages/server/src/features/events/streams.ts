@@ -19,7 +19,13 @@ export const DEFAULT_STREAM_LIMITS: StreamLimits = {
   pollMs: 1000,
 };
 
+/** Events read per query when replaying history. */
 const PAGE = 500;
+/**
+ * Events read per query for the live feed, and so handed to every stream in one go: small enough
+ * that a burst of large events stays well under a reader's byte bound between two reads.
+ */
+const LIVE_PAGE = 100;
 
 /** One SSE frame: `event:` is the kind, `id:` the event id, `data:` the envelope. */
 export function frame(event: EventEnvelope): string {
@@ -27,8 +33,9 @@ export function frame(event: EventEnvelope): string {
 }
 
 /**
- * One connected SSE client. While it replays history, live events wait in `pending`; then they
- * are written straight to the socket. Whatever it has not read counts against its limits, and a
+ * One connected SSE client. While it replays history, live events wait in `pending` (up to
+ * `maxEvents`; past that, replay fetches them from the store again); then they are written
+ * straight to the socket. Whatever it has not read counts against its limits, and a
  * client over them is evicted: its socket is closed, so a reader that stalls costs bounded memory.
  */
 class StreamClient {
@@ -37,6 +44,8 @@ class StreamClient {
   live = false;
   closed = false;
   private pending: Array<{ id: number; text: string }> = [];
+  /** More live events came during replay than `pending` holds: replay reads them instead. */
+  private overflowed = false;
   private queuedSinceDrain = 0;
 
   constructor(
@@ -58,8 +67,12 @@ class StreamClient {
     const id = event.id;
     if (this.closed || id <= this.cursor || !this.wants(event)) return;
     if (!this.live) {
-      this.pending.push({ id, text });
-      if (this.pending.length > this.limits.maxEvents) this.evict();
+      // They are all in the store too: past the bound, replay reads them rather than memory.
+      if (this.pending.length < this.limits.maxEvents) this.pending.push({ id, text });
+      else {
+        this.pending = [];
+        this.overflowed = true;
+      }
       return;
     }
     this.write(id, text);
@@ -94,12 +107,20 @@ class StreamClient {
     });
   }
 
-  /** Replay is done: what arrived meanwhile follows, without the ones replay already sent. */
-  goLive(): void {
+  /**
+   * Replay is done: what arrived meanwhile follows, without the ones replay already sent.
+   * False when some of it overflowed `pending` (nothing is written then): replay again.
+   */
+  goLive(): boolean {
     const pending = this.pending;
     this.pending = [];
+    if (this.overflowed) {
+      this.overflowed = false;
+      return false;
+    }
     this.live = true;
     for (const event of pending) if (event.id > this.cursor) this.write(event.id, event.text);
+    return true;
   }
 
   evict(): void {
@@ -181,14 +202,14 @@ export class EventStreams {
   private async readNew(): Promise<void> {
     if (this.lastId < 0) return; // not started
     for (;;) {
-      const batch = await this.events.after(this.lastId, PAGE);
+      const batch = await this.events.after(this.lastId, LIVE_PAGE);
       for (const event of batch) {
         this.lastId = event.id;
         if (this.clients.size === 0) continue;
         const text = frame(event);
         for (const client of this.clients) client.offer(event, text);
       }
-      if (batch.length < PAGE) return;
+      if (batch.length < LIVE_PAGE) return;
     }
   }
 
@@ -229,13 +250,16 @@ export class EventStreams {
     });
     client.raw(': connected\n\n');
     try {
-      await this.replay(client);
+      // Until it has caught up with a quiet enough moment: live events that overflowed the
+      // pending list while it replayed are read from the store in another round.
+      do {
+        await this.replay(client);
+        if (client.closed) return;
+      } while (!client.goLive());
     } catch (err) {
       this.onError(err);
       client.evict();
-      return;
     }
-    client.goLive();
   }
 
   private async replay(client: StreamClient): Promise<void> {
