@@ -1,10 +1,11 @@
 import { parseDuration } from '@muster/proto';
 import { channelsScenario } from './channels.js';
 import { enrollScenario } from './enroll.js';
+import { eventsScenario } from './events.js';
 import { heartbeatScenario } from './heartbeat.js';
 import { ledgerScenario } from './ledger.js';
 
-const SCENARIOS = ['heartbeat', 'enroll', 'ledger', 'channels'] as const;
+const SCENARIOS = ['heartbeat', 'enroll', 'ledger', 'channels', 'events'] as const;
 
 function count(value: unknown, fallback: number, flag: string): number {
   if (value === undefined) return fallback;
@@ -42,6 +43,12 @@ export async function runScenario(name: string, values: Record<string, unknown>)
         agents: count(values.agents, 20_000, 'agents'),
         durationMs: duration(values.duration, '20s'),
         processes: 4,
+      });
+    case 'events':
+      return eventsScenario({
+        streams: count(values.concurrency, 100, 'concurrency'),
+        events: count(values.entries, 500, 'entries'),
+        ...(db ? { db } : {}),
       });
     case 'ledger':
       return ledgerScenario({

@@ -4,7 +4,8 @@ import type { Command } from '../command.js';
 export const benchCommand: Command = {
   path: ['bench'],
   args: 'SCENARIO',
-  summary: 'run a benchmark: heartbeat, enroll, channels (a real server on loopback) or ledger (the store)',
+  summary:
+    'run a benchmark: heartbeat, enroll, channels, events (a real server on loopback) or ledger (the store)',
   details:
     'Each scenario prints one JSON line per figure, beside the limit measured in the same run.\n' +
     "Scenarios raise the server's rate limits for their own run and say so.",
@@ -25,13 +26,13 @@ export const benchCommand: Command = {
       flag: 'concurrency',
       kind: 'string',
       value: 'N',
-      help: 'enrollments in flight (enroll, default 500) or concurrent appenders (ledger, default 500)',
+      help: 'enrollments in flight (enroll, default 500), concurrent appenders (ledger, default 500) or event streams held (events, default 100)',
     },
     {
       flag: 'entries',
       kind: 'string',
       value: 'N',
-      help: 'ledger: size of the log proofs and verify are timed at (default 1000000)',
+      help: 'ledger: size of the log proofs and verify are timed at (default 1000000); events: events written (default 500)',
     },
     {
       flag: 'db',
@@ -43,7 +44,7 @@ export const benchCommand: Command = {
   async run({ values, positionals }) {
     const [scenario, extra] = positionals;
     if (!scenario || extra !== undefined)
-      throw new UsageError('expected one SCENARIO: heartbeat, enroll, channels or ledger');
+      throw new UsageError('expected one SCENARIO: heartbeat, enroll, channels, events or ledger');
     let bench: { runScenario(name: string, values: Record<string, unknown>): Promise<void> };
     try {
       const specifier = '@muster/bench'; // an optional part of the install, resolved at run time
