@@ -36,8 +36,11 @@ export async function startEvents(deps: {
     ...DEFAULT_STREAM_LIMITS,
     ...(store.notifications ? { pollMs: 30_000 } : {}),
   };
-  const streams = new EventStreams(events, limits, (err) =>
-    logger.warn({ err }, 'could not read events for the live streams'),
+  const streams = new EventStreams(
+    events,
+    limits,
+    (err) => logger.warn({ err }, 'could not read events for the live streams'),
+    (stream) => logger.info({ path: '/v1/events/stream', ...stream }, 'event stream ended'),
   );
   await streams.start();
   store.notifications?.listen(EVENTS_CHANNEL, () => void streams.nudge(), signal);

@@ -43,6 +43,9 @@ class StreamClient {
   cursor: number;
   live = false;
   closed = false;
+  evicted = false;
+  /** Events written to it. */
+  sent = 0;
   private pending: Array<{ id: number; text: string }> = [];
   /** More live events came during replay than `pending` holds: replay reads them instead. */
   private overflowed = false;
@@ -81,6 +84,7 @@ class StreamClient {
   /** Writes a replayed or live event and moves the cursor past it. */
   write(id: number, text: string): void {
     if (this.closed) return;
+    this.sent++;
     this.cursor = Math.max(this.cursor, id);
     this.raw(text);
   }
@@ -126,6 +130,7 @@ class StreamClient {
   evict(): void {
     if (this.closed) return;
     this.closed = true;
+    this.evicted = true;
     this.pending = [];
     this.onEvicted();
     this.res.destroy();
@@ -156,6 +161,8 @@ export class EventStreams {
     private readonly events: EventService,
     private readonly limits: StreamLimits = DEFAULT_STREAM_LIMITS,
     private readonly onError: (err: unknown) => void = () => {},
+    /** Told when a stream ends (hijacked responses miss the request log): for one log line. */
+    private readonly onEnded: (stream: { ms: number; sent: number; evicted: boolean }) => void = () => {},
   ) {
     events.onCommitted(() => this.nudge());
   }
@@ -244,7 +251,13 @@ export class EventStreams {
       wants,
     );
     this.clients.add(client);
+    const opened = performance.now();
     res.on('close', () => {
+      this.onEnded({
+        ms: Math.round(performance.now() - opened),
+        sent: client.sent,
+        evicted: client.evicted,
+      });
       client.closed = true;
       this.clients.delete(client);
     });
