@@ -48,4 +48,7 @@ test('an idle stream gets keep-alive comments, and stop() ends it', async () => 
   streams.stop();
   await poll(() => sse.closed);
   assert.equal(streams.size, 0);
+  const late = await openSse(url, 'unused');
+  assert.equal(late.status, 503, 'no new stream once stopping');
+  late.close();
 });

@@ -154,6 +154,7 @@ export class EventStreams {
   private reading: Promise<void> | undefined;
   private again = false;
   private readonly timers: NodeJS.Timeout[] = [];
+  private stopped = false;
   /** How many clients were evicted for not reading, since start. */
   evicted = 0;
 
@@ -230,6 +231,12 @@ export class EventStreams {
     resumeAfter: number | undefined,
     wants?: (event: EventEnvelope) => boolean,
   ): Promise<void> {
+    if (this.stopped) {
+      // The server is stopping: a stream opened now would hold its close up.
+      res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '1' });
+      res.end('the server is stopping\n');
+      return;
+    }
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-store',
@@ -240,6 +247,10 @@ export class EventStreams {
     // An id from the future (another database, a typo) resumes from now rather than wait for it.
     const latest = Math.max(this.lastId, await this.events.latestId());
     const start = resumeAfter === undefined ? latest : Math.min(resumeAfter, latest);
+    if (this.stopped) {
+      res.end();
+      return;
+    }
     const client = new StreamClient(
       res,
       this.limits,
@@ -301,6 +312,7 @@ export class EventStreams {
 
   /** Ends every stream (the server is stopping) and stops the timers. */
   stop(): void {
+    this.stopped = true;
     for (const timer of this.timers) clearInterval(timer);
     for (const client of this.clients) client.end();
     this.clients.clear();
