@@ -14,6 +14,7 @@ import { DEFAULT_STREAM_LIMITS, EventStreams } from './streams.js';
 let dir: string;
 let store: Store;
 let streams: EventStreams;
+let service: EventService;
 let server: Server;
 let url: string;
 
@@ -26,9 +27,13 @@ before(async () => {
     clock: new ManualClock(),
     retentionMs: 86_400_000,
   });
-  streams = new EventStreams(events, { ...DEFAULT_STREAM_LIMITS, keepAliveMs: 20 });
+  service = events;
+  streams = new EventStreams(events, { ...DEFAULT_STREAM_LIMITS, keepAliveMs: 20, stallMs: 300 });
   await streams.start();
-  server = createServer((_req, res) => void streams.serve(res, undefined));
+  server = createServer((req, res) => {
+    const last = req.headers['last-event-id'];
+    void streams.serve(res, typeof last === 'string' ? Number(last) : undefined);
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
 });
@@ -38,6 +43,24 @@ after(async () => {
   await new Promise((resolve) => server.close(resolve));
   await store.close();
   await rm(dir, { recursive: true, force: true });
+});
+
+test('a replay to a reader that takes nothing is evicted after the stall limit', async () => {
+  const text = 'z'.repeat(16_000);
+  await store.write(async (trx) => {
+    for (let i = 0; i < 1500; i++) {
+      await service.append(trx, { kind: 'note', actor: 'admin', severity: 'info', data: { text } });
+    }
+  });
+  const evictedBefore = streams.evicted;
+  const sse = await openSse(url, 'unused', { lastEventId: '0', paused: true });
+  await poll(
+    () => streams.evicted === evictedBefore + 1,
+    10_000,
+    () => `${streams.size} streams held`,
+  );
+  assert.equal(streams.size, 0);
+  sse.close();
 });
 
 test('an idle stream gets keep-alive comments, and stop() ends it', async () => {

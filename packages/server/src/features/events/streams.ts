@@ -10,6 +10,8 @@ export interface StreamLimits {
   keepAliveMs: number;
   /** How often streams look for events committed elsewhere (another replica) without a nudge. */
   pollMs: number;
+  /** How long a replay waits for a reader that takes nothing before evicting it. */
+  stallMs: number;
 }
 
 export const DEFAULT_STREAM_LIMITS: StreamLimits = {
@@ -17,6 +19,7 @@ export const DEFAULT_STREAM_LIMITS: StreamLimits = {
   maxBytes: 1 << 20,
   keepAliveMs: 15_000,
   pollMs: 1000,
+  stallMs: 60_000,
 };
 
 /** Events read per query when replaying history. */
@@ -97,15 +100,24 @@ class StreamClient {
     }
   }
 
-  /** Resolves once the socket has taken what was written (or closed): replay waits for readers. */
+  /**
+   * Resolves once the socket has taken what was written (or closed): replay waits for readers,
+   * but not forever: one that takes nothing for `stallMs` is evicted.
+   */
   drained(): Promise<void> {
     if (this.closed || !this.res.writableNeedDrain) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
+        clearTimeout(stalled);
         this.res.off('drain', done);
         this.res.off('close', done);
         resolve();
       };
+      const stalled = setTimeout(() => {
+        this.evict();
+        done();
+      }, this.limits.stallMs);
+      stalled.unref();
       this.res.on('drain', done);
       this.res.on('close', done);
     });
