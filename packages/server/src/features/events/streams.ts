@@ -10,7 +10,7 @@ export interface StreamLimits {
   keepAliveMs: number;
   /** How often streams look for events committed elsewhere (another replica) without a nudge. */
   pollMs: number;
-  /** How long a replay waits for a reader that takes nothing before evicting it. */
+  /** How long a stream may wait on a reader that takes nothing before it is evicted. */
   stallMs: number;
 }
 
@@ -53,6 +53,8 @@ class StreamClient {
   /** More live events came during replay than `pending` holds: replay reads them instead. */
   private overflowed = false;
   private queuedSinceDrain = 0;
+  /** Runs while the socket is full; a reader that takes nothing until it fires is evicted. */
+  private stall: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly res: ServerResponse,
@@ -65,6 +67,8 @@ class StreamClient {
     this.cursor = cursor;
     res.on('drain', () => {
       this.queuedSinceDrain = 0;
+      clearTimeout(this.stall);
+      this.stall = undefined;
     });
   }
 
@@ -94,30 +98,27 @@ class StreamClient {
 
   raw(text: string): void {
     if (this.closed) return;
-    if (!this.res.write(text)) this.queuedSinceDrain++;
+    if (!this.res.write(text)) {
+      this.queuedSinceDrain++;
+      this.stall ??= setTimeout(() => this.evict(), this.limits.stallMs).unref();
+    }
     if (this.res.writableLength > this.limits.maxBytes || this.queuedSinceDrain > this.limits.maxEvents) {
       this.evict();
     }
   }
 
   /**
-   * Resolves once the socket has taken what was written (or closed): replay waits for readers,
-   * but not forever: one that takes nothing for `stallMs` is evicted.
+   * Resolves once the socket has taken what was written, or closed: replay waits for readers,
+   * and one that takes nothing is evicted by the stall timer like any other.
    */
   drained(): Promise<void> {
     if (this.closed || !this.res.writableNeedDrain) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
-        clearTimeout(stalled);
         this.res.off('drain', done);
         this.res.off('close', done);
         resolve();
       };
-      const stalled = setTimeout(() => {
-        this.evict();
-        done();
-      }, this.limits.stallMs);
-      stalled.unref();
       this.res.on('drain', done);
       this.res.on('close', done);
     });
@@ -140,6 +141,7 @@ class StreamClient {
   }
 
   evict(): void {
+    clearTimeout(this.stall);
     if (this.closed) return;
     this.closed = true;
     this.evicted = true;
@@ -148,7 +150,14 @@ class StreamClient {
     this.res.destroy();
   }
 
+  /** The socket closed, whoever closed it. */
+  released(): void {
+    clearTimeout(this.stall);
+    this.closed = true;
+  }
+
   end(): void {
+    clearTimeout(this.stall);
     if (this.closed) return;
     this.closed = true;
     this.res.end();
@@ -281,7 +290,7 @@ export class EventStreams {
         sent: client.sent,
         evicted: client.evicted,
       });
-      client.closed = true;
+      client.released();
       this.clients.delete(client);
     });
     client.raw(': connected\n\n');
