@@ -90,7 +90,11 @@ function row(event: EventEnvelope, names: Map<string, string>): string[] {
     event.ts.replace(/\.\d+Z$/, 'Z'),
     event.severity,
     safe(event.kind),
-    safe(event.nodeId ? (names.get(event.nodeId) ?? event.nodeId) : '-'),
+    safe(
+      event.nodeId
+        ? (names.get(event.nodeId) ?? (typeof event.data.name === 'string' ? event.data.name : event.nodeId))
+        : '-',
+    ),
     safe(event.actor),
     safe(detail(event)),
   ];
@@ -107,6 +111,12 @@ export function detail(event: EventEnvelope): string {
   if (typeof data.text === 'string') parts.push(data.text);
   if (typeof data.tag === 'string') parts.push(`#${data.tag}`);
   if (typeof data.ref === 'number') parts.push(`(re #${data.ref})`);
+  if (typeof data.from === 'string' && typeof data.to === 'string') {
+    // A status change: what changed, and the first reason for it.
+    parts.push(`${data.from} → ${data.to}`);
+    if (Array.isArray(data.reasons) && typeof data.reasons[0] === 'string')
+      parts.push(`(${data.reasons[0]})`);
+  }
   if (parts.length === 0) {
     for (const [key, value] of Object.entries(data)) {
       if (key === 'subject' || value === null || typeof value === 'object') continue;
