@@ -78,9 +78,11 @@ describe('agents witness the ledger', () => {
     assert.match(kept.reason, /does not extend the checkpoint 6/);
     assert.match(kept.held, /\n6\n/);
     assert.ok(parseCheckpointBody(`${kept.offered.split('\n\n')[0]}\n`).size > 6);
-    assert.ok(
-      agent.stderr.split('\n').some((l) => l.includes('"level":50') && l.includes('security: the ledger')),
-      'the agent logs the security event',
+    // The evidence is written before the log line: wait for the line too.
+    await waitFor('the agent to log the security event', async () =>
+      agent.stderr.split('\n').some((l) => l.includes('"level":50') && l.includes('security: the ledger'))
+        ? true
+        : undefined,
     );
     const node = await waitForNode(sandbox, server, 'witness-1', 'reports the failed witness check', (n) =>
       n.reasons.some((r) => r.startsWith('check ledger-witness failing')),

@@ -19,7 +19,8 @@ for (const dialect of dialects()) {
       t = await startTestServer(dialect);
       agent = await enrollAgent(t, { name: 'tele-1' });
       // Two minutes of heartbeats every 10 s; CPU climbs 0, 5, 10, … 55.
-      start = t.clock.now() - (t.clock.now() % 60_000);
+      // From the top of an hour, so the two minutes fall in one hourly bucket whatever the time.
+      start = t.clock.now() - (t.clock.now() % 3_600_000);
       t.clock.set(start);
       for (let i = 0; i < 12; i++) {
         const res = await agent.heartbeat({ ...sampleHeartbeat(i), cpuPct: i * 5 }, i);
