@@ -134,6 +134,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     connections,
     heartbeatIntervalMs: () => pacer.stalenessIntervalMs(),
     thresholds: (profile) => config.thresholds[profile] ?? config.thresholds.default!,
+    clockSkewAllowanceMs: config.clockSkewAllowanceMs,
   });
   const statusWatcher = new StatusWatcher({
     db: store.db,
@@ -250,7 +251,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   channels.attach(agent.server as unknown as HttpsServer);
   await agent.register(async (scope) => {
     scope.addHook('onRequest', nodeIdentityCheck(identityDeps));
-    renewalRoutes(scope, renewal);
+    renewalRoutes(scope, renewal, new RateLimiter(clock, config.renewRate / 60, config.renewRate));
     heartbeatRoutes(scope, async (node, heartbeat) => {
       const ack = await acker(node, heartbeat);
       metrics?.heartbeats.inc({ transport: 'http' });

@@ -31,6 +31,8 @@ describe('serverConfigFrom', () => {
     assert.equal(config.certLifetimeMs, 24 * 3_600_000);
     assert.equal(config.heartbeatIntervalMs, 10_000);
     assert.equal(config.enrollRate, 20);
+    assert.equal(config.renewRate, 6);
+    assert.equal(config.clockSkewAllowanceMs, 5 * 60_000);
     assert.equal(config.logLevel, 'info');
     assert.equal(config.adminBehindProxy, false);
   });
@@ -89,6 +91,10 @@ describe('serverConfigFrom', () => {
       ['heartbeat-interval', '-10s'],
       ['enroll-rate', '0'],
       ['enroll-rate', '1e3'],
+      ['renew-rate', '0'],
+      ['renew-rate', 'abc'],
+      ['clock-skew-allowance', '-5m'],
+      ['clock-skew-allowance', 'abc'],
       ['listen', '127.0.0.1'],
       ['db', 'sqlite:'],
       ['public-url', 'not a url'],

@@ -32,6 +32,10 @@ export interface ServerConfig {
   readonly eventRetentionMs: number;
   /** Enrollments per second allowed from one source address (bursts of five times that). */
   readonly enrollRate: number;
+  /** Renewals per minute one node may make, in bursts of as many. */
+  readonly renewRate: number;
+  /** How far a node's clock may be off before it shows a `clock skew` reason. */
+  readonly clockSkewAllowanceMs: number;
   readonly logLevel: LogLevel;
   readonly adminTokenFile?: string;
   readonly adminCert?: string;
@@ -177,6 +181,20 @@ export const SERVER_SETTINGS: readonly SettingSpec[] = [
     help: 'enrollments per second per source address, bursts of 5×N (default 20)',
   },
   {
+    flag: 'renew-rate',
+    env: 'MUSTER_RENEW_RATE',
+    kind: 'string',
+    value: 'N',
+    help: 'certificate renewals per minute per node, in bursts of N (default 6)',
+  },
+  {
+    flag: 'clock-skew-allowance',
+    env: 'MUSTER_CLOCK_SKEW_ALLOWANCE',
+    kind: 'string',
+    value: 'DURATION',
+    help: "how far a node's clock may be off before its status says so (default 5m)",
+  },
+  {
     flag: 'log-level',
     env: 'MUSTER_LOG_LEVEL',
     kind: 'string',
@@ -288,6 +306,12 @@ export function serverConfigFrom(raw: RawSettings, cwd = process.cwd()): ServerC
   if (!/^\d+(\.\d+)?$/.test(enrollRateText) || !(enrollRate > 0)) {
     problems.push(`--enroll-rate: "${enrollRateText}" is not a positive number`);
   }
+  const renewRateText = str('renew-rate') ?? '6';
+  const renewRate = Number(renewRateText);
+  if (!/^\d+(\.\d+)?$/.test(renewRateText) || !(renewRate > 0)) {
+    problems.push(`--renew-rate: "${renewRateText}" is not a positive number`);
+  }
+  const clockSkewAllowanceMs = duration('clock-skew-allowance', '5m', 1000);
   const logLevel = (str('log-level') ?? 'info') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel))
     problems.push(`--log-level: "${logLevel}" is not one of ${LOG_LEVELS.join(', ')}`);
@@ -326,6 +350,8 @@ export function serverConfigFrom(raw: RawSettings, cwd = process.cwd()): ServerC
     statusDebounceMs,
     thresholds,
     enrollRate,
+    renewRate,
+    clockSkewAllowanceMs,
     logLevel,
     ...(str('admin-token-file') ? { adminTokenFile: resolve(cwd, str('admin-token-file')!) } : {}),
     ...(adminCert ? { adminCert: resolve(cwd, adminCert) } : {}),

@@ -137,6 +137,19 @@ for (const dialect of dialects()) {
       assert.equal((await heartbeat(current)).status, 202);
     });
 
+    test('a node renewing more than its rate allows gets 429 with Retry-After, nothing issued', async () => {
+      const node = await enrolled();
+      const csr = await createCsrPem(node.keys, node.name);
+      for (let i = 0; i < 6; i++) assert.equal((await renew(node.agent, csr)).status, 200);
+      const limited = await renew(node.agent, csr);
+      assertProblem(limited, 429, 'rate_limited');
+      assert.ok(Number(limited.headers['retry-after']) >= 1);
+      assert.equal((await decisions(node.nodeId)).filter((d) => d.kind === 'node.renewed').length, 6);
+      // Another node is not held back by this one.
+      const other = await enrolled();
+      assert.equal((await renew(other.agent, await createCsrPem(other.keys, other.name))).status, 200);
+    });
+
     test('without a client certificate: 401', async () => {
       const res = await httpsJson(`${t.server.agentUrl}/v1/agent/renew`, {
         body: { csr: await testCsr() },
