@@ -4,8 +4,9 @@ import { enrollScenario } from './enroll.js';
 import { eventsScenario } from './events.js';
 import { heartbeatScenario } from './heartbeat.js';
 import { ledgerScenario } from './ledger.js';
+import { renewScenario } from './renew.js';
 
-const SCENARIOS = ['heartbeat', 'enroll', 'ledger', 'channels', 'events'] as const;
+const SCENARIOS = ['heartbeat', 'enroll', 'renew', 'ledger', 'channels', 'events'] as const;
 
 function count(value: unknown, fallback: number, flag: string): number {
   if (value === undefined) return fallback;
@@ -36,6 +37,13 @@ export async function runScenario(name: string, values: Record<string, unknown>)
       return enrollScenario({
         agents: count(values.agents, 10_000, 'agents'),
         concurrency: count(values.concurrency, 500, 'concurrency'),
+        ...(db ? { db } : {}),
+      });
+    case 'renew':
+      return renewScenario({
+        agents: count(values.agents, 10_000, 'agents'),
+        concurrency: count(values.concurrency, 500, 'concurrency'),
+        durationMs: duration(values.duration, '3s'),
         ...(db ? { db } : {}),
       });
     case 'channels':

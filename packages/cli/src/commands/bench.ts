@@ -14,19 +14,19 @@ export const benchCommand: Command = {
       flag: 'agents',
       kind: 'string',
       value: 'N',
-      help: 'simulated agents (heartbeat: default 200; enroll: 10000; channels: 20000)',
+      help: 'simulated agents (heartbeat: default 200; enroll and renew: 10000; channels: 20000)',
     },
     {
       flag: 'duration',
       kind: 'string',
       value: 'DURATION',
-      help: 'how long to measure (heartbeat: default 10s)',
+      help: 'how long to measure (heartbeat: default 10s; renew: the quiet phase, default 3s)',
     },
     {
       flag: 'concurrency',
       kind: 'string',
       value: 'N',
-      help: 'enrollments in flight (enroll, default 500), concurrent appenders (ledger, default 500) or event streams held (events, default 100)',
+      help: 'enrollments or renewals in flight (enroll, renew: default 500), concurrent appenders (ledger, default 500) or event streams held (events, default 100)',
     },
     {
       flag: 'entries',
