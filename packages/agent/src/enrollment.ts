@@ -1,0 +1,125 @@
+import {
+  backoffDelay,
+  createCsrPem,
+  exportPrivateKeyPem,
+  generateKeyPair,
+  type Log,
+  requestJson,
+  ServerError,
+  sleep,
+} from '@muster/host';
+import type { EnrollRequest, EnrollResponse } from '@muster/proto';
+import type { AgentConfig } from './config.js';
+import { type StoredIdentity, saveRenewedIdentity } from './identity.js';
+import { hostFacts } from './metrics.js';
+import { fetchPinnedCa } from './pinning.js';
+
+/** The agent cannot go on without an operator: a bad token, a taken name, a wrong pin. */
+export class AgentFatalError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AgentFatalError';
+  }
+}
+
+/**
+ * Enrolls again under the stored name with a fresh key, when the server refuses the identity
+ * this host holds (expired, or its node decommissioned). A refusal is logged and the agent
+ * carries on with what it has, so it never exits or sits silent.
+ */
+export async function reenroll(
+  identity: StoredIdentity,
+  token: string,
+  config: AgentConfig,
+  log: Log,
+  signal: AbortSignal,
+): Promise<StoredIdentity | undefined> {
+  try {
+    const again = await enrollWithRetry(
+      {
+        ...config,
+        token,
+        name: identity.name,
+        server: config.server ?? new URL(identity.server),
+        caPin: config.caPin ?? identity.caPin,
+      },
+      log,
+      signal,
+    );
+    if (again)
+      log.info('enrolled again', { node: again.name, nodeId: again.nodeId, notAfter: again.notAfter });
+    return again;
+  } catch (err) {
+    if (!(err instanceof AgentFatalError)) throw err;
+    log.error('enrolling again failed; carrying on with the identity held', { error: err.message });
+    return undefined;
+  }
+}
+
+export async function enrollWithRetry(
+  config: AgentConfig,
+  log: Log,
+  signal: AbortSignal,
+): Promise<StoredIdentity | undefined> {
+  const { server, token, caPin } = config;
+  if (!server || !token || !caPin) {
+    const missing = [!server && '--server', !caPin && '--ca-pin', !token && '--token']
+      .filter(Boolean)
+      .join(', ');
+    throw new AgentFatalError(
+      `this agent has no identity in ${config.dataDir} yet; to enroll it needs ${missing} (run "muster token create" on the server for the exact line)`,
+    );
+  }
+  const keys = await generateKeyPair();
+  const keyPem = await exportPrivateKeyPem(keys.privateKey);
+  for (let attempt = 0; !signal.aborted; attempt++) {
+    try {
+      const caPem = await fetchPinnedCa(server, caPin);
+      const name = config.name;
+      const body: EnrollRequest = {
+        token,
+        csr: await createCsrPem(keys, name ?? 'muster-node'),
+        facts: hostFacts(),
+        ...(name ? { name } : {}),
+        ...(config.profile ? { profile: config.profile } : {}),
+        ...(Object.keys(config.labels).length > 0 ? { labels: { ...config.labels } } : {}),
+      };
+      const { body: enrolled } = await requestJson<EnrollResponse>(new URL('/v1/enroll', server), {
+        method: 'POST',
+        body,
+        ca: caPem,
+        signal,
+      });
+      if (enrolled.trust.caPin !== caPin)
+        throw new AgentFatalError('the server answered with a different CA than pinned');
+      const identity: StoredIdentity = {
+        nodeId: enrolled.nodeId,
+        name: enrolled.name,
+        server: server.origin,
+        caPin,
+        keyPem,
+        certPem: enrolled.certificate,
+        caPem: enrolled.caBundle,
+        notAfter: enrolled.notAfter,
+        ...(enrolled.trust.ledgerKey ? { ledgerKey: enrolled.trust.ledgerKey } : {}),
+      };
+      await saveRenewedIdentity(config.dataDir, identity);
+      return identity;
+    } catch (err) {
+      if (err instanceof AgentFatalError || (err as Error).name === 'PinMismatchError')
+        throw new AgentFatalError((err as Error).message);
+      if (err instanceof ServerError && err.status !== 429 && err.status < 500) {
+        throw new AgentFatalError(`enrollment refused (${err.status}): ${err.message}`);
+      }
+      const wait =
+        err instanceof ServerError && err.retryAfterSec
+          ? err.retryAfterSec * 1000
+          : backoffDelay(attempt, 1000, 60_000);
+      log.warn('enrollment failed; retrying', { error: (err as Error).message, retryInMs: wait });
+      await sleep(wait, signal);
+    }
+  }
+  return undefined;
+}
+
+/** One kept-alive mTLS connection presenting the node's identity; the fleet CA is the only root trusted. */
