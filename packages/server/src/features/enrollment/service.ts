@@ -4,6 +4,7 @@ import type { Clock, IdSource } from '../../clock.js';
 import type { DecisionRecorder } from '../../decisions/recorder.js';
 import { ConflictError, ForbiddenError, UnauthorizedError, UnprocessableError } from '../../errors.js';
 import type { CertificateAuthority } from '../../pki/ca.js';
+import { recordCertificate } from '../../pki/certificates.js';
 import { verifiedCsrKey } from '../../pki/csr.js';
 import type { Store } from '../../store/db.js';
 import type { DialectTraits } from '../../store/dialect.js';
@@ -136,19 +137,7 @@ export class EnrollmentService {
             rekey_requested_at: null,
           })
           .execute();
-        await trx
-          .insertInto('certificates')
-          .values({
-            serial: issued.serial,
-            node_id: nodeId,
-            not_before: issued.notBefore,
-            not_after: issued.notAfter,
-            issued_at: now,
-            revoked_at: null,
-            superseded_at: null,
-            reuse_seen_at: null,
-          })
-          .execute();
+        await recordCertificate(trx, nodeId, issued, now);
         // Consuming the token is one conditional update, made last so that on PostgreSQL the
         // token's row stays locked only until the commit: of N concurrent enrollments with a
         // one-use token, exactly one sees a row come back, and the others roll back.

@@ -3,6 +3,7 @@ import type { Clock, IdSource } from '../../clock.js';
 import type { DecisionRecorder } from '../../decisions/recorder.js';
 import { BadRequestError, UnauthorizedError } from '../../errors.js';
 import type { CertificateAuthority } from '../../pki/ca.js';
+import { recordCertificate } from '../../pki/certificates.js';
 import { verifiedCsr } from '../../pki/csr.js';
 import type { Store } from '../../store/db.js';
 import type { NodeIdentity } from '../nodes/service.js';
@@ -70,19 +71,7 @@ export class RenewalService {
           .where('serial', '=', row.pending_serial)
           .execute();
       }
-      await trx
-        .insertInto('certificates')
-        .values({
-          serial: issued.serial,
-          node_id: node.id,
-          not_before: issued.notBefore,
-          not_after: issued.notAfter,
-          issued_at: now,
-          revoked_at: null,
-          superseded_at: null,
-          reuse_seen_at: null,
-        })
-        .execute();
+      await recordCertificate(trx, node.id, issued, now);
       await trx
         .updateTable('nodes')
         .set({
