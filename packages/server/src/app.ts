@@ -283,6 +283,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   metrics = new Metrics({
     nodesByStatus: () => countNodesByStatus((q) => nodes.list(q)),
     channelsHeld: () => channels.size,
+    eventStreams: () => ({ open: streams.size, evicted: streams.evicted }),
   });
   const observed = metrics;
   agent.addHook('onResponse', async (request, reply) => {

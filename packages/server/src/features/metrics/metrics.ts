@@ -12,7 +12,12 @@ export class Metrics {
   readonly requestSeconds: Histogram<'plane' | 'route' | 'status'>;
   readonly storeWriteSeconds: Histogram;
 
-  constructor(sources: { nodesByStatus(): Promise<Record<NodeStatus, number>>; channelsHeld(): number }) {
+  constructor(sources: {
+    nodesByStatus(): Promise<Record<NodeStatus, number>>;
+    channelsHeld(): number;
+    /** Live event streams, and how many were evicted for not reading, since start. */
+    eventStreams?(): { open: number; evicted: number };
+  }) {
     const registers = [this.registry];
     this.heartbeats = new Counter({
       name: 'muster_heartbeats_received_total',
@@ -44,6 +49,7 @@ export class Metrics {
         for (const status of NODE_STATUSES) this.set({ status }, counts[status] ?? 0);
       },
     });
+    if (sources.eventStreams) this.streamGauges(sources.eventStreams);
     new Gauge({
       name: 'muster_channels_held',
       help: 'Agent channels open on this server',
@@ -56,6 +62,27 @@ export class Metrics {
 
   async text(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+
+  /** Registers the event-stream gauges (kept apart: the streams exist only with events). */
+  private streamGauges(read: () => { open: number; evicted: number }): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'muster_event_streams',
+      help: 'Event streams (SSE) open on this server',
+      registers,
+      collect() {
+        this.set(read().open);
+      },
+    });
+    new Gauge({
+      name: 'muster_event_streams_evicted',
+      help: 'Event stream clients evicted for not reading, since start',
+      registers,
+      collect() {
+        this.set(read().evicted);
+      },
+    });
   }
 }
 
