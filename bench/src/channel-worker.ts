@@ -5,7 +5,7 @@ import { heartbeat } from './support.js';
 /**
  * One process of the channels load: opens a channel for each identity it is given, then
  * sends each one's heartbeat every interval and counts the answers. Talks to its parent with
- * JSON lines on stdout: {opened}, then {acked, failed} when told to stop (SIGTERM).
+ * JSON lines on stdout: {opened}; heartbeats start on SIGUSR1; {acked, failed} on SIGTERM.
  */
 const [file, url, ca, intervalText] = process.argv.slice(2) as [string, string, string, string];
 const identities = JSON.parse(readFileSync(file, 'utf8')) as Array<{ keyPem: string; certPem: string }>;
@@ -47,6 +47,10 @@ await Promise.all(
   }),
 );
 process.stdout.write(`${JSON.stringify({ opened: sockets.length })}\n`);
+
+// Heartbeats start on SIGUSR1, once every process holds its channels: the parent measures the
+// server's memory for held channels first, without the garbage of heartbeats in it.
+await new Promise<void>((resolve) => process.once('SIGUSR1', () => resolve()));
 
 // Each channel reports every interval, spread evenly so the load is steady.
 let seq = 0;
