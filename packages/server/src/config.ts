@@ -1,9 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
-import { type RawSettings, readSettings, type SettingSpec } from '@muster/host';
+import { type RawSettings, readSettings } from '@muster/host';
 import { parseDuration } from '@muster/proto';
 import { ConfigError } from './errors.js';
+import { LOG_LEVELS, type LogLevel, SERVER_SETTINGS } from './settings.js';
+
+export { LOG_LEVELS, type LogLevel, SERVER_SETTINGS };
+
 import { DEFAULT_THRESHOLDS, type Thresholds } from './features/nodes/status.js';
 
 /** The server's configuration: read once at start, validated, frozen, passed in. */
@@ -48,187 +52,6 @@ export interface HostPort {
   readonly host: string;
   readonly port: number;
 }
-
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
-
-export const SERVER_SETTINGS: readonly SettingSpec[] = [
-  {
-    flag: 'data-dir',
-    env: 'MUSTER_DATA_DIR',
-    kind: 'string',
-    value: 'DIR',
-    help: 'keys, CA and the SQLite store (default ./.muster)',
-  },
-  {
-    flag: 'listen',
-    env: 'MUSTER_LISTEN',
-    kind: 'string',
-    value: 'HOST:PORT',
-    help: 'agent plane, TLS with client certificates (default 127.0.0.1:8443)',
-  },
-  {
-    flag: 'admin-listen',
-    env: 'MUSTER_ADMIN_LISTEN',
-    kind: 'string',
-    value: 'HOST:PORT',
-    help: 'admin API and console (default 127.0.0.1:8080; HTTPS off loopback)',
-  },
-  {
-    flag: 'db',
-    env: 'MUSTER_DB',
-    kind: 'string',
-    secret: true,
-    value: 'URL',
-    help: 'sqlite:PATH or postgres://… (default sqlite:<data-dir>/muster.db)',
-  },
-  {
-    flag: 'san',
-    env: 'MUSTER_SANS',
-    kind: 'list',
-    value: 'NAME',
-    help: 'extra DNS name or IP for the server certificate; repeatable (env: comma-separated)',
-  },
-  {
-    flag: 'public-url',
-    env: 'MUSTER_PUBLIC_URL',
-    kind: 'string',
-    value: 'URL',
-    help: 'agent-plane URL put in join lines (default https://<listen or hostname>:<port>)',
-  },
-  {
-    flag: 'trust-domain',
-    env: 'MUSTER_TRUST_DOMAIN',
-    kind: 'string',
-    value: 'NAME',
-    help: 'SPIFFE trust domain of node identities (default muster.local)',
-  },
-  {
-    flag: 'cert-lifetime',
-    env: 'MUSTER_CERT_LIFETIME',
-    kind: 'string',
-    value: 'DURATION',
-    help: 'lifetime of node certificates (default 24h)',
-  },
-  {
-    flag: 'heartbeat-interval',
-    env: 'MUSTER_HEARTBEAT_INTERVAL',
-    kind: 'string',
-    value: 'DURATION',
-    help: 'how often agents report; offline after three missed (default 10s)',
-  },
-  {
-    flag: 'thresholds',
-    env: 'MUSTER_THRESHOLDS',
-    kind: 'string',
-    value: 'FILE',
-    help: 'JSON of disk, memory and load limits by profile, e.g. {"db":{"diskAttentionPct":80}}',
-  },
-  {
-    flag: 'status-debounce',
-    env: 'MUSTER_STATUS_DEBOUNCE',
-    kind: 'string',
-    value: 'DURATION',
-    help: 'how long a node status must hold before it is announced as an event (default 15s)',
-  },
-  {
-    flag: 'telemetry-raw-retention',
-    env: 'MUSTER_TELEMETRY_RAW_RETENTION',
-    kind: 'string',
-    value: 'DURATION',
-    help: 'how long every heartbeat is kept as a raw telemetry point (default 1h)',
-  },
-  {
-    flag: 'telemetry-minute-retention',
-    env: 'MUSTER_TELEMETRY_MINUTE_RETENTION',
-    kind: 'string',
-    value: 'DURATION',
-    help: 'how long per-minute telemetry rollups are kept (default 7d)',
-  },
-  {
-    flag: 'telemetry-hour-retention',
-    env: 'MUSTER_TELEMETRY_HOUR_RETENTION',
-    kind: 'string',
-    value: 'DURATION',
-    help: 'how long per-hour telemetry rollups are kept (default 90d)',
-  },
-  {
-    flag: 'max-heartbeat-rate',
-    env: 'MUSTER_MAX_HEARTBEAT_RATE',
-    kind: 'string',
-    value: 'N',
-    help: 'heartbeats per second the fleet may send in all; intervals stretch to stay under it (default 5000)',
-  },
-  {
-    flag: 'checkpoint-interval',
-    env: 'MUSTER_CHECKPOINT_INTERVAL',
-    kind: 'string',
-    value: 'DURATION',
-    help: 'how often a ledger checkpoint is signed when there are new entries (default 1s)',
-  },
-  {
-    flag: 'event-retention',
-    env: 'MUSTER_EVENT_RETENTION',
-    kind: 'string',
-    value: 'DURATION',
-    help: 'how long events are kept (default 7d)',
-  },
-  {
-    flag: 'enroll-rate',
-    env: 'MUSTER_ENROLL_RATE',
-    kind: 'string',
-    value: 'N',
-    help: 'enrollments per second per source address, bursts of 5×N (default 20)',
-  },
-  {
-    flag: 'renew-rate',
-    env: 'MUSTER_RENEW_RATE',
-    kind: 'string',
-    value: 'N',
-    help: 'certificate renewals per minute per node, in bursts of N (default 6)',
-  },
-  {
-    flag: 'clock-skew-allowance',
-    env: 'MUSTER_CLOCK_SKEW_ALLOWANCE',
-    kind: 'string',
-    value: 'DURATION',
-    help: "how far a node's clock may be off before its status says so (default 5m)",
-  },
-  {
-    flag: 'log-level',
-    env: 'MUSTER_LOG_LEVEL',
-    kind: 'string',
-    value: 'LEVEL',
-    help: `one of ${LOG_LEVELS.join(', ')} (default info)`,
-  },
-  {
-    flag: 'admin-token-file',
-    env: 'MUSTER_ADMIN_TOKEN_FILE',
-    kind: 'string',
-    value: 'FILE',
-    help: 'use this admin token instead of <data-dir>/admin.token',
-  },
-  {
-    flag: 'admin-cert',
-    env: 'MUSTER_ADMIN_CERT',
-    kind: 'string',
-    value: 'FILE',
-    help: 'TLS certificate for the admin plane off loopback (default: the server identity)',
-  },
-  {
-    flag: 'admin-key',
-    env: 'MUSTER_ADMIN_KEY',
-    kind: 'string',
-    value: 'FILE',
-    help: 'TLS key for --admin-cert',
-  },
-  {
-    flag: 'admin-behind-proxy',
-    env: 'MUSTER_ADMIN_BEHIND_PROXY',
-    kind: 'boolean',
-    help: 'serve the admin plane as plain HTTP off loopback, for a trusted TLS proxy',
-  },
-];
 
 const TRUST_DOMAIN_RE = /^[a-z0-9]([a-z0-9.-]{0,250}[a-z0-9])?$/;
 
