@@ -341,3 +341,22 @@ export async function decisionsAbout(
   if (res.status !== 200) throw new Error(`ledger decisions: ${res.status} ${res.body}`);
   return [...res.json.items].reverse();
 }
+
+/**
+ * Two replicas of one control plane: servers sharing a store, a data dir (fleet CA, admin
+ * token) and a clock. `close` stops the second, then the first, which owns the store and dir.
+ */
+export async function startReplicas(
+  dialect: Dialect,
+): Promise<{ a: TestServer; b: TestServer; close(): Promise<void> }> {
+  const a = await startTestServer(dialect);
+  const b = await startTestServer(dialect, { db: a.db, dataDir: a.dataDir, clock: a.clock });
+  return {
+    a,
+    b,
+    async close() {
+      await b.close();
+      await a.close();
+    },
+  };
+}

@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { dialects, httpsJson, startTestServer, type TestServer, testFacts } from '../../testing/harness.js';
+import {
+  dialects,
+  httpsJson,
+  startReplicas,
+  startTestServer,
+  type TestServer,
+  testFacts,
+} from '../../testing/harness.js';
 import { testCsr } from '../../testing/pki.js';
 import { assertProblem } from '../../testing/problems.js';
 
@@ -69,13 +76,13 @@ for (const dialect of dialects().filter((d) => d === 'postgres')) {
   describe(`one-use tokens across two replicas (${dialect})`, () => {
     let a: TestServer;
     let b: TestServer;
+    let replicas: Awaited<ReturnType<typeof startReplicas>>;
     before(async () => {
-      a = await startTestServer(dialect);
-      b = await startTestServer(dialect, { db: a.db, dataDir: a.dataDir, clock: a.clock });
+      replicas = await startReplicas(dialect);
+      ({ a, b } = replicas);
     });
     after(async () => {
-      await b.close();
-      await a.close();
+      await replicas.close();
     });
 
     test(`${RACERS} concurrent enrollments split over two replicas make exactly one node`, async () => {

@@ -14,6 +14,7 @@ import {
   createToken,
   dialects,
   enrollAgent,
+  startReplicas,
   startTestServer,
   type TestServer,
 } from '../../testing/harness.js';
@@ -230,13 +231,13 @@ if (dialects().includes('postgres')) {
   describe('the ledger across replicas and outages (postgres)', () => {
     let a: TestServer;
     let b: TestServer;
+    let replicas: Awaited<ReturnType<typeof startReplicas>>;
     before(async () => {
-      a = await startTestServer('postgres');
-      b = await startTestServer('postgres', { db: a.db, dataDir: a.dataDir });
+      replicas = await startReplicas('postgres');
+      ({ a, b } = replicas);
     });
     after(async () => {
-      await b.close();
-      await a.close();
+      await replicas.close();
     });
 
     test('two replicas appending at once make one linear log', async () => {

@@ -2,7 +2,14 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 import type { TLSSocket } from 'node:tls';
-import { dialects, enrollAgent, httpJson, startTestServer, type TestServer } from '../../testing/harness.js';
+import {
+  dialects,
+  enrollAgent,
+  httpJson,
+  startReplicas,
+  startTestServer,
+  type TestServer,
+} from '../../testing/harness.js';
 import { assertProblem } from '../../testing/problems.js';
 
 /** Resolves when the socket is closed, whether that already happened or not. */
@@ -85,13 +92,13 @@ for (const dialect of dialects()) {
   describe(`decommissioning through another replica (${dialect})`, () => {
     let a: TestServer;
     let b: TestServer;
+    let replicas: Awaited<ReturnType<typeof startReplicas>>;
     before(async () => {
-      a = await startTestServer(dialect);
-      b = await startTestServer(dialect, { db: a.db, dataDir: a.dataDir, clock: a.clock });
+      replicas = await startReplicas(dialect);
+      ({ a, b } = replicas);
     });
     after(async () => {
-      await b.close();
-      await a.close();
+      await replicas.close();
     });
 
     test('the replica holding the connection refuses the next heartbeat on it with 401', async () => {
