@@ -1,3 +1,4 @@
+import type { Receipt, SignedCommand, SignedPolicy } from './commands.js';
 import type { Heartbeat, HeartbeatAck } from './wire.js';
 
 /**
@@ -19,9 +20,19 @@ export const CHANNEL_CLOSE = {
   shutdown: 1001,
 } as const;
 
-export type ChannelUp = { type: 'heartbeat'; heartbeat: Heartbeat };
+export type ChannelUp =
+  | { type: 'heartbeat'; heartbeat: Heartbeat }
+  /** The agent checked a command and started it. */
+  | { type: 'running'; commandId: string }
+  | { type: 'receipt'; receipt: Receipt };
 
 export type ChannelDown =
   | { type: 'settings'; heartbeatIntervalSec: number }
+  /** A command, as the operator signed it: the agent checks everything again itself. */
+  | { type: 'command'; signed: SignedCommand }
+  /** The root-signed policy in force; sent on connect and whenever a newer one is pushed. */
+  | { type: 'policy'; signed: SignedPolicy }
+  /** The server stored the receipt for this command: the agent may forget it. */
+  | { type: 'receipt_ack'; commandId: string }
   | { type: 'ack'; seq: number; ack: HeartbeatAck }
-  | { type: 'error'; seq?: number; status: number; detail: string };
+  | { type: 'error'; seq?: number; commandId?: string; status: number; detail: string };

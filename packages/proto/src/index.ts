@@ -1,4 +1,5 @@
 export * from './channel.js';
+export * from './commands.js';
 export * from './der.js';
 export * from './duration.js';
 export * from './events.js';
@@ -7,6 +8,8 @@ export * from './ledger-export.js';
 export * from './merkle.js';
 export * from './names.js';
 export * from './note.js';
+export * from './policy.js';
 export * from './problem.js';
+export * from './signatures.js';
 export * from './version.js';
 export * from './wire.js';

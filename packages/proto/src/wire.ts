@@ -60,7 +60,12 @@ export const EnrollResponse = Type.Object({
     trustDomain: Type.String(),
     /** The ledger's verifier key (C2SP vkey): agents pin it and witness checkpoints with it. */
     ledgerKey: Type.Optional(Type.String()),
+    /** The fleet root public key (`ed25519:…`) that signs command policies; the join line pins it. */
+    fleetRoot: Type.Optional(Type.String()),
   }),
+  /** What the node was enrolled as: commands are addressed and allowed by these. */
+  profile: Type.String(),
+  labels: Labels,
   heartbeatIntervalSec: Type.Integer(),
 });
 export type EnrollResponse = Static<typeof EnrollResponse>;
@@ -103,6 +108,10 @@ export const HeartbeatAck = Type.Object({
   rekey: Type.Optional(Type.Boolean()),
   /** The ledger's latest signed checkpoint, for the agent to witness. */
   checkpoint: Type.Optional(Type.String({ maxLength: 4096 })),
+  /** The version of the command policy in force: an agent holding an older one fetches it. */
+  policyVersion: Type.Optional(Type.Integer()),
+  /** Commands waiting for this node, for an agent reporting over HTTP (no channel held). */
+  commands: Type.Optional(Type.Array(Type.Unknown())),
 });
 export type HeartbeatAck = Static<typeof HeartbeatAck>;
 
