@@ -1,6 +1,7 @@
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Server as HttpsServer } from 'node:https';
+import { keyFingerprint, type SignedCommand } from '@muster/proto';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Clock, IdSource } from './clock.js';
@@ -9,6 +10,12 @@ import type { DecisionRecorder } from './decisions/recorder.js';
 import { caRoutes } from './features/ca/routes.js';
 import { CaService } from './features/ca/service.js';
 import { ChannelHub } from './features/channel/hub.js';
+import { CommandDelivery } from './features/commands/delivery.js';
+import { PolicyService } from './features/commands/policy.js';
+import { CommandQueries } from './features/commands/queries.js';
+import { commandAgentRoutes, commandRoutes } from './features/commands/routes.js';
+import { COMMANDS_CHANNEL, CommandService } from './features/commands/service.js';
+import { CommandTracker } from './features/commands/tracking.js';
 import { enrollmentRoutes } from './features/enrollment/routes.js';
 import { EnrollmentService } from './features/enrollment/service.js';
 import { withEvents } from './features/events/recorder.js';
@@ -38,6 +45,7 @@ import { OpenApiRecorder } from './http/openapi.js';
 import { sendProblem } from './http/problems.js';
 import { RateLimiter } from './http/rate-limit.js';
 import type { ServerIdentity } from './pki/datadir.js';
+import { BatchedLookup } from './store/batched-lookup.js';
 import type { Store } from './store/db.js';
 
 export interface AppDeps {
@@ -154,11 +162,13 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     ids,
     decisions,
     caPin: identity.ca.pin,
+    rootPin: keyFingerprint(identity.fleetRoot.publicKey),
     publicUrl: () => joinUrl(config, boundPort()),
   });
   const enrollment = new EnrollmentService({
     write,
     ledgerKey: ledger.vkey,
+    fleetRoot: identity.fleetRoot.publicKey,
     traits: store.traits,
     clock,
     ids,
@@ -175,6 +185,34 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     decisions,
     ca: identity.ca,
     certLifetimeMs: config.certLifetimeMs,
+  });
+  let delivery: CommandDelivery | undefined; // needs the channel hub, made below
+  const policy = new PolicyService({
+    db: store.db,
+    write,
+    clock,
+    decisions,
+    fleetRoot: identity.fleetRoot.publicKey,
+    onPushed: (signed) => delivery?.policyPushed(signed),
+  });
+  const tracker = new CommandTracker({ db: store.db, write, clock, decisions, events });
+  const commands = new CommandService({
+    db: store.db,
+    write,
+    traits: store.traits,
+    clock,
+    decisions,
+    policy,
+    skewAllowanceMs: config.clockSkewAllowanceMs,
+    ...(store.notifications ? { notifications: store.notifications } : {}),
+    onIssued: () => delivery?.all(),
+  });
+  // Agents without a channel learn of their commands in the answer to an HTTP heartbeat.
+  const waiting = new BatchedLookup<string, SignedCommand[]>(async (ids) => {
+    const found = new Map<string, SignedCommand[]>();
+    for (const d of await tracker.pendingFor(ids))
+      found.set(d.nodeId, [...(found.get(d.nodeId) ?? []), d.signed]);
+    return found;
   });
   // Listening on port 0 picks the port at bind time; join lines must carry the real one.
   const boundPort = () => (agent.server.address() as { port?: number } | null)?.port ?? config.listen.port;
@@ -247,7 +285,21 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
       ).catch((err) => logger.warn({ err }, 'could not record a duplicate channel'));
     },
     logger,
+    onOpen: (node) => delivery?.opened(node.id),
+    running: (node, commandId) => tracker.running(node.id, commandId),
+    receipt: (node, receipt) => tracker.receipt(node.id, receipt),
   });
+  delivery = new CommandDelivery({ tracker, channels, policy, logger });
+  const deliveries = delivery;
+  store.notifications?.listen(COMMANDS_CHANNEL, () => deliveries.all(), background.signal);
+  const commandTimer = setInterval(() => {
+    tracker.expire().catch((err) => logger.warn({ err }, 'could not expire commands'));
+    policy.current().catch((err) => logger.warn({ err }, 'could not read the command policy'));
+    // A safety net under notifications: whatever is still pending for a held node goes now.
+    deliveries.all();
+  }, 5_000);
+  commandTimer.unref();
+  background.signal.addEventListener('abort', () => clearInterval(commandTimer));
   channels.attach(agent.server as unknown as HttpsServer);
   await agent.register(async (scope) => {
     scope.addHook('onRequest', nodeIdentityCheck(identityDeps));
@@ -255,8 +307,14 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     heartbeatRoutes(scope, async (node, heartbeat) => {
       const ack = await acker(node, heartbeat);
       metrics?.heartbeats.inc({ transport: 'http' });
-      return ack;
+      const version = policy.knownVersion();
+      const answer = version === undefined ? ack : { ...ack, policyVersion: version };
+      const pending = await waiting.get(node.id);
+      if (!pending) return answer;
+      await tracker.delivered(pending.map((signed) => ({ nodeId: node.id, signed })));
+      return { ...answer, commands: pending };
     });
+    commandAgentRoutes(scope, { tracker, policy });
     ledgerAgentRoutes(scope, ledger);
   });
 
@@ -319,6 +377,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     caRoutes(scope, new CaService({ db: store.db, clock, ca: identity.ca }));
     ledgerRoutes(scope, ledger);
     eventRoutes(scope, events, streams);
+    commandRoutes(scope, { policy, commands, queries: new CommandQueries(store.db) });
   });
 
   await Promise.all([agent.ready(), admin.ready()]);
@@ -340,6 +399,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
       // Channels first (they bypass Fastify's connection tracking), then the planes, then
       // whatever heartbeats are still being written, so the store outlives every write.
       await channels.close();
+      await deliveries.idle();
       await Promise.all([agent.close(), admin.close()]);
       await writer.idle();
     },

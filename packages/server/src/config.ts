@@ -40,6 +40,8 @@ export interface ServerConfig {
   readonly renewRate: number;
   /** How far a node's clock may be off before it shows a `clock skew` reason. */
   readonly clockSkewAllowanceMs: number;
+  /** The fleet root public key or a file holding it; unset: the data dir's root.pub. */
+  readonly fleetRoot?: string;
   readonly logLevel: LogLevel;
   readonly adminTokenFile?: string;
   readonly adminCert?: string;
@@ -175,6 +177,13 @@ export function serverConfigFrom(raw: RawSettings, cwd = process.cwd()): ServerC
     enrollRate,
     renewRate,
     clockSkewAllowanceMs,
+    ...(str('fleet-root')
+      ? {
+          fleetRoot: str('fleet-root')!.startsWith('ed25519:')
+            ? str('fleet-root')!
+            : resolve(cwd, str('fleet-root')!),
+        }
+      : {}),
     logLevel,
     ...(str('admin-token-file') ? { adminTokenFile: resolve(cwd, str('admin-token-file')!) } : {}),
     ...(adminCert ? { adminCert: resolve(cwd, adminCert) } : {}),

@@ -1,5 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import type { Server as HttpsServer } from 'node:https';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { buildApp, type MusterApp } from './app.js';
 import { type Clock, type IdSource, randomIds, systemClock } from './clock.js';
@@ -40,9 +41,15 @@ export async function startServer(
     trustDomain: config.trustDomain,
     sans,
     ...(config.adminTokenFile ? { adminTokenFile: config.adminTokenFile } : {}),
+    ...(config.fleetRoot ? { fleetRoot: config.fleetRoot } : {}),
     clock,
     ids,
   });
+  if (identity.fleetRoot.keyInDataDir)
+    logger.warn(
+      { file: join(config.dataDir, 'root.key') },
+      'the fleet root private key is in the data dir: fine for a trial; in production keep it offline ("muster root init --out FILE" on another machine, then --fleet-root)',
+    );
   const store = await openStore(config.db);
   let app: MusterApp | undefined;
   try {

@@ -147,6 +147,13 @@ export const SERVER_SETTINGS: readonly SettingSpec[] = [
     help: "how far a node's clock may be off before its status says so (default 5m)",
   },
   {
+    flag: 'fleet-root',
+    env: 'MUSTER_FLEET_ROOT',
+    kind: 'string',
+    value: 'KEY|FILE',
+    help: 'fleet root public key (ed25519:…, or a file holding it) that signs command policies (default: <data-dir>/root.pub, made on first start)',
+  },
+  {
     flag: 'log-level',
     env: 'MUSTER_LOG_LEVEL',
     kind: 'string',

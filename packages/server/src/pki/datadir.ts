@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { assertPrivateFiles, ensurePrivateDir, writeFileAtomic } from '@muster/host';
 import type { Clock, IdSource } from '../clock.js';
 import { CertificateAuthority, isIpAddress } from './ca.js';
+import { type FleetRoot, fleetRootPaths, loadFleetRoot } from './fleet-root.js';
 
 const CA_LIFETIME_MS = 10 * 365 * 86_400_000;
 /** The server's own TLS identity is short-lived too: renewed in place when a third is left. */
@@ -18,6 +19,8 @@ export interface ServerIdentity {
   adminToken: string;
   /** The Ed25519 key that signs ledger checkpoints, PKCS#8 PEM. */
   ledgerKeyPem: string;
+  /** The fleet root public key that signs command policies. */
+  fleetRoot: FleetRoot;
   paths: DataDirPaths;
   /** Files made on this start, for the start-up message. */
   created: string[];
@@ -78,11 +81,19 @@ export async function prepareDataDir(opts: {
   adminTokenFile?: string;
   clock: Clock;
   ids: IdSource;
+  /** `--fleet-root`: a public key or a file holding one. */
+  fleetRoot?: string;
 }): Promise<ServerIdentity> {
   const paths = dataDirPaths(opts.dir);
   await ensurePrivateDir(opts.dir);
   const tokenPath = opts.adminTokenFile ?? paths.adminToken;
-  await assertPrivateFiles([paths.caKey, paths.serverKey, tokenPath, paths.ledgerKey]);
+  await assertPrivateFiles([
+    paths.caKey,
+    paths.serverKey,
+    tokenPath,
+    paths.ledgerKey,
+    fleetRootPaths(opts.dir).key,
+  ]);
   const created: string[] = [];
   const now = opts.clock.now();
 
@@ -142,8 +153,12 @@ export async function prepareDataDir(opts: {
     created.push(paths.ledgerKey);
   }
 
+  const fleetRoot = await loadFleetRoot(opts.dir, opts.fleetRoot);
+  created.push(...fleetRoot.created);
+
   return {
     ca,
+    fleetRoot,
     serverKeyPem,
     serverCertPem,
     adminToken,

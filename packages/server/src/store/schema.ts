@@ -134,7 +134,51 @@ export interface TelemetryRollupTable {
   disk_max: number;
 }
 
+/** Root-signed command policies, newest version in force. */
+export interface PoliciesTable {
+  version: number;
+  /** The signed policy `{policy, signature}` as pushed. */
+  document: string;
+  created_at: number;
+  actor: string;
+}
+
+/** Operators registered by `muster operator add`; they run commands once a signed policy lists them. */
+export interface OperatorsTable {
+  name: string;
+  public_key: string;
+  profiles: string;
+  created_at: number;
+}
+
+export interface CommandsTable {
+  id: string;
+  nonce: string;
+  operator: string;
+  action: string;
+  /** The signed command `{command, signature}` exactly as the operator sent it. */
+  signed: string;
+  issued_at: number;
+  expires_at: number;
+  created_at: number;
+}
+
+/** One row per node a command was resolved to: where it stands there, and the node's receipt. */
+export interface CommandTargetsTable {
+  command_id: string;
+  node_id: string;
+  state: string;
+  reason: string | null;
+  receipt: string | null;
+  expires_at: number;
+  updated_at: number;
+}
+
 export interface Schema {
+  policies: PoliciesTable;
+  operators: OperatorsTable;
+  commands: CommandsTable;
+  command_targets: CommandTargetsTable;
   tokens: TokensTable;
   nodes: NodesTable;
   certificates: CertificatesTable;

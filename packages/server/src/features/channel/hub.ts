@@ -2,7 +2,14 @@ import { type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import { CHANNEL_CLOSE, CHANNEL_PATH, type ChannelDown, Heartbeat, type HeartbeatAck } from '@muster/proto';
+import {
+  CHANNEL_CLOSE,
+  CHANNEL_PATH,
+  type ChannelDown,
+  Heartbeat,
+  type HeartbeatAck,
+  Receipt,
+} from '@muster/proto';
 import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { Logger } from 'pino';
@@ -12,9 +19,10 @@ import type { RateLimiter } from '../../http/rate-limit.js';
 import type { NodeIdentity } from '../nodes/service.js';
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
-const validHeartbeat = addFormats(new Ajv({ strict: false, coerceTypes: false, allErrors: false })).compile(
-  Heartbeat,
-);
+const ajv = addFormats(new Ajv({ strict: false, coerceTypes: false, allErrors: false }));
+const validHeartbeat = ajv.compile(Heartbeat);
+const validReceipt = ajv.compile(Receipt);
+const COMMAND_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{7,63}$/;
 
 export interface ChannelHubDeps {
   /** Who the socket's certificate says it is, checked against the store now; throws if nobody. */
@@ -27,6 +35,12 @@ export interface ChannelHubDeps {
   onDuplicate(node: NodeIdentity): void;
   logger: Logger;
   pingIntervalMs?: number;
+  /** A channel opened: send what waits for the node (policy, commands). */
+  onOpen?(node: NodeIdentity): void;
+  /** The agent started a command. */
+  running?(node: NodeIdentity, commandId: string): Promise<void>;
+  /** The agent's signed receipt; resolves once stored. */
+  receipt?(node: NodeIdentity, receipt: Receipt): Promise<void>;
 }
 
 interface Held {
@@ -54,6 +68,19 @@ export class ChannelHub {
 
   get size(): number {
     return this.held.size;
+  }
+
+  /** Ids of the nodes holding a channel to this server. */
+  heldNodeIds(): string[] {
+    return [...this.held.keys()];
+  }
+
+  /** Sends to a node's channel; false when this server holds none for it. */
+  sendTo(nodeId: string, message: ChannelDown): boolean {
+    const held = this.held.get(nodeId);
+    if (!held || held.ws.readyState !== held.ws.OPEN) return false;
+    held.ws.send(JSON.stringify(message));
+    return true;
   }
 
   /** Takes over WebSocket upgrades on the agent plane's server. */
@@ -106,25 +133,30 @@ export class ChannelHub {
       void this.receive(held, socket, data as Buffer, isBinary).finally(() => this.inflight--);
     });
     this.send(ws, { type: 'settings', heartbeatIntervalSec: this.deps.heartbeatIntervalSec() });
+    this.deps.onOpen?.(node);
   }
 
   private async receive(held: Held, socket: TLSSocket, data: Buffer, isBinary: boolean): Promise<void> {
     const { ws } = held;
-    let message: { type?: unknown; heartbeat?: unknown };
+    let message: { type?: unknown; heartbeat?: unknown; commandId?: unknown; receipt?: unknown };
     try {
       if (isBinary) throw new Error('binary');
       message = JSON.parse(data.toString('utf8'));
     } catch {
       return ws.close(CHANNEL_CLOSE.protocol, 'channel messages are JSON text');
     }
-    if (message?.type !== 'heartbeat') return ws.close(CHANNEL_CLOSE.protocol, 'unknown channel message');
-    const seq = (message.heartbeat as { seq?: unknown } | undefined)?.seq;
+    const type = message?.type;
+    if (type !== 'heartbeat' && type !== 'running' && type !== 'receipt')
+      return ws.close(CHANNEL_CLOSE.protocol, 'unknown channel message');
     try {
       // Every message is checked against the store, as every request is.
       held.node = await this.deps.identify(socket);
     } catch (err) {
       return ws.close(CHANNEL_CLOSE.identity, (err as Error).message.slice(0, 120));
     }
+    if (type === 'running') return this.running(held, message.commandId);
+    if (type === 'receipt') return this.receipt(held, message.receipt);
+    const seq = (message.heartbeat as { seq?: unknown } | undefined)?.seq;
     if (!validHeartbeat(message.heartbeat)) {
       const first = validHeartbeat.errors?.[0];
       const detail = `heartbeat${first?.instancePath?.replaceAll('/', '.') ?? ''} ${first?.message ?? 'is invalid'}`;
@@ -147,6 +179,40 @@ export class ChannelHub {
         status,
         detail: 'the heartbeat was not recorded',
       });
+    }
+  }
+
+  private async running(held: Held, commandId: unknown): Promise<void> {
+    if (typeof commandId !== 'string' || !COMMAND_ID_RE.test(commandId))
+      return held.ws.close(CHANNEL_CLOSE.protocol, 'a running message names a command id');
+    await this.deps
+      .running?.(held.node, commandId)
+      .catch((err) =>
+        this.deps.logger.warn(
+          { err, node: held.node.id, commandId },
+          'could not record a command as running',
+        ),
+      );
+  }
+
+  private async receipt(held: Held, receipt: unknown): Promise<void> {
+    if (!validReceipt(receipt)) {
+      const first = validReceipt.errors?.[0];
+      return this.send(held.ws, {
+        type: 'error',
+        status: 400,
+        detail: `receipt${first?.instancePath?.replaceAll('/', '.') ?? ''} ${first?.message ?? 'is invalid'}`,
+      });
+    }
+    const commandId = (receipt as Receipt).commandId;
+    try {
+      await this.deps.receipt?.(held.node, receipt as Receipt);
+      this.send(held.ws, { type: 'receipt_ack', commandId });
+    } catch (err) {
+      const status = err instanceof AppError ? err.status : 503;
+      if (status >= 500) this.deps.logger.warn({ err, node: held.node.id }, 'could not store a receipt');
+      const detail = err instanceof AppError ? err.message : 'the receipt was not stored; send it again';
+      this.send(held.ws, { type: 'error', commandId, status, detail });
     }
   }
 

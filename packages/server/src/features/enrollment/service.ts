@@ -14,6 +14,8 @@ export interface EnrollmentDeps {
   write: Store['write'];
   /** The ledger's verifier key, which agents pin at enrollment to witness checkpoints. */
   ledgerKey?: string;
+  /** The fleet root public key agents pin to check command policies. */
+  fleetRoot?: string;
   traits: Pick<DialectTraits, 'isUniqueViolation'>;
   clock: Clock;
   ids: IdSource;
@@ -60,6 +62,7 @@ export class EnrollmentService {
       lifetimeMs: this.deps.certLifetimeMs,
     });
 
+    let enrolledAs: { profile: string; labels: Labels } | undefined;
     try {
       await write(async (trx) => {
         const secretHash = hashTokenSecret(request.token);
@@ -90,6 +93,7 @@ export class EnrollmentService {
         }
         // The token's labels win: a host may add labels, not override what the operator set.
         const labels = { ...(request.labels ?? {}), ...(JSON.parse(token.labels) as Labels) };
+        enrolledAs = { profile, labels };
         const held = await trx
           .selectFrom('nodes')
           .select(['id', 'cert_serial', 'cert_not_after', 'pending_not_after'])
@@ -182,7 +186,10 @@ export class EnrollmentService {
         caPin: ca.pin,
         trustDomain: ca.trustDomain,
         ...(this.deps.ledgerKey ? { ledgerKey: this.deps.ledgerKey } : {}),
+        ...(this.deps.fleetRoot ? { fleetRoot: this.deps.fleetRoot } : {}),
       },
+      profile: enrolledAs!.profile,
+      labels: enrolledAs!.labels,
       heartbeatIntervalSec: Math.round(this.deps.heartbeatIntervalMs() / 1000),
     };
   }

@@ -23,6 +23,8 @@ export interface TokenServiceDeps {
   ids: IdSource;
   decisions: DecisionRecorder;
   caPin: string;
+  /** `sha256:…` of the fleet root key: join lines carry it so agents pin the root that signs policies. */
+  rootPin?: string;
   /** The agent-plane URL join lines carry. */
   publicUrl: () => string;
 }
@@ -70,6 +72,7 @@ export class TokenService {
       'muster agent',
       `--server ${this.deps.publicUrl()}`,
       `--ca-pin ${this.deps.caPin}`,
+      ...(this.deps.rootPin ? [`--root-pin ${this.deps.rootPin}`] : []),
       `--token ${secret}`,
       ...(row.name ? [`--name ${row.name}`] : []),
     ].join(' ');

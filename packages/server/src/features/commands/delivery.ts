@@ -1,0 +1,87 @@
+import type { ChannelDown, SignedPolicy } from '@muster/proto';
+import type { Logger } from 'pino';
+import type { CommandTracker, Delivery } from './tracking.js';
+
+export interface CommandDeliveryDeps {
+  tracker: Pick<CommandTracker, 'pendingFor' | 'delivered'>;
+  channels: {
+    heldNodeIds(): string[];
+    sendTo(nodeId: string, message: ChannelDown): boolean;
+  };
+  policy: { current(): Promise<SignedPolicy | null> };
+  logger: Logger;
+}
+
+/**
+ * Carries pending commands down the channels this replica holds: for every held target as soon
+ * as a command is issued here or another replica says one was, and for a node as soon as its
+ * channel opens. Runs never overlap; a request that comes in during a run starts one more after it.
+ */
+export class CommandDelivery {
+  private running: Promise<void> | undefined;
+  private again = false;
+  private readonly wanted = new Set<string>();
+  private everyone = false;
+
+  constructor(private readonly deps: CommandDeliveryDeps) {}
+
+  /** Delivers to every node held here (a command was issued, here or on another replica). */
+  all(): void {
+    this.everyone = true;
+    this.kick();
+  }
+
+  /** A node's channel opened: its policy first, then its waiting commands. */
+  opened(nodeId: string): void {
+    void this.deps.policy
+      .current()
+      .then((signed) => signed && this.deps.channels.sendTo(nodeId, { type: 'policy', signed }))
+      .catch((err) => this.deps.logger.warn({ err }, 'could not read the command policy'))
+      .finally(() => {
+        this.wanted.add(nodeId);
+        this.kick();
+      });
+  }
+
+  /** Sends a newly pushed policy to every held channel. */
+  policyPushed(signed: SignedPolicy): void {
+    for (const id of this.deps.channels.heldNodeIds())
+      this.deps.channels.sendTo(id, { type: 'policy', signed });
+  }
+
+  /** Resolves once no delivery run is under way (tests and shutdown). */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  private kick(): void {
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.run().finally(() => {
+      this.running = undefined;
+      if (this.again) {
+        this.again = false;
+        this.kick();
+      }
+    });
+  }
+
+  private async run(): Promise<void> {
+    const ids = this.everyone ? this.deps.channels.heldNodeIds() : [...this.wanted];
+    this.everyone = false;
+    this.wanted.clear();
+    if (ids.length === 0) return;
+    try {
+      const pending = await this.deps.tracker.pendingFor(ids);
+      const sent: Delivery[] = [];
+      for (const delivery of pending)
+        if (this.deps.channels.sendTo(delivery.nodeId, { type: 'command', signed: delivery.signed }))
+          sent.push(delivery);
+      await this.deps.tracker.delivered(sent);
+    } catch (err) {
+      this.deps.logger.warn({ err }, 'could not deliver commands; retrying at the next nudge');
+    }
+  }
+}

@@ -1,0 +1,101 @@
+import type { CommandList, CommandTargetView, CommandView, SignedCommand, TargetState } from '@muster/proto';
+import type { Kysely, Selectable } from 'kysely';
+import { BadRequestError, NotFoundError } from '../../errors.js';
+import type { CommandsTable, Schema } from '../../store/schema.js';
+
+/** Commands as operators read them: newest first, with per-state counts and per-node detail. */
+export class CommandQueries {
+  constructor(private readonly db: Kysely<Schema>) {}
+
+  async list(query: { limit: number; cursor?: string }): Promise<CommandList> {
+    let q = this.db.selectFrom('commands').selectAll().orderBy('created_at', 'desc').orderBy('id', 'desc');
+    if (query.cursor) {
+      const after = decodeCursor(query.cursor);
+      q = q.where((eb) =>
+        eb.or([
+          eb('created_at', '<', after.at),
+          eb.and([eb('created_at', '=', after.at), eb('id', '<', after.id)]),
+        ]),
+      );
+    }
+    const rows = await q.limit(query.limit + 1).execute();
+    const page = rows.slice(0, query.limit);
+    const summaries = await this.summaries(page.map((r) => r.id));
+    const last = page.at(-1);
+    return {
+      items: page.map((row) => view(row, summaries.get(row.id) ?? {})),
+      nextCursor:
+        rows.length > query.limit && last ? encodeCursor({ at: Number(last.created_at), id: last.id }) : null,
+    };
+  }
+
+  async get(id: string): Promise<CommandView> {
+    const row = await this.db.selectFrom('commands').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row) throw new NotFoundError(`no command ${id}`);
+    const targets = await this.db
+      .selectFrom('command_targets as t')
+      .innerJoin('nodes as n', 'n.id', 't.node_id')
+      .select(['t.node_id', 'n.name', 't.state', 't.reason', 't.receipt', 't.updated_at'])
+      .where('t.command_id', '=', id)
+      .orderBy('n.name')
+      .execute();
+    const summary: Record<string, number> = {};
+    const items: CommandTargetView[] = targets.map((t) => {
+      summary[t.state] = (summary[t.state] ?? 0) + 1;
+      return {
+        nodeId: t.node_id,
+        name: t.name,
+        state: t.state as TargetState,
+        reason: t.reason,
+        updatedAt: new Date(Number(t.updated_at)).toISOString(),
+        receipt: t.receipt ? JSON.parse(t.receipt) : null,
+      };
+    });
+    return { ...view(row, summary), targets: items, signed: JSON.parse(row.signed) as SignedCommand };
+  }
+
+  private async summaries(ids: string[]): Promise<Map<string, Record<string, number>>> {
+    const out = new Map<string, Record<string, number>>();
+    if (ids.length === 0) return out;
+    const rows = await this.db
+      .selectFrom('command_targets')
+      .select(['command_id', 'state', (eb) => eb.fn.countAll().as('n')])
+      .where('command_id', 'in', ids)
+      .groupBy(['command_id', 'state'])
+      .execute();
+    for (const row of rows) {
+      const summary = out.get(row.command_id) ?? {};
+      summary[row.state] = Number(row.n);
+      out.set(row.command_id, summary);
+    }
+    return out;
+  }
+}
+
+function view(row: Selectable<CommandsTable>, summary: Record<string, number>): CommandView {
+  const { command } = JSON.parse(row.signed) as SignedCommand;
+  return {
+    id: row.id,
+    operator: row.operator,
+    action: row.action,
+    args: command.args,
+    target: command.target,
+    issuedAt: command.issuedAt,
+    expiresAt: command.expiresAt,
+    createdAt: new Date(Number(row.created_at)).toISOString(),
+    summary,
+  };
+}
+
+function encodeCursor(position: { at: number; id: string }): string {
+  return Buffer.from(JSON.stringify([position.at, position.id])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): { at: number; id: string } {
+  try {
+    const value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
+    if (Array.isArray(value) && Number.isSafeInteger(value[0]) && typeof value[1] === 'string')
+      return { at: value[0], id: value[1] };
+  } catch {}
+  throw new BadRequestError('cursor is not one this server handed out', 'bad_cursor');
+}

@@ -1,0 +1,111 @@
+import {
+  CommandAccepted,
+  CommandList,
+  CommandView,
+  OperatorCreateRequest,
+  OperatorView,
+  PolicyState,
+  Receipt,
+  SignedCommand,
+  SignedPolicy,
+} from '@muster/proto';
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import type { NodeIdentity } from '../nodes/service.js';
+import type { PolicyService } from './policy.js';
+import type { CommandQueries } from './queries.js';
+import type { CommandService } from './service.js';
+import type { CommandTracker } from './tracking.js';
+
+const ListQuery = Type.Object({
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })),
+  cursor: Type.Optional(Type.String({ maxLength: 512 })),
+});
+
+/** Admin plane: policy, operators, and the commands themselves. */
+export function commandRoutes(
+  app: FastifyInstance,
+  deps: {
+    policy: Pick<PolicyService, 'state' | 'push' | 'addOperator' | 'operators'>;
+    commands: Pick<CommandService, 'issue'>;
+    queries: Pick<CommandQueries, 'list' | 'get'>;
+  },
+): void {
+  app.get('/v1/policy', { schema: { response: { 200: PolicyState } } }, async () => deps.policy.state());
+  app.post(
+    '/v1/policy',
+    { schema: { body: SignedPolicy, response: { 201: SignedPolicy } } },
+    async (request, reply) =>
+      reply.code(201).send(await deps.policy.push(request.body as SignedPolicy, request.actor)),
+  );
+  app.get(
+    '/v1/operators',
+    { schema: { response: { 200: Type.Object({ items: Type.Array(OperatorView) }) } } },
+    async () => ({ items: await deps.policy.operators() }),
+  );
+  app.post(
+    '/v1/operators',
+    { schema: { body: OperatorCreateRequest, response: { 201: OperatorView } } },
+    async (request, reply) =>
+      reply
+        .code(201)
+        .send(await deps.policy.addOperator(request.body as OperatorCreateRequest, request.actor)),
+  );
+  app.post(
+    '/v1/commands',
+    { schema: { body: SignedCommand, response: { 202: CommandAccepted } } },
+    async (request, reply) =>
+      reply.code(202).send(await deps.commands.issue(request.body as SignedCommand, request.actor)),
+  );
+  app.get(
+    '/v1/commands',
+    { schema: { querystring: ListQuery, response: { 200: CommandList } } },
+    async (request) => {
+      const q = request.query as { limit?: number; cursor?: string };
+      return deps.queries.list({ limit: q.limit ?? 50, ...(q.cursor ? { cursor: q.cursor } : {}) });
+    },
+  );
+  app.get(
+    '/v1/commands/:id',
+    {
+      schema: {
+        params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }),
+        response: { 200: CommandView },
+      },
+    },
+    async (request) => deps.queries.get((request.params as { id: string }).id),
+  );
+}
+
+/** Agent plane: the HTTP fallbacks for agents that hold no channel. */
+export function commandAgentRoutes(
+  app: FastifyInstance,
+  deps: {
+    tracker: Pick<CommandTracker, 'receipt' | 'running'>;
+    policy: Pick<PolicyService, 'current'>;
+  },
+): void {
+  app.post('/v1/agent/receipts', { schema: { body: Receipt } }, async (request, reply) => {
+    await deps.tracker.receipt((request.node as NodeIdentity).id, request.body as Receipt);
+    return reply.code(202).send({ commandId: (request.body as Receipt).commandId });
+  });
+  app.post(
+    '/v1/agent/running',
+    {
+      schema: {
+        body: Type.Object({ commandId: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{7,63}$' }) }),
+      },
+    },
+    async (request, reply) => {
+      await deps.tracker.running(
+        (request.node as NodeIdentity).id,
+        (request.body as { commandId: string }).commandId,
+      );
+      return reply.code(202).send({});
+    },
+  );
+  app.get('/v1/agent/policy', async (_request, reply) => {
+    const signed = await deps.policy.current();
+    return signed ? signed : reply.code(204).send();
+  });
+}
