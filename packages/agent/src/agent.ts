@@ -11,8 +11,9 @@ import {
   ServerError,
   sleep,
 } from '@muster/host';
-import type { HeartbeatAck, RenewResponse } from '@muster/proto';
+import type { ChannelDown, HeartbeatAck, RenewResponse } from '@muster/proto';
 import { AgentChannel, type ChannelTls } from './channel.js';
+import { type AgentCommands, startCommands } from './commands/index.js';
 import type { AgentConfig } from './config.js';
 import { AgentFatalError, enrollWithRetry, reenroll } from './enrollment.js';
 import { loadIdentity, type StoredIdentity, saveRenewedIdentity } from './identity.js';
@@ -166,9 +167,30 @@ async function heartbeatLoop(
   let identity = start;
   let tls = identityAgent(identity);
   // One channel held open in the background; heartbeats fall back to HTTP while it is down.
-  const channel = new AgentChannel(server, channelTls(identity), log, (sec) => {
-    intervalMs = Math.max(1000, sec * 1000);
+  let intervalMs = DEFAULT_INTERVAL_MS;
+  let commands: AgentCommands | undefined;
+  const early: ChannelDown[] = [];
+  const channel = new AgentChannel(
+    server,
+    channelTls(identity),
+    log,
+    (sec) => {
+      intervalMs = Math.max(1000, sec * 1000);
+    },
+    // Messages that come before the command runner is ready (the policy, sent first) wait for it.
+    (message) => (commands ? commands.onMessage(message) : early.push(message)),
+  );
+  commands = await startCommands({
+    identity: () => identity,
+    dataDir: config.dataDir,
+    log,
+    signal,
+    send: (message) => channel.send(message),
+    request: async <T>(method: 'GET' | 'POST', path: string, body?: unknown) =>
+      (await requestJson<T>(new URL(path, server), { method, ...(body ? { body } : {}), agent: tls, signal }))
+        .body,
   });
+  for (const message of early.splice(0)) commands.onMessage(message);
   const schedule = (id: StoredIdentity) => {
     const validity = validityOf(id.certPem);
     const at = renewalTime(validity, config.renewFraction);
@@ -196,7 +218,6 @@ async function heartbeatLoop(
         log,
       )
     : undefined;
-  let intervalMs = DEFAULT_INTERVAL_MS;
   let failures = 0;
   let seq = 0;
   try {
@@ -224,6 +245,7 @@ async function heartbeatLoop(
           log.info('the operator asked for a fresh key; renewing now');
           rekeyAsked = true;
         }
+        await commands.afterHeartbeat(ack);
         hooks.onHeartbeat?.(ack);
         wait = intervalMs * (0.9 + 0.2 * Math.random());
       } catch (err) {
@@ -281,6 +303,7 @@ async function heartbeatLoop(
       await sleep(refused ? wait : Math.max(0, Math.min(wait, renewAt - time.now())), signal);
     }
   } finally {
+    await commands.close();
     await channel.close();
     tls.destroy();
   }

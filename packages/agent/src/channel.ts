@@ -3,6 +3,7 @@ import {
   CHANNEL_CLOSE,
   CHANNEL_PATH,
   type ChannelDown,
+  type ChannelUp,
   type Heartbeat,
   type HeartbeatAck,
 } from '@muster/proto';
@@ -38,6 +39,8 @@ export class AgentChannel {
     private tls: ChannelTls,
     private readonly log: Log,
     private readonly onSettings: (heartbeatIntervalSec: number) => void = () => {},
+    /** Commands, policies and receipt acknowledgements the server sends down. */
+    private readonly onMessage: (message: ChannelDown) => void = () => {},
   ) {
     this.running = this.keepOpen();
   }
@@ -75,6 +78,14 @@ export class AgentChannel {
     if (!answer) return undefined;
     if (answer.type === 'error') throw new ServerError(answer.status, { detail: answer.detail });
     return answer.type === 'ack' ? answer.ack : undefined;
+  }
+
+  /** Sends a message up without waiting for an answer; false when no channel is open. */
+  send(message: ChannelUp): boolean {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+    ws.send(JSON.stringify(message));
+    return true;
   }
 
   /** Moves the channel to a renewed identity: the next connection presents the new certificate. */
@@ -130,10 +141,10 @@ export class AgentChannel {
           return;
         }
         if (message.type === 'settings') this.onSettings(message.heartbeatIntervalSec);
-        else if (message.seq !== undefined) {
+        else if ((message.type === 'ack' || message.type === 'error') && message.seq !== undefined) {
           this.waiting.get(message.seq)?.(message);
           this.waiting.delete(message.seq);
-        }
+        } else this.onMessage(message);
       });
       ws.on('unexpected-response', (_req, res) => {
         this.log.warn('the control plane refused the channel', { status: res.statusCode });

@@ -14,6 +14,8 @@ export interface AgentConfig {
   readonly server?: URL;
   readonly token?: string;
   readonly caPin?: string;
+  /** SHA-256 of the fleet root key that signs command policies, from the join line. */
+  readonly rootPin?: string;
   readonly dataDir: string;
   readonly name?: string;
   readonly profile?: string;
@@ -56,6 +58,13 @@ export const AGENT_SETTINGS: readonly SettingSpec[] = [
     kind: 'string',
     value: 'sha256:HEX',
     help: 'SHA-256 of the fleet CA public key, from the join line',
+  },
+  {
+    flag: 'root-pin',
+    env: 'MUSTER_ROOT_PIN',
+    kind: 'string',
+    value: 'sha256:HEX',
+    help: 'SHA-256 of the fleet root key that signs command policies, from the join line; without it this node runs no commands',
   },
   {
     flag: 'data-dir',
@@ -135,6 +144,9 @@ export function agentConfigFrom(
   const caPin = str('ca-pin');
   if (caPin !== undefined && !CA_PIN_PATTERN.test(caPin))
     problems.push('--ca-pin: expected sha256: and 64 hex digits');
+  const rootPin = str('root-pin');
+  if (rootPin !== undefined && !CA_PIN_PATTERN.test(rootPin))
+    problems.push('--root-pin: expected sha256: and 64 hex digits');
   const name = str('name');
   if (name !== undefined && !isNodeName(name)) {
     problems.push(`--name: "${name}" must be 1-63 lowercase letters, digits or dashes`);
@@ -168,6 +180,7 @@ export function agentConfigFrom(
     ...(server ? { server } : {}),
     ...(token ? { token } : {}),
     ...(caPin ? { caPin } : {}),
+    ...(rootPin ? { rootPin } : {}),
     dataDir: resolve(cwd, str('data-dir') ?? '.muster-agent'),
     ...(name ? { name } : {}),
     ...(profile ? { profile } : {}),

@@ -8,7 +8,7 @@ import {
   ServerError,
   sleep,
 } from '@muster/host';
-import type { EnrollRequest, EnrollResponse } from '@muster/proto';
+import { type EnrollRequest, type EnrollResponse, keyFingerprint } from '@muster/proto';
 import type { AgentConfig } from './config.js';
 import { type StoredIdentity, saveRenewedIdentity } from './identity.js';
 import { hostFacts } from './metrics.js';
@@ -42,6 +42,7 @@ export async function reenroll(
         name: identity.name,
         server: config.server ?? new URL(identity.server),
         caPin: config.caPin ?? identity.caPin,
+        ...(config.rootPin ? {} : identity.fleetRoot ? { rootPin: keyFingerprint(identity.fleetRoot) } : {}),
       },
       log,
       signal,
@@ -92,6 +93,7 @@ export async function enrollWithRetry(
       });
       if (enrolled.trust.caPin !== caPin)
         throw new AgentFatalError('the server answered with a different CA than pinned');
+      const fleetRoot = pinnedFleetRoot(enrolled, config, log);
       const identity: StoredIdentity = {
         nodeId: enrolled.nodeId,
         name: enrolled.name,
@@ -102,6 +104,9 @@ export async function enrollWithRetry(
         caPem: enrolled.caBundle,
         notAfter: enrolled.notAfter,
         ...(enrolled.trust.ledgerKey ? { ledgerKey: enrolled.trust.ledgerKey } : {}),
+        ...(fleetRoot ? { fleetRoot } : {}),
+        profile: enrolled.profile,
+        labels: enrolled.labels,
       };
       await saveRenewedIdentity(config.dataDir, identity);
       return identity;
@@ -123,3 +128,22 @@ export async function enrollWithRetry(
 }
 
 /** One kept-alive mTLS connection presenting the node's identity; the fleet CA is the only root trusted. */
+
+/**
+ * The fleet root key the server named, if it is the one the join line pinned. No pin, no
+ * root: the node then runs no commands rather than trust a key on first use.
+ */
+function pinnedFleetRoot(enrolled: EnrollResponse, config: AgentConfig, log: Log): string | undefined {
+  const offered = enrolled.trust.fleetRoot;
+  if (!config.rootPin) {
+    log.warn(
+      'enrolled without --root-pin: this node will run no commands (the join line from "muster token create" carries the pin)',
+    );
+    return undefined;
+  }
+  if (!offered || keyFingerprint(offered) !== config.rootPin)
+    throw new AgentFatalError(
+      'the server named a fleet root key that does not match --root-pin; refusing to enroll',
+    );
+  return offered;
+}

@@ -15,6 +15,11 @@ export interface StoredIdentity {
   notAfter: string;
   /** The ledger's verifier key, pinned at enrollment; absent for identities made before it. */
   ledgerKey?: string;
+  /** The fleet root key (`ed25519:…`) pinned at enrollment; commands stay off without it. */
+  fleetRoot?: string;
+  /** What the node was enrolled as: commands are addressed to it and allowed by these. */
+  profile?: string;
+  labels?: Record<string, string>;
 }
 
 export function identityPaths(dir: string) {
