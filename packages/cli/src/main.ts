@@ -69,7 +69,9 @@ async function main(argv: string[]): Promise<number> {
     return EXIT_USAGE;
   }
   const { command, rest } = found;
-  if (rest.includes('--help') || rest.includes('-h')) {
+  // After `--` everything belongs to the command (muster run … -- ACTION ARG…), --help included.
+  const own = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
+  if (own.includes('--help') || own.includes('-h')) {
     console.log(await commandHelp(command));
     return EXIT_OK;
   }

@@ -2,10 +2,15 @@ import type { Command } from '../command.js';
 import { agentCommand } from './agent.js';
 import { benchCommand } from './bench.js';
 import { caStatus } from './ca.js';
+import { commandsList, commandsShow } from './commands.js';
 import { demoCommand } from './demo.js';
 import { eventsCommand } from './events.js';
 import { ledgerCheckpoint, ledgerExport, ledgerList, ledgerProof, ledgerVerify } from './ledger.js';
 import { nodesDecommission, nodesList, nodesRotate, nodesShow } from './nodes.js';
+import { operatorAdd, operatorKeygen, operatorList } from './operators.js';
+import { policyEdit, policyPush, policyShow, policySign } from './policy.js';
+import { rootInit } from './root.js';
+import { runCommand } from './run.js';
 import { serverCommand } from './server.js';
 import { tokenCreate, tokenList, tokenRevoke } from './tokens.js';
 
@@ -23,6 +28,17 @@ export const COMMANDS: readonly Command[] = [
   nodesRotate,
   eventsCommand,
   caStatus,
+  rootInit,
+  policyShow,
+  policyEdit,
+  policySign,
+  policyPush,
+  operatorKeygen,
+  operatorAdd,
+  operatorList,
+  runCommand,
+  commandsList,
+  commandsShow,
   ledgerList,
   ledgerCheckpoint,
   ledgerProof,

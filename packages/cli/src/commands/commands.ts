@@ -1,0 +1,88 @@
+import { UsageError } from '@muster/host';
+import type { CommandList, CommandView } from '@muster/proto';
+import { ADMIN_SETTINGS, adminClient } from '../client.js';
+import type { Command } from '../command.js';
+import { printJson, safe, table } from '../output.js';
+
+export const commandsList: Command = {
+  path: ['commands', 'ls'],
+  summary: 'list recent commands with how many nodes are in each state',
+  settings: [
+    { flag: 'limit', kind: 'string', value: 'N', help: 'how many (default 50, at most 1000)' },
+    ...ADMIN_SETTINGS,
+  ],
+  async run({ values }) {
+    const limit = (values.limit as string | undefined) ?? '50';
+    if (!/^\d+$/.test(limit) || Number(limit) < 1 || Number(limit) > 1000)
+      throw new UsageError(`--limit: "${limit}" is not a whole number from 1 to 1000`);
+    const list = await adminClient(values).call<CommandList>('GET', `/v1/commands?limit=${limit}`);
+    if (values.json) {
+      printJson(list);
+      return 0;
+    }
+    if (list.items.length === 0) {
+      console.log('no commands yet: muster run --target … -- ACTION');
+      return 0;
+    }
+    console.log(
+      table(
+        ['ID', 'CREATED', 'OPERATOR', 'ACTION', 'NODES'],
+        list.items.map((c) => [
+          c.id,
+          c.createdAt,
+          safe(c.operator),
+          safe(c.action),
+          Object.entries(c.summary)
+            .map(([s, n]) => `${n} ${s}`)
+            .join(', '),
+        ]),
+      ),
+    );
+    return 0;
+  },
+};
+
+export const commandsShow: Command = {
+  path: ['commands', 'show'],
+  args: 'ID',
+  summary: "show a command, each node's state and its signed receipt",
+  settings: ADMIN_SETTINGS,
+  async run({ values, positionals }) {
+    if (positionals.length !== 1) throw new UsageError('give exactly one command ID');
+    const view = await adminClient(values).call<CommandView>(
+      'GET',
+      `/v1/commands/${encodeURIComponent(positionals[0]!)}`,
+    );
+    if (values.json) {
+      printJson(view);
+      return 0;
+    }
+    const args = Object.entries(view.args)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ');
+    console.log(
+      `command   ${view.id}\noperator  ${safe(view.operator)}\naction    ${safe(`${view.action} ${args}`.trim())}\n` +
+        `issued    ${view.issuedAt}, expires ${view.expiresAt}\n`,
+    );
+    console.log(
+      table(
+        ['NODE', 'STATE', 'EXIT', 'REASON'],
+        (view.targets ?? []).map((t) => [
+          safe(t.name),
+          t.state,
+          t.receipt?.exitCode === null || t.receipt === null ? '' : String(t.receipt.exitCode),
+          safe(t.reason ?? ''),
+        ]),
+      ),
+    );
+    for (const t of view.targets ?? []) {
+      if (!t.receipt || (!t.receipt.stdoutTail && !t.receipt.stderrTail)) continue;
+      console.log(
+        `\n--- ${safe(t.name)} (receipt signed by the node; output sha256 ${t.receipt.outputSha256})`,
+      );
+      if (t.receipt.stdoutTail) console.log(t.receipt.stdoutTail.split('\n').map(safe).join('\n').trimEnd());
+      if (t.receipt.stderrTail) console.log(`stderr: ${safe(t.receipt.stderrTail).trimEnd()}`);
+    }
+    return 0;
+  },
+};

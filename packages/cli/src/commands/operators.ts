@@ -1,0 +1,102 @@
+import { UsageError } from '@muster/host';
+import { OPERATOR_NAME_PATTERN, type OperatorView } from '@muster/proto';
+import { ADMIN_SETTINGS, adminClient } from '../client.js';
+import type { Command } from '../command.js';
+import { defaultOperatorKey, makeKeyFile, readPublicKey } from '../keys.js';
+import { printJson, safe, table } from '../output.js';
+
+export const operatorKeygen: Command = {
+  path: ['operator', 'keygen'],
+  summary: "make an operator's signing key on this machine (it never leaves it)",
+  details:
+    'Writes the private key (mode 0600) and FILE.pub with the public key to give to\n' +
+    '`muster operator add`. `muster run` signs with it.\n\nExample:\n  muster operator keygen\n  muster operator add alice --pubkey ~/.config/muster/operator.key.pub --profiles web,db',
+  settings: [
+    {
+      flag: 'out',
+      kind: 'string',
+      value: 'FILE',
+      help: 'where to write the key (default ~/.config/muster/operator.key)',
+    },
+    { flag: 'json', kind: 'boolean', help: 'print JSON only' },
+  ],
+  async run({ values, env }) {
+    const out = (values.out as string | undefined) ?? defaultOperatorKey(env);
+    const publicKey = await makeKeyFile(out);
+    if (values.json) printJson({ privateKeyFile: out, publicKeyFile: `${out}.pub`, publicKey });
+    else process.stdout.write(`Operator key written to ${out}.\nPublic key: ${publicKey}\n`);
+    return 0;
+  },
+};
+
+export const operatorAdd: Command = {
+  path: ['operator', 'add'],
+  args: 'NAME',
+  summary: "register an operator's public key and the profiles it may run commands on",
+  details:
+    'The operator can run commands once a policy signed by the fleet root lists it:\n' +
+    '`muster policy edit` adds registered operators to the next version.\n\n' +
+    'Example:\n  muster operator add alice --pubkey ed25519:… --profiles web,db',
+  settings: [
+    {
+      flag: 'pubkey',
+      kind: 'string',
+      value: 'KEY|FILE',
+      help: 'the public key (ed25519:…) or a file holding it',
+    },
+    {
+      flag: 'profiles',
+      kind: 'string',
+      value: 'A,B',
+      help: 'profiles it may run commands on; * for all (default *)',
+    },
+    ...ADMIN_SETTINGS,
+  ],
+  async run({ values, positionals }) {
+    const [name, extra] = positionals;
+    if (!name || extra !== undefined) throw new UsageError('give exactly one operator NAME');
+    if (!new RegExp(OPERATOR_NAME_PATTERN).test(name))
+      throw new UsageError(`"${name}" is not an operator name (lowercase letters, digits, . _ @ -)`);
+    if (!values.pubkey) throw new UsageError('--pubkey is required');
+    const profiles = ((values.profiles as string | undefined) ?? '*')
+      .split(',')
+      .map((p) => p.trim())
+      .filter(Boolean);
+    const added = await adminClient(values).call<OperatorView>('POST', '/v1/operators', {
+      name,
+      publicKey: readPublicKey(values.pubkey as string),
+      profiles,
+    });
+    if (values.json) printJson(added);
+    else
+      process.stdout.write(
+        `Operator ${added.name} registered for profiles ${added.profiles.join(', ')}.\n` +
+          'It can run commands once a signed policy lists it: muster policy edit\n',
+      );
+    return 0;
+  },
+};
+
+export const operatorList: Command = {
+  path: ['operator', 'ls'],
+  summary: 'list registered operators and whether the policy in force lists them',
+  settings: ADMIN_SETTINGS,
+  async run({ values }) {
+    const { items } = await adminClient(values).call<{ items: OperatorView[] }>('GET', '/v1/operators');
+    if (values.json) {
+      printJson({ items });
+      return 0;
+    }
+    if (items.length === 0) {
+      console.log('no operators yet: muster operator keygen, then muster operator add NAME --pubkey …');
+      return 0;
+    }
+    console.log(
+      table(
+        ['NAME', 'PROFILES', 'IN POLICY', 'PUBLIC KEY'],
+        items.map((op) => [safe(op.name), op.profiles.join(','), op.inPolicy ? 'yes' : 'no', op.publicKey]),
+      ),
+    );
+    return 0;
+  },
+};
