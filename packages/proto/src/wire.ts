@@ -103,6 +103,11 @@ export const HeartbeatAck = Type.Object({
   rekey: Type.Optional(Type.Boolean()),
   /** The ledger's latest signed checkpoint, for the agent to witness. */
   checkpoint: Type.Optional(Type.String({ maxLength: 4096 })),
+  /**
+   * The fleet CA is being rotated and this node's certificate comes from the root being
+   * retired: renew onto the new root at a random moment within this many seconds.
+   */
+  renewWithinSec: Type.Optional(Type.Integer({ minimum: 0 })),
 });
 export type HeartbeatAck = Static<typeof HeartbeatAck>;
 
@@ -121,15 +126,34 @@ export const RenewResponse = Type.Object({
 });
 export type RenewResponse = Static<typeof RenewResponse>;
 
-/** `GET /v1/ca`: the fleet CA, how long it has left, and which nodes hold certificates from it. */
+/** One fleet CA certificate as operators see it. */
+export const CaView = Type.Object({
+  subject: Type.String(),
+  serial: Type.String(),
+  /** `sha256:<hex>` of its SubjectPublicKeyInfo, as join lines carry it (`--ca-pin`). */
+  pin: Type.String(),
+  notBefore: Type.String(),
+  notAfter: Type.String(),
+});
+export type CaView = Static<typeof CaView>;
+
+/**
+ * `GET /v1/ca`: the fleet CA, how long it has left, and which nodes hold certificates from it.
+ * `ca` is the root that issues new certificates; during a rotation that is the new root.
+ */
 export const CaStatus = Type.Object({
-  ca: Type.Object({
-    subject: Type.String(),
-    serial: Type.String(),
-    pin: Type.String(),
-    notBefore: Type.String(),
-    notAfter: Type.String(),
-  }),
+  ca: CaView,
+  /** A rotation in progress (`muster ca rotate`), until `muster ca finish`; null otherwise. */
+  rotation: Type.Union([
+    Type.Object({
+      startedAt: Type.String(),
+      /** The old root: still trusted, and still behind the server's own TLS certificate. */
+      retiring: CaView,
+      /** Active nodes whose current certificate the retiring root issued. */
+      nodesOnRetiring: Type.Integer(),
+    }),
+    Type.Null(),
+  ]),
   nodes: Type.Object({
     active: Type.Integer(),
     /** Active nodes whose current certificate this CA issued. */
@@ -141,6 +165,13 @@ export const CaStatus = Type.Object({
   warnings: Type.Array(Type.String()),
 });
 export type CaStatus = Static<typeof CaStatus>;
+
+/** `POST /v1/ca/finish`: retire the old root; `force` even while nodes still depend on it. */
+export const CaFinishRequest = Type.Object(
+  { force: Type.Optional(Type.Boolean()) },
+  { additionalProperties: false },
+);
+export type CaFinishRequest = Static<typeof CaFinishRequest>;
 
 export const TokenCreateRequest = Type.Object(
   {

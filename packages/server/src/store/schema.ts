@@ -134,6 +134,24 @@ export interface TelemetryRollupTable {
   disk_max: number;
 }
 
+/**
+ * The fleet CA's rotation, one row (id 1) shared by every replica: `overlap` from
+ * `muster ca rotate` until `muster ca finish`, when both roots are trusted and the new one
+ * issues. The keys stay in the data dir; only the certificates are kept here.
+ */
+export interface CaRotationTable {
+  id: number;
+  state: 'none' | 'overlap' | 'finished';
+  /** The root being (or last) retired. */
+  old_serial: string | null;
+  old_pem: string | null;
+  /** The root that issues from the start of the overlap. */
+  new_serial: string | null;
+  new_pem: string | null;
+  started_at: number | null;
+  finished_at: number | null;
+}
+
 export interface Schema {
   tokens: TokensTable;
   nodes: NodesTable;
@@ -148,4 +166,5 @@ export interface Schema {
   telemetry_hour: TelemetryRollupTable;
   events: EventsTable;
   event_head: EventHeadTable;
+  ca_rotation: CaRotationTable;
 }

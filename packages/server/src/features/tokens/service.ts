@@ -22,7 +22,8 @@ export interface TokenServiceDeps {
   clock: Clock;
   ids: IdSource;
   decisions: DecisionRecorder;
-  caPin: string;
+  /** The pin join lines carry: the root behind the server's certificate, which a rotation changes at its finish. */
+  caPin: () => string;
   /** The agent-plane URL join lines carry. */
   publicUrl: () => string;
 }
@@ -69,11 +70,11 @@ export class TokenService {
     const command = [
       'muster agent',
       `--server ${this.deps.publicUrl()}`,
-      `--ca-pin ${this.deps.caPin}`,
+      `--ca-pin ${this.deps.caPin()}`,
       `--token ${secret}`,
       ...(row.name ? [`--name ${row.name}`] : []),
     ].join(' ');
-    return { ...tokenView(row, now), secret, caPin: this.deps.caPin, agentCommand: command };
+    return { ...tokenView(row, now), secret, caPin: this.deps.caPin(), agentCommand: command };
   }
 
   async list(): Promise<TokenView[]> {
