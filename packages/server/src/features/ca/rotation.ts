@@ -122,8 +122,8 @@ export class CaRotationService {
         'no_rotation',
       );
     const old = identity.ca;
-    const [onOld] = await countNodesOnRoots(this.deps.db, [old]).then((c) => c.onRoot);
-    if (onOld! > 0 && !force) throw stillOnOldRoot(onOld!);
+    const onOld = (await countNodesOnRoots(this.deps.db, [old])).onRoot[0]!;
+    if (onOld > 0 && !force) throw stillOnOldRoot(onOld);
     await write(async (trx) => {
       const finished = await trx
         .updateTable('ca_rotation')
@@ -144,7 +144,7 @@ export class CaRotationService {
     });
     await promoteRotatedCa(identity.paths, rotatedCaPaths(identity.paths.dir, next.serial));
     await this.adopt(next);
-    return { nodesOnRetired: onOld! };
+    return { nodesOnRetired: onOld };
   }
 
   /**
