@@ -141,12 +141,17 @@ async function renew(
   });
   const cert = new X509Certificate(body.certificate);
   if (!cert.checkPrivateKey(keys.privateKey)) throw new Error('the renewed certificate is not for this key');
-  if (
-    !cert.checkIssued(new X509Certificate(body.caBundle)) &&
-    !cert.checkIssued(new X509Certificate(identity.caPem))
-  )
+  // During a CA rotation the bundle holds the old root and the new one that issued this certificate.
+  if (!certificatesIn(body.caBundle).some((ca) => cert.checkIssued(ca) && cert.verify(ca.publicKey)))
     throw new Error('the renewed certificate does not chain to the fleet CA');
   return { ...identity, keyPem, certPem: body.certificate, caPem: body.caBundle, notAfter: body.notAfter };
+}
+
+/** Every certificate in a PEM bundle. */
+function certificatesIn(bundle: string): X509Certificate[] {
+  return (bundle.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? []).map(
+    (pem) => new X509Certificate(pem),
+  );
 }
 
 /**
@@ -201,6 +206,8 @@ async function heartbeatLoop(
   };
   let renewAt = renewalTime(validityOf(identity.certPem), config.renewFraction);
   let rekeyAsked = false;
+  /** The certificate a CA rotation already asked this agent to move off. */
+  let movingRootFor = '';
   let renewFailures = 0;
   let renewError = '';
   const sampler = new MetricsSampler(config.services);
@@ -244,6 +251,15 @@ async function heartbeatLoop(
         if (ack.rekey && !rekeyAsked) {
           log.info('the operator asked for a fresh key; renewing now');
           rekeyAsked = true;
+        }
+        // A CA rotation: renew onto the new root at a random moment in the window the server
+        // gives, so the fleet does not renew at once; asked once per certificate.
+        if (ack.renewWithinSec !== undefined && movingRootFor !== identity.certPem) {
+          movingRootFor = identity.certPem;
+          renewAt = Math.min(renewAt, time.now() + Math.random() * ack.renewWithinSec * 1000);
+          log.info('the fleet CA is being rotated; renewing onto the new root', {
+            within: `${ack.renewWithinSec} s`,
+          });
         }
         await commands.afterHeartbeat(ack);
         hooks.onHeartbeat?.(ack);

@@ -112,6 +112,11 @@ export const HeartbeatAck = Type.Object({
   policyVersion: Type.Optional(Type.Integer()),
   /** Commands waiting for this node, for an agent reporting over HTTP (no channel held). */
   commands: Type.Optional(Type.Array(Type.Unknown())),
+  /**
+   * The fleet CA is being rotated and this node's certificate comes from the root being
+   * retired: renew onto the new root at a random moment within this many seconds.
+   */
+  renewWithinSec: Type.Optional(Type.Integer({ minimum: 0 })),
 });
 export type HeartbeatAck = Static<typeof HeartbeatAck>;
 
@@ -130,15 +135,34 @@ export const RenewResponse = Type.Object({
 });
 export type RenewResponse = Static<typeof RenewResponse>;
 
-/** `GET /v1/ca`: the fleet CA, how long it has left, and which nodes hold certificates from it. */
+/** One fleet CA certificate as operators see it. */
+export const CaView = Type.Object({
+  subject: Type.String(),
+  serial: Type.String(),
+  /** `sha256:<hex>` of its SubjectPublicKeyInfo, as join lines carry it (`--ca-pin`). */
+  pin: Type.String(),
+  notBefore: Type.String(),
+  notAfter: Type.String(),
+});
+export type CaView = Static<typeof CaView>;
+
+/**
+ * `GET /v1/ca`: the fleet CA, how long it has left, and which nodes hold certificates from it.
+ * `ca` is the root that issues new certificates; during a rotation that is the new root.
+ */
 export const CaStatus = Type.Object({
-  ca: Type.Object({
-    subject: Type.String(),
-    serial: Type.String(),
-    pin: Type.String(),
-    notBefore: Type.String(),
-    notAfter: Type.String(),
-  }),
+  ca: CaView,
+  /** A rotation in progress (`muster ca rotate`), until `muster ca finish`; null otherwise. */
+  rotation: Type.Union([
+    Type.Object({
+      startedAt: Type.String(),
+      /** The old root: still trusted, and still behind the server's own TLS certificate. */
+      retiring: CaView,
+      /** Active nodes whose current certificate the retiring root issued. */
+      nodesOnRetiring: Type.Integer(),
+    }),
+    Type.Null(),
+  ]),
   nodes: Type.Object({
     active: Type.Integer(),
     /** Active nodes whose current certificate this CA issued. */
@@ -150,6 +174,13 @@ export const CaStatus = Type.Object({
   warnings: Type.Array(Type.String()),
 });
 export type CaStatus = Static<typeof CaStatus>;
+
+/** `POST /v1/ca/finish`: retire the old root; `force` even while nodes still depend on it. */
+export const CaFinishRequest = Type.Object(
+  { force: Type.Optional(Type.Boolean()) },
+  { additionalProperties: false },
+);
+export type CaFinishRequest = Static<typeof CaFinishRequest>;
 
 export const TokenCreateRequest = Type.Object(
   {

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Clock, IdSource } from './clock.js';
 import { isLoopback, joinUrl, type ServerConfig } from './config.js';
 import type { DecisionRecorder } from './decisions/recorder.js';
+import { CaRotationService } from './features/ca/rotation.js';
 import { caRoutes } from './features/ca/routes.js';
 import { CaService } from './features/ca/service.js';
 import { ChannelHub } from './features/channel/hub.js';
@@ -45,6 +46,8 @@ import { OpenApiRecorder } from './http/openapi.js';
 import { sendProblem } from './http/problems.js';
 import { RateLimiter } from './http/rate-limit.js';
 import type { ServerIdentity } from './pki/datadir.js';
+import { fleetRoots } from './pki/fleet.js';
+import { serverChain } from './pki/server-identity.js';
 import { BatchedLookup } from './store/batched-lookup.js';
 import type { Store } from './store/db.js';
 
@@ -56,6 +59,8 @@ export interface AppDeps {
   ids: IdSource;
   logger: Logger;
   decisions?: DecisionRecorder;
+  /** Re-issues the server's TLS certificate when the fleet CA it must come from changed. */
+  renewServerIdentity?: () => Promise<unknown>;
 }
 
 /** The control plane, built but not listening. */
@@ -74,6 +79,10 @@ export interface MusterApp {
   readonly channels: ChannelHub;
   readonly metrics: Metrics;
   readonly connections: LiveConnections;
+  /** Rotation of the fleet CA; `sync()` takes up what another replica did (a timer also does). */
+  readonly caRotation: CaRotationService;
+  /** Puts the server identity and the trusted roots in front of new connections on both planes. */
+  applyServerIdentity(): void;
   /** True when the admin plane serves HTTPS. */
   readonly adminTls: boolean;
   /** The agent-plane URL join lines carry. */
@@ -106,6 +115,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   // an event in that same transaction.
   const decisions = withEvents(deps.decisions ?? ledger.recorder(), events);
   const connections = new LiveConnections();
+  const roots = fleetRoots(identity);
   let metrics: Metrics | undefined; // made below; writes before it exist are not timed
   const write: Store['write'] = (fn) => {
     const done = metrics?.storeWriteSeconds.startTimer();
@@ -161,7 +171,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     clock,
     ids,
     decisions,
-    caPin: identity.ca.pin,
+    caPin: () => roots.presented().pin,
     rootPin: keyFingerprint(identity.fleetRoot.publicKey),
     publicUrl: () => joinUrl(config, boundPort()),
   });
@@ -173,7 +183,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     clock,
     ids,
     decisions,
-    ca: identity.ca,
+    roots,
     certLifetimeMs: config.certLifetimeMs,
     heartbeatIntervalMs: () => pacer.intervalMs(),
   });
@@ -183,7 +193,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     clock,
     ids,
     decisions,
-    ca: identity.ca,
+    roots,
     certLifetimeMs: config.certLifetimeMs,
   });
   let delivery: CommandDelivery | undefined; // needs the channel hub, made below
@@ -223,14 +233,36 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     storeUnavailable: (err) => store.traits.isUnavailable(err),
     https: {
       key: identity.serverKeyPem,
-      cert: `${identity.serverCertPem.trim()}\n${identity.ca.pem.trim()}\n`,
-      ca: [identity.ca.pem],
+      cert: serverChain(identity),
+      ca: roots.trusted().map((ca) => ca.pem),
       requestCert: true,
       // Enrollment comes without a certificate; every other route checks socket.authorized itself.
       rejectUnauthorized: false,
       minVersion: 'TLSv1.2',
     },
   });
+  const applyServerIdentity = () => {
+    const plane = (app: FastifyInstance) => app.server as unknown as HttpsServer;
+    const cert = serverChain(identity);
+    const key = identity.serverKeyPem;
+    const ca = roots.trusted().map((root) => root.pem);
+    plane(agent).setSecureContext({ key, cert, ca, minVersion: 'TLSv1.2' });
+    // The admin plane presents the server identity too, unless an operator gave it its own.
+    if (adminTls && !config.adminCert) plane(admin).setSecureContext({ key, cert });
+  };
+  const caRotation = new CaRotationService({
+    db: store.db,
+    write,
+    clock,
+    ids,
+    decisions,
+    identity,
+    refreshServerCertificate: async () => {
+      await deps.renewServerIdentity?.();
+    },
+    applyTls: () => applyServerIdentity(),
+  });
+  startCaSync(caRotation, background.signal, logger);
   const openapi = new OpenApiRecorder();
   openapi.watch(agent, 'agent');
   agent.decorateRequest('node', null);
@@ -252,12 +284,14 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     noteRefusedSerial: (s) => nodes.noteRefusedSerial(s),
     connections,
     clock,
+    roots,
   };
   const acker = heartbeatAcker({
     writer,
     clock,
     heartbeatIntervalMs: () => pacer.intervalMs(),
     latestCheckpoint: () => ledger.latestCheckpoint(),
+    renewWindowSec: () => CaRotationService.renewWindowSec(pacer.intervalMs()),
   });
   const channels = new ChannelHub({
     identify: (socket) => identifySocket(socket, identityDeps),
@@ -327,10 +361,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
       ? {
           https: config.adminCert
             ? { cert: readFileSync(config.adminCert), key: readFileSync(config.adminKey!) }
-            : {
-                cert: `${identity.serverCertPem.trim()}\n${identity.ca.pem.trim()}\n`,
-                key: identity.serverKeyPem,
-              },
+            : { cert: serverChain(identity), key: identity.serverKeyPem },
         }
       : {}),
   });
@@ -374,7 +405,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     tokenRoutes(scope, tokens);
     nodeRoutes(scope, nodes);
     telemetryRoutes(scope, { db: store.db, clock, nodes, rawRetentionMs: config.telemetryRetentionMs.raw });
-    caRoutes(scope, new CaService({ db: store.db, clock, ca: identity.ca }));
+    caRoutes(scope, new CaService({ db: store.db, clock, roots }), caRotation);
     ledgerRoutes(scope, ledger);
     eventRoutes(scope, events, streams);
     commandRoutes(scope, { policy, commands, queries: new CommandQueries(store.db) });
@@ -391,6 +422,8 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     streams,
     connections,
     adminTls,
+    caRotation,
+    applyServerIdentity,
     joinUrl: () => joinUrl(config, boundPort()),
     channels,
     metrics: observed,
@@ -404,4 +437,18 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
       await writer.idle();
     },
   };
+}
+
+/** Every few seconds, takes up a CA rotation another replica started or finished; never overlaps itself. */
+function startCaSync(rotation: CaRotationService, signal: AbortSignal, logger: Logger): void {
+  const tick = async () => {
+    if (signal.aborted) return;
+    try {
+      await rotation.sync();
+    } catch (err) {
+      if (!signal.aborted) logger.warn({ err }, 'could not take up the fleet CA rotation state');
+    }
+    if (!signal.aborted) setTimeout(tick, 4_000 + Math.random() * 2_000).unref();
+  };
+  setTimeout(tick, 5_000).unref();
 }

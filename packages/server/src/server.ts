@@ -1,14 +1,24 @@
 import { X509Certificate } from 'node:crypto';
-import type { Server as HttpsServer } from 'node:https';
 import { join } from 'node:path';
+import { ensurePrivateDir } from '@muster/host';
 import type { Logger } from 'pino';
 import { buildApp, type MusterApp } from './app.js';
 import { type Clock, type IdSource, randomIds, systemClock } from './clock.js';
 import type { ServerConfig } from './config.js';
 import { createLogger } from './logger.js';
-import { prepareDataDir, type ServerIdentity, serverNames } from './pki/datadir.js';
+import { prepareDataDir, type RotationOnRecord, type ServerIdentity, serverNames } from './pki/datadir.js';
 import { ServerIdentityRenewer } from './pki/server-identity.js';
 import { openStore, type Store } from './store/db.js';
+
+/** What the shared store says about a fleet CA rotation. */
+async function rotationOnRecord(store: Store): Promise<RotationOnRecord> {
+  const row = await store.db
+    .selectFrom('ca_rotation')
+    .select(['state', 'new_serial'])
+    .where('id', '=', 1)
+    .executeTakeFirstOrThrow();
+  return { state: row.state, newSerial: row.new_serial };
+}
 
 /** A running control plane. */
 export interface RunningServer {
@@ -36,24 +46,37 @@ export async function startServer(
     ...config.sans,
     ...(config.publicUrl ? [new URL(config.publicUrl).hostname.replace(/^\[|\]$/g, '')] : []),
   ]);
-  const identity = await prepareDataDir({
-    dir: config.dataDir,
-    trustDomain: config.trustDomain,
-    sans,
-    ...(config.adminTokenFile ? { adminTokenFile: config.adminTokenFile } : {}),
-    ...(config.fleetRoot ? { fleetRoot: config.fleetRoot } : {}),
-    clock,
-    ids,
-  });
-  if (identity.fleetRoot.keyInDataDir)
-    logger.warn(
-      { file: join(config.dataDir, 'root.key') },
-      'the fleet root private key is in the data dir: fine for a trial; in production keep it offline ("muster root init --out FILE" on another machine, then --fleet-root)',
-    );
+  // The store first: whether a CA rotation is under way decides what the data dir must hold.
+  await ensurePrivateDir(config.dataDir);
   const store = await openStore(config.db);
   let app: MusterApp | undefined;
+  let identity: ServerIdentity;
+  let renewer: ServerIdentityRenewer;
   try {
-    app = await buildApp({ config, store, identity, clock, ids, logger });
+    identity = await prepareDataDir({
+      dir: config.dataDir,
+      trustDomain: config.trustDomain,
+      sans,
+      ...(config.adminTokenFile ? { adminTokenFile: config.adminTokenFile } : {}),
+      ...(config.fleetRoot ? { fleetRoot: config.fleetRoot } : {}),
+      clock,
+      ids,
+      rotation: await rotationOnRecord(store),
+    });
+    if (identity.fleetRoot.keyInDataDir)
+      logger.warn(
+        { file: join(config.dataDir, 'root.key') },
+        'the fleet root private key is in the data dir: fine for a trial; in production keep it offline ("muster root init --out FILE" on another machine, then --fleet-root)',
+      );
+    renewer = new ServerIdentityRenewer({
+      identity,
+      sans,
+      clock,
+      ids,
+      apply: () => app?.applyServerIdentity(),
+    });
+    const check = renewer.check.bind(renewer);
+    app = await buildApp({ config, store, identity, clock, ids, logger, renewServerIdentity: check });
     await app.agent.listen({ host: config.listen.host, port: config.listen.port });
     await app.admin.listen({ host: config.adminListen.host, port: config.adminListen.port });
   } catch (err) {
@@ -62,20 +85,6 @@ export async function startServer(
     throw err;
   }
   const running = app;
-  const agentUrl = urlOf('https', running.agent);
-  const adminUrl = urlOf(running.adminTls ? 'https' : 'http', running.admin);
-  const renewer = new ServerIdentityRenewer({
-    identity,
-    sans,
-    clock,
-    ids,
-    apply(chain, key) {
-      const tls = (plane: MusterApp['agent']) => plane.server as unknown as HttpsServer;
-      tls(running.agent).setSecureContext({ key, cert: chain, ca: [identity.ca.pem], minVersion: 'TLSv1.2' });
-      // The admin plane presents the server identity too, unless an operator gave it its own.
-      if (running.adminTls && !config.adminCert) tls(running.admin).setSecureContext({ key, cert: chain });
-    },
-  });
   const background = new AbortController();
   renewer.start(
     3_600_000,
@@ -92,8 +101,8 @@ export async function startServer(
     app: running,
     identity,
     store,
-    agentUrl,
-    adminUrl,
+    agentUrl: urlOf('https', running.agent),
+    adminUrl: urlOf(running.adminTls ? 'https' : 'http', running.admin),
     renewServerIdentity: () => renewer.check(),
     stop() {
       background.abort();

@@ -1,7 +1,7 @@
 import type { Command } from '../command.js';
 import { agentCommand } from './agent.js';
 import { benchCommand } from './bench.js';
-import { caStatus } from './ca.js';
+import { caFinish, caRotate, caStatus } from './ca.js';
 import { commandsList, commandsShow } from './commands.js';
 import { demoCommand } from './demo.js';
 import { eventsCommand } from './events.js';
@@ -28,6 +28,8 @@ export const COMMANDS: readonly Command[] = [
   nodesRotate,
   eventsCommand,
   caStatus,
+  caRotate,
+  caFinish,
   rootInit,
   policyShow,
   policyEdit,

@@ -4,6 +4,7 @@ import type { FastifyRequest } from 'fastify';
 import type { Clock } from '../clock.js';
 import { UnauthorizedError } from '../errors.js';
 import type { NodeIdentity, RefusedSerial } from '../features/nodes/service.js';
+import type { FleetRoots } from '../pki/fleet.js';
 import type { LiveConnections } from './connections.js';
 
 declare module 'fastify' {
@@ -42,6 +43,8 @@ export interface SocketIdentityDeps {
   noteRefusedSerial(serial: string): Promise<RefusedSerial>;
   connections: Pick<LiveConnections, 'track'>;
   clock: Clock;
+  /** The roots trusted now: a connection made before a root was retired is refused all the same. */
+  roots: Pick<FleetRoots, 'trusts' | 'retiring'>;
 }
 
 /**
@@ -60,6 +63,12 @@ export async function identifySocket(socket: TLSSocket, deps: SocketIdentityDeps
   if (!cert || Date.parse(cert.validTo) <= deps.clock.now()) {
     throw new UnauthorizedError('the client certificate has expired', 'identity_expired');
   }
+  if (!deps.roots.trusts(cert)) {
+    throw new UnauthorizedError(
+      'the client certificate comes from a fleet CA that was retired; enroll this node again with a new join token',
+      'identity_retired_root',
+    );
+  }
   const serial = cert.serialNumber.toLowerCase();
   const identity = await deps.identityBySerial(serial);
   if (!identity) {
@@ -76,7 +85,7 @@ export async function identifySocket(socket: TLSSocket, deps: SocketIdentityDeps
   }
   if (identity.pending) await deps.promote(identity.id, serial);
   deps.connections.track(identity.id, socket);
-  return identity;
+  return deps.roots.retiring(cert) ? { ...identity, onRetiringRoot: true } : identity;
 }
 
 /** The per-request form of identifySocket, as an onRequest hook of the agent plane. */

@@ -61,11 +61,22 @@ export class CertificateAuthority {
     return new CertificateAuthority(certPem, createPrivateKey(keyPem), trustDomain);
   }
 
-  /** Makes a new self-signed root; returns it with its private key as PKCS#8 PEM. */
-  static create(opts: { now: number; lifetimeMs: number; trustDomain: string; serial: string }) {
+  /**
+   * Makes a new self-signed root; returns it with its private key as PKCS#8 PEM. A root made
+   * by a rotation carries a `generation` in its name, so operators (and chain building) can
+   * tell it from the root it replaces.
+   */
+  static create(opts: {
+    now: number;
+    lifetimeMs: number;
+    trustDomain: string;
+    serial: string;
+    generation?: string;
+  }) {
     const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const suffix = opts.generation ? ` ${opts.generation}` : '';
     const name = nameDer([
-      [OIDS.commonName, `Muster fleet CA ${opts.trustDomain}`],
+      [OIDS.commonName, `Muster fleet CA ${opts.trustDomain}${suffix}`],
       [OIDS.organization, 'Muster'],
     ]);
     const pem = issueCertificate(
@@ -88,6 +99,16 @@ export class CertificateAuthority {
 
   get notAfter(): number {
     return Date.parse(this.certificate.validTo);
+  }
+
+  /** The certificate's serial in lowercase hex, as the store and the ledger name it. */
+  get serial(): string {
+    return this.certificate.serialNumber.toLowerCase();
+  }
+
+  /** True when this root issued the certificate (names and key identifiers match). */
+  issued(cert: X509Certificate): boolean {
+    return cert.checkIssued(this.certificate);
   }
 
   /** The SPIFFE ID a node's certificate carries. */

@@ -1,5 +1,5 @@
 import { generateKeyPairSync, X509Certificate as NodeX509, randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { assertPrivateFiles, ensurePrivateDir, writeFileAtomic } from '@muster/host';
@@ -7,13 +7,19 @@ import type { Clock, IdSource } from '../clock.js';
 import { CertificateAuthority, isIpAddress } from './ca.js';
 import { type FleetRoot, fleetRootPaths, loadFleetRoot } from './fleet-root.js';
 
-const CA_LIFETIME_MS = 10 * 365 * 86_400_000;
+export const CA_LIFETIME_MS = 10 * 365 * 86_400_000;
 /** The server's own TLS identity is short-lived too: renewed in place when a third is left. */
 export const SERVER_CERT_LIFETIME_MS = 30 * 86_400_000;
 
 /** The server's keys and credentials as found or made in its data dir. */
 export interface ServerIdentity {
+  /**
+   * The root behind the server's own TLS certificate, which join lines pin (`ca.pem`). During
+   * a CA rotation it is the old root, so agents that trust only it can still connect.
+   */
   ca: CertificateAuthority;
+  /** During a CA rotation: the new root (`ca-<serial>.pem`), which issues every node certificate. */
+  nextCa?: CertificateAuthority;
   serverKeyPem: string;
   serverCertPem: string;
   adminToken: string;
@@ -46,6 +52,18 @@ export function dataDirPaths(dir: string): DataDirPaths {
     adminToken: join(dir, 'admin.token'),
     ledgerKey: join(dir, 'ledger.key'),
   };
+}
+
+/** Where a root made by `muster ca rotate` is kept until the rotation finishes. */
+export function rotatedCaPaths(dir: string, serial: string): { cert: string; key: string } {
+  return { cert: join(dir, `ca-${serial}.pem`), key: join(dir, `ca-${serial}.key`) };
+}
+
+/** The rotation as the shared store records it, which decides what the data dir should hold. */
+export interface RotationOnRecord {
+  state: 'none' | 'overlap' | 'finished';
+  /** The serial of the root the rotation made. */
+  newSerial: string | null;
 }
 
 async function readIfExists(path: string): Promise<string | undefined> {
@@ -83,6 +101,8 @@ export async function prepareDataDir(opts: {
   ids: IdSource;
   /** `--fleet-root`: a public key or a file holding one. */
   fleetRoot?: string;
+  /** What the store says about a CA rotation; none when absent. */
+  rotation?: RotationOnRecord;
 }): Promise<ServerIdentity> {
   const paths = dataDirPaths(opts.dir);
   await ensurePrivateDir(opts.dir);
@@ -96,6 +116,12 @@ export async function prepareDataDir(opts: {
   ]);
   const created: string[] = [];
   const now = opts.clock.now();
+  const rotation = opts.rotation ?? { state: 'none', newSerial: null };
+  // A finish recorded in the store whose files were not all moved (a crash): complete it first.
+  if (rotation.state === 'finished' && rotation.newSerial) {
+    const next = rotatedCaPaths(opts.dir, rotation.newSerial);
+    if ((await readIfExists(next.key)) !== undefined) await promoteRotatedCa(paths, next);
+  }
 
   let ca: CertificateAuthority;
   const caKeyPem = await readIfExists(paths.caKey);
@@ -116,6 +142,11 @@ export async function prepareDataDir(opts: {
     await writeFileAtomic(paths.caCert, ca.pem, 0o644);
     created.push(paths.caCert, paths.caKey);
   }
+
+  const nextCa =
+    rotation.state === 'overlap' && rotation.newSerial
+      ? await loadRotatedCa(opts.dir, rotation.newSerial, opts.trustDomain)
+      : undefined;
 
   let serverKeyPem = await readIfExists(paths.serverKey);
   let serverCertPem = await readIfExists(paths.serverCert);
@@ -159,6 +190,7 @@ export async function prepareDataDir(opts: {
   return {
     ca,
     fleetRoot,
+    ...(nextCa ? { nextCa } : {}),
     serverKeyPem,
     serverCertPem,
     adminToken,
@@ -166,6 +198,58 @@ export async function prepareDataDir(opts: {
     paths: { ...paths, adminToken: tokenPath },
     created,
   };
+}
+
+/** Loads the root a rotation made; refuses to go on without it, since it issues every certificate. */
+export async function loadRotatedCa(
+  dir: string,
+  serial: string,
+  trustDomain: string,
+): Promise<CertificateAuthority> {
+  const next = rotatedCaPaths(dir, serial);
+  await assertPrivateFiles([next.key]);
+  const [certPem, keyPem] = [await readIfExists(next.cert), await readIfExists(next.key)];
+  if (!certPem || !keyPem)
+    throw new Error(
+      `a fleet CA rotation is in progress but ${next.cert} or ${next.key} is missing (replicas must share one data dir)`,
+    );
+  return CertificateAuthority.load(certPem, keyPem, trustDomain);
+}
+
+/**
+ * The root a finished rotation made, as another replica left it in the shared data dir: still
+ * under its own name, or already moved to `ca.pem`. Throws while neither holds it yet.
+ */
+export async function loadFinishedCa(
+  paths: DataDirPaths,
+  serial: string,
+  trustDomain: string,
+): Promise<CertificateAuthority> {
+  const next = rotatedCaPaths(paths.dir, serial);
+  if ((await readIfExists(next.key)) !== undefined) return loadRotatedCa(paths.dir, serial, trustDomain);
+  const ca = CertificateAuthority.load(
+    await readFile(paths.caCert, 'utf8'),
+    await readFile(paths.caKey, 'utf8'),
+    trustDomain,
+  );
+  if (ca.serial !== serial) throw new Error(`${paths.caCert} does not hold the rotated fleet CA yet`);
+  return ca;
+}
+
+/**
+ * Makes a rotated root the fleet CA on disk: its key and certificate replace `ca.key` and
+ * `ca.pem` (the old root's key is gone from then on), then its own files go. Each step is
+ * atomic and the whole is safe to repeat, so a start after a crash half-way completes it.
+ */
+export async function promoteRotatedCa(
+  paths: DataDirPaths,
+  next: { cert: string; key: string },
+): Promise<void> {
+  const [certPem, keyPem] = await Promise.all([readFile(next.cert, 'utf8'), readFile(next.key, 'utf8')]);
+  await writeFileAtomic(paths.caKey, keyPem, 0o600);
+  await writeFileAtomic(paths.caCert, certPem, 0o644);
+  await rm(next.key, { force: true });
+  await rm(next.cert, { force: true });
 }
 
 /** True when the server certificate is not the CA's, lacks a name it must carry, or has a third of its lifetime left. */

@@ -8,14 +8,15 @@ export interface ServerIdentityRenewerDeps {
   sans: readonly string[];
   clock: Clock;
   ids: IdSource;
-  /** Puts the new certificate chain in front of new connections (`server.setSecureContext`). */
-  apply(chainPem: string, keyPem: string): void;
+  /** Puts the new certificate in front of new connections (`server.setSecureContext`). */
+  apply(): void;
 }
 
 /**
  * Keeps the server's own TLS certificate fresh without a restart: when a third of its lifetime
- * is left, a new one is issued for the same key, written atomically, and handed to the
- * listeners. Connections already open keep the certificate they were set up with.
+ * is left, or it is not from the fleet CA now presented (a CA rotation finished), a new one is
+ * issued for the same key, written atomically, and handed to the listeners. Connections
+ * already open keep the certificate they were set up with.
  */
 export class ServerIdentityRenewer {
   constructor(private readonly deps: ServerIdentityRenewerDeps) {}
@@ -34,7 +35,7 @@ export class ServerIdentityRenewer {
     });
     await writeFileAtomic(identity.paths.serverCert, issued.pem, 0o644);
     identity.serverCertPem = issued.pem;
-    this.deps.apply(serverChain(identity), identity.serverKeyPem);
+    this.deps.apply();
     return true;
   }
 

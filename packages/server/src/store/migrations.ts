@@ -264,6 +264,36 @@ function migrations(traits: DialectTraits): Record<string, Migration> {
           .execute();
       },
     },
+    '0008_ca_rotation': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('ca_rotation')
+          .addColumn('id', 'integer', (c) => c.primaryKey())
+          .addColumn('state', 'text', (c) => c.notNull())
+          .addColumn('old_serial', 'text')
+          .addColumn('old_pem', 'text')
+          .addColumn('new_serial', 'text')
+          .addColumn('new_pem', 'text')
+          .addColumn('started_at', 'bigint')
+          .addColumn('finished_at', 'bigint')
+          .execute();
+        // One row from the start: starting a rotation is then one conditional update, which
+        // exactly one of two racing replicas wins.
+        await (db as unknown as Kysely<Schema>)
+          .insertInto('ca_rotation')
+          .values({
+            id: 1,
+            state: 'none',
+            old_serial: null,
+            old_pem: null,
+            new_serial: null,
+            new_pem: null,
+            started_at: null,
+            finished_at: null,
+          })
+          .execute();
+      },
+    },
   };
 }
 

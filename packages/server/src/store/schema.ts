@@ -174,6 +174,24 @@ export interface CommandTargetsTable {
   updated_at: number;
 }
 
+/**
+ * The fleet CA's rotation, one row (id 1) shared by every replica: `overlap` from
+ * `muster ca rotate` until `muster ca finish`, when both roots are trusted and the new one
+ * issues. The keys stay in the data dir; only the certificates are kept here.
+ */
+export interface CaRotationTable {
+  id: number;
+  state: 'none' | 'overlap' | 'finished';
+  /** The root being (or last) retired. */
+  old_serial: string | null;
+  old_pem: string | null;
+  /** The root that issues from the start of the overlap. */
+  new_serial: string | null;
+  new_pem: string | null;
+  started_at: number | null;
+  finished_at: number | null;
+}
+
 export interface Schema {
   policies: PoliciesTable;
   operators: OperatorsTable;
@@ -192,4 +210,5 @@ export interface Schema {
   telemetry_hour: TelemetryRollupTable;
   events: EventsTable;
   event_head: EventHeadTable;
+  ca_rotation: CaRotationTable;
 }

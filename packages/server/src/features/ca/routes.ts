@@ -1,7 +1,25 @@
-import { CaStatus } from '@muster/proto';
+import { CaFinishRequest, CaStatus } from '@muster/proto';
 import type { FastifyInstance } from 'fastify';
+import type { CaRotationService } from './rotation.js';
 import type { CaService } from './service.js';
 
-export function caRoutes(app: FastifyInstance, ca: Pick<CaService, 'status'>): void {
+export function caRoutes(
+  app: FastifyInstance,
+  ca: Pick<CaService, 'status'>,
+  rotation: Pick<CaRotationService, 'rotate' | 'finish'>,
+): void {
   app.get('/v1/ca', { schema: { response: { 200: CaStatus } } }, async () => ca.status());
+  // Both answer with the status as it stands after the step, so the CLI shows what changed.
+  app.post('/v1/ca/rotate', { schema: { response: { 201: CaStatus } } }, async (request, reply) => {
+    await rotation.rotate(request.actor);
+    return reply.code(201).send(await ca.status());
+  });
+  app.post(
+    '/v1/ca/finish',
+    { schema: { body: CaFinishRequest, response: { 200: CaStatus } } },
+    async (request) => {
+      await rotation.finish(request.actor, (request.body as CaFinishRequest | undefined)?.force === true);
+      return ca.status();
+    },
+  );
 }

@@ -3,9 +3,9 @@ import { isNodeName, isProfile } from '@muster/proto';
 import type { Clock, IdSource } from '../../clock.js';
 import type { DecisionRecorder } from '../../decisions/recorder.js';
 import { ConflictError, ForbiddenError, UnauthorizedError, UnprocessableError } from '../../errors.js';
-import type { CertificateAuthority } from '../../pki/ca.js';
 import { recordCertificate } from '../../pki/certificates.js';
 import { verifiedCsrKey } from '../../pki/csr.js';
+import type { FleetRoots } from '../../pki/fleet.js';
 import type { Store } from '../../store/db.js';
 import type { DialectTraits } from '../../store/dialect.js';
 import { DEFAULT_PROFILE, hashTokenSecret } from '../tokens/service.js';
@@ -20,7 +20,7 @@ export interface EnrollmentDeps {
   clock: Clock;
   ids: IdSource;
   decisions: DecisionRecorder;
-  ca: CertificateAuthority;
+  roots: Pick<FleetRoots, 'issuer' | 'presented' | 'bundle'>;
   certLifetimeMs: number;
   /** The interval a new agent is told to report at. */
   heartbeatIntervalMs: () => number;
@@ -34,7 +34,8 @@ export class EnrollmentService {
   constructor(private readonly deps: EnrollmentDeps) {}
 
   async enroll(request: EnrollRequest): Promise<EnrollResponse> {
-    const { write, traits, clock, ids, decisions, ca } = this.deps;
+    const { write, traits, clock, ids, decisions, roots } = this.deps;
+    const ca = roots.issuer();
     // Everything that can be refused without the token is checked first, so a bad request
     // never uses a token up.
     const spki = verifiedCsrKey(request.csr);
@@ -180,10 +181,12 @@ export class EnrollmentService {
       nodeId,
       name,
       certificate: issued.pem,
-      caBundle: ca.pem,
+      // Every root trusted now: during a rotation, the new one as well as the one pinned.
+      caBundle: roots.bundle(),
       notAfter: new Date(issued.notAfter).toISOString(),
       trust: {
-        caPin: ca.pin,
+        // The root the join line pinned: the one behind the server's certificate.
+        caPin: roots.presented().pin,
         trustDomain: ca.trustDomain,
         ...(this.deps.ledgerKey ? { ledgerKey: this.deps.ledgerKey } : {}),
         ...(this.deps.fleetRoot ? { fleetRoot: this.deps.fleetRoot } : {}),

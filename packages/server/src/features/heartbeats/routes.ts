@@ -11,6 +11,8 @@ export interface HeartbeatDeps {
   heartbeatIntervalMs: () => number;
   /** The newest signed ledger checkpoint, handed to every agent to witness. */
   latestCheckpoint?: () => string | undefined;
+  /** How long a node on a retiring root gets to renew onto the new one (a CA rotation). */
+  renewWindowSec?: () => number;
 }
 
 /** Records a heartbeat and makes its answer; the HTTP route and the agent channel share it. */
@@ -24,6 +26,7 @@ export function heartbeatAcker(deps: HeartbeatDeps) {
       heartbeatIntervalSec: Math.round(deps.heartbeatIntervalMs() / 1000),
       serverTime: new Date(now).toISOString(),
       ...(node.rekeyRequested ? { rekey: true } : {}),
+      ...(node.onRetiringRoot && deps.renewWindowSec ? { renewWithinSec: deps.renewWindowSec() } : {}),
       ...(checkpoint ? { checkpoint } : {}),
     };
   };

@@ -50,6 +50,8 @@ export interface NodeIdentity {
   pending: boolean;
   /** An operator asked this node to move to a fresh key. */
   rekeyRequested: boolean;
+  /** The presented certificate comes from the root a CA rotation retires: renew onto the new one. */
+  onRetiringRoot?: boolean;
 }
 
 /** Why a presented serial maps to no node. */

@@ -2,9 +2,9 @@ import type { RenewResponse } from '@muster/proto';
 import type { Clock, IdSource } from '../../clock.js';
 import type { DecisionRecorder } from '../../decisions/recorder.js';
 import { BadRequestError, UnauthorizedError } from '../../errors.js';
-import type { CertificateAuthority } from '../../pki/ca.js';
 import { recordCertificate } from '../../pki/certificates.js';
 import { verifiedCsr } from '../../pki/csr.js';
+import type { FleetRoots } from '../../pki/fleet.js';
 import type { Store } from '../../store/db.js';
 import type { NodeIdentity } from '../nodes/service.js';
 
@@ -13,7 +13,7 @@ export interface RenewalDeps {
   clock: Clock;
   ids: IdSource;
   decisions: DecisionRecorder;
-  ca: Pick<CertificateAuthority, 'issueNodeCertificate' | 'pem'>;
+  roots: Pick<FleetRoots, 'issuer' | 'bundle'>;
   certLifetimeMs: number;
 }
 
@@ -30,7 +30,7 @@ export class RenewalService {
    * @param presentedSpki the public key of the certificate the node presented
    */
   async renew(node: NodeIdentity, csrPem: string, presentedSpki: Uint8Array): Promise<RenewResponse> {
-    const { write, clock, ids, decisions, ca } = this.deps;
+    const { write, clock, ids, decisions, roots } = this.deps;
     const csr = verifiedCsr(csrPem);
     if (csr.commonNames.length !== 1 || csr.commonNames[0] !== node.name) {
       throw new BadRequestError(
@@ -46,7 +46,8 @@ export class RenewalService {
       );
     }
     const now = clock.now();
-    const issued = ca.issueNodeCertificate({
+    // During a CA rotation the new root issues, which moves the node onto it.
+    const issued = roots.issuer().issueNodeCertificate({
       spki: csr.spki,
       name: node.name,
       nodeId: node.id,
@@ -98,7 +99,7 @@ export class RenewalService {
     return {
       certificate: issued.pem,
       notAfter: new Date(issued.notAfter).toISOString(),
-      caBundle: ca.pem,
+      caBundle: roots.bundle(),
     };
   }
 }

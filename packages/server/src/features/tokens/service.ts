@@ -22,7 +22,8 @@ export interface TokenServiceDeps {
   clock: Clock;
   ids: IdSource;
   decisions: DecisionRecorder;
-  caPin: string;
+  /** The pin join lines carry: the root behind the server's certificate, which a rotation changes at its finish. */
+  caPin: () => string;
   /** `sha256:…` of the fleet root key: join lines carry it so agents pin the root that signs policies. */
   rootPin?: string;
   /** The agent-plane URL join lines carry. */
@@ -71,12 +72,12 @@ export class TokenService {
     const command = [
       'muster agent',
       `--server ${this.deps.publicUrl()}`,
-      `--ca-pin ${this.deps.caPin}`,
+      `--ca-pin ${this.deps.caPin()}`,
       ...(this.deps.rootPin ? [`--root-pin ${this.deps.rootPin}`] : []),
       `--token ${secret}`,
       ...(row.name ? [`--name ${row.name}`] : []),
     ].join(' ');
-    return { ...tokenView(row, now), secret, caPin: this.deps.caPin, agentCommand: command };
+    return { ...tokenView(row, now), secret, caPin: this.deps.caPin(), agentCommand: command };
   }
 
   async list(): Promise<TokenView[]> {
