@@ -53,6 +53,7 @@ for (const dialect of dialects()) {
             startAgent(sandbox, {
               server: new URL(t.server.agentUrl),
               caPin: oldCa.pin,
+              rootPin: t.server.rootPin,
               token: token.secret,
               name,
             }),

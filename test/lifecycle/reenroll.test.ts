@@ -38,6 +38,7 @@ for (const dialect of dialects()) {
         const base = {
           server: new URL(t.server.agentUrl),
           caPin: t.server.identity.ca.pin,
+          rootPin: t.server.rootPin,
           name: 'lc-expired',
         };
         const first = startAgent(sandbox, { ...base, token: await token(t) });
@@ -83,6 +84,7 @@ for (const dialect of dialects()) {
         const base = {
           server: new URL(t.server.agentUrl),
           caPin: t.server.identity.ca.pin,
+          rootPin: t.server.rootPin,
           name: 'lc-revoked',
         };
         const first = startAgent(sandbox, { ...base, token: await token(t) });

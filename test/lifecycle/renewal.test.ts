@@ -67,6 +67,7 @@ for (const dialect of dialects()) {
             {
               server: new URL(t.server.agentUrl),
               caPin: t.server.identity.ca.pin,
+              rootPin: t.server.rootPin,
               token: secret,
               name,
               // Renew after about 2 s of a 60 s lifetime.
@@ -128,6 +129,7 @@ for (const dialect of dialects()) {
       const run = startAgent(sandbox, {
         server: new URL(t.server.agentUrl),
         caPin: t.server.identity.ca.pin,
+        rootPin: t.server.rootPin,
         token: await token(t),
         name: 'lc-rotate',
       });

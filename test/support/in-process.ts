@@ -1,7 +1,7 @@
 import type { AgentConfig, AgentOptions, StoredIdentity } from '@muster/agent';
 import { runAgent } from '@muster/agent';
 import type { Log } from '@muster/host';
-import type { HeartbeatAck } from '@muster/proto';
+import { type HeartbeatAck, keyFingerprint } from '@muster/proto';
 import { type Clock, createLogger, type RunningServer, serverConfigFrom, startServer } from '@muster/server';
 import type { Sandbox } from './sandbox.js';
 
@@ -13,7 +13,7 @@ export type Json = ReturnType<typeof JSON.parse>;
  * that needs an injected clock (renewal, skew), which a child process cannot be given.
  */
 export interface InProcessServer {
-  server: RunningServer;
+  server: RunningServer & { rootPin: string };
   admin(
     method: 'GET' | 'POST' | 'DELETE',
     path: string,
@@ -41,7 +41,8 @@ export async function startInProcessServer(
   const server = await startServer(config, { logger: createLogger('silent'), ...(clock ? { clock } : {}) });
   const token = server.identity.adminToken;
   return {
-    server,
+    // The --root-pin of this server's join lines, for agents started without one.
+    server: Object.assign(server, { rootPin: keyFingerprint(server.identity.fleetRoot.publicKey) }),
     async admin(method, path, body) {
       const res = await server.app.admin.inject({
         method,

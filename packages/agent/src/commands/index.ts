@@ -61,9 +61,19 @@ export async function startCommands(opts: CommandsOptions): Promise<AgentCommand
     ...(opts.now ? { now: opts.now } : {}),
   });
   const underway = new Set<Promise<void>>();
+  // A policy is taken before any command that came after it is checked.
+  let policies: Promise<void> = Promise.resolve();
+  const offer = (signed: unknown) => {
+    policies = policies
+      .then(() => runner.offerPolicy(signed))
+      .catch((err) =>
+        opts.log.error('could not store the command policy', { error: (err as Error).message }),
+      );
+    return policies;
+  };
   const run = (signed: unknown) => {
-    const done = runner
-      .handle(signed)
+    const done = policies
+      .then(() => runner.handle(signed))
       .catch((err) => opts.log.error('a command could not be handled', { error: (err as Error).message }))
       .finally(() => underway.delete(done));
     underway.add(done);
@@ -71,7 +81,7 @@ export async function startCommands(opts: CommandsOptions): Promise<AgentCommand
   return {
     onMessage(message) {
       if (message.type === 'command') run(message.signed);
-      else if (message.type === 'policy') void runner.offerPolicy(message.signed);
+      else if (message.type === 'policy') void offer(message.signed);
       else if (message.type === 'receipt_ack') void runner.acked(message.commandId);
       else if (message.type === 'error' && message.commandId) {
         // Refused for good (not ours, bad signature): sending it again would not help.
@@ -85,7 +95,7 @@ export async function startCommands(opts: CommandsOptions): Promise<AgentCommand
     async afterHeartbeat(ack) {
       if (ack.policyVersion !== undefined && ack.policyVersion > runner.policy.version) {
         const signed = await opts.request<unknown>('GET', '/v1/agent/policy').catch(() => undefined);
-        if (signed) await runner.offerPolicy(signed);
+        if (signed) await offer(signed);
       }
       for (const signed of ack.commands ?? []) run(signed);
       runner.resend();
