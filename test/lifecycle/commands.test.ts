@@ -8,6 +8,7 @@ import {
   type TokenCreated,
 } from '@muster/proto';
 import {
+  answered,
   command,
   dataDirRoot,
   makeOperator,
@@ -23,18 +24,6 @@ import {
 } from '../support/in-process.js';
 import { waitFor } from '../support/processes.js';
 import { dialects, Sandbox } from '../support/sandbox.js';
-
-const FINAL = ['succeeded', 'failed', 'timed_out', 'rejected', 'interrupted', 'expired'];
-
-/** Polls a command until every target has an answer. */
-export async function answered(t: InProcessServer, id: string): Promise<CommandView> {
-  return waitFor(`command ${id} to be answered everywhere`, async () => {
-    const res = await t.admin('GET', `/v1/commands/${id}`);
-    assert.equal(res.status, 200, JSON.stringify(res.json));
-    const view = res.json as CommandView;
-    return view.targets!.every((x) => FINAL.includes(x.state)) ? view : undefined;
-  });
-}
 
 for (const dialect of dialects()) {
   describe(`signed commands from operator to receipt (${dialect})`, () => {

@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import {
   type Command,
   type CommandTarget,
+  type CommandView,
+  FINAL_TARGET_STATES,
   formatPublicKey,
   keyFingerprint,
   type Policy,
@@ -13,6 +15,8 @@ import {
   signCommand,
   signPolicy,
 } from '@muster/proto';
+import type { InProcessServer } from './in-process.js';
+import { waitFor } from './processes.js';
 
 /** An operator's key pair as `muster operator keygen` makes one. */
 export interface Operator {
@@ -116,4 +120,14 @@ export function testPolicy(dir: string, operators: Operator[], version = 1): Pol
     })),
     profiles: { web: { actions: web }, db: { actions: { echo: web.echo } } },
   };
+}
+
+/** Polls a command until every target has an answer. */
+export async function answered(t: InProcessServer, id: string): Promise<CommandView> {
+  return waitFor(`command ${id} to be answered everywhere`, async () => {
+    const res = await t.admin('GET', `/v1/commands/${id}`);
+    assert.equal(res.status, 200, JSON.stringify(res.json));
+    const view = res.json as CommandView;
+    return view.targets!.every((x) => FINAL_TARGET_STATES.includes(x.state)) ? view : undefined;
+  });
 }
