@@ -2,6 +2,7 @@ import { parseDuration } from '@muster/proto';
 import { channelsScenario } from './channels.js';
 import { enrollScenario } from './enroll.js';
 import { eventsScenario } from './events.js';
+import { fanoutScenario } from './fanout.js';
 import { heartbeatScenario } from './heartbeat.js';
 import { ledgerScenario } from './ledger.js';
 import { renewScenario } from './renew.js';
@@ -51,6 +52,13 @@ export async function runScenario(name: string, values: Record<string, unknown>)
         agents: count(values.agents, 20_000, 'agents'),
         durationMs: duration(values.duration, '20s'),
         processes: 4,
+      });
+    case 'fanout':
+      return fanoutScenario({
+        agents: count(values.agents, 10_000, 'agents'),
+        rounds: 5,
+        processes: 4,
+        ...(db ? { db } : {}),
       });
     case 'events':
       return eventsScenario({

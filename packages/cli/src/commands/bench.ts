@@ -5,7 +5,7 @@ export const benchCommand: Command = {
   path: ['bench'],
   args: 'SCENARIO',
   summary:
-    'run a benchmark: heartbeat, enroll, channels, events (a real server on loopback) or ledger (the store)',
+    'run a benchmark: heartbeat, enroll, renew, channels, fanout, events (a real server on loopback) or ledger (the store)',
   details:
     'Each scenario prints one JSON line per figure, beside the limit measured in the same run.\n' +
     "Scenarios raise the server's rate limits for their own run and say so.",
@@ -44,7 +44,9 @@ export const benchCommand: Command = {
   async run({ values, positionals }) {
     const [scenario, extra] = positionals;
     if (!scenario || extra !== undefined)
-      throw new UsageError('expected one SCENARIO: heartbeat, enroll, channels, events or ledger');
+      throw new UsageError(
+        'expected one SCENARIO: heartbeat, enroll, renew, channels, fanout, events or ledger',
+      );
     let bench: { runScenario(name: string, values: Record<string, unknown>): Promise<void> };
     try {
       const specifier = '@muster/bench'; // an optional part of the install, resolved at run time
