@@ -1,4 +1,5 @@
 export * from './channel.js';
+export * from './console.js';
 export * from './der.js';
 export * from './duration.js';
 export * from './events.js';

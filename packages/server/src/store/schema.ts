@@ -134,6 +134,20 @@ export interface TelemetryRollupTable {
   disk_max: number;
 }
 
+/** A console sign-in: only the SHA-256 of the cookie's secret is kept. */
+export interface ConsoleSessionsTable {
+  id_hash: string;
+  created_at: number;
+  expires_at: number;
+}
+
+/** A one-time sign-in link's code (hashed), as `muster server` and `muster demo` print it. */
+export interface ConsoleSigninCodesTable {
+  code_hash: string;
+  expires_at: number;
+  used_at: number | null;
+}
+
 export interface Schema {
   tokens: TokensTable;
   nodes: NodesTable;
@@ -148,4 +162,6 @@ export interface Schema {
   telemetry_hour: TelemetryRollupTable;
   events: EventsTable;
   event_head: EventHeadTable;
+  console_sessions: ConsoleSessionsTable;
+  console_signin_codes: ConsoleSigninCodesTable;
 }
