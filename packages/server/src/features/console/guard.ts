@@ -23,7 +23,9 @@ export function sameOrigin(request: FastifyRequest): boolean {
   const origin = request.headers.origin;
   if (origin === undefined) return true;
   try {
-    return new URL(origin).host === request.headers.host;
+    // Through URL on both sides, so a default port written out (":80") compares equal.
+    const from = new URL(origin);
+    return new URL(`${from.protocol}//${request.headers.host}`).host === from.host;
   } catch {
     return false;
   }
