@@ -120,7 +120,10 @@ for (const dialect of dialects()) {
       assert.equal(out.statusCode, 204);
       assert.match(String(out.headers['set-cookie']), /Max-Age=0/);
       await assertProblem(await admin.inject({ method: 'GET', url: '/v1/nodes', headers: { cookie } }), 401);
-      await assertProblem(await admin.inject({ method: 'GET', url: '/v1/session', headers: { cookie } }), 401);
+      await assertProblem(
+        await admin.inject({ method: 'GET', url: '/v1/session', headers: { cookie } }),
+        401,
+      );
     });
 
     test('a change made with the cookie needs the CSRF token and a same-origin request', async () => {
@@ -155,7 +158,10 @@ for (const dialect of dialects()) {
 
       const late = /#code=(.+)$/.exec(await t.server.signInLink())![1]!;
       t.clock.advance(SIGNIN_CODE_LIFETIME_MS + 1000);
-      await assertProblem(await admin.inject({ method: 'POST', url: '/v1/session', payload: { code: late } }), 401);
+      await assertProblem(
+        await admin.inject({ method: 'POST', url: '/v1/session', payload: { code: late } }),
+        401,
+      );
     });
 
     test('GET /v1/fleet gives the fleet bar its figures', async () => {
@@ -172,7 +178,8 @@ for (const dialect of dialects()) {
       try {
         const { cookie, csrf } = await signIn(a.server.app.admin, a.server.identity.adminToken);
         assert.equal(
-          (await b.server.app.admin.inject({ method: 'GET', url: '/v1/nodes', headers: { cookie } })).statusCode,
+          (await b.server.app.admin.inject({ method: 'GET', url: '/v1/nodes', headers: { cookie } }))
+            .statusCode,
           200,
         );
         const out = await b.server.app.admin.inject({
