@@ -1,12 +1,13 @@
 import { parseDuration } from '@muster/proto';
 import { channelsScenario } from './channels.js';
+import { consoleScenario } from './console.js';
 import { enrollScenario } from './enroll.js';
 import { eventsScenario } from './events.js';
 import { heartbeatScenario } from './heartbeat.js';
 import { ledgerScenario } from './ledger.js';
 import { renewScenario } from './renew.js';
 
-const SCENARIOS = ['heartbeat', 'enroll', 'renew', 'ledger', 'channels', 'events'] as const;
+const SCENARIOS = ['heartbeat', 'enroll', 'renew', 'ledger', 'channels', 'events', 'console'] as const;
 
 function count(value: unknown, fallback: number, flag: string): number {
   if (value === undefined) return fallback;
@@ -51,6 +52,13 @@ export async function runScenario(name: string, values: Record<string, unknown>)
         agents: count(values.agents, 20_000, 'agents'),
         durationMs: duration(values.duration, '20s'),
         processes: 4,
+      });
+    case 'console':
+      return consoleScenario({
+        nodes: count(values.agents, 10_000, 'agents'),
+        eventsPerSec: count(values.rate, 1000, 'rate'),
+        durationMs: duration(values.duration, '10s'),
+        ...(db ? { db } : {}),
       });
     case 'events':
       return eventsScenario({

@@ -15,7 +15,7 @@ const KIND_GROUPS = [
 ];
 const OPERATOR_KINDS = new Set(['note', 'incident', 'ack', 'resolve', 'tag']);
 /** Rows drawn at once; the feed keeps more in memory and shows the newest. */
-const SHOWN = 300;
+const SHOWN = 100;
 
 function kindMatches(kind: string, filter: string): boolean {
   if (filter === '') return true;
