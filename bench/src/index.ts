@@ -1,5 +1,6 @@
 import { parseDuration } from '@muster/proto';
 import { channelsScenario } from './channels.js';
+import { consoleScenario } from './console.js';
 import { enrollScenario } from './enroll.js';
 import { eventsScenario } from './events.js';
 import { fanoutScenario } from './fanout.js';
@@ -7,7 +8,7 @@ import { heartbeatScenario } from './heartbeat.js';
 import { ledgerScenario } from './ledger.js';
 import { renewScenario } from './renew.js';
 
-const SCENARIOS = ['heartbeat', 'enroll', 'renew', 'ledger', 'channels', 'events'] as const;
+const SCENARIOS = ['heartbeat', 'enroll', 'renew', 'ledger', 'channels', 'events', 'console'] as const;
 
 function count(value: unknown, fallback: number, flag: string): number {
   if (value === undefined) return fallback;
@@ -58,6 +59,13 @@ export async function runScenario(name: string, values: Record<string, unknown>)
         agents: count(values.agents, 10_000, 'agents'),
         rounds: 5,
         processes: 4,
+        ...(db ? { db } : {}),
+      });
+    case 'console':
+      return consoleScenario({
+        nodes: count(values.agents, 10_000, 'agents'),
+        eventsPerSec: count(values.rate, 1000, 'rate'),
+        durationMs: duration(values.duration, '10s'),
         ...(db ? { db } : {}),
       });
     case 'events':

@@ -74,21 +74,32 @@ export class Sandbox {
    * Starts `muster server` on ports the OS picks, with a 1 s heartbeat interval so that a node
    * goes offline within seconds, and waits until it prints where it listens.
    */
-  async startServer(opts: { dataDir?: string; db?: string } = {}): Promise<ServerUnderTest> {
+  async startServer(
+    opts: {
+      dataDir?: string;
+      db?: string;
+      /** Fixed addresses, to start a server again where a console or agents expect it. */
+      listen?: string;
+      adminListen?: string;
+      /** More `muster server` flags. */
+      args?: string[];
+    } = {},
+  ): Promise<ServerUnderTest> {
     const dataDir = opts.dataDir ?? this.tempDir('server');
     const proc = this.spawn([
       'server',
       '--data-dir',
       dataDir,
       '--listen',
-      '127.0.0.1:0',
+      opts.listen ?? '127.0.0.1:0',
       '--admin-listen',
-      '127.0.0.1:0',
+      opts.adminListen ?? '127.0.0.1:0',
       '--heartbeat-interval',
       '1s',
       '--log-level',
       'warn',
       ...(opts.db ? ['--db', opts.db] : []),
+      ...(opts.args ?? []),
     ]);
     const [agentUrl, adminUrl] = await proc.waitForOutput('the server to print its URLs', (p) => {
       const agent = /^ {2}agent plane {2}(https:\/\/127\.0\.0\.1:\d+)/m.exec(p.stdout)?.[1];

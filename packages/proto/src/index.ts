@@ -1,5 +1,6 @@
 export * from './channel.js';
 export * from './commands.js';
+export * from './console.js';
 export * from './der.js';
 export * from './duration.js';
 export * from './events.js';

@@ -17,6 +17,11 @@ import { CommandQueries } from './features/commands/queries.js';
 import { commandAgentRoutes, commandRoutes } from './features/commands/routes.js';
 import { COMMANDS_CHANNEL, CommandService } from './features/commands/service.js';
 import { CommandTracker } from './features/commands/tracking.js';
+import { consoleDistDir, loadAssets } from './features/console/assets.js';
+import { sessionCredential } from './features/console/guard.js';
+import { consoleRoutes, fleetRoutes } from './features/console/routes.js';
+import { SessionService } from './features/console/sessions.js';
+import { fleetSummary, RateMeter } from './features/console/summary.js';
 import { enrollmentRoutes } from './features/enrollment/routes.js';
 import { EnrollmentService } from './features/enrollment/service.js';
 import { withEvents } from './features/events/recorder.js';
@@ -85,6 +90,8 @@ export interface MusterApp {
   applyServerIdentity(): void;
   /** True when the admin plane serves HTTPS. */
   readonly adminTls: boolean;
+  /** Console sessions; `issueCode()` makes the one-time code of a sign-in link. */
+  readonly sessions: SessionService;
   /** The agent-plane URL join lines carry. */
   joinUrl(): string;
   close(): Promise<void>;
@@ -368,6 +375,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   openapi.watch(admin, 'admin');
   admin.decorateRequest('node', null);
   admin.decorateRequest('actor', '');
+  admin.decorateRequest('consoleSession', null);
   admin.get('/openapi.json', async () => openapi.document());
   metrics = new Metrics({
     nodesByStatus: () => countNodesByStatus((q) => nodes.list(q)),
@@ -400,8 +408,28 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
       return sendProblem(reply, 503, 'store_unreachable', 'the store does not answer');
     }
   });
+  const sessions = new SessionService({ db: store.db, write, clock });
+  consoleRoutes(admin, {
+    assets: loadAssets(consoleDistDir()),
+    sessions,
+    adminToken: identity.adminToken,
+    secureCookie: adminTls || config.adminBehindProxy,
+  });
+  const heartbeatRate = new RateMeter(
+    async () => (await observed.heartbeats.get()).values.reduce((sum, v) => sum + v.value, 0),
+    clock,
+  );
+  heartbeatRate.start(1_000, background.signal, (err) => logger.warn({ err }, 'could not read heartbeats'));
   await admin.register(async (scope) => {
-    scope.addHook('onRequest', adminTokenCheck(identity.adminToken));
+    scope.addHook('onRequest', adminTokenCheck(identity.adminToken, sessionCredential(sessions)));
+    fleetRoutes(scope, () =>
+      fleetSummary({
+        db: store.db,
+        ledgerSize: () => ledger.size(),
+        channelsHeld: () => channels.size,
+        heartbeats: heartbeatRate,
+      }),
+    );
     tokenRoutes(scope, tokens);
     nodeRoutes(scope, nodes);
     telemetryRoutes(scope, { db: store.db, clock, nodes, rawRetentionMs: config.telemetryRetentionMs.raw });
@@ -424,6 +452,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     adminTls,
     caRotation,
     applyServerIdentity,
+    sessions,
     joinUrl: () => joinUrl(config, boundPort()),
     channels,
     metrics: observed,

@@ -29,6 +29,11 @@ export interface RunningServer {
   readonly agentUrl: string;
   /** `http(s)://host:port` of the admin plane as bound. */
   readonly adminUrl: string;
+  /**
+   * A one-time link that signs a browser in to the console: the code rides in the URL's
+   * fragment, which browsers send to no server and write to no log.
+   */
+  signInLink(): Promise<string>;
   /** Renews the server's own TLS certificate now if it is due (a timer also does, hourly). */
   renewServerIdentity(): Promise<boolean>;
   stop(): Promise<void>;
@@ -97,13 +102,18 @@ export async function startServer(
       ),
   );
   let stopping: Promise<void> | undefined;
+  const adminUrl = urlOf(running.adminTls ? 'https' : 'http', running.admin);
   return {
     app: running,
     identity,
     store,
     agentUrl: urlOf('https', running.agent),
-    adminUrl: urlOf(running.adminTls ? 'https' : 'http', running.admin),
+    adminUrl,
     renewServerIdentity: () => renewer.check(),
+    async signInLink() {
+      const { code } = await running.sessions.issueCode();
+      return `${adminUrl.replace('//0.0.0.0:', '//127.0.0.1:').replace('//[::]:', '//[::1]:')}/#code=${code}`;
+    },
     stop() {
       background.abort();
       stopping ??= (async () => {

@@ -5,7 +5,7 @@ export const benchCommand: Command = {
   path: ['bench'],
   args: 'SCENARIO',
   summary:
-    'run a benchmark: heartbeat, enroll, renew, channels, fanout, events (a real server on loopback) or ledger (the store)',
+    'run a benchmark: heartbeat, enroll, renew, channels, fanout, events, console (a real server on loopback) or ledger (the store)',
   details:
     'Each scenario prints one JSON line per figure, beside the limit measured in the same run.\n' +
     "Scenarios raise the server's rate limits for their own run and say so.",
@@ -14,13 +14,13 @@ export const benchCommand: Command = {
       flag: 'agents',
       kind: 'string',
       value: 'N',
-      help: 'simulated agents (heartbeat: default 200; enroll and renew: 10000; channels: 20000)',
+      help: 'simulated agents (heartbeat: default 200; enroll and renew: 10000; channels: 20000; console: nodes in the store, 10000)',
     },
     {
       flag: 'duration',
       kind: 'string',
       value: 'DURATION',
-      help: 'how long to measure (heartbeat: default 10s; renew: the quiet phase, default 3s)',
+      help: 'how long to measure (heartbeat: default 10s; renew: the quiet phase, default 3s; console: each page under events, 10s)',
     },
     {
       flag: 'concurrency',
@@ -35,6 +35,12 @@ export const benchCommand: Command = {
       help: 'ledger: size of the log proofs and verify are timed at (default 1000000); events: events written (default 500)',
     },
     {
+      flag: 'rate',
+      kind: 'string',
+      value: 'N',
+      help: 'console: events written per second while frames are measured (default 1000)',
+    },
+    {
       flag: 'db',
       kind: 'string',
       value: 'URL',
@@ -45,7 +51,7 @@ export const benchCommand: Command = {
     const [scenario, extra] = positionals;
     if (!scenario || extra !== undefined)
       throw new UsageError(
-        'expected one SCENARIO: heartbeat, enroll, renew, channels, fanout, events or ledger',
+        'expected one SCENARIO: heartbeat, enroll, renew, channels, fanout, events, console or ledger',
       );
     let bench: { runScenario(name: string, values: Record<string, unknown>): Promise<void> };
     try {

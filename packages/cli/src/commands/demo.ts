@@ -70,6 +70,8 @@ export const demoCommand: Command = {
       if (!signal.aborted) {
         process.stdout.write(
           `\nMuster demo is running: a control plane on SQLite and ${DEMO_NODES.length} agents on this host.\n\n` +
+            `  console       ${await server.signInLink()}\n` +
+            '                (opens the console signed in; the link works once, for 15 minutes)\n' +
             `  admin API     ${server.adminUrl}\n` +
             `  admin token   ${server.identity.paths.adminToken}\n` +
             `  agent plane   ${server.agentUrl}\n` +

@@ -16,6 +16,8 @@ export const serverCommand: Command = {
       `Muster server is running.\n` +
         `  agent plane  ${server.agentUrl}   (agents join at ${server.app.joinUrl()})\n` +
         `  admin API    ${server.adminUrl}\n` +
+        `  console      ${await server.signInLink()}\n` +
+        `               (a one-time sign-in link, good for 15 minutes; or sign in with the admin token)\n` +
         `  admin token  ${server.identity.paths.adminToken}\n` +
         `  store        ${config.db.startsWith('sqlite:') ? config.db : 'postgres'}\n` +
         `Make a join token with: muster token create --url ${server.adminUrl}\n`,

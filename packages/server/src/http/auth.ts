@@ -19,14 +19,26 @@ declare module 'fastify' {
 const sha256 = (text: string) => createHash('sha256').update(text).digest();
 
 /**
- * Checks `Authorization: Bearer <admin token>` in constant time: both sides are hashed first,
- * so neither the length nor the content leaks through timing.
+ * Another way to sign admin requests in (the console's session cookie): resolves true when it
+ * has authenticated the request, false when the request does not use it; throws when the
+ * request uses it wrongly (a stale session, a missing CSRF token).
  */
-export function adminTokenCheck(adminToken: string): (request: FastifyRequest) => Promise<void> {
+export type AlternativeCredential = (request: FastifyRequest) => Promise<boolean>;
+
+/**
+ * Checks `Authorization: Bearer <admin token>` in constant time: both sides are hashed first,
+ * so neither the length nor the content leaks through timing. Without that header, the
+ * alternative credential (a console session) may authenticate the request instead.
+ */
+export function adminTokenCheck(
+  adminToken: string,
+  alternative?: AlternativeCredential,
+): (request: FastifyRequest) => Promise<void> {
   const expected = sha256(adminToken);
   return async (request) => {
-    const header = request.headers.authorization ?? '';
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    const header = request.headers.authorization;
+    if (header === undefined && alternative && (await alternative(request))) return;
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
     if (!match || !timingSafeEqual(sha256(match[1]!), expected)) {
       throw new UnauthorizedError('a valid admin token is required (Authorization: Bearer …)');
     }

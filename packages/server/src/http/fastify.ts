@@ -14,6 +14,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Log this route's successful requests at debug: it is the bulk of the traffic. */
     quiet?: boolean;
+    /** A console page or file, not part of the API: left out of the OpenAPI description. */
+    notApi?: boolean;
   }
 }
 
@@ -69,7 +71,8 @@ export function createPlane(opts: PlaneOptions): FastifyInstance {
   installProblemHandlers(app, opts.storeUnavailable);
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
-    reply.header('cache-control', 'no-store');
+    // The console's hashed files say how long they keep; everything else is never cached.
+    if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
   });
   app.addHook('onResponse', async (request, reply) => {
     const line = {

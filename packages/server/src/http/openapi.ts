@@ -22,6 +22,7 @@ export class OpenApiRecorder {
       const methods = Array.isArray(route.method) ? route.method : [route.method];
       for (const method of methods) {
         if (method === 'HEAD' || route.url === '/openapi.json') continue;
+        if (route.config?.notApi) continue;
         this.routes.push({
           plane,
           method,

@@ -192,6 +192,20 @@ export interface CaRotationTable {
   finished_at: number | null;
 }
 
+/** A console sign-in: only the SHA-256 of the cookie's secret is kept. */
+export interface ConsoleSessionsTable {
+  id_hash: string;
+  created_at: number;
+  expires_at: number;
+}
+
+/** A one-time sign-in link's code (hashed), as `muster server` and `muster demo` print it. */
+export interface ConsoleSigninCodesTable {
+  code_hash: string;
+  expires_at: number;
+  used_at: number | null;
+}
+
 export interface Schema {
   policies: PoliciesTable;
   operators: OperatorsTable;
@@ -211,4 +225,6 @@ export interface Schema {
   events: EventsTable;
   event_head: EventHeadTable;
   ca_rotation: CaRotationTable;
+  console_sessions: ConsoleSessionsTable;
+  console_signin_codes: ConsoleSigninCodesTable;
 }

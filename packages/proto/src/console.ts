@@ -1,0 +1,37 @@
+import { type Static, Type } from '@sinclair/typebox';
+
+/**
+ * The console's own admin routes: signing in (a session in an httpOnly cookie) and the fleet
+ * bar's figures that no other route gives.
+ */
+
+/** `POST /v1/session`: the admin token, or a one-time code from a sign-in link. */
+export const SessionCreateRequest = Type.Object(
+  {
+    token: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
+    code: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
+  },
+  { additionalProperties: false },
+);
+export type SessionCreateRequest = Static<typeof SessionCreateRequest>;
+
+/** A session as the console sees it: the CSRF token to echo in `x-muster-csrf`, and its end. */
+export const SessionView = Type.Object({
+  csrf: Type.String(),
+  expiresAt: Type.String(),
+});
+export type SessionView = Static<typeof SessionView>;
+
+/** `GET /v1/fleet`: the figures of the console's fleet bar. */
+export const FleetSummary = Type.Object({
+  /** Agent channels held by the server that answered (each replica holds its own). */
+  channelsHeld: Type.Integer(),
+  /** Heartbeats per second taken by the server that answered, over the last few seconds. */
+  heartbeatsPerSec: Type.Union([Type.Number(), Type.Null()]),
+  ledger: Type.Object({
+    size: Type.Integer(),
+    /** The newest signed checkpoint: its tree size and when it was signed. */
+    checkpoint: Type.Union([Type.Object({ size: Type.Integer(), signedAt: Type.String() }), Type.Null()]),
+  }),
+});
+export type FleetSummary = Static<typeof FleetSummary>;

@@ -1,0 +1,61 @@
+import type { FastifyRequest } from 'fastify';
+import { ForbiddenError, UnauthorizedError } from '../../errors.js';
+import type { AlternativeCredential } from '../../http/auth.js';
+import { type ConsoleSession, CSRF_HEADER, cookieValue, csrfMatches, SESSION_COOKIE } from './sessions.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The console session that authenticated the request, if one did. */
+    consoleSession: ConsoleSession | null;
+  }
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * True when the browser says the request comes from a page of this same origin, or says
+ * nothing (non-browser clients). `Sec-Fetch-Site` and `Origin` are set by the browser and cannot
+ * be forged by a page, so a cross-site form or script is refused even before the CSRF token.
+ */
+export function sameOrigin(request: FastifyRequest): boolean {
+  const site = request.headers['sec-fetch-site'];
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') return false;
+  const origin = request.headers.origin;
+  if (origin === undefined) return true;
+  try {
+    // Through URL on both sides, so a default port written out (":80") compares equal.
+    const from = new URL(origin);
+    return new URL(`${from.protocol}//${request.headers.host}`).host === from.host;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The console's session cookie as an admin credential. A request that carries the cookie must
+ * carry a live session (else 401, so the console shows its sign-in page); a state-changing one
+ * must also come from this origin and echo the session's CSRF token in `x-muster-csrf` (else 403).
+ */
+export function sessionCredential(sessions: {
+  find(secret: string): Promise<ConsoleSession | undefined>;
+}): AlternativeCredential {
+  return async (request) => {
+    const secret = cookieValue(request.headers.cookie, SESSION_COOKIE);
+    if (secret === undefined) return false;
+    const session = await sessions.find(secret);
+    if (!session)
+      throw new UnauthorizedError('the console session has ended; sign in again', 'session_ended');
+    if (!SAFE_METHODS.has(request.method)) {
+      const header = request.headers[CSRF_HEADER];
+      if (!sameOrigin(request) || !csrfMatches(Array.isArray(header) ? header[0] : header, session)) {
+        throw new ForbiddenError(
+          `a console request that changes state must come from the console itself (${CSRF_HEADER})`,
+          'csrf',
+        );
+      }
+    }
+    request.consoleSession = session;
+    request.actor = 'console';
+    return true;
+  };
+}

@@ -1,0 +1,145 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { FleetSummary, SessionCreateRequest, SessionView } from '@muster/proto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ForbiddenError, UnauthorizedError } from '../../errors.js';
+import { sendProblem } from '../../http/problems.js';
+import type { Asset } from './assets.js';
+import { sameOrigin, sessionCredential } from './guard.js';
+import {
+  type ConsoleSession,
+  cookieValue,
+  SESSION_COOKIE,
+  SESSION_LIFETIME_MS,
+  type SessionService,
+} from './sessions.js';
+
+/** The console's pages: each answers with the console, which shows sign-in when there is no session. */
+export const CONSOLE_PAGES = ['/', '/signin', '/nodes', '/nodes/:id', '/events', '/tokens', '/ledger'];
+
+/**
+ * No inline script or style, nothing from elsewhere: whatever text a node or an operator puts in
+ * a name, label or note, the browser runs only the console's own files.
+ */
+export const CONSOLE_CSP = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest();
+
+/** Static files, sign-in and sign-out: the console's routes outside the admin guard. */
+export function consoleRoutes(
+  app: FastifyInstance,
+  deps: {
+    assets: Map<string, Asset> | undefined;
+    sessions: SessionService;
+    adminToken: string;
+    /** Whether the cookie must be `Secure`: the browser reaches the admin plane over HTTPS. */
+    secureCookie: boolean;
+  },
+): void {
+  const { assets, sessions } = deps;
+  const expectedToken = sha256(deps.adminToken);
+  const send = (request: FastifyRequest, reply: FastifyReply, asset: Asset, cache: string) => {
+    reply
+      .header('content-security-policy', CONSOLE_CSP)
+      .header('x-content-type-options', 'nosniff')
+      .header('referrer-policy', 'no-referrer')
+      .header('x-frame-options', 'DENY')
+      .header('cache-control', cache)
+      .header('vary', 'accept-encoding')
+      .type(asset.type);
+    if (asset.gzip && /\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''))) {
+      return reply.header('content-encoding', 'gzip').send(asset.gzip);
+    }
+    return reply.send(asset.body);
+  };
+  const notBuilt = (reply: FastifyReply) =>
+    sendProblem(
+      reply,
+      503,
+      'console_not_built',
+      'the console was not built; run `npm run build` in the Muster checkout',
+    );
+
+  for (const page of CONSOLE_PAGES) {
+    app.get(page, { config: { notApi: true } }, async (request, reply) => {
+      const index = assets?.get('/index.html');
+      // no-store: after sign-out, the back button must not bring a page back from any cache.
+      return index ? send(request, reply, index, 'no-store') : notBuilt(reply);
+    });
+  }
+  app.get('/assets/*', { config: { notApi: true } }, async (request, reply) => {
+    const asset = assets?.get(request.url.split('?')[0]!);
+    if (!asset) return sendProblem(reply, 404, 'not_found', 'no such console file');
+    // Vite names every file by its content hash, so a name never changes meaning.
+    return send(request, reply, asset, 'public, max-age=31536000, immutable');
+  });
+
+  const cookie = (value: string, maxAgeSec: number) =>
+    `${SESSION_COOKIE}=${value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAgeSec}${deps.secureCookie ? '; Secure' : ''}`;
+  const view = (session: Pick<ConsoleSession, 'csrf' | 'expiresAt'>): SessionView => ({
+    csrf: session.csrf,
+    expiresAt: new Date(session.expiresAt).toISOString(),
+  });
+  const current = async (request: FastifyRequest) => {
+    const secret = cookieValue(request.headers.cookie, SESSION_COOKIE);
+    return secret === undefined ? undefined : sessions.find(secret);
+  };
+
+  app.post(
+    '/v1/session',
+    { schema: { body: SessionCreateRequest, response: { 201: SessionView } } },
+    async (request, reply) => {
+      if (!sameOrigin(request)) throw new ForbiddenError('sign in from the console itself', 'csrf');
+      const body = request.body as SessionCreateRequest;
+      const tokenOk =
+        body.token !== undefined &&
+        timingSafeEqual(sha256(body.token), expectedToken) &&
+        body.code === undefined;
+      const codeOk = !tokenOk && body.code !== undefined && (await sessions.redeemCode(body.code));
+      if (!tokenOk && !codeOk) {
+        throw new UnauthorizedError(
+          'that admin token or sign-in link is not valid (links work once, for 15 minutes)',
+          'bad_credential',
+        );
+      }
+      const session = await sessions.create();
+      request.log.info(
+        { session: session.idHash.slice(0, 12), via: tokenOk ? 'token' : 'link' },
+        'console sign-in',
+      );
+      return reply
+        .code(201)
+        .header('set-cookie', cookie(session.secret, Math.floor(SESSION_LIFETIME_MS / 1000)))
+        .send(view(session));
+    },
+  );
+  app.get('/v1/session', { schema: { response: { 200: SessionView } } }, async (request) => {
+    const session = await current(request);
+    if (!session) throw new UnauthorizedError('not signed in to the console', 'session_ended');
+    return view(session);
+  });
+  // Sign-out checks the session and its CSRF token like any state-changing call, then ends it in
+  // the store, so the cookie is worthless on every replica even if a copy of it survives.
+  const guard = sessionCredential(sessions);
+  app.delete('/v1/session', async (request, reply) => {
+    reply.header('set-cookie', cookie('', 0));
+    if (!(await guard(request))) throw new UnauthorizedError('not signed in to the console', 'session_ended');
+    await sessions.end(request.consoleSession!.idHash);
+    request.log.info({ session: request.consoleSession!.idHash.slice(0, 12) }, 'console sign-out');
+    return reply.code(204).send();
+  });
+}
+
+/** `GET /v1/fleet`: the fleet bar's figures, behind the admin guard. */
+export function fleetRoutes(app: FastifyInstance, summary: () => Promise<FleetSummary>): void {
+  app.get('/v1/fleet', { schema: { response: { 200: FleetSummary } } }, async () => summary());
+}

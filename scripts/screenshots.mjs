@@ -1,0 +1,110 @@
+#!/usr/bin/env node
+// Takes the README's console screenshots (docs/screenshots/*.png): runs `muster demo` in a
+// scratch directory, opens its one-time sign-in link in Debian's Chromium (playwright-core) and
+// photographs each view at 1280×800. Not part of the test suite: run it by hand after `npm run build`.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const root = new URL('..', import.meta.url).pathname;
+const out = join(root, 'docs', 'screenshots');
+const cwd = mkdtempSync(join(tmpdir(), 'muster-screenshots-'));
+const demo = spawn(
+  process.execPath,
+  [
+    join(root, 'packages/cli/dist/main.js'),
+    'demo',
+    '--listen',
+    '127.0.0.1:0',
+    '--admin-listen',
+    '127.0.0.1:0',
+  ],
+  { cwd, stdio: ['ignore', 'pipe', 'inherit'] },
+);
+let stdout = '';
+demo.stdout.on('data', (c) => {
+  stdout += c;
+});
+const link = await new Promise((resolve, reject) => {
+  const timer = setInterval(() => {
+    const found = /console\s+(http:\/\/\S+#code=\S+)/.exec(stdout)?.[1];
+    if (found && /all reporting|reporting so far/.test(stdout)) {
+      clearInterval(timer);
+      resolve(found);
+    }
+  }, 100);
+  demo.once('exit', (code) => reject(new Error(`muster demo exited with ${code}:\n${stdout}`)));
+});
+const base = new URL(link).origin;
+
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  args: [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
+});
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: 'light' });
+  const page = await context.newPage();
+  const shot = (name) => page.screenshot({ path: join(out, `${name}.png`) });
+  await page.goto(link);
+  await page.locator('[data-stream=live]').waitFor();
+  await page.locator('tr[data-node]').first().waitFor();
+  // Let the fleet bar read its heartbeat rate and a few heartbeats land in the charts.
+  await page.waitForTimeout(12_000);
+  await shot('nodes');
+
+  await page.locator('tr[data-node="web-1"] a').click();
+  await page.locator('figure[data-chart=CPU] polyline').waitFor();
+  await shot('node');
+
+  await page.getByRole('link', { name: 'Events' }).click();
+  await page.getByLabel('Text').fill('Rolling out the new web build to web-1 first.');
+  await page.getByRole('button', { name: 'Write the note' }).click();
+  await page.getByText('an incident').click();
+  await page.getByLabel('Text').fill('db-1 replication lag above 30 s');
+  await page.getByRole('button', { name: 'Open the incident' }).click();
+  await page.getByRole('button', { name: 'Acknowledge' }).first().waitFor();
+  await shot('events');
+
+  await page.getByRole('link', { name: 'Tokens' }).click();
+  await page.getByLabel('Profile').fill('web');
+  await page.getByLabel('Labels').fill('env=demo, role=frontend');
+  await page.getByRole('button', { name: 'Create token' }).click();
+  await page.locator('[data-field=agent-line]').waitFor();
+  await shot('tokens');
+
+  await page.getByRole('link', { name: 'Ledger' }).click();
+  await page.locator('li[data-seq] button').first().click();
+  await page.locator('.verdict.good').waitFor();
+  await shot('ledger');
+
+  const dark = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: 'dark' });
+  const darkPage = await dark.newPage();
+  await context.storageState().then((s) => dark.addCookies(s.cookies));
+  await darkPage.goto(`${base}/nodes`);
+  await darkPage.locator('tr[data-node]').first().waitFor();
+  await darkPage.waitForTimeout(1500);
+  await darkPage.screenshot({ path: join(out, 'nodes-dark.png') });
+
+  const narrow = await browser.newContext({ viewport: { width: 420, height: 800 } });
+  await context.storageState().then((s) => narrow.addCookies(s.cookies));
+  const narrowPage = await narrow.newPage();
+  await narrowPage.goto(`${base}/nodes`);
+  await narrowPage.locator('tr[data-node]').first().waitFor();
+  await narrowPage.waitForTimeout(1500);
+  await narrowPage.screenshot({ path: join(out, 'nodes-narrow.png') });
+} finally {
+  await browser.close();
+  demo.kill('SIGINT');
+  await new Promise((resolve) => demo.once('exit', resolve));
+  rmSync(cwd, { recursive: true, force: true });
+}
+console.log(`screenshots written to ${out}`);
