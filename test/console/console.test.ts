@@ -135,7 +135,10 @@ describe('the Mission Console in a real Chromium, against a real server and agen
     await page.getByLabel('Uses').fill('3');
     await page.getByRole('button', { name: 'Create token' }).click();
     const line = (await page.locator('[data-field=agent-line]').textContent())?.trim() ?? '';
-    assert.match(line, /^muster agent --server https:\/\/\S+ --ca-pin sha256:[0-9a-f]{64} --root-pin sha256:[0-9a-f]{64} --token mjt_\S+$/);
+    assert.match(
+      line,
+      /^muster agent --server https:\/\/\S+ --ca-pin sha256:[0-9a-f]{64} --root-pin sha256:[0-9a-f]{64} --token mjt_\S+$/,
+    );
     const id = /Token (tok_[0-9a-f]+) created/.exec(
       (await page.locator('#created-title').textContent()) ?? '',
     )?.[1];

@@ -82,21 +82,20 @@ export function signReceipt(receipt: UnsignedReceipt, privateKey: KeyObject): st
   return sign('sha256', signingInput(RECEIPT_CONTEXT, receipt), privateKey).toString('base64');
 }
 
-/** True when `certPem`'s key signed `receipt`: anyone holding the node's certificate can check. */
+/**
+ * True when the certificate's key signed `receipt`: anyone holding the node's certificate can
+ * check. Takes the PEM, or its public key already parsed (a server checking many receipts).
+ */
 export function receiptSignatureValid(
   receipt: UnsignedReceipt & { signature: string },
-  certPem: string,
+  cert: string | KeyObject,
 ): boolean {
   const { signature, ...unsigned } = receipt;
   try {
     const bytes = Buffer.from(signature, 'base64');
     if (bytes.toString('base64') !== signature) return false;
-    return verify(
-      'sha256',
-      signingInput(RECEIPT_CONTEXT, unsigned),
-      new X509Certificate(certPem).publicKey,
-      bytes,
-    );
+    const key = typeof cert === 'string' ? new X509Certificate(cert).publicKey : cert;
+    return verify('sha256', signingInput(RECEIPT_CONTEXT, unsigned), key, bytes);
   } catch {
     return false;
   }

@@ -222,7 +222,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     policy,
     skewAllowanceMs: config.clockSkewAllowanceMs,
     ...(store.notifications ? { notifications: store.notifications } : {}),
-    onIssued: () => delivery?.all(),
+    onIssued: (signed, nodeIds) => delivery?.issued(signed, nodeIds),
   });
   // Agents without a channel learn of their commands in the answer to an HTTP heartbeat.
   const waiting = new BatchedLookup<string, SignedCommand[]>(async (ids) => {

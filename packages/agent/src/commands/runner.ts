@@ -53,6 +53,8 @@ export interface RunnerDeps {
  */
 export class CommandRunner {
   private readonly lastSent = new Map<string, number>();
+  /** Commands being checked or run now: a second delivery of one must not slip past the journal. */
+  private readonly inHand = new Set<string>();
 
   private constructor(
     private readonly deps: RunnerDeps,
@@ -103,6 +105,22 @@ export class CommandRunner {
       this.deps.log.warn('ignored a malformed command');
       return;
     }
+    const { command } = candidate;
+    if (this.inHand.has(command.id) || this.inHand.has(command.nonce)) {
+      this.deps.log.warn('refused a command this node already received', { commandId: command.id });
+      return;
+    }
+    this.inHand.add(command.id);
+    this.inHand.add(command.nonce);
+    try {
+      await this.handleOnce(candidate);
+    } finally {
+      this.inHand.delete(command.id);
+      this.inHand.delete(command.nonce);
+    }
+  }
+
+  private async handleOnce(candidate: SignedCommand): Promise<void> {
     const { command } = candidate;
     const seen = this.journal.seen(command.id, command.nonce);
     if (seen) {

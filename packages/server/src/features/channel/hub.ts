@@ -75,11 +75,14 @@ export class ChannelHub {
     return [...this.held.keys()];
   }
 
-  /** Sends to a node's channel; false when this server holds none for it. */
-  sendTo(nodeId: string, message: ChannelDown): boolean {
+  /**
+   * Sends to a node's channel; false when this server holds none for it. A message going to
+   * many nodes can be passed serialized, so it is stringified once.
+   */
+  sendTo(nodeId: string, message: ChannelDown | { readonly text: string }): boolean {
     const held = this.held.get(nodeId);
     if (!held || held.ws.readyState !== held.ws.OPEN) return false;
-    held.ws.send(JSON.stringify(message));
+    held.ws.send('text' in message ? message.text : JSON.stringify(message));
     return true;
   }
 

@@ -1,4 +1,4 @@
-import type { ChannelDown, SignedPolicy } from '@muster/proto';
+import type { ChannelDown, SignedCommand, SignedPolicy } from '@muster/proto';
 import type { Logger } from 'pino';
 import type { CommandTracker, Delivery } from './tracking.js';
 
@@ -6,7 +6,7 @@ export interface CommandDeliveryDeps {
   tracker: Pick<CommandTracker, 'pendingFor' | 'delivered'>;
   channels: {
     heldNodeIds(): string[];
-    sendTo(nodeId: string, message: ChannelDown): boolean;
+    sendTo(nodeId: string, message: ChannelDown | { readonly text: string }): boolean;
   };
   policy: { current(): Promise<SignedPolicy | null> };
   logger: Logger;
@@ -19,6 +19,7 @@ export interface CommandDeliveryDeps {
  */
 export class CommandDelivery {
   private running: Promise<void> | undefined;
+  private recording: Promise<void> = Promise.resolve();
   private again = false;
   private readonly wanted = new Set<string>();
   private everyone = false;
@@ -29,6 +30,20 @@ export class CommandDelivery {
   all(): void {
     this.everyone = true;
     this.kick();
+  }
+
+  /**
+   * A command was just issued here: it goes at once to the targets this replica holds, with no
+   * query (the rest get it from their own replica, or when they connect).
+   */
+  issued(signed: SignedCommand, nodeIds: readonly string[]): void {
+    const text = JSON.stringify({ type: 'command', signed } satisfies ChannelDown);
+    const sent: Delivery[] = [];
+    for (const nodeId of nodeIds)
+      if (this.deps.channels.sendTo(nodeId, { text })) sent.push({ nodeId, signed });
+    this.recording = this.recording
+      .then(() => this.deps.tracker.delivered(sent))
+      .catch((err) => this.deps.logger.warn({ err }, 'could not record deliveries'));
   }
 
   /** A node's channel opened: its policy first, then its waiting commands. */
@@ -51,6 +66,7 @@ export class CommandDelivery {
 
   /** Resolves once no delivery run is under way (tests and shutdown). */
   async idle(): Promise<void> {
+    await this.recording;
     while (this.running) await this.running;
   }
 
@@ -76,9 +92,13 @@ export class CommandDelivery {
     try {
       const pending = await this.deps.tracker.pendingFor(ids);
       const sent: Delivery[] = [];
-      for (const delivery of pending)
-        if (this.deps.channels.sendTo(delivery.nodeId, { type: 'command', signed: delivery.signed }))
-          sent.push(delivery);
+      const texts = new Map<SignedCommand, string>();
+      for (const delivery of pending) {
+        let text = texts.get(delivery.signed);
+        if (!text)
+          texts.set(delivery.signed, (text = JSON.stringify({ type: 'command', signed: delivery.signed })));
+        if (this.deps.channels.sendTo(delivery.nodeId, { text })) sent.push(delivery);
+      }
       await this.deps.tracker.delivered(sent);
     } catch (err) {
       this.deps.logger.warn({ err }, 'could not deliver commands; retrying at the next nudge');

@@ -36,7 +36,7 @@ export interface CommandServiceDeps {
   skewAllowanceMs: number;
   notifications?: Notifications;
   /** Called after a command is committed, to deliver it over this replica's channels. */
-  onIssued?(commandId: string): void;
+  onIssued?(signed: SignedCommand, nodeIds: readonly string[]): void;
 }
 
 /**
@@ -131,7 +131,7 @@ export class CommandService {
       if (traits.isUniqueViolation(err)) throw replay(command.id);
       throw err;
     }
-    this.deps.onIssued?.(command.id);
+    this.deps.onIssued?.(signed, ids);
     return { id: command.id, targets: targets.map((t) => ({ nodeId: t.id, name: t.name })) };
   }
 }

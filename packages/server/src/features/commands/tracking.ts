@@ -1,13 +1,19 @@
+import { createHash, type KeyObject, X509Certificate } from 'node:crypto';
 import { FINAL_TARGET_STATES, type Receipt, receiptSignatureValid, type SignedCommand } from '@muster/proto';
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { Clock } from '../../clock.js';
 import type { DecisionRecorder } from '../../decisions/recorder.js';
 import { BadRequestError, NotFoundError } from '../../errors.js';
 import type { Store } from '../../store/db.js';
+import { MicroBatch } from '../../store/micro-batch.js';
 import type { Schema } from '../../store/schema.js';
 import type { EventSink } from '../events/service.js';
 
 const CHUNK = 500;
+/** Rows per UPDATE … FROM (VALUES …): five parameters each, well inside both stores' limits. */
+const VALUES_CHUNK = 500;
+/** Node ids listed in a ledger entry or event; beyond, only the count. */
+const LISTED = 50;
 /** A delivered command whose node never answers is given up this long after it expired. */
 const DELIVERED_GRACE_MS = 3_600_000;
 
@@ -30,25 +36,49 @@ export interface Delivery {
  * when it never reached the node in time. Delivery and every receipt are recorded decisions.
  */
 export class CommandTracker {
+  private readonly receipts = new MicroBatch((items: Array<{ nodeId: string; receipt: Receipt }>) =>
+    this.answer(items),
+  );
+  private readonly starts = new MicroBatch((items: Array<{ nodeId: string; commandId: string }>) =>
+    this.markRunning(items),
+  );
+  private readonly keys = new Map<string, KeyObject>();
+
   constructor(private readonly deps: CommandTrackerDeps) {}
 
   /** Unexpired commands waiting for these nodes, oldest first. */
   async pendingFor(nodeIds: readonly string[]): Promise<Delivery[]> {
-    const out: Delivery[] = [];
     const now = this.deps.clock.now();
-    for (let i = 0; i < nodeIds.length; i += CHUNK) {
-      const rows = await this.deps.db
-        .selectFrom('command_targets as t')
-        .innerJoin('commands as c', 'c.id', 't.command_id')
-        .select(['t.node_id', 'c.signed'])
-        .where('t.state', '=', 'pending')
-        .where('t.expires_at', '>', now)
-        .where('t.node_id', 'in', nodeIds.slice(i, i + CHUNK))
-        .orderBy('c.created_at')
-        .execute();
-      for (const row of rows) out.push({ nodeId: row.node_id, signed: JSON.parse(row.signed) });
-    }
-    return out;
+    const waiting: Array<{ node_id: string; command_id: string }> = [];
+    for (let i = 0; i < nodeIds.length; i += CHUNK)
+      waiting.push(
+        ...(await this.deps.db
+          .selectFrom('command_targets')
+          .select(['node_id', 'command_id'])
+          .where('state', '=', 'pending')
+          .where('expires_at', '>', now)
+          .where('node_id', 'in', nodeIds.slice(i, i + CHUNK))
+          .execute()),
+      );
+    if (waiting.length === 0) return [];
+    // Each command is read and parsed once, however many nodes wait for it.
+    const ids = [...new Set(waiting.map((w) => w.command_id))];
+    const commands = new Map<string, { at: number; signed: SignedCommand }>();
+    for (let i = 0; i < ids.length; i += CHUNK)
+      for (const row of await this.deps.db
+        .selectFrom('commands')
+        .select(['id', 'signed', 'created_at'])
+        .where('id', 'in', ids.slice(i, i + CHUNK))
+        .execute())
+        commands.set(row.id, { at: Number(row.created_at), signed: JSON.parse(row.signed) as SignedCommand });
+    return waiting
+      .map((w) => ({
+        nodeId: w.node_id,
+        at: commands.get(w.command_id)!.at,
+        signed: commands.get(w.command_id)!.signed,
+      }))
+      .sort((a, b) => a.at - b.at)
+      .map(({ nodeId, signed }) => ({ nodeId, signed }));
   }
 
   /** Marks deliveries made (pending → delivered), one decision per command delivered. */
@@ -82,77 +112,167 @@ export class CommandTracker {
   }
 
   /** The agent checked the command and started it. */
-  async running(nodeId: string, commandId: string): Promise<void> {
-    const now = this.deps.clock.now();
-    await this.deps.write(async (trx) => {
-      const updated = await trx
-        .updateTable('command_targets')
-        .set({ state: 'running', updated_at: now })
-        .where('command_id', '=', commandId)
-        .where('node_id', '=', nodeId)
-        .where('state', 'in', ['pending', 'delivered'])
-        .executeTakeFirst();
-      if (Number(updated.numUpdatedRows) > 0)
-        await this.deps.events.append(trx, {
-          kind: 'command.running',
-          nodeId,
-          actor: `node:${nodeId}`,
-          severity: 'info',
-          data: { commandId },
-        });
-    });
+  running(nodeId: string, commandId: string): Promise<void> {
+    return this.starts.add({ nodeId, commandId });
   }
 
   /**
    * Takes a node's signed receipt: checked against the node's own certificate, stored, and
    * recorded. A command already answered keeps its first answer (a replay the agent refused
-   * answers again, and must not overwrite what happened).
+   * answers again, and must not overwrite what happened). Receipts arriving together are
+   * checked together and written in one transaction.
    */
-  async receipt(nodeId: string, receipt: Receipt): Promise<void> {
-    if (receipt.nodeId !== nodeId) throw new BadRequestError('the receipt is for another node', 'wrong_node');
+  receipt(nodeId: string, receipt: Receipt): Promise<void> {
+    return this.receipts.add({ nodeId, receipt });
+  }
+
+  /** Resolves once every receipt and start handed in so far is written. */
+  async idle(): Promise<void> {
+    await Promise.all([this.receipts.idle(), this.starts.idle()]);
+  }
+
+  private async markRunning(items: Array<{ nodeId: string; commandId: string }>): Promise<undefined[]> {
     const now = this.deps.clock.now();
     await this.deps.write(async (trx) => {
-      const row = await trx
-        .selectFrom('command_targets as t')
-        .innerJoin('nodes as n', 'n.id', 't.node_id')
-        .select(['t.state', 'n.cert_pem', 'n.pending_pem'])
-        .where('t.command_id', '=', receipt.commandId)
-        .where('t.node_id', '=', nodeId)
-        .executeTakeFirst();
-      if (!row)
-        throw new NotFoundError(`no command ${receipt.commandId} was sent to this node`, 'unknown_command');
-      const pems = [row.cert_pem, row.pending_pem].filter((p): p is string => p !== null);
-      if (!pems.some((pem) => receiptSignatureValid(receipt, pem)))
-        throw new BadRequestError(
+      const started = new Map<string, string[]>();
+      for (let i = 0; i < items.length; i += VALUES_CHUNK) {
+        const rows = items.slice(i, i + VALUES_CHUNK).map((x) => sql`(${x.commandId}, ${x.nodeId})`);
+        const { rows: updated } = await sql<{ cid: string; nid: string }>`
+          update command_targets set state = 'running', updated_at = ${sql.lit(now)}
+          from (select column1 as cid, column2 as nid from (values ${sql.join(rows)}) as v) as b
+          where command_targets.command_id = b.cid and command_targets.node_id = b.nid
+            and command_targets.state in ('pending', 'delivered')
+          returning command_targets.command_id as cid, command_targets.node_id as nid`.execute(trx);
+        for (const row of updated) started.set(row.cid, [...(started.get(row.cid) ?? []), row.nid]);
+      }
+      for (const [commandId, nodes] of started)
+        await this.deps.events.append(trx, {
+          kind: 'command.running',
+          nodeId: nodes.length === 1 ? nodes[0]! : null,
+          actor: nodes.length === 1 ? `node:${nodes[0]}` : 'system',
+          severity: 'info',
+          data: { commandId, count: nodes.length, ...(nodes.length <= LISTED ? { nodes } : {}) },
+        });
+    });
+    return items.map(() => undefined);
+  }
+
+  private async answer(
+    items: Array<{ nodeId: string; receipt: Receipt }>,
+  ): Promise<Array<Error | undefined>> {
+    const outcomes: Array<Error | undefined> = items.map(({ nodeId, receipt }) =>
+      receipt.nodeId === nodeId
+        ? undefined
+        : new BadRequestError('the receipt is for another node', 'wrong_node'),
+    );
+    const rows = await this.targetsOf(items.filter((_, i) => !outcomes[i]).map((x) => x.receipt));
+    const accepted: Receipt[] = [];
+    const taken = new Set<string>();
+    items.forEach(({ receipt }, i) => {
+      if (outcomes[i]) return;
+      const key = `${receipt.commandId} ${receipt.nodeId}`;
+      const row = rows.get(key);
+      if (!row) {
+        outcomes[i] = new NotFoundError(
+          `no command ${receipt.commandId} was sent to this node`,
+          'unknown_command',
+        );
+        return;
+      }
+      if (!row.pems.some((pem) => receiptSignatureValid(receipt, this.keyOf(pem)))) {
+        outcomes[i] = new BadRequestError(
           "the receipt's signature does not verify with this node's certificate",
           'bad_signature',
         );
-      if ((FINAL_TARGET_STATES as readonly string[]).includes(row.state)) return;
-      await trx
-        .updateTable('command_targets')
-        .set({
-          state: receipt.status,
-          reason: receipt.reason ?? null,
-          receipt: JSON.stringify(receipt),
-          updated_at: now,
-        })
-        .where('command_id', '=', receipt.commandId)
-        .where('node_id', '=', nodeId)
-        .execute();
-      await this.deps.decisions.record(trx, {
-        kind: 'command.answered',
-        actor: `node:${nodeId}`,
-        subject: `node:${nodeId}`,
-        data: {
-          commandId: receipt.commandId,
-          status: receipt.status,
-          ...(receipt.reason ? { reason: receipt.reason } : {}),
-          exitCode: receipt.exitCode,
-          outputSha256: receipt.outputSha256,
-          signature: receipt.signature,
-        },
-      });
+        return;
+      }
+      // Answered already (or twice in this batch): the first answer stands.
+      if (row.final || taken.has(key)) return;
+      taken.add(key);
+      accepted.push(receipt);
     });
+    if (accepted.length > 0) await this.store(accepted);
+    return outcomes;
+  }
+
+  /** The targets these receipts answer, with the certificates their nodes may have signed with. */
+  private async targetsOf(receipts: Receipt[]): Promise<Map<string, { final: boolean; pems: string[] }>> {
+    const byCommand = new Map<string, string[]>();
+    for (const r of receipts) byCommand.set(r.commandId, [...(byCommand.get(r.commandId) ?? []), r.nodeId]);
+    const found = new Map<string, { final: boolean; pems: string[] }>();
+    for (const [commandId, nodes] of byCommand)
+      for (let i = 0; i < nodes.length; i += CHUNK) {
+        const rows = await this.deps.db
+          .selectFrom('command_targets as t')
+          .innerJoin('nodes as n', 'n.id', 't.node_id')
+          .select(['t.node_id', 't.state', 'n.cert_pem', 'n.pending_pem'])
+          .where('t.command_id', '=', commandId)
+          .where('t.node_id', 'in', nodes.slice(i, i + CHUNK))
+          .execute();
+        for (const row of rows)
+          found.set(`${commandId} ${row.node_id}`, {
+            final: (FINAL_TARGET_STATES as readonly string[]).includes(row.state),
+            pems: [row.cert_pem, row.pending_pem].filter((p): p is string => p !== null),
+          });
+      }
+    return found;
+  }
+
+  /** Writes answers in one transaction: a conditional update each, one decision per command. */
+  private async store(receipts: Receipt[]): Promise<void> {
+    const now = this.deps.clock.now();
+    const byKey = new Map(receipts.map((r) => [`${r.commandId} ${r.nodeId}`, r]));
+    await this.deps.write(async (trx) => {
+      const answered = new Map<string, Receipt[]>();
+      for (let i = 0; i < receipts.length; i += VALUES_CHUNK) {
+        const rows = receipts
+          .slice(i, i + VALUES_CHUNK)
+          .map(
+            (r) => sql`(${r.commandId}, ${r.nodeId}, ${r.status}, ${r.reason ?? null}, ${JSON.stringify(r)})`,
+          );
+        const { rows: updated } = await sql<{ cid: string; nid: string }>`
+          update command_targets
+          set state = b.state, reason = b.reason, receipt = b.receipt, updated_at = ${sql.lit(now)}
+          from (select column1 as cid, column2 as nid, column3 as state, column4 as reason, column5 as receipt
+                from (values ${sql.join(rows)}) as v) as b
+          where command_targets.command_id = b.cid and command_targets.node_id = b.nid
+            and command_targets.state not in (${sql.join(FINAL_TARGET_STATES.map((x) => sql.lit(x)))})
+          returning command_targets.command_id as cid, command_targets.node_id as nid`.execute(trx);
+        for (const row of updated) {
+          const receipt = byKey.get(`${row.cid} ${row.nid}`)!;
+          answered.set(row.cid, [...(answered.get(row.cid) ?? []), receipt]);
+        }
+      }
+      for (const [commandId, list] of answered)
+        await this.deps.decisions.record(trx, {
+          kind: 'command.answered',
+          actor: list.length === 1 ? `node:${list[0]!.nodeId}` : 'system',
+          subject: `command:${commandId}`,
+          data: {
+            commandId,
+            count: list.length,
+            // The ledger commits to each receipt exactly: its hash covers the node's signature.
+            answers: list.map((r) => ({
+              nodeId: r.nodeId,
+              status: r.status,
+              exitCode: r.exitCode,
+              ...(r.reason ? { reason: r.reason } : {}),
+              receiptSha256: createHash('sha256').update(JSON.stringify(r)).digest('hex'),
+            })),
+          },
+        });
+    });
+  }
+
+  /** Node public keys by certificate, parsed once: checking a receipt is then one verify. */
+  private keyOf(pem: string): KeyObject {
+    let key = this.keys.get(pem);
+    if (!key) {
+      if (this.keys.size > 50_000) this.keys.clear();
+      key = new X509Certificate(pem).publicKey;
+      this.keys.set(pem, key);
+    }
+    return key;
   }
 
   /** Gives up on commands that never reached their node in time; returns how many. */
