@@ -23,6 +23,30 @@ describe('muster demo', () => {
     assert.deepEqual(Object.fromEntries(nodes.map((n) => [n.name, n.profile])), DEMO_PROFILES);
     firstIds = Object.fromEntries(nodes.map((n) => [n.name, n.id]));
 
+    // The demo comes with an operator and a signed policy: the command it suggests runs everywhere.
+    const key = /npx muster run --key (\S+) --operator demo --target all --wait -- uptime/.exec(
+      demo.stdout,
+    )?.[1];
+    assert.ok(key, `no muster run line in:\n${demo.stdout}`);
+    const run = await sandbox.run([
+      'run',
+      '--key',
+      key,
+      '--operator',
+      'demo',
+      '--target',
+      'all',
+      '--wait',
+      '--url',
+      adminUrl,
+      '--data-dir',
+      dataDir,
+      '--',
+      'uptime',
+    ]);
+    assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
+    assert.match(run.stdout, /3 node\(s\): 3 succeeded/);
+
     // Bounded well below anything a user would wait out: Ctrl-C must stop the demo promptly.
     demo.signal('SIGINT');
     const exit = await demo.waitForExit(CTRL_C_BOUND_MS);

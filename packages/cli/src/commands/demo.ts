@@ -1,8 +1,9 @@
 import { join } from 'node:path';
 import { type AgentConfig, DEFAULT_RENEW_FRACTION, loadIdentity, runAgent } from '@muster/agent';
 import { jsonLog } from '@muster/host';
-import type { TokenCreated } from '@muster/proto';
+import { keyFingerprint, type TokenCreated } from '@muster/proto';
 import type { Command } from '../command.js';
+import { setUpDemoCommands } from './demo-commands.js';
 import { loadServer } from './server.js';
 
 /** The three agents of the demo: different profiles and labels, as a small fleet would have. */
@@ -34,6 +35,7 @@ export const demoCommand: Command = {
       allReported = resolve;
     });
     try {
+      const operatorKey = await setUpDemoCommands(server, config.dataDir);
       for (const node of DEMO_NODES) {
         const dataDir = join(config.dataDir, 'demo-agents', node.name);
         const agentConfig: AgentConfig = {
@@ -47,6 +49,7 @@ export const demoCommand: Command = {
           rekey: false,
           server: new URL(server.agentUrl.replace('0.0.0.0', '127.0.0.1')),
           caPin: server.identity.ca.pin,
+          rootPin: keyFingerprint(server.identity.fleetRoot.publicKey),
           ...((await loadIdentity(dataDir)) ? {} : { token: await demoToken(server, node) }),
         };
         const log = jsonLog('warn', { svc: 'muster-agent', node: node.name });
@@ -81,7 +84,11 @@ export const demoCommand: Command = {
             'In another terminal, in this folder:\n' +
             '  npx muster nodes ls\n' +
             '  npx muster nodes show web-1\n' +
-            '  npx muster token create --profile web --label env=demo\n\n' +
+            '  npx muster token create --profile web --label env=demo\n' +
+            (operatorKey
+              ? `  npx muster run --key ${operatorKey} --operator demo --target all --wait -- uptime\n`
+              : '') +
+            '\n' +
             'Press Ctrl-C to stop.\n',
         );
         await aborted(signal);
