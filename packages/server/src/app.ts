@@ -1,22 +1,18 @@
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Server as HttpsServer } from 'node:https';
-import { keyFingerprint, type SignedCommand } from '@muster/proto';
+import { keyFingerprint } from '@muster/proto';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Clock, IdSource } from './clock.js';
 import { isLoopback, joinUrl, type ServerConfig } from './config.js';
 import type { DecisionRecorder } from './decisions/recorder.js';
-import { CaRotationService } from './features/ca/rotation.js';
+import { CaRotationService, startCaSync } from './features/ca/rotation.js';
 import { caRoutes } from './features/ca/routes.js';
 import { CaService } from './features/ca/service.js';
 import { ChannelHub } from './features/channel/hub.js';
-import { CommandDelivery } from './features/commands/delivery.js';
-import { PolicyService } from './features/commands/policy.js';
-import { CommandQueries } from './features/commands/queries.js';
 import { commandAgentRoutes, commandRoutes } from './features/commands/routes.js';
-import { COMMANDS_CHANNEL, CommandService } from './features/commands/service.js';
-import { CommandTracker } from './features/commands/tracking.js';
+import { startCommands } from './features/commands/setup.js';
 import { consoleDistDir, loadAssets } from './features/console/assets.js';
 import { sessionCredential } from './features/console/guard.js';
 import { consoleRoutes, fleetRoutes } from './features/console/routes.js';
@@ -35,6 +31,7 @@ import { HeartbeatWriter } from './features/heartbeats/writer.js';
 import { ledgerAgentRoutes, ledgerRoutes } from './features/ledger/routes.js';
 import { LedgerService } from './features/ledger/service.js';
 import { countNodesByStatus, Metrics } from './features/metrics/metrics.js';
+import { observabilityRoutes } from './features/metrics/routes.js';
 import { nodeRoutes } from './features/nodes/routes.js';
 import { NodeService } from './features/nodes/service.js';
 import { StatusWatcher } from './features/nodes/status-watch.js';
@@ -48,12 +45,10 @@ import { adminTokenCheck, identifySocket, nodeIdentityCheck, type SocketIdentity
 import { LiveConnections } from './http/connections.js';
 import { createPlane } from './http/fastify.js';
 import { OpenApiRecorder } from './http/openapi.js';
-import { sendProblem } from './http/problems.js';
 import { RateLimiter } from './http/rate-limit.js';
 import type { ServerIdentity } from './pki/datadir.js';
 import { fleetRoots } from './pki/fleet.js';
 import { serverChain } from './pki/server-identity.js';
-import { BatchedLookup } from './store/batched-lookup.js';
 import type { Store } from './store/db.js';
 
 export interface AppDeps {
@@ -203,33 +198,16 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     roots,
     certLifetimeMs: config.certLifetimeMs,
   });
-  let delivery: CommandDelivery | undefined; // needs the channel hub, made below
-  const policy = new PolicyService({
-    db: store.db,
+  const commanding = startCommands({
+    store,
     write,
     clock,
     decisions,
+    events,
     fleetRoot: identity.fleetRoot.publicKey,
-    onPushed: (signed) => delivery?.policyPushed(signed),
-  });
-  const tracker = new CommandTracker({ db: store.db, write, clock, decisions, events });
-  const commands = new CommandService({
-    db: store.db,
-    write,
-    traits: store.traits,
-    clock,
-    decisions,
-    policy,
     skewAllowanceMs: config.clockSkewAllowanceMs,
-    ...(store.notifications ? { notifications: store.notifications } : {}),
-    onIssued: (signed, nodeIds) => delivery?.issued(signed, nodeIds),
-  });
-  // Agents without a channel learn of their commands in the answer to an HTTP heartbeat.
-  const waiting = new BatchedLookup<string, SignedCommand[]>(async (ids) => {
-    const found = new Map<string, SignedCommand[]>();
-    for (const d of await tracker.pendingFor(ids))
-      found.set(d.nodeId, [...(found.get(d.nodeId) ?? []), d.signed]);
-    return found;
+    logger,
+    signal: background.signal,
   });
   // Listening on port 0 picks the port at bind time; join lines must carry the real one.
   const boundPort = () => (agent.server.address() as { port?: number } | null)?.port ?? config.listen.port;
@@ -326,21 +304,9 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
       ).catch((err) => logger.warn({ err }, 'could not record a duplicate channel'));
     },
     logger,
-    onOpen: (node) => delivery?.opened(node.id),
-    running: (node, commandId) => tracker.running(node.id, commandId),
-    receipt: (node, receipt) => tracker.receipt(node.id, receipt),
+    ...commanding.channelHooks,
   });
-  delivery = new CommandDelivery({ tracker, channels, policy, logger });
-  const deliveries = delivery;
-  store.notifications?.listen(COMMANDS_CHANNEL, () => deliveries.all(), background.signal);
-  const commandTimer = setInterval(() => {
-    tracker.expire().catch((err) => logger.warn({ err }, 'could not expire commands'));
-    policy.current().catch((err) => logger.warn({ err }, 'could not read the command policy'));
-    // A safety net under notifications: whatever is still pending for a held node goes now.
-    deliveries.all();
-  }, 5_000);
-  commandTimer.unref();
-  background.signal.addEventListener('abort', () => clearInterval(commandTimer));
+  commanding.attach(channels);
   channels.attach(agent.server as unknown as HttpsServer);
   await agent.register(async (scope) => {
     scope.addHook('onRequest', nodeIdentityCheck(identityDeps));
@@ -348,14 +314,9 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     heartbeatRoutes(scope, async (node, heartbeat) => {
       const ack = await acker(node, heartbeat);
       metrics?.heartbeats.inc({ transport: 'http' });
-      const version = policy.knownVersion();
-      const answer = version === undefined ? ack : { ...ack, policyVersion: version };
-      const pending = await waiting.get(node.id);
-      if (!pending) return answer;
-      await tracker.delivered(pending.map((signed) => ({ nodeId: node.id, signed })));
-      return { ...answer, commands: pending };
+      return commanding.httpAnswer(node, ack);
     });
-    commandAgentRoutes(scope, { tracker, policy });
+    commandAgentRoutes(scope, commanding);
     ledgerAgentRoutes(scope, ledger);
   });
 
@@ -383,31 +344,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     eventStreams: () => ({ open: streams.size, evicted: streams.evicted }),
   });
   const observed = metrics;
-  agent.addHook('onResponse', async (request, reply) => {
-    observed.requestSeconds.observe(
-      { plane: 'agent', route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
-      reply.elapsedTime / 1000,
-    );
-  });
-  admin.addHook('onResponse', async (request, reply) => {
-    observed.requestSeconds.observe(
-      { plane: 'admin', route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
-      reply.elapsedTime / 1000,
-    );
-  });
-  admin.get('/metrics', async (_request, reply) => {
-    const { contentType, body } = await observed.text();
-    return reply.type(contentType).send(body);
-  });
-  admin.get('/healthz', async () => ({ status: 'ok' }));
-  admin.get('/readyz', async (_request, reply) => {
-    try {
-      await store.ping();
-      return { status: 'ready' };
-    } catch {
-      return sendProblem(reply, 503, 'store_unreachable', 'the store does not answer');
-    }
-  });
+  observabilityRoutes({ agent, admin }, observed, () => store.ping());
   const sessions = new SessionService({ db: store.db, write, clock });
   consoleRoutes(admin, {
     assets: loadAssets(consoleDistDir()),
@@ -436,7 +373,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     caRoutes(scope, new CaService({ db: store.db, clock, roots }), caRotation);
     ledgerRoutes(scope, ledger);
     eventRoutes(scope, events, streams);
-    commandRoutes(scope, { policy, commands, queries: new CommandQueries(store.db) });
+    commandRoutes(scope, commanding);
   });
 
   await Promise.all([agent.ready(), admin.ready()]);
@@ -461,23 +398,9 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
       // Channels first (they bypass Fastify's connection tracking), then the planes, then
       // whatever heartbeats are still being written, so the store outlives every write.
       await channels.close();
-      await deliveries.idle();
+      await commanding.idle();
       await Promise.all([agent.close(), admin.close()]);
       await writer.idle();
     },
   };
-}
-
-/** Every few seconds, takes up a CA rotation another replica started or finished; never overlaps itself. */
-function startCaSync(rotation: CaRotationService, signal: AbortSignal, logger: Logger): void {
-  const tick = async () => {
-    if (signal.aborted) return;
-    try {
-      await rotation.sync();
-    } catch (err) {
-      if (!signal.aborted) logger.warn({ err }, 'could not take up the fleet CA rotation state');
-    }
-    if (!signal.aborted) setTimeout(tick, 4_000 + Math.random() * 2_000).unref();
-  };
-  setTimeout(tick, 5_000).unref();
 }

@@ -1,6 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { writeFileAtomic } from '@muster/host';
 import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
 import type { Clock, IdSource } from '../../clock.js';
 import type { DecisionRecorder } from '../../decisions/recorder.js';
 import { ConflictError } from '../../errors.js';
@@ -199,4 +200,18 @@ function stillOnOldRoot(count: number): ConflictError {
     `${nodes} still on the old root; wait until they have renewed (muster ca status), or retire it anyway with --force, after which they cannot connect until enrolled again`,
     'nodes_on_old_root',
   );
+}
+
+/** Every few seconds, takes up a CA rotation another replica started or finished; never overlaps itself. */
+export function startCaSync(rotation: CaRotationService, signal: AbortSignal, logger: Logger): void {
+  const tick = async () => {
+    if (signal.aborted) return;
+    try {
+      await rotation.sync();
+    } catch (err) {
+      if (!signal.aborted) logger.warn({ err }, 'could not take up the fleet CA rotation state');
+    }
+    if (!signal.aborted) setTimeout(tick, 4_000 + Math.random() * 2_000).unref();
+  };
+  setTimeout(tick, 5_000).unref();
 }

@@ -1,0 +1,102 @@
+import type { HeartbeatAck, SignedCommand } from '@muster/proto';
+import type { Logger } from 'pino';
+import type { Clock } from '../../clock.js';
+import type { DecisionRecorder } from '../../decisions/recorder.js';
+import { BatchedLookup } from '../../store/batched-lookup.js';
+import type { Store } from '../../store/db.js';
+import type { EventSink } from '../events/service.js';
+import type { NodeIdentity } from '../nodes/service.js';
+import { CommandDelivery, type CommandDeliveryDeps } from './delivery.js';
+import { PolicyService } from './policy.js';
+import { CommandQueries } from './queries.js';
+import { COMMANDS_CHANNEL, CommandService } from './service.js';
+import { CommandTracker } from './tracking.js';
+
+export interface CommandsSetup {
+  store: Store;
+  write: Store['write'];
+  clock: Clock;
+  decisions: DecisionRecorder;
+  events: Pick<EventSink, 'append'>;
+  fleetRoot: string;
+  skewAllowanceMs: number;
+  logger: Logger;
+  signal: AbortSignal;
+}
+
+/**
+ * The signed-commands feature, wired: the policy, the command service and its tracker, and,
+ * once the channel hub exists (`attach`), delivery over held channels, the expiry sweep and the
+ * safety net under replica notifications.
+ */
+export function startCommands(setup: CommandsSetup) {
+  const { store, write, clock, decisions, events, logger, signal } = setup;
+  let delivery: CommandDelivery | undefined;
+  const policy = new PolicyService({
+    db: store.db,
+    write,
+    clock,
+    decisions,
+    fleetRoot: setup.fleetRoot,
+    onPushed: (signed) => delivery?.policyPushed(signed),
+  });
+  const tracker = new CommandTracker({ db: store.db, write, clock, decisions, events });
+  const commands = new CommandService({
+    db: store.db,
+    write,
+    traits: store.traits,
+    clock,
+    decisions,
+    policy,
+    skewAllowanceMs: setup.skewAllowanceMs,
+    ...(store.notifications ? { notifications: store.notifications } : {}),
+    onIssued: (signed, nodeIds) => delivery?.issued(signed, nodeIds),
+  });
+  // Agents without a channel learn of their commands in the answer to an HTTP heartbeat.
+  const waiting = new BatchedLookup<string, SignedCommand[]>(async (ids) => {
+    const found = new Map<string, SignedCommand[]>();
+    for (const d of await tracker.pendingFor(ids))
+      found.set(d.nodeId, [...(found.get(d.nodeId) ?? []), d.signed]);
+    return found;
+  });
+  return {
+    policy,
+    tracker,
+    commands,
+    queries: new CommandQueries(store.db),
+    /** What the channel hub calls for command traffic. */
+    channelHooks: {
+      onOpen: (node: NodeIdentity) => delivery?.opened(node.id),
+      running: (node: NodeIdentity, commandId: string) => tracker.running(node.id, commandId),
+      receipt: (node: NodeIdentity, receipt: Parameters<CommandTracker['receipt']>[1]) =>
+        tracker.receipt(node.id, receipt),
+    },
+    /** Starts delivering over the hub's channels, and the background sweeps. */
+    attach(channels: CommandDeliveryDeps['channels']): void {
+      const deliveries = new CommandDelivery({ tracker, channels, policy, logger });
+      delivery = deliveries;
+      store.notifications?.listen(COMMANDS_CHANNEL, () => deliveries.all(), signal);
+      const timer = setInterval(() => {
+        tracker.expire().catch((err) => logger.warn({ err }, 'could not expire commands'));
+        policy.current().catch((err) => logger.warn({ err }, 'could not read the command policy'));
+        // A safety net under notifications: whatever is still pending for a held node goes now.
+        deliveries.all();
+      }, 5_000);
+      timer.unref();
+      signal.addEventListener('abort', () => clearInterval(timer));
+    },
+    /** An HTTP heartbeat's answer, with the policy version and any commands waiting for the node. */
+    async httpAnswer(node: NodeIdentity, ack: HeartbeatAck): Promise<HeartbeatAck> {
+      const version = policy.knownVersion();
+      const answer = version === undefined ? ack : { ...ack, policyVersion: version };
+      const pending = await waiting.get(node.id);
+      if (!pending) return answer;
+      await tracker.delivered(pending.map((signed) => ({ nodeId: node.id, signed })));
+      return { ...answer, commands: pending };
+    },
+    async idle(): Promise<void> {
+      await delivery?.idle();
+      await tracker.idle();
+    },
+  };
+}

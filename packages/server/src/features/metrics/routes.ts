@@ -1,0 +1,32 @@
+import type { FastifyInstance } from 'fastify';
+import { sendProblem } from '../../http/problems.js';
+import type { Metrics } from './metrics.js';
+
+/** Request timing on both planes, and /metrics, /healthz and /readyz on the admin plane. */
+export function observabilityRoutes(
+  planes: { agent: FastifyInstance; admin: FastifyInstance },
+  metrics: Metrics,
+  ping: () => Promise<unknown>,
+): void {
+  for (const [plane, app] of Object.entries(planes))
+    app.addHook('onResponse', async (request, reply) => {
+      metrics.requestSeconds.observe(
+        { plane, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
+        reply.elapsedTime / 1000,
+      );
+    });
+  const { admin } = planes;
+  admin.get('/metrics', async (_request, reply) => {
+    const { contentType, body } = await metrics.text();
+    return reply.type(contentType).send(body);
+  });
+  admin.get('/healthz', async () => ({ status: 'ok' }));
+  admin.get('/readyz', async (_request, reply) => {
+    try {
+      await ping();
+      return { status: 'ready' };
+    } catch {
+      return sendProblem(reply, 503, 'store_unreachable', 'the store does not answer');
+    }
+  });
+}
