@@ -117,7 +117,8 @@ export async function fanoutScenario(opts: FanoutOptions): Promise<void> {
       });
       for (;;) {
         const list = await server.admin<CommandList>('GET', '/v1/commands?limit=1');
-        if (process.env.MUSTER_BENCH_TRACE) console.error(`${Date.now() - t0} ms ${JSON.stringify(list.items[0]?.summary)}`);
+        if (process.env.MUSTER_BENCH_TRACE)
+          console.error(`${Date.now() - t0} ms ${JSON.stringify(list.items[0]?.summary)}`);
         if ((list.items[0]?.summary.succeeded ?? 0) >= held) break;
         if (Date.now() - t0 > 120_000) throw new Error(`round ${round}: not every node answered in 120 s`);
         await new Promise((resolve) => setTimeout(resolve, 20));

@@ -1,12 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import {
-  type CommandView,
-  type NodeView,
-  receiptSignatureValid,
-  type SignedCommand,
-  type TokenCreated,
-} from '@muster/proto';
+import { type NodeView, receiptSignatureValid, type SignedCommand, type TokenCreated } from '@muster/proto';
 import {
   answered,
   command,

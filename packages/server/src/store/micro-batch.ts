@@ -31,7 +31,10 @@ export class MicroBatch<T> {
       const batch = this.queue.splice(0, this.maxBatch);
       try {
         const outcomes = await this.flush(batch.map((b) => b.item));
-        batch.forEach((b, i) => (outcomes[i] ? b.reject(outcomes[i]) : b.resolve()));
+        batch.forEach((b, i) => {
+          if (outcomes[i]) b.reject(outcomes[i]);
+          else b.resolve();
+        });
       } catch (err) {
         for (const b of batch) b.reject(err);
       }

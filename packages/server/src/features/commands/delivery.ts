@@ -95,8 +95,10 @@ export class CommandDelivery {
       const texts = new Map<SignedCommand, string>();
       for (const delivery of pending) {
         let text = texts.get(delivery.signed);
-        if (!text)
-          texts.set(delivery.signed, (text = JSON.stringify({ type: 'command', signed: delivery.signed })));
+        if (!text) {
+          text = JSON.stringify({ type: 'command', signed: delivery.signed });
+          texts.set(delivery.signed, text);
+        }
         if (this.deps.channels.sendTo(delivery.nodeId, { text })) sent.push(delivery);
       }
       await this.deps.tracker.delivered(sent);
