@@ -7,6 +7,7 @@ import {
   makeApplicants,
   pool,
   progress,
+  rssBytes,
   spawnNode,
   spawnServer,
   stopChild,
@@ -18,9 +19,6 @@ export interface ChannelsOptions {
   /** Client processes to spread the channels over. */
   processes: number;
 }
-
-const rssBytes = (pid: number) =>
-  Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
 
 /**
  * N agents each hold a channel (from several client processes, so no one process runs out of

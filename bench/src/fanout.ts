@@ -16,6 +16,7 @@ import {
   makeApplicants,
   pool,
   progress,
+  rssBytes,
   spawnNode,
   spawnServer,
   stopChild,
@@ -27,9 +28,6 @@ export interface FanoutOptions {
   processes: number;
   db?: string;
 }
-
-const rssBytes = (pid: number) =>
-  Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;

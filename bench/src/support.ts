@@ -26,6 +26,11 @@ export function emit(
 }
 
 /** Progress for a person watching; quiet when stderr is not a terminal. */
+/** A process's resident memory, from /proc. */
+export function rssBytes(pid: number): number {
+  return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+}
+
 export function progress(text: string): void {
   if (process.stderr.isTTY) process.stderr.write(`${text}\n`);
 }

@@ -130,6 +130,13 @@ export class CommandRunner {
       return;
     }
     const now = (this.deps.now ?? Date.now)();
+    const journalStart = () =>
+      this.journal.start({
+        id: command.id,
+        nonce: command.nonce,
+        expiresAt: Date.parse(command.expiresAt),
+        startedAt: new Date(now).toISOString(),
+      });
     let argv: string[];
     let spec: { timeoutSec: number; maxOutputBytes: number };
     try {
@@ -142,22 +149,12 @@ export class CommandRunner {
         await this.answer(command.id, refusal(err.message, now));
         return;
       }
-      await this.journal.start({
-        id: command.id,
-        nonce: command.nonce,
-        expiresAt: Date.parse(command.expiresAt),
-        startedAt: new Date(now).toISOString(),
-      });
+      await journalStart();
       await this.finish(command.id, refusal(err.message, now));
       return;
     }
     // On disk before it runs: after a crash this command is answered, never run again.
-    await this.journal.start({
-      id: command.id,
-      nonce: command.nonce,
-      expiresAt: Date.parse(command.expiresAt),
-      startedAt: new Date(now).toISOString(),
-    });
+    await journalStart();
     this.deps.send({ type: 'running', commandId: command.id });
     this.deps.log.info('running a command', {
       commandId: command.id,
