@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual, type X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { FastifyRequest } from 'fastify';
 import type { Clock } from '../clock.js';
@@ -71,7 +71,7 @@ export async function identifySocket(socket: TLSSocket, deps: SocketIdentityDeps
   if (typeof socket.getPeerX509Certificate !== 'function' || !socket.authorized) {
     throw new UnauthorizedError('a client certificate issued by the fleet CA is required', 'no_identity');
   }
-  const cert = socket.getPeerX509Certificate();
+  const cert = peerCertificate(socket);
   if (!cert || Date.parse(cert.validTo) <= deps.clock.now()) {
     throw new UnauthorizedError('the client certificate has expired', 'identity_expired');
   }
@@ -110,6 +110,16 @@ export function nodeIdentityCheck(deps: SocketIdentityDeps): (request: FastifyRe
 }
 
 /** A certificate the fleet CA did issue but whose time is over fails the handshake check this way. */
+/**
+ * The client certificate of a connection, parsed once: a channel asks on every message. What a
+ * handshake proved stays the connection's identity (a later renegotiation cannot swap it).
+ */
+const peerCertificates = new WeakMap<TLSSocket, X509Certificate | undefined>();
+function peerCertificate(socket: TLSSocket): X509Certificate | undefined {
+  if (!peerCertificates.has(socket)) peerCertificates.set(socket, socket.getPeerX509Certificate());
+  return peerCertificates.get(socket);
+}
+
 function expiredAtHandshake(socket: TLSSocket): boolean {
   const reason = socket.authorizationError as unknown;
   if (!reason) return false;
