@@ -25,7 +25,7 @@ function generalHelp(): string {
   );
   const width = Math.max(...rows.map(([usage]) => usage.length)) + 2;
   return [
-    'muster: a fleet control plane. Agents enroll over mTLS, report, and every decision is recorded.',
+    'muster: a fleet control plane. Agents enroll over mTLS, report, run the commands operators sign, and every decision is recorded.',
     '',
     'Usage: muster <command> [flags]',
     '',

@@ -56,7 +56,7 @@ export function parseArgs(words: readonly string[]): Record<string, string> {
 
 export const runCommand: Command = {
   path: ['run'],
-  args: '-- ACTION [NAME=VALUE…]',
+  args: '--target SELECTOR -- ACTION [NAME=VALUE…]',
   summary: 'sign a command with your operator key and send it to the nodes it targets',
   details:
     'The command is signed here; the control plane relays it and cannot alter it; every node\n' +
