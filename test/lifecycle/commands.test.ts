@@ -261,3 +261,46 @@ for (const dialect of dialects()) {
     });
   });
 }
+
+// Two replicas on one PostgreSQL are one control plane: a command issued on either reaches an
+// agent whichever replica holds its channel, and both report its receipt.
+if (dialects().includes('postgres'))
+  describe('signed commands across two replicas (postgres)', () => {
+    const sandbox = new Sandbox();
+    after(() => sandbox.cleanup());
+
+    test('a command issued on replica A reaches the agent held by replica B; both show the receipt', async () => {
+      const a = await startInProcessServer(sandbox, 'postgres', { 'heartbeat-interval': '1s' });
+      const b = await startInProcessServer(sandbox, 'postgres', { 'heartbeat-interval': '1s' }, undefined, a);
+      let agent: AgentRun | undefined;
+      try {
+        const root = dataDirRoot(a.dataDir);
+        const alice = makeOperator('alice');
+        const policy = signedPolicy(testPolicy(sandbox.tempDir('actions'), [alice]), root.privateKey);
+        assert.equal((await a.admin('POST', '/v1/policy', policy)).status, 201);
+        const join = (await a.admin('POST', '/v1/tokens', { profile: 'web' })).json as TokenCreated;
+        agent = startAgent(sandbox, {
+          server: new URL(b.server.agentUrl),
+          caPin: b.server.identity.ca.pin,
+          rootPin: root.pin,
+          token: join.secret,
+          name: 'web-b',
+        });
+        await waitFor('the agent channel on replica B', async () =>
+          b.server.app.channels.size === 1 ? true : undefined,
+        );
+        assert.equal(a.server.app.channels.size, 0);
+        const signed = command(alice, { nodes: ['web-b'] }, 'echo', { text: 'across replicas' });
+        assert.equal((await a.admin('POST', '/v1/commands', signed)).status, 202);
+        for (const replica of [a, b]) {
+          const view = await answered(replica, signed.command.id);
+          assert.equal(view.targets![0]!.state, 'succeeded');
+          assert.equal(view.targets![0]!.receipt!.stdoutTail, 'across replicas\n');
+        }
+      } finally {
+        await agent?.stop();
+        await b.close();
+        await a.close();
+      }
+    });
+  });

@@ -14,6 +14,9 @@ export type Json = ReturnType<typeof JSON.parse>;
  */
 export interface InProcessServer {
   server: RunningServer & { rootPin: string };
+  /** The store and data dir, for a second replica to share. */
+  db: string;
+  dataDir: string;
   admin(
     method: 'GET' | 'POST' | 'DELETE',
     path: string,
@@ -27,9 +30,13 @@ export async function startInProcessServer(
   dialect: 'sqlite' | 'postgres',
   settings: Record<string, string> = {},
   clock?: Clock,
+  /** Another replica's store and data dir: the two are one control plane (PostgreSQL). */
+  replicaOf?: Pick<InProcessServer, 'db' | 'dataDir'>,
 ): Promise<InProcessServer> {
-  const dataDir = sandbox.tempDir('server');
-  const db = dialect === 'postgres' ? await sandbox.postgresDatabase() : `sqlite:${dataDir}/muster.db`;
+  const dataDir = replicaOf?.dataDir ?? sandbox.tempDir('server');
+  const db =
+    replicaOf?.db ??
+    (dialect === 'postgres' ? await sandbox.postgresDatabase() : `sqlite:${dataDir}/muster.db`);
   const config = serverConfigFrom({
     'data-dir': dataDir,
     listen: '127.0.0.1:0',
@@ -43,6 +50,8 @@ export async function startInProcessServer(
   return {
     // The --root-pin of this server's join lines, for agents started without one.
     server: Object.assign(server, { rootPin: keyFingerprint(server.identity.fleetRoot.publicKey) }),
+    db,
+    dataDir,
     async admin(method, path, body) {
       const res = await server.app.admin.inject({
         method,
