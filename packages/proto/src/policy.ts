@@ -95,8 +95,10 @@ export function authorize(policy: Policy, command: Command, profile: string): st
       `operator ${command.operator} may not run commands on profile ${profile}`,
       'operator',
     );
-  const action = policy.profiles[profile]?.actions[command.action];
-  if (!action || !Object.hasOwn(policy.profiles[profile]!.actions, command.action))
+  // Own properties only: a profile or action called `constructor` is not Object.prototype's.
+  const actions = Object.hasOwn(policy.profiles, profile) ? policy.profiles[profile]!.actions : {};
+  const action = Object.hasOwn(actions, command.action) ? actions[command.action] : undefined;
+  if (!action)
     throw new CommandRefused(`action ${command.action} is not allowed on profile ${profile}`, 'action');
   checkArguments(command, action);
   return argvFor(action, command.args);
