@@ -8,6 +8,7 @@ import { createCsrPem, generateKeyPair } from '@muster/host';
 import type { TokenCreated } from '@muster/proto';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { launchChromium, watchForInjection } from '../support/browser.js';
+import { command, dataDirRoot, makeOperator, signedPolicy } from '../support/commands.js';
 import { agentArgsFromJoinLine } from '../support/fleet.js';
 import { type MusterProcess, waitFor } from '../support/processes.js';
 import { Sandbox, type ServerUnderTest } from '../support/sandbox.js';
@@ -238,11 +239,59 @@ describe('the Mission Console in a real Chromium, against a real server and agen
     await context.close();
   });
 
+  test("commands show live with each node's state and output; output carrying markup stays text", async () => {
+    const root = dataDirRoot(server.dataDir);
+    const ops = makeOperator('ops');
+    const policy = {
+      version: 1,
+      operators: [{ name: 'ops', publicKey: ops.publicKey, profiles: ['*'] }],
+      profiles: {
+        web: {
+          actions: {
+            say: {
+              argv: ['echo', '{text}'],
+              args: { text: { pattern: '.*' } },
+              timeoutSec: 5,
+              maxOutputBytes: 4096,
+            },
+          },
+        },
+      },
+    };
+    assert.equal((await adminApi('POST', '/v1/policy', signedPolicy(policy, root.privateKey))).status, 201);
+    const { context, page, seen } = await signedIn();
+    await page.getByRole('link', { name: 'Commands' }).click();
+    await page.getByText('No commands yet.').waitFor();
+    const hostile = `${SCRIPT_TEXT} ${IMG_TEXT} ${JS_URL_TEXT}`;
+    // web-2's agent was stopped by the offline test above: web-1 answers.
+    const signed = command(ops, { nodes: ['web-1'] }, 'say', { text: hostile });
+    assert.equal((await adminApi('POST', '/v1/commands', signed)).status, 202);
+    // The list updates from the event stream, without a reload.
+    await page.locator(`tr[data-command="${signed.command.id}"]`, { hasText: '1 succeeded' }).waitFor();
+    await page.locator(`tr[data-command="${signed.command.id}"] a`).click();
+    await page.locator('tr[data-node="web-1"] .pill', { hasText: 'succeeded' }).waitFor();
+    assert.equal((await page.locator('[data-field="stdout"]').first().textContent())?.trim(), hostile);
+    assert.equal(await page.evaluate(() => (globalThis as any).__pwned), undefined, 'no injected script ran');
+    assert.deepEqual(seen.dialogs, []);
+    assert.equal(await page.locator('img').count(), 0);
+    assert.equal(await page.locator('script:not([src])').count(), 0);
+    await context.close();
+  });
+
   test('without a session every console page is the sign-in page, and a forged session reads nothing', async () => {
     const context = await browser.newContext();
     const page = await context.newPage();
     const { json } = await adminApi('GET', '/v1/nodes/web-1');
-    for (const path of ['/', '/nodes', `/nodes/${json.id}`, '/events', '/tokens', '/ledger', '/signin']) {
+    for (const path of [
+      '/',
+      '/nodes',
+      `/nodes/${json.id}`,
+      '/events',
+      '/commands',
+      '/tokens',
+      '/ledger',
+      '/signin',
+    ]) {
       await page.goto(`${server.adminUrl}${path}`);
       await page.getByLabel('Admin token').waitFor();
       assert.doesNotMatch((await page.locator('body').textContent()) ?? '', /web-1/, path);

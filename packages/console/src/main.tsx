@@ -5,6 +5,7 @@ import { ApiError, api, setSessionToken } from './api.js';
 import { FleetModel } from './model.js';
 import { currentPath, matchRoute, navigate, onNavigate } from './router.js';
 import './style.css';
+import { CommandDetail, CommandsView } from './views/commands.js';
 import { EventsView } from './views/events.js';
 import { FleetBar } from './views/fleet-bar.js';
 import { LedgerView } from './views/ledger.js';
@@ -21,6 +22,7 @@ type Session =
 const NAV = [
   { path: '/nodes', page: 'nodes', label: 'Nodes' },
   { path: '/events', page: 'events', label: 'Events' },
+  { path: '/commands', page: 'commands', label: 'Commands' },
   { path: '/tokens', page: 'tokens', label: 'Tokens' },
   { path: '/ledger', page: 'ledger', label: 'Ledger' },
 ];
@@ -90,7 +92,7 @@ function Console({ path, onSignedOut }: { path: string; onSignedOut: () => void 
     if (path.startsWith('/signin') || path === '/') navigate('/nodes', true);
   }, [path]);
   const route = matchRoute(path);
-  const active = route.page === 'node' ? 'nodes' : route.page;
+  const active = route.page === 'node' ? 'nodes' : route.page === 'command' ? 'commands' : route.page;
 
   const signOut = async () => {
     try {
@@ -125,9 +127,13 @@ function Console({ path, onSignedOut }: { path: string; onSignedOut: () => void 
         {route.page === 'nodes' && <NodesView model={model} />}
         {route.page === 'node' && route.id !== undefined && <NodeDetail model={model} id={route.id} />}
         {route.page === 'events' && <EventsView model={model} />}
+        {route.page === 'commands' && <CommandsView model={model} />}
+        {route.page === 'command' && route.id !== undefined && <CommandDetail model={model} id={route.id} />}
         {route.page === 'tokens' && <TokensView />}
         {route.page === 'ledger' && <LedgerView />}
-        {!['nodes', 'node', 'events', 'tokens', 'ledger', 'signin', ''].includes(route.page) && (
+        {!['nodes', 'node', 'events', 'commands', 'command', 'tokens', 'ledger', 'signin', ''].includes(
+          route.page,
+        ) && (
           <p>
             There is no such page. <a href="/nodes">Go to the nodes</a>.
           </p>

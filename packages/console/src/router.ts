@@ -48,6 +48,8 @@ export function matchRoute(pathAndQuery: string): { page: string; id?: string } 
   const path = pathAndQuery.split('?')[0]!;
   const node = /^\/nodes\/([^/]+)$/.exec(path);
   if (node) return { page: 'node', id: decodeURIComponent(node[1]!) };
+  const command = /^\/commands\/([^/]+)$/.exec(path);
+  if (command) return { page: 'command', id: decodeURIComponent(command[1]!) };
   const page = path.replace(/^\/+|\/+$/g, '') || 'nodes';
   return { page };
 }

@@ -14,7 +14,17 @@ import {
 } from './sessions.js';
 
 /** The console's pages: each answers with the console, which shows sign-in when there is no session. */
-export const CONSOLE_PAGES = ['/', '/signin', '/nodes', '/nodes/:id', '/events', '/tokens', '/ledger'];
+export const CONSOLE_PAGES = [
+  '/',
+  '/signin',
+  '/nodes',
+  '/nodes/:id',
+  '/events',
+  '/commands',
+  '/commands/:id',
+  '/tokens',
+  '/ledger',
+];
 
 /**
  * No inline script or style, nothing from elsewhere: whatever text a node or an operator puts in

@@ -1,0 +1,189 @@
+import type { CommandList, CommandView, TargetState } from '@muster/proto';
+import { useEffect, useState } from 'preact/hooks';
+import { api, message } from '../api.js';
+import { time } from '../format.js';
+import type { FleetModel } from '../model.js';
+
+/** How a command's state on a node reads as a pill: the colours of node status, by meaning. */
+const PILL: Record<TargetState, string> = {
+  pending: 'offline',
+  delivered: 'attention',
+  running: 'attention',
+  succeeded: 'ok',
+  failed: 'critical',
+  timed_out: 'critical',
+  rejected: 'critical',
+  interrupted: 'critical',
+  expired: 'offline',
+};
+
+/** Reloads on every command event, at most once per animation frame. */
+function useCommandEvents(model: FleetModel, reload: () => void): void {
+  useEffect(() => {
+    let queued = false;
+    return model.onEachEvent((e) => {
+      if (!e.kind.startsWith('command.') || queued) return;
+      queued = true;
+      requestAnimationFrame(() => {
+        queued = false;
+        reload();
+      });
+    });
+  }, [model]);
+}
+
+function summary(c: CommandView): string {
+  return Object.entries(c.summary)
+    .map(([state, n]) => `${n} ${state.replace('_', ' ')}`)
+    .join(', ');
+}
+
+function args(c: CommandView): string {
+  return Object.entries(c.args)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
+}
+
+/**
+ * Signed commands, newest first, with how many nodes are in each state. Issuing stays in the
+ * CLI, where the operator's key lives; the console shows what happened, live.
+ */
+export function CommandsView({ model }: { model: FleetModel }) {
+  const [list, setList] = useState<CommandView[] | undefined>();
+  const [error, setError] = useState<string | undefined>();
+  const load = () =>
+    api<CommandList>('GET', '/v1/commands?limit=100')
+      .then((r) => setList(r.items))
+      .catch((err) => setError(message(err)));
+  useEffect(() => {
+    void load();
+  }, []);
+  useCommandEvents(model, () => void load());
+  return (
+    <section aria-labelledby="commands-title">
+      <h1 id="commands-title">Commands</h1>
+      <p class="muted">
+        Operators sign commands with their own key: <code>muster run --target … -- ACTION</code>. Every node
+        checks the signature and the policy again and answers with a receipt signed by its own key.
+      </p>
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+      {!list && !error && <p class="loading">Loading commands…</p>}
+      {list?.length === 0 && <p class="muted">No commands yet.</p>}
+      {list && list.length > 0 && (
+        <div class="scroll-x">
+          <table class="commands">
+            <thead>
+              <tr>
+                <th scope="col">Created</th>
+                <th scope="col">Operator</th>
+                <th scope="col">Action</th>
+                <th scope="col">Nodes</th>
+              </tr>
+            </thead>
+            <tbody>
+              {list.map((c) => (
+                <tr key={c.id} data-command={c.id}>
+                  <td>
+                    <a href={`/commands/${encodeURIComponent(c.id)}`}>{time(c.createdAt)}</a>
+                  </td>
+                  <td>{c.operator}</td>
+                  <td>
+                    <code>{`${c.action} ${args(c)}`.trim()}</code>
+                  </td>
+                  <td>{summary(c)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </section>
+  );
+}
+
+/** One command: what the operator signed, and each node's state, reason, exit code and output. */
+export function CommandDetail({ model, id }: { model: FleetModel; id: string }) {
+  const [view, setView] = useState<CommandView | undefined>();
+  const [error, setError] = useState<string | undefined>();
+  const load = () =>
+    api<CommandView>('GET', `/v1/commands/${encodeURIComponent(id)}`)
+      .then(setView)
+      .catch((err) => setError(message(err)));
+  useEffect(() => {
+    void load();
+  }, [id]);
+  useCommandEvents(model, () => void load());
+  if (error)
+    return (
+      <p class="error" role="alert">
+        {error}
+      </p>
+    );
+  if (!view) return <p class="loading">Loading the command…</p>;
+  return (
+    <section aria-labelledby="command-title">
+      <p>
+        <a href="/commands">← Commands</a>
+      </p>
+      <h1 id="command-title">
+        <code>{`${view.action} ${args(view)}`.trim()}</code>
+      </h1>
+      <dl class="facts">
+        <dt>Operator</dt>
+        <dd>{view.operator}</dd>
+        <dt>Issued</dt>
+        <dd>{time(view.issuedAt)}</dd>
+        <dt>Expires</dt>
+        <dd>{time(view.expiresAt)}</dd>
+        <dt>Nodes</dt>
+        <dd>{summary(view)}</dd>
+        <dt>Id</dt>
+        <dd>
+          <code>{view.id}</code>
+        </dd>
+      </dl>
+      <div class="scroll-x">
+        <table class="commands">
+          <thead>
+            <tr>
+              <th scope="col">Node</th>
+              <th scope="col">State</th>
+              <th scope="col">Exit</th>
+              <th scope="col">Reason</th>
+            </tr>
+          </thead>
+          <tbody>
+            {(view.targets ?? []).map((t) => (
+              <tr key={t.nodeId} data-node={t.name}>
+                <td>
+                  <a href={`/nodes/${encodeURIComponent(t.nodeId)}`}>{t.name}</a>
+                </td>
+                <td>
+                  <span class={`pill pill-${PILL[t.state]}`}>{t.state.replace('_', ' ')}</span>
+                </td>
+                <td>{t.receipt?.exitCode ?? ''}</td>
+                <td>{t.reason ?? ''}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      {(view.targets ?? [])
+        .filter((t) => t.receipt && (t.receipt.stdoutTail || t.receipt.stderrTail))
+        .map((t) => (
+          <section key={t.nodeId} class="card receipt" aria-label={`Output of ${t.name}`}>
+            <h2>{t.name}</h2>
+            <p class="muted">
+              Receipt signed by the node; SHA-256 of its whole output <code>{t.receipt!.outputSha256}</code>
+            </p>
+            {t.receipt!.stdoutTail && <pre data-field="stdout">{t.receipt!.stdoutTail}</pre>}
+            {t.receipt!.stderrTail && <pre data-field="stderr">{t.receipt!.stderrTail}</pre>}
+          </section>
+        ))}
+    </section>
+  );
+}
