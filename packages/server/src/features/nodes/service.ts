@@ -343,7 +343,7 @@ function certificateFacts(serial: string, pem: string): { issuer: string; notBef
   if (!facts) {
     const cert = new X509Certificate(pem);
     facts = { issuer: cert.issuer.split('\n').join(', '), notBefore: Date.parse(cert.validFrom) };
-    if (certFacts.size >= 10_000) certFacts.clear();
+    if (certFacts.size >= 200_000) certFacts.clear();
     certFacts.set(serial, facts);
   }
   return facts;
