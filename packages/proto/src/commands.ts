@@ -211,14 +211,8 @@ export const CommandAccepted = Type.Object({
 });
 export type CommandAccepted = Static<typeof CommandAccepted>;
 
-export const OperatorCreateRequest = Type.Object(
-  {
-    name: Type.String({ pattern: OPERATOR_NAME_PATTERN }),
-    publicKey: PublicKey,
-    profiles: Type.Array(Type.String({ maxLength: 64 }), { maxItems: 256 }),
-  },
-  { additionalProperties: false },
-);
+/** `POST /v1/operators`: an operator as a policy lists it. */
+export const OperatorCreateRequest = PolicyOperator;
 export type OperatorCreateRequest = Static<typeof OperatorCreateRequest>;
 
 export const OperatorView = Type.Object({
