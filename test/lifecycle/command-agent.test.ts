@@ -195,6 +195,15 @@ describe('an agent checks every command itself', () => {
     assert.ok(process.memoryUsage().rss - rssBefore < 256 * 1024 * 1024, 'memory stays bounded');
   });
 
+  test('the largest receipt a policy allows (both tails full of bytes JSON escapes) still reaches the server', async () => {
+    const signed = command(alice, { nodes: ['web-1'] }, 'zeros');
+    assert.equal((await t.admin('POST', '/v1/commands', signed)).status, 202);
+    const receipt = (await answered(t, signed.command.id)).targets![0]!.receipt!;
+    assert.equal(receipt.status, 'succeeded');
+    assert.equal(receipt.stdoutTail, '\u0000'.repeat(64 * 1024));
+    assert.equal(receipt.stderrTail, '\u0000'.repeat(64 * 1024));
+  });
+
   test('an action that never ends is killed with its children at the timeout', async () => {
     const signed = command(alice, { nodes: ['web-1'] }, 'hang');
     assert.equal((await t.admin('POST', '/v1/commands', signed)).status, 202);

@@ -92,6 +92,11 @@ export function testPolicy(dir: string, operators: Operator[], version = 1): Pol
       maxOutputBytes: 1024,
     },
     flood: { argv: ['head', '-c', String(1024 ** 3), '/dev/zero'], timeoutSec: 120, maxOutputBytes: 1024 },
+    zeros: {
+      argv: ['/bin/sh', '-c', 'head -c 100000 /dev/zero; head -c 100000 /dev/zero >&2'],
+      timeoutSec: 10,
+      maxOutputBytes: 64 * 1024,
+    },
     hang: {
       argv: ['/bin/sh', '-c', `sleep 1000 & echo $! > ${join(dir, 'child.pid')}; wait`],
       timeoutSec: 1,

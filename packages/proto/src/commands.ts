@@ -16,8 +16,12 @@ export const COMMAND_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_-]{7,63}$';
 
 /** Longest a command may live: bounds how long an agent keeps its nonce on disk. */
 export const MAX_COMMAND_LIFETIME_MS = 24 * 3_600_000;
-/** The per-stream output cap a policy may ask for, so a receipt always fits one channel message. */
-export const MAX_OUTPUT_BYTES = 128 * 1024;
+/**
+ * The per-stream output cap a policy may ask for. A receipt must fit one channel message and one
+ * request body (1 MiB) even when every byte of both tails is a control character JSON escapes
+ * into six: 2 × 64 KiB × 6 = 768 KiB.
+ */
+export const MAX_OUTPUT_BYTES = 64 * 1024;
 /** Arguments are this long at most unless the policy says otherwise. */
 export const DEFAULT_ARG_MAX_LENGTH = 256;
 
