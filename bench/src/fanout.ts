@@ -115,6 +115,7 @@ export async function fanoutScenario(opts: FanoutOptions): Promise<void> {
       });
       for (;;) {
         const list = await server.admin<CommandList>('GET', '/v1/commands?limit=1');
+        // MUSTER_BENCH_TRACE=1 prints how the states move during a round (where the time goes).
         if (process.env.MUSTER_BENCH_TRACE)
           console.error(`${Date.now() - t0} ms ${JSON.stringify(list.items[0]?.summary)}`);
         if ((list.items[0]?.summary.succeeded ?? 0) >= held) break;
