@@ -88,6 +88,8 @@ export async function channelsScenario(opts: ChannelsOptions): Promise<void> {
     emit('channels', 'heartbeats_per_sec', rate, {
       unit: 'heartbeats/s answered over channels, each agent every 10 s',
     });
+    progress('the same connections to a bare Node wss/mTLS server, for the limit');
+    const bare = await bareMemoryPerConnection(server.dataDir, identities.slice(0, 5000));
     emit(
       'channels',
       'server_memory_per_channel_kib',
@@ -95,6 +97,7 @@ export async function channelsScenario(opts: ChannelsOptions): Promise<void> {
       {
         goal: '<= 40',
         note: 'growth of the server RSS while the channels opened, before any heartbeat',
+        bare_node_wss_mtls_kib: Number(bare.toFixed(1)),
       },
     );
     emit('channels', 'server_rss_mib', rssHeld / 2 ** 20, {});
@@ -114,4 +117,47 @@ function firstLine<T>(child: ReturnType<typeof spawnNode>): Promise<T> {
     });
     child.once('exit', (code) => reject(new Error(`a channel worker exited with ${code}`)));
   });
+}
+
+/**
+ * The memory a bare Node HTTPS server (client certificates required, same CA) grows by per
+ * WebSocket it holds: the floor under Muster's own figure, measured in the same run.
+ */
+async function bareMemoryPerConnection(
+  dataDir: string,
+  identities: Array<{ keyPem: string; certPem: string }>,
+) {
+  const bare = spawnNode(
+    [
+      fileURLToPath(new URL('./bare-channel-server.js', import.meta.url)),
+      join(dataDir, 'server.key'),
+      join(dataDir, 'server.pem'),
+      join(dataDir, 'ca.pem'),
+    ],
+    identities.length + 1000,
+  );
+  let worker: ReturnType<typeof spawnNode> | undefined;
+  try {
+    const { port } = await firstLine<{ port: number }>(bare);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const before = rssBytes(bare.pid!);
+    const file = join(dataDir, 'identities-bare.json');
+    writeFileSync(file, JSON.stringify(identities));
+    worker = spawnNode(
+      [
+        fileURLToPath(new URL('./channel-worker.js', import.meta.url)),
+        file,
+        `wss://127.0.0.1:${port}/`,
+        join(dataDir, 'ca.pem'),
+        '10000',
+      ],
+      identities.length + 1000,
+    );
+    const { opened } = await firstLine<{ opened: number }>(worker);
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    return (rssBytes(bare.pid!) - before) / 1024 / Math.max(1, opened);
+  } finally {
+    if (worker) await stopChild(worker);
+    await stopChild(bare);
+  }
 }
