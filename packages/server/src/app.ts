@@ -189,7 +189,12 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     certLifetimeMs: config.certLifetimeMs,
     heartbeatIntervalMs: () => pacer.intervalMs(),
   });
-  const writer = new HeartbeatWriter(store.db);
+  // A heartbeat that moves a node's health is checked at once, not at the next sweep.
+  const writer = new HeartbeatWriter(
+    store.db,
+    (ids) => statusWatcher.nudge(ids),
+    () => 2.5 * pacer.stalenessIntervalMs(),
+  );
   const renewal = new RenewalService({
     write,
     clock,

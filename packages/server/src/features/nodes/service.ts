@@ -238,6 +238,19 @@ export class NodeService {
     }
   }
 
+  /** Active nodes by id, as the list shows them (status and reasons computed now). */
+  async views(ids: readonly string[]): Promise<NodeView[]> {
+    if (ids.length === 0) return [];
+    const now = this.deps.clock.now();
+    const rows = await this.deps.db
+      .selectFrom('nodes')
+      .selectAll()
+      .where('id', 'in', [...ids])
+      .where('decommissioned_at', 'is', null)
+      .execute();
+    return rows.map((row) => this.view(row, now, false));
+  }
+
   /** A node by id or by the name of an active node (the newest one holding it otherwise). */
   async get(idOrName: string): Promise<NodeView> {
     return this.view(await this.find(idOrName), this.deps.clock.now(), true);

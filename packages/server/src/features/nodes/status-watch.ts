@@ -1,4 +1,4 @@
-import type { EventSeverity, NodeStatus } from '@muster/proto';
+import type { EventSeverity, NodeStatus, NodeView } from '@muster/proto';
 import type { Kysely } from 'kysely';
 import type { Clock } from '../../clock.js';
 import type { Store } from '../../store/db.js';
@@ -22,12 +22,14 @@ const SEVERITY: Record<NodeStatus, EventSeverity> = {
  */
 export class StatusWatcher {
   private readonly pending = new Map<string, { status: NodeStatus; since: number }>();
+  private readonly nudged = new Set<string>();
+  private checking: Promise<void> | undefined;
 
   constructor(
     private readonly deps: {
       db: Kysely<Schema>;
       write: Store['write'];
-      nodes: Pick<NodeService, 'list'>;
+      nodes: Pick<NodeService, 'list' | 'views'>;
       events: Pick<EventSink, 'append'>;
       clock: Clock;
       debounceMs: number;
@@ -36,12 +38,12 @@ export class StatusWatcher {
 
   /** One pass over the fleet; returns how many changes were announced. */
   async sweep(): Promise<number> {
-    const { db, write, nodes, events, clock, debounceMs } = this.deps;
+    const { db, nodes, clock } = this.deps;
     const now = clock.now();
     const recorded = new Map(
       (await db.selectFrom('nodes').select(['id', 'status_recorded']).execute()).map((r) => [
         r.id,
-        r.status_recorded,
+        r.status_recorded as NodeStatus | null,
       ]),
     );
     let announced = 0;
@@ -52,42 +54,80 @@ export class StatusWatcher {
         ...(cursor ? { cursor } : {}),
       });
       cursor = page.nextCursor;
-      for (const node of page.items) {
-        const before = (recorded.get(node.id) ?? null) as NodeStatus | null;
-        if (node.status === before) {
-          this.pending.delete(node.id);
-          continue;
-        }
-        const seen = this.pending.get(node.id);
-        if (before !== null && (!seen || seen.status !== node.status)) {
-          this.pending.set(node.id, { status: node.status, since: now });
-          continue;
-        }
-        if (before !== null && now - seen!.since < debounceMs) continue;
-        // A node's first status is recorded quietly: its enrollment was an event already.
-        await write(async (trx) => {
-          const changed = await trx
-            .updateTable('nodes')
-            .set({ status_recorded: node.status, status_recorded_at: now })
-            .where('id', '=', node.id)
-            .where((eb) =>
-              before === null ? eb('status_recorded', 'is', null) : eb('status_recorded', '=', before),
-            )
-            .executeTakeFirst();
-          if (before !== null && changed.numUpdatedRows === 1n) {
-            await events.append(trx, {
-              kind: 'node.status_changed',
-              nodeId: node.id,
-              actor: 'system',
-              severity: SEVERITY[node.status],
-              data: { name: node.name, from: before, to: node.status, reasons: node.reasons },
-            });
-            announced++;
-          }
-        });
-        this.pending.delete(node.id);
-      }
+      for (const node of page.items)
+        announced += await this.consider(node, recorded.get(node.id) ?? null, now);
     } while (cursor);
+    return announced;
+  }
+
+  /**
+   * Checks these nodes now, between sweeps: called when their heartbeats suggest a change, so
+   * an event follows a heartbeat in milliseconds instead of at the next sweep.
+   */
+  nudge(nodeIds: Iterable<string>): void {
+    for (const id of nodeIds) this.nudged.add(id);
+    if (this.checking) return;
+    this.checking = (async () => {
+      while (this.nudged.size > 0) {
+        const ids = [...this.nudged].slice(0, 500);
+        for (const id of ids) this.nudged.delete(id);
+        try {
+          await this.check(ids);
+        } catch {
+          // The next sweep looks at every node anyway.
+        }
+      }
+      this.checking = undefined;
+    })();
+  }
+
+  private async check(ids: string[]): Promise<void> {
+    const now = this.deps.clock.now();
+    const rows = await this.deps.db
+      .selectFrom('nodes')
+      .select(['id', 'status_recorded'])
+      .where('id', 'in', ids)
+      .execute();
+    const recorded = new Map(rows.map((r) => [r.id, r.status_recorded as NodeStatus | null]));
+    for (const node of await this.deps.nodes.views(ids))
+      await this.consider(node, recorded.get(node.id) ?? null, now);
+  }
+
+  /** Announces a node's status once it differs from the one announced and has held long enough. */
+  private async consider(node: NodeView, before: NodeStatus | null, now: number): Promise<number> {
+    const { write, events, debounceMs } = this.deps;
+    if (node.status === before) {
+      this.pending.delete(node.id);
+      return 0;
+    }
+    const seen = this.pending.get(node.id);
+    if (before !== null && (!seen || seen.status !== node.status)) {
+      this.pending.set(node.id, { status: node.status, since: now });
+      if (debounceMs > 0) return 0;
+    } else if (before !== null && now - seen!.since < debounceMs) return 0;
+    let announced = 0;
+    // A node's first status is recorded quietly: its enrollment was an event already.
+    await write(async (trx) => {
+      const changed = await trx
+        .updateTable('nodes')
+        .set({ status_recorded: node.status, status_recorded_at: now })
+        .where('id', '=', node.id)
+        .where((eb) =>
+          before === null ? eb('status_recorded', 'is', null) : eb('status_recorded', '=', before),
+        )
+        .executeTakeFirst();
+      if (before !== null && changed.numUpdatedRows === 1n) {
+        await events.append(trx, {
+          kind: 'node.status_changed',
+          nodeId: node.id,
+          actor: 'system',
+          severity: SEVERITY[node.status],
+          data: { name: node.name, from: before, to: node.status, reasons: node.reasons },
+        });
+        announced = 1;
+      }
+    });
+    this.pending.delete(node.id);
     return announced;
   }
 
