@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { heartbeatToStreamLatency } from './status-probe.js';
 import {
   emit,
   enroll,
@@ -28,7 +29,7 @@ export interface ChannelsOptions {
 export async function channelsScenario(opts: ChannelsOptions): Promise<void> {
   const fdLimit = opts.agents + 10_000;
   const server = await spawnServer(
-    ['--enroll-rate', '1000000', '--max-heartbeat-rate', '1000000'],
+    ['--enroll-rate', '1000000', '--max-heartbeat-rate', '1000000', '--status-debounce', '1s'],
     undefined,
     fdLimit,
   );
@@ -78,6 +79,10 @@ export async function channelsScenario(opts: ChannelsOptions): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, opts.durationMs));
     const rate = ((await server.heartbeatsByChannel()) - acked0) / ((performance.now() - start) / 1000);
     const channelsHeld = await server.channelsHeld();
+    progress('a probe agent changes its health 20 times while the fleet reports');
+    const latencies = (await heartbeatToStreamLatency(server, 10)).sort((a, b) => a - b);
+    const at = (p: number) =>
+      latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))]!;
 
     emit('channels', 'channels_held', channelsHeld, {
       asked: opts.agents,
@@ -101,6 +106,14 @@ export async function channelsScenario(opts: ChannelsOptions): Promise<void> {
       },
     );
     emit('channels', 'server_rss_mib', rssHeld / 2 ** 20, {});
+    const latency = {
+      unit: 'ms from a heartbeat over the channel to its node.status_changed event at an SSE client',
+      samples: latencies.length,
+      status_debounce_ms: 1000,
+      note: 'includes the 1 s status debounce this run sets (the default is 15 s)',
+    };
+    emit('channels', 'heartbeat_to_stream_p50_ms', at(50), latency);
+    emit('channels', 'heartbeat_to_stream_p99_ms', at(99), latency);
   } finally {
     await Promise.all(workers.map((w) => stopChild(w)));
     await server.stop();

@@ -103,7 +103,11 @@ export class StatusWatcher {
     const seen = this.pending.get(node.id);
     if (before !== null && (!seen || seen.status !== node.status)) {
       this.pending.set(node.id, { status: node.status, since: now });
-      if (debounceMs > 0) return 0;
+      if (debounceMs > 0) {
+        // Looked at again as soon as the debounce has run, not only at the next sweep.
+        setTimeout(() => this.nudge([node.id]), debounceMs + 10).unref();
+        return 0;
+      }
     } else if (before !== null && now - seen!.since < debounceMs) return 0;
     let announced = 0;
     // A node's first status is recorded quietly: its enrollment was an event already.
