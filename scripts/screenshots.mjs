@@ -86,6 +86,33 @@ try {
   await page.locator('.verdict.good').waitFor();
   await shot('ledger');
 
+  // A signed command, as the demo's operator runs it from the CLI.
+  const run = spawn(
+    process.execPath,
+    [
+      join(root, 'packages/cli/dist/main.js'),
+      'run',
+      '--key',
+      join(cwd, '.muster', 'demo-operator.key'),
+      '--operator',
+      'demo',
+      '--target',
+      'all',
+      '--wait',
+      '--url',
+      base,
+      '--',
+      'disk-usage',
+      'path=/',
+    ],
+    { cwd, stdio: 'inherit' },
+  );
+  await new Promise((resolve) => run.once('exit', resolve));
+  await page.getByRole('link', { name: 'Commands' }).click();
+  await page.locator('tr[data-command] a').first().click();
+  await page.locator('[data-field=stdout]').first().waitFor();
+  await shot('command');
+
   const dark = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: 'dark' });
   const darkPage = await dark.newPage();
   await context.storageState().then((s) => dark.addCookies(s.cookies));

@@ -178,7 +178,8 @@ export function CommandDetail({ model, id }: { model: FleetModel; id: string }) 
           <section key={t.nodeId} class="card receipt" aria-label={`Output of ${t.name}`}>
             <h2>{t.name}</h2>
             <p class="muted">
-              Receipt signed by the node; SHA-256 of its whole output <code>{t.receipt!.outputSha256}</code>
+              Receipt signed by the node; SHA-256 of all it wrote to stdout{' '}
+              <code>{t.receipt!.outputSha256}</code>
             </p>
             {t.receipt!.stdoutTail && <pre data-field="stdout">{t.receipt!.stdoutTail}</pre>}
             {t.receipt!.stderrTail && <pre data-field="stderr">{t.receipt!.stderrTail}</pre>}
