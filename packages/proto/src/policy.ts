@@ -47,7 +47,8 @@ export function policyProblems(policy: Policy): string[] {
       }
       for (const element of action.argv)
         for (const [, arg] of element.matchAll(PLACEHOLDER_RE))
-          if (!action.args?.[arg!]) problems.push(`${where}: {${arg}} in argv is not a declared argument`);
+          if (!Object.hasOwn(action.args ?? {}, arg!))
+            problems.push(`${where}: {${arg}} in argv is not a declared argument`);
     }
   }
   return problems;
@@ -110,7 +111,8 @@ function checkArguments(command: Command, action: ActionSpec): void {
     if (!Object.hasOwn(declared, name))
       throw new CommandRefused(`${name} is not an argument of action ${command.action}`, 'argument');
   for (const [name, constraint] of Object.entries(declared)) {
-    const value = command.args[name];
+    // Own properties only: a command without `constructor` must not find Object.prototype's.
+    const value = Object.hasOwn(command.args, name) ? command.args[name] : undefined;
     if (value === undefined) throw new CommandRefused(`argument ${name} is missing`, 'argument');
     const max = constraint.maxLength ?? DEFAULT_ARG_MAX_LENGTH;
     if (value.length > max)
@@ -134,7 +136,7 @@ function checkArguments(command: Command, action: ActionSpec): void {
 
 function argvFor(action: ActionSpec, args: Readonly<Record<string, string>>): string[] {
   const argv = action.argv.map((element) =>
-    element.replace(PLACEHOLDER_RE, (_, name: string) => args[name] ?? ''),
+    element.replace(PLACEHOLDER_RE, (_, name: string) => (Object.hasOwn(args, name) ? args[name]! : '')),
   );
   return action.shell ? ['/bin/sh', '-c', argv.join(' ')] : argv;
 }
