@@ -293,12 +293,15 @@ export class CommandTracker {
       for (const row of stale) {
         const reason =
           row.state === 'pending' ? 'never delivered before the command expired' : 'the node never answered';
-        await trx
+        // Only if nothing answered in between (another replica may have stored a receipt).
+        const updated = await trx
           .updateTable('command_targets')
           .set({ state: 'expired', reason, updated_at: now })
           .where('command_id', '=', row.command_id)
           .where('node_id', '=', row.node_id)
-          .execute();
+          .where('state', '=', row.state)
+          .executeTakeFirst();
+        if (Number(updated.numUpdatedRows) === 0) continue;
         await this.deps.decisions.record(trx, {
           kind: 'command.expired',
           actor: 'system',
