@@ -94,6 +94,13 @@ describe('readSettings', () => {
       },
     );
     assert.throws(() => readSettings(SPECS, ['--data-dir'], {}), UsageError);
+    assert.throws(() => readSettings(SPECS, ['--data-dir', '--verbose'], {}), UsageError);
+  });
+
+  test('a dash-leading word after a flag that takes a value is its value, to be judged with the rest', () => {
+    const { values } = readSettings(SPECS, ['--data-dir', '-1', '--label', '-x=1', '--verbose'], {});
+    assert.deepEqual(values, { 'data-dir': '-1', label: ['-x=1'], verbose: true });
+    assert.deepEqual(readSettings(SPECS, ['--', '--data-dir', '-1'], {}).positionals, ['--data-dir', '-1']);
   });
 });
 

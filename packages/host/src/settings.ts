@@ -49,7 +49,7 @@ export function readSettings(
   }
   let parsed: ReturnType<typeof parseArgs>;
   try {
-    parsed = parseArgs({ args: [...argv], options, strict: true, allowPositionals: true });
+    parsed = parseArgs({ args: withDashValues(specs, argv), options, strict: true, allowPositionals: true });
   } catch (err) {
     throw new UsageError(cleanParseError((err as Error).message));
   }
@@ -94,6 +94,30 @@ export function readSettings(
     }
   }
   return { values, positionals: parsed.positionals, problems };
+}
+
+/**
+ * `--cert-lifetime -1` means the value -1, to be refused as a value with every other bad one,
+ * not "ambiguous": a dash-leading word after a flag that takes a value is that value, unless it
+ * is itself one of the flags (then the value is missing, and parseArgs says so).
+ */
+function withDashValues(specs: readonly SettingSpec[], argv: readonly string[]): string[] {
+  const takesValue = new Set(specs.filter((s) => s.kind !== 'boolean').map((s) => `--${s.flag}`));
+  const known = new Set(specs.flatMap((s) => [`--${s.flag}`, ...(s.short ? [`-${s.short}`] : [])]));
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      out.push(...argv.slice(i));
+      break;
+    }
+    const next = argv[i + 1];
+    if (takesValue.has(arg) && next?.startsWith('-') && next !== '--' && !known.has(next.split('=')[0]!)) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else out.push(arg);
+  }
+  return out;
 }
 
 function cleanParseError(message: string): string {
