@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { cleanEnv, MUSTER_CLI, waitFor } from '../support/processes.js';
 import { describeResult, Sandbox, type ServerUnderTest } from '../support/sandbox.js';
 
 /** The words after `muster` in a line the server printed, to run exactly what a user would paste. */
@@ -56,6 +58,48 @@ describe('muster server, its hints and the admin credentials', () => {
       body: '{}',
     });
     assert.equal(fromConsole.status, 403);
+  });
+
+  test('on a terminal it prints the one-time sign-in link itself, and that link signs in once', async () => {
+    // util-linux `script` gives the server a pseudo-terminal for stdout, as an operator's shell would.
+    const dataDir = sandbox.tempDir('tty');
+    const command = [
+      process.execPath,
+      MUSTER_CLI,
+      'server',
+      '--data-dir',
+      dataDir,
+      '--listen',
+      '127.0.0.1:0',
+      '--admin-listen',
+      '127.0.0.1:0',
+      '--log-level',
+      'warn',
+    ].join(' ');
+    const tty = spawn('script', ['-qfec', command, '/dev/null'], {
+      cwd: sandbox.cwd,
+      env: cleanEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    tty.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      out += chunk;
+    });
+    try {
+      const [adminUrl, code] = await waitFor(
+        'the server to print a sign-in link on its terminal',
+        async () => {
+          const m = /^ {2}console +(http:\/\/127\.0\.0\.1:\d+)\/#code=([A-Za-z0-9_-]+)\s*$/m.exec(out);
+          return m ? [m[1]!, m[2]!] : undefined;
+        },
+      );
+      assert.equal((await signInWithCode(adminUrl, code)).status, 201);
+      assert.equal((await signInWithCode(adminUrl, code)).status, 401);
+    } finally {
+      const closed = new Promise((resolve) => tty.once('close', resolve));
+      tty.kill('SIGTERM');
+      await closed;
+    }
   });
 
   test('the join-token hint names how the CLI finds the token, and runs as printed', async () => {
