@@ -121,11 +121,11 @@ async function runCommand(command: Command, rest: string[], debug: boolean): Pro
   process.on('SIGTERM', onSignal);
   const name = `muster ${command.path.join(' ')}`;
   try {
-    const settings = typeof command.settings === 'function' ? await command.settings() : command.settings;
     const context = { argv: rest, env: process.env, signal: controller.signal };
     if (command.readsOwnSettings) {
       return (await command.run({ ...context, values: {}, positionals: [] })) ?? EXIT_OK;
     }
+    const settings = typeof command.settings === 'function' ? await command.settings() : command.settings;
     const { values, positionals, problems } = readSettings(settings, rest, process.env);
     if (problems.length > 0) throw new ConfigError(problems);
     if (!command.args && positionals.length > 0)
