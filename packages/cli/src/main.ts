@@ -32,7 +32,7 @@ function generalHelp(): string {
     '',
     ...rows.map(([usage, summary]) => `  ${usage.padEnd(width)}${summary}`),
     '',
-    'Every command takes --help. Listing and show commands take --json.',
+    'Every command and group takes --help (or -h); muster -v prints the version. Listing and show commands take --json.',
     'Exit codes: 0 success, 1 the operation failed, 2 usage error. --debug shows stack traces.',
   ].join('\n');
 }
