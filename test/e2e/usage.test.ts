@@ -127,12 +127,13 @@ describe('usage and exit codes of the muster binary', () => {
 
   test('muster server lists every bad flag, variable and value at once, and exits 2', async () => {
     const result = await sandbox.run(
-      ['server', '--listen', 'nope', '--cert-lifetime', '-1', '--log-level', 'loud'],
+      ['server', '--listen', 'nope', '--cert-lifetime', '-1', '--log-level', 'loud', '--lissen', 'x:1'],
       { MUSTER_DB: 'postgres://u:secret@db/muster', MUSTER_DATA_DIR: sandbox.tempDir('never') },
     );
     assert.equal(result.code, 2, describeResult(result));
     const problems = result.stderr.split('\n').filter((l) => l.startsWith('  - '));
-    assert.equal(problems.length, 4, result.stderr);
+    assert.equal(problems.length, 5, result.stderr);
+    assert.match(result.stderr, /unknown flag --lissen/);
     assert.match(result.stderr, /--listen: "nope" is not HOST:PORT/);
     assert.match(result.stderr, /--cert-lifetime: "-1" is not a duration/);
     assert.match(result.stderr, /--log-level: "loud" is not one of/);

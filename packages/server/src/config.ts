@@ -217,7 +217,9 @@ export function loadServerConfig(
   env: NodeJS.ProcessEnv = process.env,
   defaults: RawSettings = {},
 ): ServerConfig {
-  const { values, problems, positionals } = readSettings(SERVER_SETTINGS, argv, env);
+  const { values, problems, positionals } = readSettings(SERVER_SETTINGS, argv, env, {
+    flagsAsProblems: true,
+  });
   if (positionals.length > 0) problems.push(`unexpected argument "${positionals[0]}"`);
   let config: ServerConfig;
   try {
