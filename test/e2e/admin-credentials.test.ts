@@ -51,13 +51,21 @@ describe('muster server, its hints and the admin credentials', () => {
     // The server logs that a link was made, never the code.
     assert.ok(!server.process.stderr.includes(code));
 
-    // A console session cannot mint links for sessions beyond its own.
+    // Without the admin token there is no link, and a console session cannot mint links for
+    // sessions beyond its own.
+    const anonymous = await fetch(`${server.adminUrl}/v1/console/links`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
+    assert.equal(anonymous.status, 401);
     const fromConsole = await fetch(`${server.adminUrl}/v1/console/links`, {
       method: 'POST',
       headers: { cookie, 'x-muster-csrf': csrf, 'content-type': 'application/json' },
       body: '{}',
     });
     assert.equal(fromConsole.status, 403);
+    assert.match(((await fromConsole.json()) as { detail: string }).detail, /admin token/);
   });
 
   test('on a terminal it prints the one-time sign-in link itself, and that link signs in once', async () => {
