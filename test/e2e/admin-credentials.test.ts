@@ -118,6 +118,12 @@ describe('muster server, its hints and the admin credentials', () => {
     assert.match(result.stdout, /muster agent /);
   });
 
+  test('the flags that find the server may also come before the verb', async () => {
+    const result = await sandbox.run([...server.adminFlags, 'nodes', 'ls', '--json']);
+    assert.equal(result.code, 0, describeResult(result));
+    assert.ok(Array.isArray(JSON.parse(result.stdout)), result.stdout);
+  });
+
   test('--token-file and MUSTER_TOKEN_FILE are credentials, and MUSTER_TOKEN still works', async () => {
     const tokenFile = join(server.dataDir, 'admin.token');
     const url = ['--url', server.adminUrl, '--data-dir', sandbox.tempDir('empty')];

@@ -65,6 +65,23 @@ async function commandHelp(command: Command): Promise<string> {
 
 const isHelp = (arg: string | undefined) => arg === '--help' || arg === '-h';
 
+/** The flags every admin verb takes that carry a value. */
+const REACH_FLAGS = new Set(['--url', '--data-dir', '--token-file', '--token']);
+
+/**
+ * `muster --url URL nodes ls`: the flags that find the control plane may come before the verb,
+ * as in `git -C DIR log`; they are handed to the verb as if written after it.
+ */
+function leadingFlags(args: readonly string[]): { leading: string[]; words: string[] } {
+  let i = 0;
+  while (i < args.length) {
+    const flag = args[i]!.split('=')[0]!;
+    if (!REACH_FLAGS.has(flag) && flag !== '--json') break;
+    i += REACH_FLAGS.has(args[i]!) && i + 1 < args.length ? 2 : 1;
+  }
+  return { leading: args.slice(0, i), words: args.slice(i) };
+}
+
 /** A group alone, a group with --help, or a group with a word it does not know. */
 function answerGroup(args: readonly string[]): number {
   const [group, word] = args;
@@ -94,13 +111,19 @@ async function main(argv: string[]): Promise<number> {
     console.log(MUSTER_VERSION);
     return EXIT_OK;
   }
-  const found = findCommand(args);
+  const { leading, words } = leadingFlags(args);
+  const found = findCommand(words);
   if (!found) {
-    if (COMMANDS.some((c) => c.path[0] === args[0])) return answerGroup(args);
-    console.error(`muster: unknown command "${args[0]}"; see muster --help`);
+    if (COMMANDS.some((c) => c.path[0] === words[0])) return answerGroup(words);
+    console.error(
+      words.length === 0
+        ? `muster: expected a command after ${leading.join(' ')}; see muster --help`
+        : `muster: unknown command "${words[0]}"; see muster --help`,
+    );
     return EXIT_USAGE;
   }
-  const { command, rest } = found;
+  const { command } = found;
+  const rest = [...leading, ...found.rest];
   // After `--` everything belongs to the command (muster run … -- ACTION ARG…), --help included.
   const own = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
   if (own.some(isHelp)) {
