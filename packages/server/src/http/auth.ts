@@ -46,6 +46,41 @@ export function adminTokenCheck(
   };
 }
 
+/** The least entropy an admin token may carry: what a guesser faces, as for join tokens' 256. */
+export const MIN_ADMIN_TOKEN_BITS = 128;
+
+/** Alphabets a token may be drawn from, smallest first: a token is judged by the first that holds it. */
+const TOKEN_ALPHABETS: ReadonlyArray<{ name: string; pattern: RegExp; size: number }> = [
+  { name: 'decimal', pattern: /^[0-9]+$/, size: 10 },
+  { name: 'hex', pattern: /^(?:[0-9a-f]+|[0-9A-F]+)$/, size: 16 },
+  { name: 'single-case alphanumeric', pattern: /^(?:[a-z0-9]+|[A-Z0-9]+)$/, size: 36 },
+  { name: 'alphanumeric', pattern: /^[A-Za-z0-9]+$/, size: 62 },
+  { name: 'base64url', pattern: /^[A-Za-z0-9_-]+$/, size: 64 },
+  { name: 'base64', pattern: /^[A-Za-z0-9+/]+=*$/, size: 64 },
+  { name: 'printable ASCII', pattern: /^[\x21-\x7e]+$/, size: 94 },
+];
+
+/**
+ * Why an admin token is too weak to accept, or undefined when it is not. Its entropy is judged
+ * as a random draw from the smallest usual alphabet that holds it (length × log2 of the
+ * alphabet), which is what a token from `openssl rand` or a password manager carries; one that
+ * repeats a handful of characters (`aaaa…`, `abab…`) carries far less than that and is refused too.
+ */
+export function adminTokenWeakness(token: string): string | undefined {
+  const body = token.replace(/=+$/, '');
+  const alphabet = TOKEN_ALPHABETS.find((a) => a.pattern.test(token));
+  if (!alphabet)
+    return 'it holds spaces or characters outside printable ASCII, which a bearer header cannot carry';
+  const bits = Math.floor(body.length * Math.log2(alphabet.size));
+  if (bits < MIN_ADMIN_TOKEN_BITS) {
+    return `a ${body.length}-character ${alphabet.name} token carries about ${bits} bits of entropy, and at least ${MIN_ADMIN_TOKEN_BITS} are needed`;
+  }
+  const distinct = new Set(body).size;
+  if (distinct < 6)
+    return `it repeats ${distinct} distinct characters, so it is far easier to guess than its length suggests`;
+  return undefined;
+}
+
 /** What identifying a node from its TLS socket needs. */
 export interface SocketIdentityDeps {
   identityBySerial(serial: string): Promise<NodeIdentity | undefined>;
