@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual, type X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { FastifyRequest } from 'fastify';
 import type { Clock } from '../clock.js';
-import { UnauthorizedError } from '../errors.js';
+import { type AppError, UnauthorizedError } from '../errors.js';
 import type { NodeIdentity, RefusedSerial } from '../features/nodes/service.js';
 import type { FleetRoots } from '../pki/fleet.js';
 import type { LiveConnections } from './connections.js';
@@ -25,22 +25,39 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest();
  */
 export type AlternativeCredential = (request: FastifyRequest) => Promise<boolean>;
 
+/** Counts refused credentials per source address; see FailedCredentials in rate-limit.ts. */
+export interface CredentialRefusals {
+  /** Returns the error to answer a refused credential from `source` with: itself, or a 429. */
+  refuse(source: string, refusal: AppError): AppError;
+}
+
 /**
  * Checks `Authorization: Bearer <admin token>` in constant time: both sides are hashed first,
  * so neither the length nor the content leaks through timing. Without that header, the
- * alternative credential (a console session) may authenticate the request instead.
+ * alternative credential (a console session) may authenticate the request instead. A credential
+ * presented and refused counts against its source address in `refusals` (a request with none
+ * does not); a valid one is accepted whatever its address has spent.
  */
 export function adminTokenCheck(
   adminToken: string,
   alternative?: AlternativeCredential,
+  refusals?: CredentialRefusals,
 ): (request: FastifyRequest) => Promise<void> {
   const expected = sha256(adminToken);
+  const refused = (request: FastifyRequest, err: AppError) => refusals?.refuse(request.ip, err) ?? err;
   return async (request) => {
     const header = request.headers.authorization;
-    if (header === undefined && alternative && (await alternative(request))) return;
+    if (header === undefined && alternative) {
+      try {
+        if (await alternative(request)) return;
+      } catch (err) {
+        throw err instanceof UnauthorizedError ? refused(request, err) : err;
+      }
+    }
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
     if (!match || !timingSafeEqual(sha256(match[1]!), expected)) {
-      throw new UnauthorizedError('a valid admin token is required (Authorization: Bearer …)');
+      const err = new UnauthorizedError('a valid admin token is required (Authorization: Bearer …)');
+      throw header === undefined ? err : refused(request, err);
     }
     request.actor = 'admin';
   };

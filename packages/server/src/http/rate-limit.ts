@@ -1,4 +1,5 @@
 import type { Clock } from '../clock.js';
+import { type AppError, RateLimitedError } from '../errors.js';
 
 /**
  * A token bucket per key (a source address). Buckets that refilled completely are forgotten,
@@ -33,5 +34,56 @@ export class RateLimiter {
     for (const [key, bucket] of this.buckets) {
       if (bucket.tokens + ((now - bucket.at) / 1000) * this.perSecond >= this.burst) this.buckets.delete(key);
     }
+  }
+}
+
+/** How long one account of a limited source lasts: the log says so at most once per window. */
+const LIMITED_WINDOW_MS = 60_000;
+
+/**
+ * Refused admin credentials (bearer tokens, console sessions, sign-in tokens and codes) per
+ * source address. Once a source has spent its budget its refusals are 429s instead of 401s,
+ * with `retry-after`; a valid credential is still checked and accepted, as Teleport and GitHub
+ * do, so an attacker sharing an address (a NAT, the proxy in front) cannot lock operators out.
+ * Tokens of at least 128 bits make guessing hopeless anyway: the budget turns a flood into cheap
+ * answers that tell the client to stop, and tells the operator once per window.
+ */
+export class FailedCredentials {
+  private readonly limiter: RateLimiter;
+  private readonly windows = new Map<string, { start: number; refused: number }>();
+
+  constructor(
+    private readonly deps: {
+      clock: Clock;
+      /** Refusals per minute a source may have, in bursts of as many. */
+      perMinute: number;
+      /** Called when a source is first limited, then once per window while it stays so. */
+      onLimited: (source: string, refusedInLastWindow: number) => void;
+    },
+  ) {
+    this.limiter = new RateLimiter(deps.clock, deps.perMinute / 60, deps.perMinute);
+  }
+
+  /** Counts one refused credential from `source`; returns what to answer: `refusal`, or a 429. */
+  refuse(source: string, refusal: AppError): AppError {
+    const wait = this.limiter.take(source);
+    if (wait === 0) return refusal;
+    const now = this.deps.clock.now();
+    const window = this.windows.get(source);
+    if (!window || now - window.start >= LIMITED_WINDOW_MS) {
+      const continued = window !== undefined && now - window.start < 2 * LIMITED_WINDOW_MS;
+      this.deps.onLimited(source, continued ? window.refused : 0);
+      this.windows.set(source, { start: now, refused: 1 });
+      if (this.windows.size > 10_000) this.sweep(now);
+    } else window.refused += 1;
+    return new RateLimitedError(
+      `too many refused credentials from this address; wait ${wait} s before trying again`,
+      wait,
+    );
+  }
+
+  private sweep(now: number): void {
+    for (const [source, window] of this.windows)
+      if (now - window.start >= LIMITED_WINDOW_MS) this.windows.delete(source);
   }
 }

@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { FleetSummary, SessionCreateRequest, SessionView } from '@muster/proto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ForbiddenError, UnauthorizedError } from '../../errors.js';
+import type { CredentialRefusals } from '../../http/auth.js';
 import type { AdminHosts } from '../../http/host-check.js';
 import { sendProblem } from '../../http/problems.js';
 import type { Asset } from './assets.js';
@@ -56,6 +57,8 @@ export function consoleRoutes(
     secureCookie: boolean;
     /** The admin plane's names, which a console request's `Origin` must carry. */
     hosts: AdminHosts;
+    /** Wrong tokens and codes count against their source address, as bearer tokens do. */
+    refusals?: CredentialRefusals;
   },
 ): void {
   const { assets, sessions } = deps;
@@ -120,10 +123,11 @@ export function consoleRoutes(
         body.code === undefined;
       const codeOk = !tokenOk && body.code !== undefined && (await sessions.redeemCode(body.code));
       if (!tokenOk && !codeOk) {
-        throw new UnauthorizedError(
+        const refusal = new UnauthorizedError(
           'that admin token or sign-in link is not valid (links work once, for 15 minutes)',
           'bad_credential',
         );
+        throw deps.refusals?.refuse(request.ip, refusal) ?? refusal;
       }
       const session = await sessions.create();
       request.log.info(
