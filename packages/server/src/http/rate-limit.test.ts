@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { ManualClock } from '../clock.js';
 import { RateLimitedError, UnauthorizedError } from '../errors.js';
-import { FailedCredentials, RateLimiter } from './rate-limit.js';
+import { FailedCredentials, RateLimiter, sourceOf } from './rate-limit.js';
 
 describe('RateLimiter', () => {
   test('allows a burst, then asks the caller to wait, then refills with time', () => {
@@ -99,6 +99,20 @@ describe('FailedCredentials', () => {
     assert.equal(limited.status, 429);
     assert.equal(limited.retryAfterSec, 2, 'one refusal back every two seconds at 30 a minute');
     assert.equal(failures.refuse('10.0.0.2', refusal), refusal, 'another address has its own budget');
+  });
+
+  test('counts an IPv6 source by its /64, which one host holds whole, and a mapped IPv4 as itself', () => {
+    assert.equal(sourceOf('2001:db8:1:2::1'), '2001:db8:1:2::/64');
+    assert.equal(sourceOf('2001:0db8:0001:0002:aaaa:bbbb:cccc:dddd'), '2001:db8:1:2::/64');
+    assert.equal(sourceOf('2001:db8::5'), '2001:db8:0:0::/64');
+    assert.equal(sourceOf('fe80::1%eth0'), 'fe80:0:0:0::/64');
+    assert.equal(sourceOf('::1'), '0:0:0:0::/64');
+    assert.equal(sourceOf('::ffff:10.0.0.1'), '10.0.0.1');
+    assert.equal(sourceOf('10.0.0.1'), '10.0.0.1');
+    const { failures } = setUp(3);
+    for (let i = 0; i < 3; i++) failures.refuse(`2001:db8:1:2::${i + 1}`, refusal);
+    assert.equal(failures.refuse('2001:db8:1:2:ffff::9', refusal).status, 429, 'the same /64');
+    assert.equal(failures.refuse('2001:db8:1:3::1', refusal), refusal, 'the next /64 is another source');
   });
 
   test('logs a limited source once per window, then with what it sent in the last one', () => {

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { Clock } from '../clock.js';
 import { type AppError, RateLimitedError } from '../errors.js';
 
@@ -37,6 +38,24 @@ export class RateLimiter {
   }
 }
 
+/**
+ * The source a refusal is counted against: the address, but for IPv6 its /64, which one host
+ * usually holds whole and could otherwise walk through one address at a time.
+ */
+export function sourceOf(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return mapped[1]!;
+  if (isIP(address) !== 6) return address;
+  const [head = '', tail] = address.split('%')[0]!.split('::');
+  const groups = (part: string) => (part === '' ? [] : part.split(':'));
+  const missing = tail === undefined ? 0 : 8 - groups(head).length - groups(tail).length;
+  const full = [...groups(head), ...Array<string>(missing).fill('0'), ...groups(tail ?? '')];
+  return `${full
+    .slice(0, 4)
+    .map((g) => Number.parseInt(g, 16).toString(16))
+    .join(':')}::/64`;
+}
+
 /** How long one account of a limited source lasts: the log says so at most once per window. */
 const LIMITED_WINDOW_MS = 60_000;
 
@@ -64,8 +83,9 @@ export class FailedCredentials {
     this.limiter = new RateLimiter(deps.clock, deps.perMinute / 60, deps.perMinute);
   }
 
-  /** Counts one refused credential from `source`; returns what to answer: `refusal`, or a 429. */
-  refuse(source: string, refusal: AppError): AppError {
+  /** Counts one refused credential from `address`; returns what to answer: `refusal`, or a 429. */
+  refuse(address: string, refusal: AppError): AppError {
+    const source = sourceOf(address);
     const wait = this.limiter.take(source);
     if (wait === 0) return refusal;
     const now = this.deps.clock.now();
