@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { assertNoStackTrace, type CliResult, describeResult, Sandbox } from '../support/sandbox.js';
@@ -82,6 +82,24 @@ describe('a server refuses a data dir another local user could change', () => {
       dataDir,
       () => chownSync(dataDir, 12345, 12345),
       `chown ${process.getuid!()} ${dataDir}`,
+    );
+  });
+
+  test('trust files named by flag are held to the same rules: --fleet-root FILE, --admin-token-file', async () => {
+    const outside = sandbox.tempDir('outside');
+    const rootFile = join(outside, 'root.pub');
+    writeFileSync(rootFile, readFileSync(join(dataDir, 'root.pub')), { mode: 0o644 });
+    await refusedWith(rootFile, () => chmodSync(rootFile, 0o666), `chmod go-w ${rootFile}`, [
+      '--fleet-root',
+      rootFile,
+    ]);
+    const tokenFile = join(outside, 'admin.token');
+    writeFileSync(tokenFile, readFileSync(join(dataDir, 'admin.token')), { mode: 0o600 });
+    await refusedWith(
+      tokenFile,
+      () => chownSync(tokenFile, 12345, 12345),
+      `chown ${process.getuid!()} ${tokenFile}`,
+      ['--admin-token-file', tokenFile],
     );
   });
 

@@ -11,6 +11,7 @@ import {
   type RotationOnRecord,
   type ServerIdentity,
   serverNames,
+  trustFilesOutside,
 } from './pki/datadir.js';
 import { ServerIdentityRenewer } from './pki/server-identity.js';
 import { openStore, type Store } from './store/db.js';
@@ -58,7 +59,7 @@ export async function startServer(
   ]);
   // The store first: whether a CA rotation is under way decides what the data dir must hold.
   // But only in a data dir no other local user can change, which also holds the default store.
-  await openDataDir(config.dataDir, config.adminTokenFile ? [config.adminTokenFile] : []);
+  await openDataDir(config.dataDir, trustFilesOutside(config));
   const store = await openStore(config.db);
   let app: MusterApp | undefined;
   let identity: ServerIdentity;

@@ -150,20 +150,32 @@ async function statIfExists(path: string) {
  * Makes the data dir on first start (0700, whatever the umask), and refuses one that another
  * local user could change: the dir itself or any trust file in it writable by group or others,
  * or owned by someone else. A swapped `root.pub` or `ca.pem` would otherwise put an attacker's
- * pins in every join line. Secret files (`extraSecrets` too) must not be readable by others either.
+ * pins in every join line. Secret files must not be readable by others either. `outside` are
+ * trust files given by flag (`--admin-token-file`, `--fleet-root FILE`), held to the same rules.
  */
-export async function openDataDir(dir: string, extraSecrets: readonly string[] = []): Promise<void> {
+export async function openDataDir(
+  dir: string,
+  outside: { secrets?: readonly string[]; public?: readonly string[] } = {},
+): Promise<void> {
   if ((await mkdir(dir, { recursive: true, mode: 0o700 })) !== undefined) await chmod(dir, 0o700);
   const dirProblem = trustProblem(dir, await stat(dir));
   if (dirProblem) throw new UntrustedFileError(dirProblem);
   const files = trustFiles(dir, await readdir(dir));
-  const secrets = files.filter((file) => file.endsWith('.key'));
-  await assertPrivateFiles([...secrets, dataDirPaths(dir).adminToken, ...extraSecrets]);
-  for (const file of files) {
+  const secrets = [...files.filter((file) => file.endsWith('.key')), dataDirPaths(dir).adminToken];
+  await assertPrivateFiles([...secrets, ...(outside.secrets ?? [])]);
+  for (const file of [...files, ...(outside.secrets ?? []), ...(outside.public ?? [])]) {
     const info = await statIfExists(file);
     const problem = info && trustProblem(file, info);
     if (problem) throw new UntrustedFileError(problem);
   }
+}
+
+/** The trust files the settings name outside the data dir. */
+export function trustFilesOutside(opts: { adminTokenFile?: string; fleetRoot?: string }) {
+  return {
+    secrets: opts.adminTokenFile ? [opts.adminTokenFile] : [],
+    public: opts.fleetRoot && !opts.fleetRoot.startsWith('ed25519:') ? [opts.fleetRoot] : [],
+  };
 }
 
 /**
@@ -185,7 +197,7 @@ export async function prepareDataDir(opts: {
 }): Promise<ServerIdentity> {
   const paths = dataDirPaths(opts.dir);
   const tokenPath = opts.adminTokenFile ?? paths.adminToken;
-  await openDataDir(opts.dir, [tokenPath]);
+  await openDataDir(opts.dir, trustFilesOutside(opts));
   const created: string[] = [];
   const now = opts.clock.now();
   const rotation = opts.rotation ?? { state: 'none', newSerial: null };
