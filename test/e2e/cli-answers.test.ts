@@ -91,7 +91,7 @@ describe('ledger, events and token verbs answer a new operator plainly', () => {
     }
   });
 
-  test('events --kind refuses names that are not kinds and lists the ones that are', async () => {
+  test('events --kind and ledger ls --kind refuse names that are not kinds and list the ones that are', async () => {
     const typo = await cli('events', '--kind', 'nosuch');
     assert.equal(typo.code, 2, describeResult(typo));
     assert.match(
@@ -108,6 +108,15 @@ describe('ledger, events and token verbs answer a new operator plainly', () => {
     assert.equal(none.code, 0, 'a real kind with no events yet is not a mistake');
     assert.match(none.stdout, /^no events$/m);
     assert.ok(EVENT_KINDS.includes('incident'));
+
+    // The ledger holds decisions only: its kinds are those, checked the same way.
+    const ledgerTypo = await cli('ledger', 'ls', '--kind', 'node.enroled');
+    assert.equal(ledgerTypo.code, 2, describeResult(ledgerTypo));
+    assert.match(ledgerTypo.stderr, /--kind: "node\.enroled" is not a kind; the kinds are .*node\.enrolled/);
+    assert.doesNotMatch(ledgerTypo.stderr, /incident/);
+    const decisions = await cli('ledger', 'ls', '--kind', 'token.created');
+    assert.equal(decisions.code, 0, describeResult(decisions));
+    assert.match(decisions.stdout, /token\.created/);
   });
 
   test('token ls shows the name a token is bound to; token revoke takes a unique id prefix', async () => {

@@ -2,6 +2,7 @@ import { ServerError, UsageError } from '@muster/host';
 import { EVENT_KINDS, type EventEnvelope, type EventGap, type EventList, parseDuration } from '@muster/proto';
 import { ADMIN_SETTINGS, type AdminClient, adminClient, ConnectionError } from '../client.js';
 import type { Command } from '../command.js';
+import { checkKinds } from '../kinds.js';
 import { printJson, safe, table } from '../output.js';
 import { SseParser } from '../sse.js';
 
@@ -48,7 +49,14 @@ export const eventsCommand: Command = {
     const filters = readFilters(values);
     const limit = readLimit(values.limit as string | undefined, follow ? 10 : 100);
     const client = adminClient(values);
-    if (filters.kinds) await checkKinds(client, filters.kinds);
+    if (filters.kinds)
+      await checkKinds('--kind', filters.kinds, EVENT_KINDS, async (kind) => {
+        const page = await client.call<EventList>(
+          'GET',
+          `/v1/events?${new URLSearchParams({ kind, limit: '1' })}`,
+        );
+        return page.items.length > 0;
+      });
     const names = await nodeNames(client);
     // The stream resumes after the newest event of all, read before the history so that nothing
     // falls between the two; what both hold is printed once.
@@ -148,27 +156,6 @@ function readFilters(values: Record<string, unknown>): Filters {
     filters.since = new Date(at).toISOString();
   }
   return filters;
-}
-
-/**
- * Refuses kind names that are not kinds, so a typo is not answered `no events`. A kind this
- * CLI does not know is still taken when the server has events of it (a newer server).
- */
-async function checkKinds(client: AdminClient, kinds: readonly string[]): Promise<void> {
-  const known = new Set<string>(EVENT_KINDS);
-  const unknown: string[] = [];
-  for (const kind of kinds) {
-    if (known.has(kind)) continue;
-    const seen = await client.call<EventList>(
-      'GET',
-      `/v1/events?${new URLSearchParams({ kind, limit: '1' })}`,
-    );
-    if (seen.items.length === 0) unknown.push(kind);
-  }
-  if (unknown.length > 0)
-    throw new UsageError(
-      `--kind: ${unknown.map((k) => `"${safe(k)}"`).join(', ')} ${unknown.length === 1 ? 'is not a kind' : 'are not kinds'}; the kinds are ${EVENT_KINDS.join(', ')}`,
-    );
 }
 
 function readLimit(text: string | undefined, fallback: number): number {

@@ -15,6 +15,7 @@ import {
 } from '@muster/proto';
 import { ADMIN_SETTINGS, type AdminClient, adminClient } from '../client.js';
 import type { Command } from '../command.js';
+import { checkKinds, DECISION_KINDS } from '../kinds.js';
 import { printJson, safe, table } from '../output.js';
 
 interface KeyInfo {
@@ -30,7 +31,7 @@ const KEY_SETTING = {
   flag: 'key',
   kind: 'string',
   value: 'VKEY',
-  help: 'the ledger public key to trust (name+id+base64, from GET /v1/ledger/key); pin it to verify offline',
+  help: 'the ledger public key to trust (name+id+base64, as muster ledger key prints it); pin it to verify offline',
 } as const;
 
 /** A `--key` as given: a usage mistake unless it reads as a ledger key, before anything is compared with it. */
@@ -322,10 +323,16 @@ export const ledgerList: Command = {
     const query = new URLSearchParams({ limit });
     if (values.kind) query.set('kind', values.kind as string);
     if (values.subject) query.set('subject', values.subject as string);
-    const { items } = await adminClient(values).call<{ items: Array<LedgerLine> }>(
-      'GET',
-      `/v1/ledger/decisions?${query}`,
-    );
+    const client = adminClient(values);
+    if (values.kind)
+      await checkKinds('--kind', [values.kind as string], DECISION_KINDS, async (kind) => {
+        const page = await client.call<{ items: LedgerLine[] }>(
+          'GET',
+          `/v1/ledger/decisions?${new URLSearchParams({ kind, limit: '1' })}`,
+        );
+        return page.items.length > 0;
+      });
+    const { items } = await client.call<{ items: Array<LedgerLine> }>('GET', `/v1/ledger/decisions?${query}`);
     if (values.json) {
       printJson(items);
       return 0;
