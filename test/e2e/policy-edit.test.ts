@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { PolicyState } from '@muster/proto';
+import { cleanEnv, DEADLINE_MS, MUSTER_CLI, waitFor } from '../support/processes.js';
 import { assertNoStackTrace, describeResult, Sandbox, type ServerUnderTest } from '../support/sandbox.js';
 
 /**
@@ -20,6 +22,46 @@ function editor(sandbox: Sandbox, name: string, body: string): string {
       `writeFileSync(file, typeof out === 'string' ? out : JSON.stringify(out, null, 2));\n`,
   );
   return `${process.execPath} ${file}`;
+}
+
+/**
+ * `muster ARGS…` on a terminal of its own (util-linux `script` gives it a pseudo-terminal), typing
+ * `answer` once `prompt` shows; returns the exit code and everything the terminal showed.
+ */
+async function atTerminal(
+  args: readonly string[],
+  env: Record<string, string>,
+  prompt: RegExp,
+  answer: string,
+): Promise<{ code: number | null; screen: string }> {
+  const line = [process.execPath, MUSTER_CLI, ...args]
+    .map((a) => `'${a.replaceAll("'", "'\\''")}'`)
+    .join(' ');
+  const child = spawn('script', ['-q', '-e', '-f', '-c', line, '/dev/null'], {
+    env: cleanEnv(env),
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let screen = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    screen += chunk;
+  });
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    screen += chunk;
+  });
+  const closed = new Promise<number | null>((resolve) => child.once('close', resolve));
+  try {
+    await waitFor(`the prompt ${prompt}`, async () => (prompt.test(screen) ? true : undefined));
+    child.stdin.write(`${answer}\r`);
+    const code = await Promise.race([
+      closed,
+      new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error(`no exit:\n${screen}`)), DEADLINE_MS),
+      ),
+    ]);
+    return { code, screen };
+  } finally {
+    child.kill('SIGKILL');
+  }
 }
 
 // `policy edit` as an operator uses it (issue 11): it shows what the edit changes, asks before
@@ -170,5 +212,40 @@ describe('policy edit: diff, confirmation, unchanged, kept edits', () => {
     assert.match(resumed.stdout, /^\+ {12}"fixed"$/m);
     assert.match(resumed.stdout, /policy version 3 signed and pushed/);
     assert.equal(await version(), 3);
+  });
+
+  test('at a terminal it asks before signing: n keeps the edit, y signs and pushes it', async () => {
+    const addAction = editor(
+      sandbox,
+      'asked',
+      `policy.profiles.default.actions.asked = { argv: ['echo', 'asked'], timeoutSec: 5, maxOutputBytes: 1024 };
+       return policy;`,
+    );
+    const env = { EDITOR: addAction, TMPDIR: tmp };
+    const prompt = /Sign policy version 4 with the fleet root key and push it\? \[y\/N\] /;
+    const no = await atTerminal(['policy', 'edit', ...server.adminFlags], env, prompt, 'n');
+    assert.equal(no.code, 1, no.screen);
+    assert.match(no.screen, /^\+ {8}"asked": \{/m);
+    assert.match(no.screen, /nothing was signed or pushed; your edit is kept in /);
+    assert.equal(await version(), 3);
+
+    const kept = keptFile(no.screen);
+    const yes = await atTerminal(
+      ['policy', 'edit', '--from', kept, ...server.adminFlags],
+      { ...env, EDITOR: 'true' },
+      prompt,
+      'y',
+    );
+    assert.equal(yes.code, 0, yes.screen);
+    assert.match(yes.screen, /policy version 4 signed and pushed/);
+    assert.equal(await version(), 4);
+  });
+
+  test('an editor that fails pushes nothing and keeps the draft', async () => {
+    const failed = await edit('false', '--yes');
+    assert.equal(failed.code, 1, describeResult(failed));
+    assert.match(failed.stderr, /the editor "false" failed; nothing was pushed; the draft is kept in /);
+    assert.ok(existsSync(keptFile(failed.stderr)));
+    assert.equal(await version(), 4);
   });
 });
