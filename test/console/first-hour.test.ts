@@ -196,16 +196,14 @@ describe('the console in the first hour, in a real Chromium', () => {
     await context.close();
   });
 
-  test('times carry their zone, and their date when not today; kinds break only between words', async () => {
+  test('times carry their zone, and their date when it is not today', async () => {
     // A browser in India (UTC+5:30) with a German locale: neither may leak into how times read.
     const zone = { timezoneId: 'Asia/Kolkata', locale: 'de-DE' };
     const kolkata = (iso: string) => new Date(Date.parse(iso) + 330 * 60_000).toISOString();
-    // A long kind: a second channel with web-1's identity is recorded as security.duplicate_channel.
-    await openAndClose(server.agentUrl, identityIn(web1Dir));
-    const { context, page } = await signedIn({ ...zone, viewport: { width: 900, height: 800 } });
+    const { context, page } = await signedIn(zone);
     await page.getByRole('link', { name: 'Events' }).click();
-    await page.locator('.feed li[data-kind="security.duplicate_channel"]').first().waitFor();
     const row = page.locator('.feed li[data-event-id]').first();
+    await row.waitFor();
     const eventId = await row.getAttribute('data-event-id');
     const local = kolkata((await row.locator('time').getAttribute('datetime'))!);
     const today = kolkata(new Date().toISOString()).slice(0, 10) === local.slice(0, 10);
@@ -213,7 +211,46 @@ describe('the console in the first hour, in a real Chromium', () => {
       (await row.locator('time').textContent())?.trim(),
       `${today ? '' : `${local.slice(0, 10)} `}${local.slice(11, 19)} UTC+5:30`,
     );
+    await shot(page, 'events-kolkata');
 
+    // The node page words its times the same way: a certificate a day away shows its date.
+    await page.getByRole('link', { name: 'Nodes' }).click();
+    await page.locator('tr[data-node="web-1"] a').click();
+    const expires = page.locator('dt:has-text("Expires") + dd');
+    await expires.waitFor();
+    const web1 = await adminApi('GET', '/v1/nodes/web-1');
+    const notAfter = kolkata(web1.cert.notAfter);
+    assert.match(
+      (await expires.textContent()) ?? '',
+      new RegExp(`^${notAfter.slice(0, 10)} ${notAfter.slice(11, 19)} UTC\\+5:30 \\(in `),
+    );
+    await context.close();
+
+    // Two days on, the same events are not today's: each row shows its date.
+    const later = await browser.newContext({ ...zone, viewport: { width: 1280, height: 800 } });
+    const laterPage = await later.newPage();
+    await laterPage.clock.setFixedTime(Date.now() + 2 * 86_400_000);
+    await laterPage.goto(`${server.adminUrl}/`);
+    await laterPage.getByLabel('Admin token').fill(adminToken);
+    await laterPage.getByRole('button', { name: 'Sign in' }).click();
+    await laterPage.getByRole('link', { name: 'Events' }).click();
+    const oldRow = laterPage.locator(`.feed li[data-event-id="${eventId}"]`);
+    await oldRow.waitFor();
+    assert.equal(
+      (await oldRow.locator('time').textContent())?.trim(),
+      `${local.slice(0, 10)} ${local.slice(11, 19)} UTC+5:30`,
+    );
+    assert.equal(await oldRow.locator('time .date').textContent(), local.slice(0, 10));
+    await shot(laterPage, 'events-two-days-later');
+    await later.close();
+  });
+
+  test('kind names break only between their words', async () => {
+    // A long kind: a second channel with web-1's identity is recorded as security.duplicate_channel.
+    await openAndClose(server.agentUrl, identityIn(web1Dir));
+    const { context, page } = await signedIn({ viewport: { width: 900, height: 800 } });
+    await page.getByRole('link', { name: 'Events' }).click();
+    await page.locator('.feed li[data-kind="security.duplicate_channel"]').first().waitFor();
     // Every kind cell that wraps does so after "." or "_", never inside a word.
     const kinds = page.locator('.feed .kind');
     const breaks = await kinds.evaluateAll((cells) =>
@@ -247,26 +284,8 @@ describe('the console in the first hour, in a real Chromium', () => {
       for (const l of lines.slice(0, -1))
         assert.match(l, /[._]$/, `${text} broke as ${JSON.stringify(lines)}`);
     }
-    await shot(page, 'events-kolkata');
+    await shot(page, 'events-narrow');
     await context.close();
-
-    // Two days on, the same events are not today's: each row shows its date.
-    const later = await browser.newContext({ ...zone, viewport: { width: 1280, height: 800 } });
-    const laterPage = await later.newPage();
-    await laterPage.clock.setFixedTime(Date.now() + 2 * 86_400_000);
-    await laterPage.goto(`${server.adminUrl}/`);
-    await laterPage.getByLabel('Admin token').fill(adminToken);
-    await laterPage.getByRole('button', { name: 'Sign in' }).click();
-    await laterPage.getByRole('link', { name: 'Events' }).click();
-    const oldRow = laterPage.locator(`.feed li[data-event-id="${eventId}"]`);
-    await oldRow.waitFor();
-    assert.equal(
-      (await oldRow.locator('time').textContent())?.trim(),
-      `${local.slice(0, 10)} ${local.slice(11, 19)} UTC+5:30`,
-    );
-    assert.equal(await oldRow.locator('time .date').textContent(), local.slice(0, 10));
-    await shot(laterPage, 'events-two-days-later');
-    await later.close();
   });
 
   test("a node's page counts its recent security events in what needs attention", async () => {
@@ -304,7 +323,7 @@ describe('the console in the first hour, in a real Chromium', () => {
     await context.close();
   });
 
-  test('the node list fits its rows; a failed command shows stdout, its hash and stderr each under its caption', async () => {
+  test('the node list is as tall as its rows, not a large empty box', async () => {
     const { context, page } = await signedIn();
     await page.locator('tr[data-node="web-2"]').waitFor();
     const box = await page.locator('.scroller').evaluate((el) => ({
@@ -313,7 +332,11 @@ describe('the console in the first hour, in a real Chromium', () => {
     }));
     assert.ok(box.box <= box.table + 4, `the list's box (${box.box}px) fits its table (${box.table}px)`);
     await shot(page, 'nodes');
+    await context.close();
+  });
 
+  test('a failed command shows stdout, its SHA-256 and stderr, each under its own caption', async () => {
+    const { context, page } = await signedIn();
     const id = await run(['web-1'], 'broken');
     await page.goto(`${server.adminUrl}/commands/${id}`);
     await page.locator('tr[data-node="web-1"] .pill', { hasText: 'failed' }).waitFor();
