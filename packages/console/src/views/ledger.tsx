@@ -181,11 +181,15 @@ export function LedgerView({ model }: { model: FleetModel }) {
             </dd>
             <dt>Signature</dt>
             <dd data-field="signature">
-              {signed === 'good'
-                ? `checked here against ${vkey}`
-                : signed === 'bad'
-                  ? 'DOES NOT VERIFY against the ledger key'
-                  : (signed ?? 'checking…')}
+              {signed === 'good' ? (
+                <>
+                  checked here against <code class="wrap">{vkey}</code>
+                </>
+              ) : signed === 'bad' ? (
+                'DOES NOT VERIFY against the ledger key'
+              ) : (
+                (signed ?? 'checking…')
+              )}
             </dd>
           </dl>
         ) : (
