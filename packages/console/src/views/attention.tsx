@@ -34,7 +34,7 @@ export function useRecentSecurity(model: FleetModel, id: string, now: number): E
     void api<EventList>('GET', `/v1/events?${q}`)
       .then((list) => add(list.items))
       .catch(() => {});
-    return model.onEachEvent((e) => e.nodeId === id && add([e]));
+    return model.onEachEvent((e) => e.nodeId === id && isAlarm(e) && add([e]));
   }, [id]);
   return found.filter((e) => now - Date.parse(e.ts) < SECURITY_WINDOW_MS);
 }
