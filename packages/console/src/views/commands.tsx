@@ -181,12 +181,12 @@ export function CommandDetail({ model, id }: { model: FleetModel; id: string }) 
           <section key={t.nodeId} class="card receipt" aria-label={`Output of ${t.name}`}>
             <h2>{t.name}</h2>
             <p class="muted">Receipt signed by the node.</p>
-            <Output name="stdout" caption="Standard output (its end)" text={t.receipt!.stdoutTail} />
+            <Output name="stdout" caption="Standard output (tail)" text={t.receipt!.stdoutTail} />
             <figure class="output" data-output="stdout-sha256">
               <figcaption>SHA-256 of all it wrote to stdout</figcaption>
               <code class="wrap">{t.receipt!.outputSha256}</code>
             </figure>
-            <Output name="stderr" caption="Standard error (its end)" text={t.receipt!.stderrTail} />
+            <Output name="stderr" caption="Standard error (tail)" text={t.receipt!.stderrTail} />
           </section>
         ))}
     </section>
