@@ -6,7 +6,14 @@ import { commandsList, commandsShow } from './commands.js';
 import { consoleLink } from './console.js';
 import { demoCommand } from './demo.js';
 import { eventsCommand } from './events.js';
-import { ledgerCheckpoint, ledgerExport, ledgerList, ledgerProof, ledgerVerify } from './ledger.js';
+import {
+  ledgerCheckpoint,
+  ledgerExport,
+  ledgerKey,
+  ledgerList,
+  ledgerProof,
+  ledgerVerify,
+} from './ledger.js';
 import { nodesDecommission, nodesList, nodesRotate, nodesShow } from './nodes.js';
 import { operatorAdd, operatorKeygen, operatorList } from './operators.js';
 import { policyEdit, policyPush, policyShow, policySign } from './policy.js';
@@ -44,6 +51,7 @@ export const COMMANDS: readonly Command[] = [
   commandsList,
   commandsShow,
   ledgerList,
+  ledgerKey,
   ledgerCheckpoint,
   ledgerProof,
   ledgerExport,
