@@ -178,6 +178,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     publicUrl: () => joinUrl(config, boundPort()),
   });
   const enrollment = new EnrollmentService({
+    db: store.db,
     write,
     ledgerKey: ledger.vkey,
     fleetRoot: identity.fleetRoot.publicKey,
@@ -186,6 +187,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     ids,
     decisions,
     roots,
+    connections,
     certLifetimeMs: config.certLifetimeMs,
     heartbeatIntervalMs: () => pacer.intervalMs(),
   });
