@@ -32,6 +32,7 @@ const KINDS = [
   'token.created',
   'token.revoked',
   'security.duplicate_channel',
+  'security.name_takeover_refused',
   'security.superseded_certificate_used',
 ];
 
