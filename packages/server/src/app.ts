@@ -317,6 +317,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   channels.attach(agent.server as unknown as HttpsServer);
   await agent.register(async (scope) => {
     scope.addHook('onRequest', nodeIdentityCheck(identityDeps));
+    openapi.secured(scope, [{ nodeCertificate: [] }]);
     renewalRoutes(scope, renewal, new RateLimiter(clock, config.renewRate / 60, config.renewRate));
     heartbeatRoutes(scope, async (node, heartbeat) => {
       const ack = await acker(node, heartbeat);
@@ -366,6 +367,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   heartbeatRate.start(1_000, background.signal, (err) => logger.warn({ err }, 'could not read heartbeats'));
   await admin.register(async (scope) => {
     scope.addHook('onRequest', adminTokenCheck(identity.adminToken, sessionCredential(sessions)));
+    openapi.secured(scope, [{ adminToken: [] }, { consoleSession: [] }]);
     fleetRoutes(scope, () =>
       fleetSummary({
         db: store.db,
