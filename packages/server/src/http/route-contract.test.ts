@@ -150,6 +150,18 @@ for (const dialect of dialects()) {
           assert.equal(res.json().code, 'invalid_request');
           if (payload.startsWith('{')) assert.match(res.json().detail, /takes no body/);
         }
+        // A body in no content type at all (a bare `curl -d`) is not read either.
+        const bare = await t.server.app.admin.inject({
+          method: route.method.toUpperCase() as 'POST',
+          url,
+          body: Buffer.from('x=1'),
+          headers: { authorization: `Bearer ${t.server.identity.adminToken}` },
+        });
+        assert.equal(
+          bare.statusCode,
+          415,
+          `${route.method} ${route.path} without a content type: ${bare.body}`,
+        );
       }
       assert.equal(await ledgerSize(), sizeBefore, 'no decision was taken');
       assert.equal((await t.admin('GET', '/v1/ca')).json.rotation, null, 'no CA rotation started');
