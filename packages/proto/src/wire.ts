@@ -1,4 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox';
+import { KeyedRecord } from './closed.js';
 import { LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, MAX_LABELS, PROFILE_PATTERN } from './names.js';
 
 /**
@@ -11,11 +12,9 @@ const MAX_BYTES = 2 ** 60; // 1 EiB: anything larger is a broken agent, not a bi
 const Bytes = Type.Integer({ minimum: 0, maximum: MAX_BYTES });
 const Text = (maxLength: number) => Type.String({ maxLength });
 
-export const Labels = Type.Record(
-  Type.String({ pattern: LABEL_KEY_PATTERN }),
-  Type.String({ pattern: LABEL_VALUE_PATTERN }),
-  { maxProperties: MAX_LABELS },
-);
+export const Labels = KeyedRecord(LABEL_KEY_PATTERN, Type.String({ pattern: LABEL_VALUE_PATTERN }), {
+  maxProperties: MAX_LABELS,
+});
 export type Labels = Static<typeof Labels>;
 
 export const Profile = Type.String({ pattern: PROFILE_PATTERN });

@@ -179,6 +179,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     publicUrl: () => joinUrl(config, boundPort()),
   });
   const enrollment = new EnrollmentService({
+    db: store.db,
     write,
     ledgerKey: ledger.vkey,
     fleetRoot: identity.fleetRoot.publicKey,
@@ -187,6 +188,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     ids,
     decisions,
     roots,
+    connections,
     certLifetimeMs: config.certLifetimeMs,
     heartbeatIntervalMs: () => pacer.intervalMs(),
   });
@@ -316,6 +318,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   channels.attach(agent.server as unknown as HttpsServer);
   await agent.register(async (scope) => {
     scope.addHook('onRequest', nodeIdentityCheck(identityDeps));
+    openapi.secured(scope, [{ nodeCertificate: [] }]);
     renewalRoutes(scope, renewal, new RateLimiter(clock, config.renewRate / 60, config.renewRate));
     heartbeatRoutes(scope, async (node, heartbeat) => {
       const ack = await acker(node, heartbeat);
@@ -381,6 +384,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
       'onRequest',
       adminTokenCheck(identity.adminToken, sessionCredential(sessions, adminHosts), refusals),
     );
+    openapi.secured(scope, [{ adminToken: [] }, { consoleSession: [] }]);
     fleetRoutes(scope, () =>
       fleetSummary({
         db: store.db,

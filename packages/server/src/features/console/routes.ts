@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import {
   FleetSummary,
+  NoBody,
   SessionCreateRequest,
   SessionView,
   SignInLinkCreated,
@@ -116,9 +117,12 @@ export function consoleRoutes(
     return secret === undefined ? undefined : sessions.find(secret);
   };
 
+  /** How the OpenAPI description names the console's cookie (http/openapi.ts). */
+  const SESSION = [{ consoleSession: [] }];
   app.post(
     '/v1/session',
-    { schema: { body: SessionCreateRequest, response: { 201: SessionView } } },
+    // Signing in is how a credential is got: it needs none.
+    { schema: { body: SessionCreateRequest, response: { 201: SessionView }, security: [] } },
     async (request, reply) => {
       if (!sameOrigin(request, deps.hosts))
         throw new ForbiddenError('sign in from the console itself', 'csrf');
@@ -146,15 +150,19 @@ export function consoleRoutes(
         .send(view(session));
     },
   );
-  app.get('/v1/session', { schema: { response: { 200: SessionView } } }, async (request) => {
-    const session = await current(request);
-    if (!session) throw new UnauthorizedError('not signed in to the console', 'session_ended');
-    return view(session);
-  });
+  app.get(
+    '/v1/session',
+    { schema: { response: { 200: SessionView }, security: SESSION } },
+    async (request) => {
+      const session = await current(request);
+      if (!session) throw new UnauthorizedError('not signed in to the console', 'session_ended');
+      return view(session);
+    },
+  );
   // Sign-out checks the session and its CSRF token like any state-changing call, then ends it in
   // the store, so the cookie is worthless on every replica even if a copy of it survives.
   const guard = sessionCredential(sessions, deps.hosts);
-  app.delete('/v1/session', async (request, reply) => {
+  app.delete('/v1/session', { schema: { body: NoBody, security: SESSION } }, async (request, reply) => {
     reply.header('set-cookie', cookie('', 0));
     if (!(await guard(request))) throw new UnauthorizedError('not signed in to the console', 'session_ended');
     await sessions.end(request.consoleSession!.idHash);
