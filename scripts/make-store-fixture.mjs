@@ -11,7 +11,8 @@
 // dialect, the server's data dir (CA, ledger and fleet root keys, admin token) and the store:
 // `sqlite/muster.db` (vacuumed), `postgres/dump.sql` (plain pg_dump, loaded by the test into a
 // database of its own), and `manifest.json`, what the test expects to find again, with the
-// enrolled agents' keys and certificates so it can heartbeat as them. Certificates are issued for
+// enrolled agents' keys and certificates so it can heartbeat as them, and the last checkpoint
+// the old server signed, which the upgraded log must extend. Certificates are issued for
 // 3000 days so the fixture's agents stay valid for years (the default is 24h).
 import { execFileSync } from 'node:child_process';
 import { createPrivateKey, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
@@ -102,9 +103,11 @@ async function fill(t) {
   // Wait until a signed checkpoint covers every entry, as a server left running would.
   const decisions = await call('GET', '/v1/ledger/decisions?limit=1', undefined, 200);
   const size = decisions.items[0].seq + 1;
+  let checkpoint;
   for (let i = 0; ; i++) {
     const res = await t.admin('GET', '/v1/ledger/checkpoint');
-    if (res.body.split('\n')[1] === String(size)) break;
+    checkpoint = res.body;
+    if (checkpoint.split('\n')[1] === String(size)) break;
     if (i > 100) throw new Error(`no checkpoint at size ${size}: ${res.body}`);
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -116,6 +119,7 @@ async function fill(t) {
     events: [note.id, tag.id],
     commands: [command.id],
     ledgerSize: size,
+    checkpoint,
     vkey: (await call('GET', '/v1/ledger/key', undefined, 200)).vkey,
   };
 }
