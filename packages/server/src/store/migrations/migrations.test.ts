@@ -1,14 +1,15 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { canonicalJson, leafHash, verifyExport } from '@muster/proto';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
 import { createPgDatabase, dialects, startTestServer, type TestServer } from '../../testing/harness.js';
-import { migrationProvider } from './index.js';
+import { migrate, migrationProvider } from './index.js';
 
 /** A bare Kysely on the store's database, without the migrations openStore runs. */
 function bareKysely(url: string): Kysely<unknown> {
@@ -99,5 +100,55 @@ for (const dialect of dialects()) {
       }
       assert.deepEqual(await verifyExport(lines(), vkey), { ok: true, size: 5 });
     });
+  });
+}
+
+/** The schema as the database reports it, in an order that does not depend on how it was made. */
+async function schemaOf(db: Kysely<unknown>, dialect: string): Promise<unknown[]> {
+  if (dialect === 'sqlite') {
+    const { rows } =
+      await sql`select type, name, tbl_name, sql from sqlite_master order by type, name`.execute(db);
+    return rows;
+  }
+  const columns = await sql`select table_name, column_name, data_type, is_nullable, column_default
+    from information_schema.columns where table_schema = 'public'
+    order by table_name, column_name`.execute(db);
+  const indexes = await sql`select tablename, indexname, indexdef from pg_indexes
+    where schemaname = 'public' order by indexname`.execute(db);
+  return [...columns.rows, ...indexes.rows];
+}
+
+const fixture = new URL('../../../../../test/fixtures/store-0.1.0/', import.meta.url).pathname;
+
+// The files are a copy of what 0.1.0 ran: a store they build today must be the store 0.1.0 built.
+for (const dialect of dialects()) {
+  test(`the migrations build the schema 0.1.0 built (${dialect})`, async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'muster-schema-'));
+    const made = dialect === 'postgres' ? await createPgDatabase() : undefined;
+    const released = dialect === 'postgres' ? await createPgDatabase() : undefined;
+    try {
+      if (released) {
+        execFileSync(
+          'psql',
+          ['-q', '-v', 'ON_ERROR_STOP=1', '-f', join(fixture, 'postgres/dump.sql'), released.url],
+          {
+            stdio: ['ignore', 'ignore', 'pipe'],
+          },
+        );
+      } else await copyFile(join(fixture, 'sqlite/muster.db'), join(dir, 'released.db'));
+      const fresh = bareKysely(made?.url ?? `sqlite:${join(dir, 'fresh.db')}`);
+      const old = bareKysely(released?.url ?? `sqlite:${join(dir, 'released.db')}`);
+      try {
+        await migrate(fresh, { name: dialect });
+        assert.deepEqual(await schemaOf(fresh, dialect), await schemaOf(old, dialect));
+      } finally {
+        await fresh.destroy();
+        await old.destroy();
+      }
+    } finally {
+      await made?.drop();
+      await released?.drop();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 }
