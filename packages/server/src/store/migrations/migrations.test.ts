@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -152,3 +152,27 @@ for (const dialect of dialects()) {
     }
   });
 }
+
+const sources = new URL('../../../src/store/', import.meta.url).pathname;
+const importsOf = (text: string) =>
+  [...text.matchAll(/^(?:import|export)[^;]*?from '([^']+)'/gms)].map((m) => m[1]!);
+
+// What keeps a released migration frozen: it reaches nothing that later code can change.
+test('a migration imports only kysely, Node built-ins and the frozen helpers; store/ imports no feature', async () => {
+  const dir = join(sources, 'migrations');
+  const files = (await readdir(dir)).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'));
+  assert.ok(files.includes('0001_skeleton.ts'), `the sources are at ${dir}`);
+  for (const file of files.filter((f) => f !== 'index.ts')) {
+    for (const from of importsOf(await readFile(join(dir, file), 'utf8'))) {
+      assert.match(from, /^(kysely|node:[a-z]+|\.\/[a-z]+-v\d+\.js)$/, `${file} imports ${from}`);
+    }
+  }
+  for (const file of (await readdir(sources)).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))) {
+    for (const from of importsOf(await readFile(join(sources, file), 'utf8'))) {
+      assert.doesNotMatch(from, /features\//, `store/${file} imports ${from}`);
+    }
+  }
+  for (const from of importsOf(await readFile(join(dir, 'index.ts'), 'utf8'))) {
+    assert.doesNotMatch(from, /features\//, `store/migrations/index.ts imports ${from}`);
+  }
+});
