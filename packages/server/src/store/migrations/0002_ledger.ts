@@ -7,10 +7,9 @@ interface Tables extends LedgerTablesV1 {
 }
 
 /**
- * 0002_ledger: the transparency ledger (an RFC 6962 log); the skeleton's decisions become its
- * first entries. They are hashed with the frozen copy in ledger-v1.ts, never the live ledger
- * code, so an old database migrated today gets the log 0.1.0 would have written. Frozen: never
- * edit once released (see index.ts).
+ * The transparency ledger (an RFC 6962 log); the skeleton's decisions become its first entries,
+ * hashed with the frozen copy in ledger-v1.ts, never the live ledger code, so an old database
+ * migrated today gets the log 0.1.0 would have written. Frozen once released: see index.ts.
  */
 export const ledger: Migration = {
   async up(db: Kysely<unknown>) {
