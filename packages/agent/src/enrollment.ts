@@ -7,6 +7,7 @@ import {
   requestJson,
   ServerError,
   sleep,
+  UsageError,
 } from '@muster/host';
 import { type EnrollRequest, type EnrollResponse, keyFingerprint } from '@muster/proto';
 import type { AgentConfig } from './config.js';
@@ -57,20 +58,24 @@ export async function reenroll(
   }
 }
 
+/** What enrolling needs from the command line; without it nothing is tried, a usage error (exit 2). */
+export function assertCanEnroll(config: AgentConfig): { server: URL; token: string; caPin: string } {
+  const { server, token, caPin } = config;
+  if (server && token && caPin) return { server, token, caPin };
+  const missing = [!server && '--server', !caPin && '--ca-pin', !token && '--token-file']
+    .filter(Boolean)
+    .join(', ');
+  throw new UsageError(
+    `this agent has no identity in ${config.dataDir} yet; to enroll it needs ${missing} (run "muster token create" on the server for the exact line)`,
+  );
+}
+
 export async function enrollWithRetry(
   config: AgentConfig,
   log: Log,
   signal: AbortSignal,
 ): Promise<StoredIdentity | undefined> {
-  const { server, token, caPin } = config;
-  if (!server || !token || !caPin) {
-    const missing = [!server && '--server', !caPin && '--ca-pin', !token && '--token']
-      .filter(Boolean)
-      .join(', ');
-    throw new AgentFatalError(
-      `this agent has no identity in ${config.dataDir} yet; to enroll it needs ${missing} (run "muster token create" on the server for the exact line)`,
-    );
-  }
+  const { server, token, caPin } = assertCanEnroll(config);
   const keys = await generateKeyPair();
   const keyPem = await exportPrivateKeyPem(keys.privateKey);
   for (let attempt = 0; !signal.aborted; attempt++) {
