@@ -292,6 +292,15 @@ async function heartbeatLoop(
           refused = true;
           log.error(refusedMessage(identity, err), { detail: err.message, retryInMs: wait });
           if (canEnrollAgain) return identity;
+        } else if (untrustedServer(err)) {
+          // The server's certificate is from a root this node does not hold: after a CA rotation
+          // finished while the host was away, only enrolling again (with a new pin) helps.
+          refused = true;
+          log.error(untrustedMessage(identity, canEnrollAgain), {
+            error: (err as Error).message,
+            ...(canEnrollAgain ? {} : { retryInMs: wait }),
+          });
+          if (canEnrollAgain) return identity;
         } else {
           log.warn('heartbeat failed; retrying', { error: (err as Error).message, retryInMs: wait });
         }
@@ -344,6 +353,28 @@ async function heartbeatLoop(
     tls.destroy();
   }
   return undefined;
+}
+
+/** TLS verification failures that mean the server's chain leads to no root in ca.pem. */
+const UNTRUSTED_SERVER_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_SIGNATURE_FAILURE',
+]);
+
+function untrustedServer(err: unknown): boolean {
+  return UNTRUSTED_SERVER_CODES.has((err as NodeJS.ErrnoException).code ?? '');
+}
+
+function untrustedMessage(identity: StoredIdentity, enrollingAgain: boolean): string {
+  const what =
+    "the server's certificate does not lead to a fleet CA this node holds (was the CA rotated while it was away?)";
+  return enrollingAgain
+    ? `${what}; enrolling again with the join token`
+    : `${what}; on the server run "muster token create --name ${identity.name}" and start this agent with the line it prints (retrying meanwhile)`;
 }
 
 function refusedMessage(identity: StoredIdentity, err: ServerError): string {
