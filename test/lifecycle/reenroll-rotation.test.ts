@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { after, describe, test } from 'node:test';
 import { loadIdentity } from '@muster/agent';
-import type { NodeView, TokenCreated, TokenView } from '@muster/proto';
+import type { CaStatus, NodeView, TokenCreated, TokenView } from '@muster/proto';
 import {
   type AgentRun,
   type InProcessServer,
@@ -119,12 +119,14 @@ for (const dialect of dialects()) {
         const first = await enrolledAndStopped(t, sandbox, 'rr-held');
         const oldPin = t.server.identity.ca.pin;
         assert.equal((await t.admin('POST', '/v1/ca/rotate')).status, 201);
+        // Renewed, and used: the server counts a node on the new root once it presents the new certificate.
         await waitFor(
-          'the agent to renew onto the new root',
-          async () => (first.renewed.length > 0 ? true : undefined),
-          {
-            timeoutMs: 30_000,
+          'the node to be on the new root',
+          async () => {
+            const status = (await t.admin('GET', '/v1/ca')).json as CaStatus;
+            return first.renewed.length > 0 && status.rotation?.nodesOnRetiring === 0 ? true : undefined;
           },
+          { timeoutMs: 30_000 },
         );
         await first.stop();
         assert.equal((await t.admin('POST', '/v1/ca/finish', {})).status, 200);
