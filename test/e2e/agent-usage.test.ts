@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { cleanEnv, MUSTER_CLI } from '../support/processes.js';
 import { assertNoStackTrace, type CliResult, describeResult, Sandbox } from '../support/sandbox.js';
 
 const PIN = `sha256:${'0'.repeat(64)}`;
@@ -58,6 +60,26 @@ describe('muster agent usage', () => {
     assertUsage(
       await sandbox.run([...base, '--token-file', one, '--token', 'mjt_a']),
       'invalid configuration: --token and --token-file exclude each other',
+    );
+  });
+
+  test('--token-file - on a terminal is refused at once rather than waiting for input that never ends', () => {
+    const dir = sandbox.tempDir('agent');
+    const line = [process.execPath, MUSTER_CLI, 'agent', '--data-dir', dir, '--server', 'https://127.0.0.1:1']
+      .concat(['--ca-pin', PIN, '--token-file', '-'])
+      .join(' ');
+    // util-linux script(1) gives the agent a pseudo-terminal as stdin, as an operator's shell does.
+    const result = spawnSync('script', ['-qec', line, '/dev/null'], {
+      cwd: sandbox.cwd,
+      env: cleanEnv(),
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 20_000,
+    });
+    assert.equal(result.status, 2, `${result.stdout}${result.stderr}`);
+    assert.match(
+      result.stdout,
+      /^muster agent: --token-file -: stdin is a terminal; pipe the token in, as the join line does \(printf '%s' TOKEN \| muster agent … --token-file -\)\r?$/m,
     );
   });
 
