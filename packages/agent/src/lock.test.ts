@@ -41,6 +41,15 @@ test('a lock held by another live process is refused with its pid', async () => 
   }
 });
 
+test('a lock written on another host (a shared data dir) is never judged stale here', async () => {
+  const dir = dataDir();
+  writeFileSync(
+    join(dir, LOCK_FILE),
+    `${JSON.stringify({ pid: 999_999_999, host: 'elsewhere', boot: 'x' })}\n`,
+  );
+  await assert.rejects(lockDataDir(dir), new DataDirInUseError(dir, 999_999_999, 'elsewhere'));
+});
+
 test('stale locks are taken over: a dead pid, our own pid from an earlier run, a reused pid, an unreadable file', async () => {
   const dead = spawn(process.execPath, ['-e', '0'], { stdio: 'ignore' });
   await new Promise((resolve) => dead.once('exit', resolve));

@@ -1,5 +1,6 @@
 import { constants } from 'node:fs';
 import { open, readFile, unlink } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { ensurePrivateDir } from '@muster/host';
 
@@ -8,9 +9,14 @@ export class DataDirInUseError extends Error {
   constructor(
     readonly dir: string,
     readonly pid: number,
+    /** The host the holder runs on, when it is not this one (a data dir on a shared file system). */
+    readonly host?: string,
   ) {
     super(
-      `data dir in use by pid ${pid}: another muster agent runs on ${dir}; stop it first, or give this one its own --data-dir`,
+      `data dir in use by pid ${pid}${host ? ` on ${host}` : ''}: another muster agent runs on ${dir}; stop it first, or give this one its own --data-dir` +
+        (host
+          ? ` (if none runs on ${host} any more, as after a rename of this host, remove ${join(dir, LOCK_FILE)})`
+          : ''),
     );
     this.name = 'DataDirInUseError';
   }
@@ -19,6 +25,8 @@ export class DataDirInUseError extends Error {
 /** What the lock file holds: the owner's pid, and what tells that pid apart from a later one. */
 interface LockOwner {
   pid: number;
+  /** Pids and boot ids mean nothing on another host: a lock from one is never judged stale here. */
+  host?: string;
   /** The kernel's boot id and the process's start time (Linux): a pid reused after a restart is not the owner. */
   boot?: string;
   start?: string;
@@ -54,6 +62,7 @@ export async function lockDataDir(dir: string): Promise<() => Promise<void>> {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw err;
     }
     const owner = await readOwner(path);
+    if (owner?.host && owner.host !== hostname()) throw new DataDirInUseError(dir, owner.pid, owner.host);
     if (owner && (await alive(owner))) throw new DataDirInUseError(dir, owner.pid);
     // The owner is gone (or wrote nothing readable before it died): the lock is stale.
     await unlink(path).catch((err: NodeJS.ErrnoException) => {
@@ -109,5 +118,10 @@ async function ownerOf(pid: number): Promise<LockOwner> {
   ]);
   // Field 22 of /proc/PID/stat, counted after the command name (which may hold spaces).
   const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  return { pid, ...(boot.trim() ? { boot: boot.trim() } : {}), ...(start ? { start } : {}) };
+  return {
+    pid,
+    host: hostname(),
+    ...(boot.trim() ? { boot: boot.trim() } : {}),
+    ...(start ? { start } : {}),
+  };
 }
