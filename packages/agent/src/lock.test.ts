@@ -30,6 +30,14 @@ test('the lock holds this pid, refuses a second holder in the same process, and 
   await (await lockDataDir(dir))();
 });
 
+test('two agents starting at once in one process on one data dir: exactly one holds it', async () => {
+  const dir = dataDir();
+  const results = await Promise.allSettled([lockDataDir(dir), lockDataDir(dir), lockDataDir(dir)]);
+  assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
+  for (const r of results) if (r.status === 'rejected') assert.ok(r.reason instanceof DataDirInUseError);
+  for (const r of results) if (r.status === 'fulfilled') await r.value();
+});
+
 test('a lock held by another live process is refused with its pid', async () => {
   const dir = dataDir();
   const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });

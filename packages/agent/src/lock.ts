@@ -46,8 +46,26 @@ export async function lockDataDir(dir: string): Promise<() => Promise<void>> {
   await ensurePrivateDir(dir);
   const path = join(dir, LOCK_FILE);
   if (held.has(path)) throw new DataDirInUseError(dir, process.pid);
+  // Taken before the first await, so a second caller in this process is refused above.
+  held.add(path);
+  try {
+    await acquire(dir, path);
+  } catch (err) {
+    held.delete(path);
+    throw err;
+  }
+  let released = false;
+  return async () => {
+    if (released) return;
+    released = true;
+    held.delete(path);
+    await unlink(path).catch(() => {});
+  };
+}
+
+async function acquire(dir: string, path: string): Promise<void> {
   const me = await ownerOf(process.pid);
-  // Two tries: the second after taking over a stale lock.
+  // Two tries: the second after removing a stale lock.
   for (let attempt = 0; ; attempt++) {
     try {
       const handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
@@ -59,29 +77,21 @@ export async function lockDataDir(dir: string): Promise<() => Promise<void>> {
       }
       break;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
     const owner = await readOwner(path);
     if (owner?.host && owner.host !== hostname()) throw new DataDirInUseError(dir, owner.pid, owner.host);
-    if (owner && (await alive(owner))) throw new DataDirInUseError(dir, owner.pid);
-    // The owner is gone (or wrote nothing readable before it died): the lock is stale.
+    // Another agent made a fresh lock between our removing the stale one and trying again.
+    if (attempt > 0 || (owner && (await alive(owner)))) throw new DataDirInUseError(dir, owner?.pid ?? 0);
+    // The owner is gone (or died before writing anything readable): the lock is stale.
     await unlink(path).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err;
     });
   }
-  // Two agents taking over the same stale lock at once: the one whose lock survived goes on.
+  // Two agents removing the same stale lock at once: the one whose lock survived goes on.
   const written = await readOwner(path);
-  if (written?.pid !== me.pid || written.start !== me.start) {
+  if (written?.pid !== me.pid || written.start !== me.start)
     throw new DataDirInUseError(dir, written?.pid ?? 0);
-  }
-  held.add(path);
-  let released = false;
-  return async () => {
-    if (released) return;
-    released = true;
-    held.delete(path);
-    await unlink(path).catch(() => {});
-  };
 }
 
 async function readOwner(path: string): Promise<LockOwner | undefined> {
