@@ -15,7 +15,7 @@ import { commandAgentRoutes, commandRoutes } from './features/commands/routes.js
 import { startCommands } from './features/commands/setup.js';
 import { consoleDistDir, loadAssets } from './features/console/assets.js';
 import { sessionCredential } from './features/console/guard.js';
-import { consoleRoutes, fleetRoutes } from './features/console/routes.js';
+import { consoleRoutes, fleetRoutes, signInLinkRoutes } from './features/console/routes.js';
 import { SessionService } from './features/console/sessions.js';
 import { fleetSummary, RateMeter } from './features/console/summary.js';
 import { enrollmentRoutes } from './features/enrollment/routes.js';
@@ -389,6 +389,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
         heartbeats: heartbeatRate,
       }),
     );
+    signInLinkRoutes(scope, sessions);
     tokenRoutes(scope, tokens);
     nodeRoutes(scope, nodes);
     telemetryRoutes(scope, { db: store.db, clock, nodes, rawRetentionMs: config.telemetryRetentionMs.raw });

@@ -3,6 +3,7 @@ import { agentCommand } from './agent.js';
 import { benchCommand } from './bench.js';
 import { caFinish, caRotate, caStatus } from './ca.js';
 import { commandsList, commandsShow } from './commands.js';
+import { consoleLink } from './console.js';
 import { demoCommand } from './demo.js';
 import { eventsCommand } from './events.js';
 import {
@@ -34,6 +35,7 @@ export const COMMANDS: readonly Command[] = [
   nodesDecommission,
   nodesRotate,
   eventsCommand,
+  consoleLink,
   caStatus,
   caRotate,
   caFinish,

@@ -1,5 +1,11 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { FleetSummary, SessionCreateRequest, SessionView } from '@muster/proto';
+import {
+  FleetSummary,
+  SessionCreateRequest,
+  SessionView,
+  SignInLinkCreated,
+  SignInLinkRequest,
+} from '@muster/proto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ForbiddenError, UnauthorizedError } from '../../errors.js';
 import type { CredentialRefusals } from '../../http/auth.js';
@@ -160,4 +166,30 @@ export function consoleRoutes(
 /** `GET /v1/fleet`: the fleet bar's figures, behind the admin guard. */
 export function fleetRoutes(app: FastifyInstance, summary: () => Promise<FleetSummary>): void {
   app.get('/v1/fleet', { schema: { response: { 200: FleetSummary } } }, async () => summary());
+}
+
+/**
+ * `POST /v1/console/links`, behind the admin guard: a fresh one-time sign-in link, so that the
+ * server need not print one where logs keep it. The admin token only: a console session must not
+ * mint sessions that outlive its own 12 hours.
+ */
+export function signInLinkRoutes(app: FastifyInstance, sessions: Pick<SessionService, 'issueCode'>): void {
+  app.post(
+    '/v1/console/links',
+    { schema: { body: SignInLinkRequest, response: { 201: SignInLinkCreated } } },
+    async (request, reply) => {
+      if (request.actor !== 'admin') {
+        throw new ForbiddenError(
+          'sign-in links are made with the admin token, not from the console',
+          'admin_only',
+        );
+      }
+      const { code, expiresAt } = await sessions.issueCode();
+      request.log.info('console sign-in link issued'); // never the code itself
+      return reply
+        .code(201)
+        .header('cache-control', 'no-store')
+        .send({ code, path: `/#code=${code}`, expiresAt: new Date(expiresAt).toISOString() });
+    },
+  );
 }
