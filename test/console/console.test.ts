@@ -145,7 +145,7 @@ describe('the Mission Console in a real Chromium, against a real server and agen
     const line = (await page.locator('[data-field=agent-line]').textContent())?.trim() ?? '';
     assert.match(
       line,
-      /^muster agent --server https:\/\/\S+ --ca-pin sha256:[0-9a-f]{64} --root-pin sha256:[0-9a-f]{64} --token mjt_\S+$/,
+      /^printf '%s' 'mjt_[A-Za-z0-9_-]+' \| muster agent --server https:\/\/\S+ --ca-pin sha256:[0-9a-f]{64} --root-pin sha256:[0-9a-f]{64} --token-file -$/,
     );
     const id = /Token (tok_[0-9a-f]+) created/.exec(
       (await page.locator('#created-title').textContent()) ?? '',

@@ -73,10 +73,28 @@ export const Disk = Type.Object(
   { mount: Text(512), totalBytes: Bytes, freeBytes: Bytes },
   { additionalProperties: false },
 );
+/**
+ * A service's state. `active` is what every agent sends; newer agents add `state`, which can say
+ * `unknown` (with a `reason`) where the host cannot tell, e.g. without systemd. `active` is then
+ * false: not known to run. A heartbeat without `state` means `active` or `inactive` by `active`.
+ */
+export const ServiceState = Type.Union([
+  Type.Literal('active'),
+  Type.Literal('inactive'),
+  Type.Literal('unknown'),
+]);
+export type ServiceState = Static<typeof ServiceState>;
 export const Service = Type.Object(
-  { name: Text(256), active: Type.Boolean() },
+  {
+    name: Text(256),
+    active: Type.Boolean(),
+    state: Type.Optional(ServiceState),
+    /** Why the state is what it is, where that is not plain: always given with `unknown`. */
+    reason: Type.Optional(Text(512)),
+  },
   { additionalProperties: false },
 );
+export type Service = Static<typeof Service>;
 export const Check = Type.Object(
   { name: Text(256), ok: Type.Boolean(), detail: Type.Optional(Text(1024)) },
   { additionalProperties: false },
