@@ -42,11 +42,11 @@ export function keyFingerprint(text: string): string {
 
 export const FINGERPRINT_PATTERN = /^sha256:[0-9a-f]{64}$/;
 
-function signingInput(context: string, value: unknown): Buffer {
+export function signingInput(context: string, value: unknown): Buffer {
   return Buffer.from(context + canonicalJson(value), 'utf8');
 }
 
-function ed25519Verifies(context: string, value: unknown, signature: string, publicKey: KeyObject): boolean {
+export function ed25519Verifies(context: string, value: unknown, signature: string, publicKey: KeyObject): boolean {
   const bytes = Buffer.from(signature, 'base64');
   // Base64 that does not round-trip is not the signature it pretends to be.
   if (bytes.length !== 64 || bytes.toString('base64') !== signature) return false;
