@@ -92,7 +92,6 @@ export function cronProblem(expr: string, from: number, until: number): string |
   } catch (err) {
     return `"${expr}" ${(err as Error).message}`;
   }
-  if (nextCronTime(cron, from, until) === undefined)
-    return `"${expr}" never fires before until`;
+  if (nextCronTime(cron, from, until) === undefined) return `"${expr}" never fires before until`;
   return undefined;
 }

@@ -31,7 +31,9 @@ export const MIN_EVERY_SEC = 60;
 const Timestamp = Type.String({ format: 'date-time', maxLength: 40 });
 const Weight = Type.Number({ minimum: 0, maximum: 1000 });
 
-export const JobStatus = Type.Union(NODE_STATUSES.filter((s) => s !== 'decommissioned').map((s) => Type.Literal(s)));
+export const JobStatus = Type.Union(
+  NODE_STATUSES.filter((s) => s !== 'decommissioned').map((s) => Type.Literal(s)),
+);
 
 export const JobRequire = Type.Object(
   {
@@ -123,6 +125,15 @@ export function jobProblems(job: Job, now: number): JobProblem[] {
     problems.push({ field: 'job.weights', message: 'must not all be zero: nothing would tell nodes apart' });
   if (job.schedule) problems.push(...scheduleProblems(job.schedule, issued, now));
   return problems;
+}
+
+/** A count the fleet cannot meet, with `active` nodes in it: refused rather than planned short. */
+export function jobFleetProblem(job: Job, active: number): JobProblem | undefined {
+  if (job.shards || job.count === 'all' || job.count <= active) return undefined;
+  return {
+    field: 'job.count',
+    message: `${job.count} is more than the ${active} active node(s) in the fleet`,
+  };
 }
 
 function scheduleProblems(schedule: JobSchedule, issued: number, now: number): JobProblem[] {

@@ -3,7 +3,7 @@ import { type Static, Type } from '@sinclair/typebox';
 import type { CommandTarget, ReceiptStatus } from './commands.js';
 import { DEFAULT_WEIGHTS, formatBytes, type Job, type JobWeights } from './jobs.js';
 import { isTargeted } from './policy.js';
-import type { Facts, Heartbeat, NodeStatus } from './wire.js';
+import type { Facts, Heartbeat, NodeStatus, NodeView } from './wire.js';
 
 /**
  * The placement engine (CONTRACT section 9): pure, so the server, `muster jobs plan --snapshot`
@@ -102,12 +102,19 @@ export function place(input: PlacementInput): Placement {
   for (const node of candidates) {
     const reasons = filterReasons(job, node);
     if (reasons.length > 0) rejected.push(row(job, node, false, reasons));
-    else eligible.push({ node, hash: tieBreak(job.id, node.id), score: { fit: 0, cost: 0, history: 0, total: 0 } });
+    else
+      eligible.push({
+        node,
+        hash: tieBreak(job.id, node.id),
+        score: { fit: 0, cost: 0, history: 0, total: 0 },
+      });
   }
   scoreAll(eligible, job, weights, now);
   const wanted = job.shards ? job.shards.length : job.count;
   const limit = wanted === 'all' ? eligible.length : Math.min(wanted, eligible.length);
-  const picked = job.spread ? spreadPick(eligible, job.spread, limit, notes) : byScore(eligible).slice(0, limit);
+  const picked = job.spread
+    ? spreadPick(eligible, job.spread, limit, notes)
+    : byScore(eligible).slice(0, limit);
   const chosenIds = new Set(picked.map((s) => s.node.id));
   const lowest = picked.length > 0 ? picked[picked.length - 1]!.score.total : 0;
   for (const s of byScore(eligible)) {
@@ -153,13 +160,20 @@ function byScore(list: readonly Scored[]): Scored[] {
   return [...list].sort((a, b) => b.score.total - a.score.total || compareText(a.hash, b.hash));
 }
 
-function row(job: PlacementInput['job'], node: PlacementCandidate, chosen: boolean, reasons: string[]): PlacedNode {
+function row(
+  job: PlacementInput['job'],
+  node: PlacementCandidate,
+  chosen: boolean,
+  reasons: string[],
+): PlacedNode {
   return {
     nodeId: node.id,
     name: node.name,
     chosen,
     reasons,
-    ...(job.spread && Object.hasOwn(node.labels, job.spread) ? { spreadValue: node.labels[job.spread]! } : {}),
+    ...(job.spread && Object.hasOwn(node.labels, job.spread)
+      ? { spreadValue: node.labels[job.spread]! }
+      : {}),
     seen: judged(job, node),
   };
 }
@@ -171,9 +185,7 @@ function judged(job: PlacementInput['job'], node: PlacementCandidate): JudgedTel
   return {
     status: node.status,
     at: hb?.sentAt ?? null,
-    ...(hb
-      ? { load1: hb.load[0]!, cpuPct: hb.cpuPct, freeMemoryBytes: hb.memory.availableBytes }
-      : {}),
+    ...(hb ? { load1: hb.load[0]!, cpuPct: hb.cpuPct, freeMemoryBytes: hb.memory.availableBytes } : {}),
     ...(disk ? { freeDiskBytes: disk.freeBytes } : {}),
     receipts: node.history.length,
   };
@@ -279,7 +291,8 @@ function scoreAll(eligible: Scored[], job: PlacementInput['job'], w: JobWeights,
   for (const s of eligible) {
     const c = costOf(s.node);
     const fit = fitScore(job, s.node);
-    const cost = c === undefined ? COST_NEUTRAL : dearest > cheapest ? (dearest - c) / (dearest - cheapest) : 1;
+    const cost =
+      c === undefined ? COST_NEUTRAL : dearest > cheapest ? (dearest - c) / (dearest - cheapest) : 1;
     const history = historyScore(s.node.history, now);
     const round = (x: number) => Math.round(x * 1e6) / 1e6;
     s.score = {
@@ -307,7 +320,10 @@ function spreadPick(eligible: readonly Scored[], label: string, limit: number, n
   }
   if (groups.size === 0)
     notes.push(`spread: no eligible node has the label ${label}, so nodes were chosen by score alone`);
-  else notes.push(`spread: across ${groups.size} value(s) of ${label}, fewest chosen first; nodes without it last`);
+  else
+    notes.push(
+      `spread: across ${groups.size} value(s) of ${label}, fewest chosen first; nodes without it last`,
+    );
   const taken = new Map<string, number>([...groups.keys()].map((v) => [v, 0]));
   const picked: Scored[] = [];
   while (picked.length < limit) {
@@ -337,4 +353,18 @@ function scoreNotes(w: JobWeights, action: string): string[] {
     `cost: from the ${COST_LABEL} label, cheapest eligible node = 1, dearest = 0; no label = ${COST_NEUTRAL} (neutral)`,
     `history: success rate of ${action} on the node, each receipt weighted by age (half-life 7 d), from a prior of ${HISTORY_PRIOR} worth one receipt (no receipts = ${HISTORY_PRIOR})`,
   ];
+}
+
+/** A node as `GET /v1/nodes` (or a `nodes ls --json` snapshot) shows it, with its history. */
+export function candidateOf(node: NodeView, history: PlacementCandidate['history']): PlacementCandidate {
+  return {
+    id: node.id,
+    name: node.name,
+    profile: node.profile,
+    labels: node.labels,
+    status: node.status,
+    facts: node.facts,
+    latest: node.latest,
+    history,
+  };
 }

@@ -6,6 +6,7 @@ import { commandsList, commandsShow } from './commands.js';
 import { consoleLink } from './console.js';
 import { demoCommand } from './demo.js';
 import { eventsCommand } from './events.js';
+import { jobsPlan } from './jobs.js';
 import {
   ledgerCheckpoint,
   ledgerExport,
@@ -50,6 +51,7 @@ export const COMMANDS: readonly Command[] = [
   runCommand,
   commandsList,
   commandsShow,
+  jobsPlan,
   ledgerList,
   ledgerKey,
   ledgerCheckpoint,
