@@ -350,7 +350,7 @@ function scoreNotes(w: JobWeights, action: string): string[] {
   return [
     `score = fit ${pct(w.fit)} + cost ${pct(w.cost)} + history ${pct(w.history)}`,
     'fit: headroom after the job from the latest heartbeat (memory beyond the requirement, idle CPU, load below the cores, disk on the required mount)',
-    `cost: from the ${COST_LABEL} label, cheapest eligible node = 1, dearest = 0; no label = ${COST_NEUTRAL} (neutral)`,
+    `cost: from the ${COST_LABEL} label, cheapest eligible node = 1, dearest = 0; no label (or not a number) = ${COST_NEUTRAL} (neutral)`,
     `history: success rate of ${action} on the node, each receipt weighted by age (half-life 7 d), from a prior of ${HISTORY_PRIOR} worth one receipt (no receipts = ${HISTORY_PRIOR})`,
   ];
 }

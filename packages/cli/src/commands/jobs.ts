@@ -174,7 +174,8 @@ export function jobFromFlags(
     nonce: randomBytes(18).toString('base64url'),
     issuedAt: new Date(now).toISOString(),
     expiresAt: new Date(now + 3_600_000).toISOString(),
-    operator: (values.operator as string | undefined) ?? 'plan',
+    // A plan is not signed, so no operator vouches for it; `jobs run` will name the signer.
+    operator: 'plan',
     action,
     args: parseArgs(rest),
     select: parseTarget((values.select as string | undefined) ?? 'all'),
@@ -197,7 +198,7 @@ export function jobFromFlags(
 
 export const jobsPlan: Command = {
   path: ['jobs', 'plan'],
-  args: '[FLAGS] -- ACTION [NAME=VALUE…]',
+  args: '-- ACTION [NAME=VALUE…]',
   summary: 'show which nodes a job would run on, and why every other node would not; runs nothing',
   details:
     'Every node is listed: chosen with its score (fit, cost, history), or the reason it is not.\n' +
