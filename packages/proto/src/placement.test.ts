@@ -322,9 +322,12 @@ describe('placement properties', () => {
         const job = baseJob({ count });
         const sum = (p: ReturnType<typeof place>) => p.chosen.reduce((s, c) => s + c.score!.total, 0);
         const before = place({ job, candidates: plain, now: NOW });
+        // Better on every part than any node the fleet can hold: full headroom, and more fresh
+        // successes than a generated node has receipts.
+        const ok = { finishedAt: new Date(NOW).toISOString(), status: 'succeeded' as const };
         const best = node(
           'n-best',
-          { history: [{ finishedAt: new Date(NOW).toISOString(), status: 'succeeded' }] },
+          { history: Array.from({ length: 5 }, () => ok) },
           { load: [0, 0, 0], cpuPct: 0, memory: { totalBytes: 8 * GiB, availableBytes: 8 * GiB } },
         );
         const afterwards = place({ job, candidates: [...plain, best], now: NOW });

@@ -309,13 +309,15 @@ function scoreAll(eligible: Scored[], job: PlacementInput['job'], w: JobWeights,
  * whose best remaining node scores higher), its best node next; nodes without the label last.
  */
 function spreadPick(eligible: readonly Scored[], label: string, limit: number, notes: string[]): Scored[] {
-  const groups = new Map<string, Scored[]>();
+  const groups = new Map<string, { list: Scored[]; next: number; taken: number }>();
   const unlabeled: Scored[] = [];
   for (const s of byScore(eligible)) {
     if (!Object.hasOwn(s.node.labels, label)) unlabeled.push(s);
     else {
       const value = s.node.labels[label]!;
-      groups.set(value, [...(groups.get(value) ?? []), s]);
+      const group = groups.get(value);
+      if (group) group.list.push(s);
+      else groups.set(value, { list: [s], next: 0, taken: 0 });
     }
   }
   if (groups.size === 0)
@@ -324,23 +326,20 @@ function spreadPick(eligible: readonly Scored[], label: string, limit: number, n
     notes.push(
       `spread: across ${groups.size} value(s) of ${label}, fewest chosen first; nodes without it last`,
     );
-  const taken = new Map<string, number>([...groups.keys()].map((v) => [v, 0]));
   const picked: Scored[] = [];
   while (picked.length < limit) {
-    let best: string | undefined;
-    for (const [value, list] of groups) {
-      if (list.length === 0) continue;
-      if (best === undefined) {
-        best = value;
-        continue;
+    let best: { list: Scored[]; next: number; taken: number } | undefined;
+    for (const group of groups.values()) {
+      if (group.next >= group.list.length) continue;
+      if (!best || group.taken < best.taken) best = group;
+      else if (group.taken === best.taken) {
+        const [a, b] = [best.list[best.next]!, group.list[group.next]!];
+        if (byScore([a, b])[0] === b) best = group;
       }
-      const [a, b] = [groups.get(best)![0]!, list[0]!];
-      const fewer = taken.get(value)! - taken.get(best)!;
-      if (fewer < 0 || (fewer === 0 && byScore([a, b])[0] === b)) best = value;
     }
-    if (best === undefined) break;
-    picked.push(groups.get(best)!.shift()!);
-    taken.set(best, taken.get(best)! + 1);
+    if (!best) break;
+    picked.push(best.list[best.next++]!);
+    best.taken++;
   }
   return [...picked, ...unlabeled.slice(0, limit - picked.length)];
 }
