@@ -136,6 +136,12 @@ describe('muster jobs plan', () => {
     const p = JSON.parse(result.stdout) as Placement;
     assert.deepEqual(p.chosen.map((n) => n.name).sort(), ['web-a1', 'web-b1']);
     assert.ok(p.notes.some((n) => n.startsWith('offline:')));
+    const tooMany = await sandbox.run(['jobs', 'plan', '--snapshot', file, '--count', '9', '--', 'uptime']);
+    assert.equal(tooMany.code, 2, describeResult(tooMany));
+    assert.match(
+      tooMany.stderr,
+      /^muster jobs plan: --count: count 9 is more than the 4 active node\(s\) in the fleet/,
+    );
   });
 
   const badFlags: [string, string[], RegExp][] = [

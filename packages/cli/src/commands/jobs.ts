@@ -4,6 +4,7 @@ import { ServerError, UsageError } from '@muster/host';
 import {
   candidateOf,
   Job,
+  type JobProblem,
   type JobRequire,
   type JobWeights,
   jobFleetProblem,
@@ -48,6 +49,13 @@ function flagOf(field: string): string {
     .replace(/^\./, '');
   const [top, sub] = path.split('.');
   return FIELD_FLAGS[`${top}.${sub}`] ?? FIELD_FLAGS[top ?? ''] ?? `job.${path}`;
+}
+
+/** A problem with a job field, said about the flag that set it: `--count: count 9 is more than…`. */
+function refusal(problem: JobProblem): UsageError {
+  return new UsageError(
+    `${flagOf(problem.field)}: ${problem.field.replace(/^job\.?/, '') || 'job'} ${problem.message}`,
+  );
 }
 
 function parseRequire(pairs: readonly string[]): JobRequire | undefined {
@@ -188,11 +196,9 @@ export function jobFromFlags(
   };
   const error = Value.Errors(Job, job).First();
   if (error)
-    throw new UsageError(
-      `${flagOf(error.path)}: ${error.path.slice(1).replaceAll('/', '.')} ${error.message.toLowerCase()}`,
-    );
+    throw refusal({ field: `job${error.path.replaceAll('/', '.')}`, message: error.message.toLowerCase() });
   const problem = jobProblems(job as Job, now)[0];
-  if (problem) throw new UsageError(`${flagOf(problem.field)}: ${problem.field.slice(4)} ${problem.message}`);
+  if (problem) throw refusal(problem);
   return job as Job;
 }
 
@@ -270,8 +276,8 @@ async function planOnline(job: Job, values: Record<string, unknown>): Promise<Pl
   } catch (err) {
     // The server's words about a job field, said about the flag that set it.
     const detail = err instanceof ServerError && err.status === 400 ? err.problem?.detail : undefined;
-    const match = detail ? /^(body\.job\S*) (.+)$/.exec(detail) : null;
-    if (match) throw new UsageError(`${flagOf(match[1]!)}: ${match[1]!.slice(9) || 'job'} ${match[2]}`);
+    const match = detail ? /^body\.(job\S*) (.+)$/.exec(detail) : null;
+    if (match) throw refusal({ field: match[1]!, message: match[2]! });
     throw err;
   }
 }
@@ -285,7 +291,7 @@ function planOffline(job: Job, file: string, now: number): Placement {
     throw new UsageError(`--snapshot: ${file} is not a list of nodes (muster nodes ls --json)`);
   const active = (nodes as NodeView[]).filter((n) => n.status !== 'decommissioned');
   const problem = jobFleetProblem(job, active.length);
-  if (problem) throw new UsageError(`${flagOf(problem.field)}: ${problem.message}`);
+  if (problem) throw refusal(problem);
   const placement = place({ job, candidates: active.map((n) => candidateOf(n, [])), now });
   placement.notes.push('offline: planned against a snapshot, with no receipt history');
   return placement;
