@@ -98,6 +98,19 @@ describe('muster jobs plan', () => {
     for (const n of p.chosen) assert.equal(typeof n.seen.load1, 'number');
   });
 
+  test('--require maxLoad1=0: each node is judged on the load it reported, and the reason quotes it', async () => {
+    const result = await plan(['--count', 'all', '--require', 'maxLoad1=0', ...ANY_STATUS, '--json']);
+    const p = JSON.parse(result.stdout) as Placement;
+    assert.equal(result.code, p.chosen.length > 0 ? 0 : 1, describeResult(result));
+    assert.equal(p.chosen.length + p.rejected.length, 4);
+    // Whatever this host's load is, a node is dropped exactly when the load it was judged on is above 0.
+    for (const n of [...p.chosen, ...p.rejected]) {
+      const load = n.seen.load1!;
+      if (load > 0) assert.deepEqual(n.reasons, [`load1 ${Math.round(load * 100) / 100} > 0`], n.name);
+      else assert.ok(n.chosen, `${n.name} reported load ${load} and was not chosen: ${n.reasons}`);
+    }
+  });
+
   test('no eligible node: exit 1, each node with its reason (free memory < required)', async () => {
     const result = await plan(['--count', '1', '--require', 'minFreeMemoryBytes=1000TiB', ...ANY_STATUS]);
     assert.equal(result.code, 1, describeResult(result));
