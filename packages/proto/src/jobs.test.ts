@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import { FormatRegistry } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { formatBytes, JOB_CONTEXT, Job, jobSignatureValid, parseBytes, signJob } from './jobs.js';
+import { nextCronTime, parseCron } from './jobs-cron.js';
 import { formatPublicKey, signCommand } from './signatures.js';
 
 if (!FormatRegistry.Has('date-time')) FormatRegistry.Set('date-time', (v) => Number.isFinite(Date.parse(v)));
@@ -59,4 +60,20 @@ test('sizes read and print with their units', () => {
   assert.equal(formatBytes(1.2 * 2 ** 30), '1.2 GiB');
   assert.equal(formatBytes(4 * 2 ** 30), '4 GiB');
   assert.equal(formatBytes(512), '512 B');
+});
+
+test('cron: steps, ranges, and either day field when both are given', () => {
+  const at = (iso: string) => Date.parse(iso);
+  const next = (expr: string, from: string) => {
+    const t = nextCronTime(parseCron(expr), at(from), at(from) + 40 * 86_400_000);
+    return t === undefined ? undefined : new Date(t).toISOString();
+  };
+  assert.equal(next('*/15 * * * *', '2026-12-01T12:07:30Z'), '2026-12-01T12:15:00.000Z');
+  assert.equal(next('0 3 * * *', '2026-12-01T12:00:00Z'), '2026-12-02T03:00:00.000Z');
+  // 2026-12-01 is a Tuesday: "the 15th or any Friday" fires on Friday the 4th.
+  assert.equal(next('0 0 15 * 5', '2026-12-01T12:00:00Z'), '2026-12-04T00:00:00.000Z');
+  assert.equal(next('30 9 1-5 1 *', '2026-12-01T00:00:00Z'), '2027-01-01T09:30:00.000Z');
+  assert.throws(() => parseCron('*/0 * * * *'), /step of 0/);
+  assert.throws(() => parseCron('0 24 * * *'), /hour "24" is outside 0-23/);
+  assert.throws(() => parseCron('0 0 * * MON'), /day of week "MON" is not a number/);
 });
