@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// `npm run package`: the agent on its own, written to dist-package/ (run after `tsc -b`):
+// `npm run package`: the agent on its own, written to dist-package/ (run after `tsc -b`;
+// `node scripts/package.mjs --out DIR` writes to DIR instead):
 //   muster-agent.cjs        one file, runs with any Node >= 20 and no node_modules
 //   muster-agent            a single executable application (SEA): Node 24 with that file inside,
 //                           so the host needs nothing installed
@@ -22,13 +23,16 @@ import {
 } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
 import postject from 'postject';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const OUT = join(ROOT, 'dist-package');
+// `--out DIR` writes elsewhere (the tests use a temp dir); the default is gitignored.
+const { values: flags } = parseArgs({ options: { out: { type: 'string' } } });
+const OUT = resolve(flags.out ?? join(ROOT, 'dist-package'));
 const VERSION = JSON.parse(readFileSync(join(ROOT, 'packages/cli/package.json'), 'utf8')).version;
 const ENTRY = join(ROOT, 'packages/cli/dist/agent-main.js');
 // ws loads these optional native addons inside try/catch and does without them.
@@ -36,8 +40,10 @@ const OPTIONAL_ADDONS = ['bufferutil', 'utf-8-validate'];
 // Node's fixed sentinel that tells a SEA binary a blob was injected.
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 
+const STARTED = Date.now();
+/** Each step says how far in it starts, so a slow one shows. */
 function step(what) {
-  console.log(`== ${what}`);
+  console.log(`== ${what} (at ${((Date.now() - STARTED) / 1000).toFixed(1)} s)`);
 }
 
 function run(cmd, args, opts = {}) {
@@ -153,7 +159,7 @@ function deb(exe) {
   };
   put(exe, 'usr/bin/muster-agent', 0o755);
   put(join(deploy, 'systemd/muster-agent.service'), 'usr/lib/systemd/system/muster-agent.service', 0o644);
-  // It may hold the join token until the first start, so only root reads it (systemd does).
+  // Only systemd reads it, as root; the join token it may point at is in a file of its own.
   put(join(deploy, 'debian/agent.env'), 'etc/muster/agent.env', 0o600);
   for (const script of ['postinst', 'prerm', 'postrm'])
     put(join(deploy, 'debian', script), `DEBIAN/${script}`, 0o755);
@@ -196,7 +202,6 @@ function sha256(path) {
 async function main() {
   rmSync(OUT, { recursive: true, force: true });
   mkdirSync(OUT, { recursive: true });
-  const started = Date.now();
   const bundlePath = await bundle();
   const { exe, nodeVersion } = await sea(bundlePath);
   const debPath = deb(exe);
@@ -211,7 +216,7 @@ async function main() {
     `${JSON.stringify({ version: VERSION, node: nodeVersion, files }, null, 2)}\n`,
   );
   console.log(
-    `wrote ${OUT} in ${((Date.now() - started) / 1000).toFixed(1)} s (the executable embeds Node ${nodeVersion})`,
+    `wrote ${OUT} in ${((Date.now() - STARTED) / 1000).toFixed(1)} s (the executable embeds Node ${nodeVersion})`,
   );
 }
 
