@@ -1,38 +1,51 @@
 #!/usr/bin/env node
 // `muster-agent`: the agent on its own, as `npm run package` bundles it. It runs the same code as
-// `muster agent` (commands/agent.ts) and imports nothing of the server, so the bundle needs no
-// node_modules and no native addon. `muster-agent [flags]` is `muster agent [flags]`.
-import { ConfigError, formatSettingsHelp, readSettings, ServerError, UsageError } from '@muster/host';
+// `muster agent` and `muster doctor agent` and imports nothing of the server, so the bundle needs
+// no node_modules and no native addon. `muster-agent [flags]` is `muster agent [flags]`;
+// `muster-agent doctor [flags]` is `muster doctor agent [flags]`.
+import {
+  ConfigError,
+  formatSettingsHelp,
+  readSettings,
+  ServerError,
+  type SettingSpec,
+  UsageError,
+} from '@muster/host';
 import { MUSTER_VERSION } from '@muster/proto';
+import type { Command } from './command.js';
 import { agentCommand } from './commands/agent.js';
+import { doctorAgentCommand } from './commands/doctor-agent.js';
 
 const NAME = 'muster-agent';
 
-function help(): string {
-  const settings = agentCommand.settings as Parameters<typeof formatSettingsHelp>[0];
+function help(command: Command, usage: string): string {
   return [
-    `Usage: ${NAME} [flags]`,
+    `Usage: ${usage} [flags]`,
     '',
-    `The Muster agent on its own: ${agentCommand.summary}; the same as \`muster agent\`.`,
+    `The Muster agent on its own: ${command.summary}.`,
     '',
-    agentCommand.details!.replaceAll('muster agent', NAME),
+    command.details!.replaceAll('muster agent', NAME).replaceAll('muster doctor agent', `${NAME} doctor`),
+    ...(command === agentCommand ? ['', `${NAME} doctor checks this host; see ${NAME} doctor --help.`] : []),
     '',
     'Flags:',
-    formatSettingsHelp(settings),
+    formatSettingsHelp(command.settings as readonly SettingSpec[]),
     '',
-    'Exit codes: 0 success, 1 the agent failed, 2 usage error.',
+    'Exit codes: 0 success, 1 failed, 2 usage error.',
   ].join('\n');
 }
 
 async function main(argv: string[]): Promise<number> {
-  // `muster-agent agent …` is accepted too, so a join line pasted with its verb still works.
   const given = argv.filter((a) => a !== '--debug');
-  const args = given[0] === 'agent' ? given.slice(1) : given;
+  // `muster-agent agent …` is accepted too, so a join line pasted with its verb still works.
+  const doctor = given[0] === 'doctor';
+  const command = doctor ? doctorAgentCommand : agentCommand;
+  const name = doctor ? `${NAME} doctor` : NAME;
+  const args = doctor || given[0] === 'agent' ? given.slice(1) : given;
   if (args.includes('--help') || args.includes('-h')) {
-    console.log(help());
+    console.log(help(command, name));
     return 0;
   }
-  if (args[0] === '--version' || args[0] === 'version') {
+  if (!doctor && (args[0] === '--version' || args[0] === 'version')) {
     console.log(MUSTER_VERSION);
     return 0;
   }
@@ -41,20 +54,21 @@ async function main(argv: string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const settings = agentCommand.settings as Parameters<typeof readSettings>[0];
-    const { values, positionals, problems } = readSettings(settings, args, process.env);
+    const { values, positionals, problems } = readSettings(
+      command.settings as readonly SettingSpec[],
+      args,
+      process.env,
+    );
     if (problems.length > 0) throw new ConfigError(problems);
     if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
-    return (
-      (await agentCommand.run({ values, positionals, env: process.env, signal: controller.signal })) ?? 0
-    );
+    return (await command.run({ values, positionals, env: process.env, signal: controller.signal })) ?? 0;
   } catch (err) {
     const e = err as Error;
     if (err instanceof UsageError || err instanceof ConfigError) {
-      console.error(`${NAME}: ${e.message}\nSee: ${NAME} --help`);
+      console.error(`${name}: ${e.message}\nSee: ${name} --help`);
       return 2;
     }
-    console.error(`${NAME}: ${e.message}${err instanceof ServerError ? ` (${err.status})` : ''}`);
+    console.error(`${name}: ${e.message}${err instanceof ServerError ? ` (${err.status})` : ''}`);
     if (argv.includes('--debug')) console.error(e.stack);
     return 1;
   } finally {

@@ -4,6 +4,7 @@ import { benchCommand } from './bench.js';
 import { caFinish, caRotate, caStatus } from './ca.js';
 import { commandsList, commandsShow } from './commands.js';
 import { demoCommand } from './demo.js';
+import { DOCTOR_COMMANDS } from './doctor.js';
 import { eventsCommand } from './events.js';
 import { ledgerCheckpoint, ledgerExport, ledgerList, ledgerProof, ledgerVerify } from './ledger.js';
 import { nodesDecommission, nodesList, nodesRotate, nodesShow } from './nodes.js';
@@ -46,5 +47,6 @@ export const COMMANDS: readonly Command[] = [
   ledgerProof,
   ledgerExport,
   ledgerVerify,
+  ...DOCTOR_COMMANDS,
   benchCommand,
 ];
