@@ -176,6 +176,12 @@ describe('npm run package', () => {
       throw new Error(`${(err as Error).message}\n--- bundled agent stderr ---\n${stderr}`);
     }
     assert.ok(existsSync(join(host, 'state', 'node.key')), 'the key was not kept in MUSTER_AGENT_DATA_DIR');
+    // The doctor comes in the same file, for hosts that have only the agent.
+    const doctor = bare(process.execPath, ['muster-agent.cjs', 'doctor', '--data-dir', 'state'], host);
+    assert.match(
+      ok(doctor, 'muster-agent doctor'),
+      new RegExp(`^ok {4}server ${server.agentUrl} reachable`, 'm'),
+    );
   });
 
   test('the executable runs under env -i with nothing installed and embeds the Node 24 of the CI cache', () => {
