@@ -107,7 +107,13 @@ describe('muster doctor on a server host', () => {
     await new Promise<void>((resolve) => squatter.listen(0, '127.0.0.1', resolve));
     const { port } = squatter.address() as { port: number };
     try {
-      const result = await sandbox.run(['doctor', ...flags.slice(0, 2), '--listen', `127.0.0.1:${port}`]);
+      const result = await sandbox.run([
+        'doctor',
+        ...flags.slice(0, 2),
+        '--listen',
+        `127.0.0.1:${port}`,
+        ...flags.slice(4),
+      ]);
       assertFailsFirst(
         result,
         new RegExp(
@@ -126,6 +132,30 @@ describe('muster doctor on a server host', () => {
     assert.equal(lines(result).length, 1, result.stdout);
   });
 });
+
+if (process.env.MUSTER_TEST_PG_URL) {
+  describe('muster doctor on a server host with PostgreSQL', () => {
+    const sandbox = new Sandbox();
+    after(() => sandbox.cleanup());
+
+    test('the store it checks is the one --db names, shown without credentials', async () => {
+      const db = await sandbox.postgresDatabase();
+      const server = await sandbox.startServer({ db });
+      const result = await sandbox.run([
+        'doctor',
+        ...['--data-dir', server.dataDir, '--db', db],
+        ...['--listen', hostPort(server.agentUrl), '--admin-listen', hostPort(server.adminUrl)],
+      ]);
+      assertAllPass(result);
+      const url = new URL(db);
+      assert.match(
+        result.stdout,
+        new RegExp(`^ok {4}postgres store ${url.host}${url.pathname} opens and answers$`, 'm'),
+      );
+      if (url.password) assert.doesNotMatch(result.stdout, new RegExp(url.password));
+    });
+  });
+}
 
 describe('muster doctor agent on an agent host', () => {
   const sandbox = new Sandbox();

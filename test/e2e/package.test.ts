@@ -275,6 +275,8 @@ describe('npm run package', () => {
       verbatimSymlinks: true,
     });
     ok(spawnSync('dpkg-deb', ['-x', deb, root], { encoding: 'utf8' }), 'dpkg-deb -x');
+    const installed = bare(join(root, 'usr/bin/muster-agent'), ['--version'], root);
+    assert.equal(ok(installed, "the .deb's /usr/bin/muster-agent --version"), `${MUSTER_VERSION}\n`);
     const verify = () => {
       const result = spawnSync(
         SYSTEMD_ANALYZE,
