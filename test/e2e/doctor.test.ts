@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { chmodSync } from 'node:fs';
+import { chmodSync, readFileSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -203,6 +204,36 @@ describe('muster doctor agent on an agent host', () => {
       new RegExp(`server https://127\\.0\\.0\\.1:${port} cannot be reached \\(.*ECONNREFUSED`),
     );
     assert.match(result.stdout, new RegExp(`^ok {4}server ${server.agentUrl} reachable`, 'm'));
+  });
+
+  test("a clock far from the server's fails, saying by how much", async () => {
+    // A server ten minutes ahead, with the real server's own certificate, so the node trusts it.
+    const ahead = createHttpsServer(
+      {
+        key: readFileSync(join(server.dataDir, 'server.key')),
+        cert: readFileSync(join(server.dataDir, 'server.pem')),
+      },
+      (_req, res) => {
+        res.setHeader('date', new Date(Date.now() + 600_000).toUTCString());
+        res.writeHead(204).end();
+      },
+    );
+    await new Promise<void>((resolve) => ahead.listen(0, '127.0.0.1', resolve));
+    const { port } = ahead.address() as { port: number };
+    try {
+      const result = await sandbox.run([
+        ...['doctor', 'agent', '--data-dir', agentDir],
+        ...['--server', `https://127.0.0.1:${port}`],
+      ]);
+      assertFailsFirst(
+        result,
+        /fix first: this host's clock is (59\d|60\d) s behind the server's: turn on time sync/,
+      );
+      assert.match(result.stdout, new RegExp(`^ok {4}server https://127\\.0\\.0\\.1:${port} reachable`, 'm'));
+    } finally {
+      ahead.closeAllConnections();
+      await new Promise((resolve) => ahead.close(resolve));
+    }
   });
 
   test('a node key others can read fails, naming it', async () => {

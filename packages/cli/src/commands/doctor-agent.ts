@@ -171,6 +171,8 @@ async function serverChecks(
         `on the server run "muster token create --name ${identity.name}" and start the agent with that line`,
       ),
     ];
+  if (answer.status >= 400)
+    return [fail(`server ${url.origin} answers ${answer.status}`, 'look at the server log for why')];
   const findings = [pass(`server ${url.origin} reachable; it accepts this node's identity`)];
   if (!Number.isFinite(answer.date)) return findings;
   // The Date header has whole seconds: allow for that and for the round trip.
