@@ -139,6 +139,7 @@ async function sea(bundlePath) {
   const exe = join(OUT, 'muster-agent');
   copyFileSync(node, exe);
   chmodSync(exe, 0o755);
+  // postject (LIEF, as WebAssembly) warns about unnamed ELF note sections as it goes: harmless.
   await postject.inject(exe, 'NODE_SEA_BLOB', readFileSync(blob), { sentinelFuse: SEA_FUSE });
   rmSync(work, { recursive: true, force: true });
   console.log(`   ${Math.round(statSync(exe).size / 1048576)} MiB, embeds Node ${nodeVersion}`);
