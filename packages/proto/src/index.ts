@@ -1,4 +1,5 @@
 export * from './channel.js';
+export * from './closed.js';
 export * from './commands.js';
 export * from './console.js';
 export * from './der.js';

@@ -15,7 +15,7 @@ import { commandAgentRoutes, commandRoutes } from './features/commands/routes.js
 import { startCommands } from './features/commands/setup.js';
 import { consoleDistDir, loadAssets } from './features/console/assets.js';
 import { sessionCredential } from './features/console/guard.js';
-import { consoleRoutes, fleetRoutes } from './features/console/routes.js';
+import { consoleRoutes, fleetRoutes, signInLinkRoutes } from './features/console/routes.js';
 import { SessionService } from './features/console/sessions.js';
 import { fleetSummary, RateMeter } from './features/console/summary.js';
 import { enrollmentRoutes } from './features/enrollment/routes.js';
@@ -44,8 +44,9 @@ import { TokenService } from './features/tokens/service.js';
 import { adminTokenCheck, identifySocket, nodeIdentityCheck, type SocketIdentityDeps } from './http/auth.js';
 import { LiveConnections } from './http/connections.js';
 import { createPlane } from './http/fastify.js';
+import { AdminHosts } from './http/host-check.js';
 import { OpenApiRecorder } from './http/openapi.js';
-import { RateLimiter } from './http/rate-limit.js';
+import { FailedCredentials, RateLimiter } from './http/rate-limit.js';
 import type { ServerIdentity } from './pki/datadir.js';
 import { fleetRoots } from './pki/fleet.js';
 import { serverChain } from './pki/server-identity.js';
@@ -178,6 +179,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     publicUrl: () => joinUrl(config, boundPort()),
   });
   const enrollment = new EnrollmentService({
+    db: store.db,
     write,
     ledgerKey: ledger.vkey,
     fleetRoot: identity.fleetRoot.publicKey,
@@ -186,6 +188,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     ids,
     decisions,
     roots,
+    connections,
     certLifetimeMs: config.certLifetimeMs,
     heartbeatIntervalMs: () => pacer.intervalMs(),
   });
@@ -315,6 +318,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   channels.attach(agent.server as unknown as HttpsServer);
   await agent.register(async (scope) => {
     scope.addHook('onRequest', nodeIdentityCheck(identityDeps));
+    openapi.secured(scope, [{ nodeCertificate: [] }]);
     renewalRoutes(scope, renewal, new RateLimiter(clock, config.renewRate / 60, config.renewRate));
     heartbeatRoutes(scope, async (node, heartbeat) => {
       const ack = await acker(node, heartbeat);
@@ -326,9 +330,11 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   });
 
   const adminTls = !isLoopback(config.adminListen.host) && !config.adminBehindProxy;
+  const adminHosts = AdminHosts.from(config);
   const admin = createPlane({
     logger,
     plane: 'admin',
+    hosts: adminHosts,
     storeUnavailable: (err) => store.traits.isUnavailable(err),
     ...(adminTls
       ? {
@@ -351,11 +357,22 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   const observed = metrics;
   observabilityRoutes({ agent, admin }, observed, () => store.ping());
   const sessions = new SessionService({ db: store.db, write, clock });
+  const refusals = new FailedCredentials({
+    clock,
+    perMinute: config.authFailureRate,
+    onLimited: (source, refused) =>
+      logger.warn(
+        { source, refusedInLastMinute: refused },
+        'security: too many refused admin credentials from one address; answering 429 until it slows down',
+      ),
+  });
   consoleRoutes(admin, {
     assets: loadAssets(consoleDistDir()),
     sessions,
     adminToken: identity.adminToken,
     secureCookie: adminTls || config.adminBehindProxy,
+    hosts: adminHosts,
+    refusals,
   });
   const heartbeatRate = new RateMeter(
     async () => (await observed.heartbeats.get()).values.reduce((sum, v) => sum + v.value, 0),
@@ -363,7 +380,11 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   );
   heartbeatRate.start(1_000, background.signal, (err) => logger.warn({ err }, 'could not read heartbeats'));
   await admin.register(async (scope) => {
-    scope.addHook('onRequest', adminTokenCheck(identity.adminToken, sessionCredential(sessions)));
+    scope.addHook(
+      'onRequest',
+      adminTokenCheck(identity.adminToken, sessionCredential(sessions, adminHosts), refusals),
+    );
+    openapi.secured(scope, [{ adminToken: [] }, { consoleSession: [] }]);
     fleetRoutes(scope, () =>
       fleetSummary({
         db: store.db,
@@ -372,6 +393,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
         heartbeats: heartbeatRate,
       }),
     );
+    signInLinkRoutes(scope, sessions);
     tokenRoutes(scope, tokens);
     nodeRoutes(scope, nodes);
     telemetryRoutes(scope, { db: store.db, clock, nodes, rawRetentionMs: config.telemetryRetentionMs.raw });

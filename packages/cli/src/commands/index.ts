@@ -3,10 +3,18 @@ import { agentCommand } from './agent.js';
 import { benchCommand } from './bench.js';
 import { caFinish, caRotate, caStatus } from './ca.js';
 import { commandsList, commandsShow } from './commands.js';
+import { consoleLink } from './console.js';
 import { demoCommand } from './demo.js';
 import { DOCTOR_COMMANDS } from './doctor.js';
 import { eventsCommand } from './events.js';
-import { ledgerCheckpoint, ledgerExport, ledgerList, ledgerProof, ledgerVerify } from './ledger.js';
+import {
+  ledgerCheckpoint,
+  ledgerExport,
+  ledgerKey,
+  ledgerList,
+  ledgerProof,
+  ledgerVerify,
+} from './ledger.js';
 import { nodesDecommission, nodesList, nodesRotate, nodesShow } from './nodes.js';
 import { operatorAdd, operatorKeygen, operatorList } from './operators.js';
 import { policyEdit, policyPush, policyShow, policySign } from './policy.js';
@@ -28,6 +36,7 @@ export const COMMANDS: readonly Command[] = [
   nodesDecommission,
   nodesRotate,
   eventsCommand,
+  consoleLink,
   caStatus,
   caRotate,
   caFinish,
@@ -43,6 +52,7 @@ export const COMMANDS: readonly Command[] = [
   commandsList,
   commandsShow,
   ledgerList,
+  ledgerKey,
   ledgerCheckpoint,
   ledgerProof,
   ledgerExport,

@@ -1,8 +1,10 @@
 import { UsageError } from '@muster/host';
-import { parseDuration, parseLabels, type TokenCreated, type TokenView } from '@muster/proto';
+import { parseLabels, type TokenCreated, TokenCreateRequest, type TokenView } from '@muster/proto';
 import { ADMIN_SETTINGS, adminClient } from '../client.js';
 import type { Command } from '../command.js';
+import { durationSeconds } from '../flags.js';
 import { printJson, safe, table } from '../output.js';
+import { uniqueId } from '../prefix.js';
 
 export const tokenCreate: Command = {
   path: ['token', 'create'],
@@ -29,12 +31,8 @@ export const tokenCreate: Command = {
   ],
   async run({ values }) {
     const body: Record<string, unknown> = {};
-    if (values.ttl !== undefined) {
-      const ms = parseDuration(values.ttl as string);
-      if (ms === undefined || ms < 1000)
-        throw new UsageError(`--ttl: "${values.ttl}" is not a duration such as 30m or 2h`);
-      body.ttlSec = Math.round(ms / 1000);
-    }
+    const ttlSec = durationSeconds(values, 'ttl', TokenCreateRequest.properties.ttlSec);
+    if (ttlSec !== undefined) body.ttlSec = ttlSec;
     if (values.uses !== undefined) {
       if (!/^\d+$/.test(values.uses as string) || Number(values.uses) < 1) {
         throw new UsageError(`--uses: "${values.uses}" is not a positive whole number`);
@@ -81,9 +79,10 @@ export const tokenList: Command = {
     }
     console.log(
       table(
-        ['ID', 'STATE', 'PROFILE', 'USES LEFT', 'EXPIRES', 'LABELS'],
+        ['ID', 'NAME', 'STATE', 'PROFILE', 'USES LEFT', 'EXPIRES', 'LABELS'],
         items.map((t) => [
           t.id,
+          t.name === null ? '-' : safe(t.name),
           t.state,
           safe(t.profile),
           `${t.usesLeft}/${t.usesTotal}`,
@@ -104,12 +103,20 @@ export const tokenRevoke: Command = {
   path: ['token', 'revoke'],
   args: 'ID',
   summary: 'revoke a join token so no host can enroll with it',
+  details: 'ID may be any unique prefix of the id (at least 4 characters), as `muster token ls` shows it.',
   settings: ADMIN_SETTINGS,
   async run({ values, positionals }) {
-    const [id, extra] = positionals;
-    if (!id || extra !== undefined)
+    const [given, extra] = positionals;
+    if (!given || extra !== undefined)
       throw new UsageError('expected exactly one token ID (see muster token ls)');
-    await adminClient(values).call('DELETE', `/v1/tokens/${encodeURIComponent(id)}`);
+    const client = adminClient(values);
+    const { items } = await client.call<{ items: TokenView[] }>('GET', '/v1/tokens');
+    const id = uniqueId(
+      given,
+      items.map((t) => t.id),
+      'token',
+    );
+    await client.call('DELETE', `/v1/tokens/${encodeURIComponent(id)}`);
     if (values.json) {
       printJson({ id, revoked: true });
       return 0;

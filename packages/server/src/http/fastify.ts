@@ -4,8 +4,14 @@ import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
+import { type AdminHosts, hostCheck } from './host-check.js';
 import { MAX_BODY_BYTES, parseJsonBody } from './json.js';
-import { installProblemHandlers } from './problems.js';
+import {
+  clientErrorProblem,
+  frameworkErrorProblem,
+  installProblemHandlers,
+  MAX_PARAM_LENGTH,
+} from './problems.js';
 
 // ajv-formats is CommonJS with a default export; under NodeNext its default import is the module.
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
@@ -30,6 +36,8 @@ export interface PlaneOptions {
   plane: 'agent' | 'admin';
   /** Errors that mean the store is away: answered 503, not 500. */
   storeUnavailable?: (err: unknown) => boolean;
+  /** The names this plane answers to; any other `Host` is refused before anything else runs. */
+  hosts?: AdminHosts;
   /** TLS settings; plain HTTP when absent. */
   https?: SecureContextOptions & { requestCert?: boolean; rejectUnauthorized?: boolean };
 }
@@ -50,6 +58,10 @@ export function createPlane(opts: PlaneOptions): FastifyInstance {
     keepAliveTimeout: 75_000,
     requestTimeout: 30_000,
     return503OnClosing: true,
+    // Errors raised before any route runs are problem documents too (problems.ts).
+    maxParamLength: MAX_PARAM_LENGTH,
+    frameworkErrors: frameworkErrorProblem,
+    clientErrorHandler: clientErrorProblem,
     ...(opts.https ? { https: opts.https } : {}),
   } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
 
@@ -69,6 +81,8 @@ export function createPlane(opts: PlaneOptions): FastifyInstance {
     },
   );
   installProblemHandlers(app, opts.storeUnavailable);
+  // First of all hooks, so a misdirected request learns nothing, not even whether it needs a credential.
+  if (opts.hosts) app.addHook('onRequest', hostCheck(opts.hosts));
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
     // The console's hashed files say how long they keep; everything else is never cached.

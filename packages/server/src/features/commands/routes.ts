@@ -1,4 +1,5 @@
 import {
+  COMMAND_ID_PATTERN,
   CommandAccepted,
   CommandList,
   CommandView,
@@ -69,7 +70,14 @@ export function commandRoutes(
     '/v1/commands/:id',
     {
       schema: {
-        params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }),
+        params: Type.Object({
+          id: Type.String({
+            minLength: 1,
+            maxLength: 64,
+            description:
+              'a command id, or a prefix of one (at least 4 characters) that no other id starts with; a prefix of several answers 409 ambiguous_id naming them',
+          }),
+        }),
         response: { 200: CommandView },
       },
     },
@@ -93,7 +101,10 @@ export function commandAgentRoutes(
     '/v1/agent/running',
     {
       schema: {
-        body: Type.Object({ commandId: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{7,63}$' }) }),
+        body: Type.Object(
+          { commandId: Type.String({ pattern: COMMAND_ID_PATTERN }) },
+          { additionalProperties: false },
+        ),
       },
     },
     async (request, reply) => {
