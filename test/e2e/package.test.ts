@@ -135,7 +135,7 @@ describe('npm run package', () => {
       '--server': 'MUSTER_SERVER',
       '--ca-pin': 'MUSTER_CA_PIN',
       '--root-pin': 'MUSTER_ROOT_PIN',
-      '--token': 'MUSTER_JOIN_TOKEN_FILE',
+      '--token-file': 'MUSTER_JOIN_TOKEN_FILE',
       '--name': 'MUSTER_NODE_NAME',
     };
     const env: Record<string, string> = {};
@@ -144,11 +144,8 @@ describe('npm run package', () => {
       assert.ok(name, `the join line carries ${flags[i]}, which agent.env does not name`);
       env[name] = flags[i + 1]!;
     }
-    // A secret never sits in the environment: the token goes in a file the variable names.
+    // A secret never sits in the environment: the token is in a file the variable names.
     const host = sandbox.tempDir('bundle-host');
-    const tokenFile = join(host, 'join-token');
-    writeFileSync(tokenFile, `${env.MUSTER_JOIN_TOKEN_FILE}\n`, { mode: 0o400 });
-    env.MUSTER_JOIN_TOKEN_FILE = tokenFile;
     const envFile = readFileSync(join(REPO_ROOT, 'deploy/debian/agent.env'), 'utf8');
     for (const name of Object.values(envNames)) assert.match(envFile, new RegExp(`^#?${name}=`, 'm'));
 

@@ -18,13 +18,14 @@ import { doctorAgentCommand } from './commands/doctor-agent.js';
 
 const NAME = 'muster-agent';
 
-function help(command: Command, usage: string): string {
+async function help(command: Command, usage: string): Promise<string> {
+  const details = typeof command.details === 'function' ? await command.details() : (command.details ?? '');
   return [
     `Usage: ${usage} [flags]`,
     '',
     `The Muster agent on its own: ${command.summary}.`,
     '',
-    command.details!.replaceAll('muster agent', NAME).replaceAll('muster doctor agent', `${NAME} doctor`),
+    details.replaceAll('muster doctor agent', `${NAME} doctor`).replaceAll('muster agent', NAME),
     ...(command === agentCommand ? ['', `${NAME} doctor checks this host; see ${NAME} doctor --help.`] : []),
     '',
     'Flags:',
@@ -42,7 +43,7 @@ async function main(argv: string[]): Promise<number> {
   const name = doctor ? `${NAME} doctor` : NAME;
   const args = doctor || given[0] === 'agent' ? given.slice(1) : given;
   if (args.includes('--help') || args.includes('-h')) {
-    console.log(help(command, name));
+    console.log(await help(command, name));
     return 0;
   }
   if (!doctor && (args[0] === '--version' || args[0] === 'version')) {
@@ -61,7 +62,10 @@ async function main(argv: string[]): Promise<number> {
     );
     if (problems.length > 0) throw new ConfigError(problems);
     if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
-    return (await command.run({ values, positionals, env: process.env, signal: controller.signal })) ?? 0;
+    return (
+      (await command.run({ values, positionals, argv: args, env: process.env, signal: controller.signal })) ??
+      0
+    );
   } catch (err) {
     const e = err as Error;
     if (err instanceof UsageError || err instanceof ConfigError) {
