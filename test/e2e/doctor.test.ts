@@ -33,7 +33,7 @@ function assertAllPass(result: CliResult): void {
 function assertFailsFirst(result: CliResult, first: RegExp): void {
   assert.equal(result.code, 1, describeResult(result));
   assert.equal(result.stderr.trim().split('\n').length, 1, `not one line:\n${result.stderr}`);
-  assert.match(result.stderr, /^muster doctor( agent)?: \d+ of \d+ checks failed; fix first: /);
+  assert.match(result.stderr, /^muster doctor: \d+ of \d+ checks failed; fix first: /);
   assert.match(result.stderr.trim(), first);
   assertNoStackTrace(result.stderr);
 }
@@ -126,6 +126,16 @@ describe('muster doctor on a server host', () => {
     }
   });
 
+  test('--server without --agent-data-dir, or not https, is a usage error', async () => {
+    const alone = await sandbox.run(['doctor', '--server', 'https://127.0.0.1:8443']);
+    assert.equal(alone.code, 2, describeResult(alone));
+    assert.match(alone.stderr, /^muster doctor: --server checks an agent host: give --agent-data-dir too$/m);
+    const plain = await sandbox.run(['doctor', '--agent-data-dir', server.dataDir, '--server', 'http://x:1']);
+    assert.equal(plain.code, 2, describeResult(plain));
+    assert.match(plain.stderr, /^muster doctor: --server: "http:\/\/x:1" is not an https:\/\/ URL$/m);
+    assertNoStackTrace(plain.stderr);
+  });
+
   test('a data dir that is not there is the one thing named', async () => {
     const missing = join(sandbox.tempDir('empty'), 'nothing-here');
     const result = await sandbox.run(['doctor', '--data-dir', missing]);
@@ -158,7 +168,7 @@ if (process.env.MUSTER_TEST_PG_URL) {
   });
 }
 
-describe('muster doctor agent on an agent host', () => {
+describe('muster doctor --agent-data-dir on an agent host', () => {
   const sandbox = new Sandbox();
   let server: ServerUnderTest;
   let agentDir: string;
@@ -179,7 +189,7 @@ describe('muster doctor agent on an agent host', () => {
   after(() => sandbox.cleanup());
 
   test('an enrolled agent passes: identity, its server reachable, the clock close to the server', async () => {
-    const result = await sandbox.run(['doctor', 'agent', '--data-dir', agentDir]);
+    const result = await sandbox.run(['doctor', '--agent-data-dir', agentDir]);
     assertAllPass(result);
     assert.match(result.stdout, /^ok {4}node certificate of doc-1 valid until \S+ \(\d+ h left\)$/m);
     assert.match(
@@ -193,8 +203,7 @@ describe('muster doctor agent on an agent host', () => {
     const port = await closedPort();
     const result = await sandbox.run([
       'doctor',
-      'agent',
-      '--data-dir',
+      '--agent-data-dir',
       agentDir,
       '--server',
       `https://127.0.0.1:${port}`,
@@ -222,7 +231,7 @@ describe('muster doctor agent on an agent host', () => {
     const { port } = ahead.address() as { port: number };
     try {
       const result = await sandbox.run([
-        ...['doctor', 'agent', '--data-dir', agentDir],
+        ...['doctor', '--agent-data-dir', agentDir],
         ...['--server', `https://127.0.0.1:${port}`],
       ]);
       assertFailsFirst(
@@ -240,7 +249,7 @@ describe('muster doctor agent on an agent host', () => {
     const key = join(agentDir, 'node.key');
     chmodSync(key, 0o644);
     try {
-      const result = await sandbox.run(['doctor', 'agent', '--data-dir', agentDir]);
+      const result = await sandbox.run(['doctor', '--agent-data-dir', agentDir]);
       assertFailsFirst(
         result,
         new RegExp(`fix first: ${key}.* is readable by others \\(mode 0644\\): run: chmod 600 `),
@@ -253,7 +262,7 @@ describe('muster doctor agent on an agent host', () => {
   test('a decommissioned node is told its server refuses the identity, and how to come back', async () => {
     const done = await sandbox.run(['nodes', 'decommission', 'doc-1', ...server.adminFlags]);
     assert.equal(done.code, 0, describeResult(done));
-    const result = await sandbox.run(['doctor', 'agent', '--data-dir', agentDir]);
+    const result = await sandbox.run(['doctor', '--agent-data-dir', agentDir]);
     assertFailsFirst(
       result,
       /refuses this node's identity \(401\): on the server run "muster token create --name doc-1"/,

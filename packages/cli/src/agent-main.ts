@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // `muster-agent`: the agent on its own, as `npm run package` bundles it. It runs the same code as
-// `muster agent` and `muster doctor agent` and imports nothing of the server, so the bundle needs
+// `muster agent` and `muster doctor --agent-data-dir` and imports nothing of the server, so the bundle needs
 // no node_modules and no native addon. `muster-agent [flags]` is `muster agent [flags]`;
-// `muster-agent doctor [flags]` is `muster doctor agent [flags]`.
+// `muster-agent doctor [--data-dir DIR]` is `muster doctor --agent-data-dir DIR`.
 import {
   ConfigError,
   formatSettingsHelp,
@@ -25,7 +25,7 @@ async function help(command: Command, usage: string): Promise<string> {
     '',
     `The Muster agent on its own: ${command.summary}.`,
     '',
-    details.replaceAll('muster doctor agent', `${NAME} doctor`).replaceAll('muster agent', NAME),
+    details.replaceAll('muster agent', NAME),
     ...(command === agentCommand ? ['', `${NAME} doctor checks this host; see ${NAME} doctor --help.`] : []),
     '',
     'Flags:',

@@ -6,7 +6,7 @@ import { AGENT_SETTINGS, identityPaths, loadIdentity } from '@muster/agent';
 import { UsageError } from '@muster/host';
 import type { Command } from '../command.js';
 
-// `muster doctor agent`, and what both doctors share. This file stays free of server code: the
+// The agent host's checks of `muster doctor`, and what both roles share. This file stays free of server code: the
 // agent bundle (`muster-agent doctor`) carries it.
 
 /** One finding: what was seen and, when it is wrong, what to do about it. */
@@ -217,26 +217,31 @@ export function agentChecks(dataDir: string, extraServer?: URL): Check[] {
   ];
 }
 
-const DOCTOR_AGENT_FLAGS = new Set(['data-dir', 'server']);
+/** `--server`: one more agent-plane URL to check besides the one the node enrolled with. */
+export const DOCTOR_SERVER_SETTING = AGENT_SETTINGS.find((s) => s.flag === 'server')!;
 
+export function agentServerUrl(raw: unknown): URL | undefined {
+  if (raw === undefined) return undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(raw as string);
+  } catch {
+    url = undefined;
+  }
+  if (url?.protocol !== 'https:') throw new UsageError(`--server: "${raw}" is not an https:// URL`);
+  return url;
+}
+
+/** `muster-agent doctor`: the agent host checks of `muster doctor --agent-data-dir`, with the agent's own flags. */
 export const doctorAgentCommand: Command = {
-  path: ['doctor', 'agent'],
+  path: ['doctor'],
   summary: 'check this agent host: data dir, key modes, certificate, clock, every server',
   details:
     'One line per check, ok or FAIL with what to do; exit 1 naming the first thing to fix.\n' +
     'It reads the same --data-dir and --server (and MUSTER_* variables) as muster agent.',
-  settings: AGENT_SETTINGS.filter((s) => DOCTOR_AGENT_FLAGS.has(s.flag)),
+  settings: AGENT_SETTINGS.filter((s) => s.flag === 'data-dir' || s.flag === 'server'),
   async run({ values }) {
     const dataDir = resolve((values['data-dir'] as string | undefined) ?? '.muster-agent');
-    let server: URL | undefined;
-    if (values.server !== undefined) {
-      try {
-        server = new URL(values.server as string);
-      } catch {
-        server = undefined;
-      }
-      if (server?.protocol !== 'https:') throw new UsageError('--server: expected an https:// URL');
-    }
-    return runChecks(agentChecks(dataDir, server));
+    return runChecks(agentChecks(dataDir, agentServerUrl(values.server)));
   },
 };

@@ -4,13 +4,17 @@ import { readFile, statfs } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { connect } from 'node:tls';
+import { AGENT_SETTINGS } from '@muster/agent';
+import { type RawSettings, type SettingSpec, UsageError } from '@muster/host';
 import type { Command } from '../command.js';
 import {
+  agentChecks,
+  agentServerUrl,
   type Check,
   certificateExpiry,
-  doctorAgentCommand,
+  DOCTOR_SERVER_SETTING,
   type Finding,
   fail,
   filesLike,
@@ -158,67 +162,89 @@ async function diskCheck(dataDir: string): Promise<Finding> {
     : pass(what);
 }
 
-export const doctorCommand: Command = {
-  path: ['doctor'],
-  summary: 'check this server host: data dir and key modes, store, CA and certificate expiry, disk, ports',
-  details:
-    'One line per check, ok or FAIL with what to do; exit 1 naming the first thing to fix.\n' +
-    'It reads the same flags and MUSTER_* variables as muster server, so run it with the\n' +
-    "server's settings. On an agent host: muster doctor agent.",
-  settings: async () => (await loadServer()).SERVER_SETTINGS.filter((s) => SERVER_FLAGS.has(s.flag)),
-  async run({ values }) {
-    const { serverConfigFrom, dataDirPaths } = await loadServer();
-    const config = serverConfigFrom(values);
-    const paths = dataDirPaths(config.dataDir);
-    const start = `start muster server once with --data-dir ${config.dataDir}: it makes the fleet CA and its keys`;
-    const checks: Check[] = [
-      () => privateDir(config.dataDir, 'data dir', start),
-      async () =>
-        privateFiles([
-          { path: paths.caKey, required: start },
-          { path: paths.serverKey, required: start },
-          { path: config.adminTokenFile ?? paths.adminToken, required: start },
-          { path: paths.ledgerKey },
-          { path: join(config.dataDir, 'root.key') },
-          ...(await filesLike(config.dataDir, /^ca-.+\.key$/)).map((path) => ({ path })),
-        ]),
-      () => storeCheck(config.db, config.dataDir),
-      async () => [
-        await certificateExpiry(
-          'fleet CA',
-          paths.caCert,
-          CA_MIN_LEFT_MS,
-          'rotate it: muster ca rotate, then muster ca finish',
-        ),
-        ...(await Promise.all(
-          (
-            await filesLike(config.dataDir, /^ca-.+\.pem$/)
-          ).map((path) =>
-            certificateExpiry(
-              `new fleet CA ${path}`,
-              path,
-              CA_MIN_LEFT_MS,
-              'finish the rotation: muster ca finish',
-            ),
-          ),
-        )),
-      ],
-      () =>
-        certificateExpiry(
-          'server certificate',
-          paths.serverCert,
-          SERVER_CERT_MIN_LEFT_MS,
-          `restart muster server: it renews its certificate when ${span(10 * DAY_MS)} are left`,
-        ),
-      () => diskCheck(config.dataDir),
-      portCheck('agent plane', 'listen', config.listen, async () =>
-        agentPlaneHolder(config.listen, await readFile(paths.caCert, 'utf8')),
+/** The checks for a server host, with `muster server`'s settings. */
+async function serverHostChecks(values: RawSettings): Promise<Check[]> {
+  const { serverConfigFrom, dataDirPaths } = await loadServer();
+  const config = serverConfigFrom(values);
+  const paths = dataDirPaths(config.dataDir);
+  const start = `start muster server once with --data-dir ${config.dataDir}: it makes the fleet CA and its keys`;
+  return [
+    () => privateDir(config.dataDir, 'data dir', start),
+    async () =>
+      privateFiles([
+        { path: paths.caKey, required: start },
+        { path: paths.serverKey, required: start },
+        { path: config.adminTokenFile ?? paths.adminToken, required: start },
+        { path: paths.ledgerKey },
+        { path: join(config.dataDir, 'root.key') },
+        ...(await filesLike(config.dataDir, /^ca-.+\.key$/)).map((path) => ({ path })),
+      ]),
+    () => storeCheck(config.db, config.dataDir),
+    async () => [
+      await certificateExpiry(
+        'fleet CA',
+        paths.caCert,
+        CA_MIN_LEFT_MS,
+        'rotate it: muster ca rotate, then muster ca finish',
       ),
-      portCheck('admin API', 'admin-listen', config.adminListen, () => adminPlaneHolder(config.adminListen)),
-    ];
-    return runChecks(checks);
-  },
+      ...(await Promise.all(
+        (
+          await filesLike(config.dataDir, /^ca-.+\.pem$/)
+        ).map((path) =>
+          certificateExpiry(
+            `new fleet CA ${path}`,
+            path,
+            CA_MIN_LEFT_MS,
+            'finish the rotation: muster ca finish',
+          ),
+        ),
+      )),
+    ],
+    () =>
+      certificateExpiry(
+        'server certificate',
+        paths.serverCert,
+        SERVER_CERT_MIN_LEFT_MS,
+        `restart muster server: it renews its certificate when ${span(10 * DAY_MS)} are left`,
+      ),
+    () => diskCheck(config.dataDir),
+    portCheck('agent plane', 'listen', config.listen, async () =>
+      agentPlaneHolder(config.listen, await readFile(paths.caCert, 'utf8')),
+    ),
+    portCheck('admin API', 'admin-listen', config.adminListen, () => adminPlaneHolder(config.adminListen)),
+  ];
+}
+
+/** `--agent-data-dir`: the agent's `--data-dir`, under a name of its own beside the server's. */
+const AGENT_DATA_DIR: SettingSpec = {
+  ...AGENT_SETTINGS.find((s) => s.flag === 'data-dir')!,
+  flag: 'agent-data-dir',
+  help: "an agent's data dir: check this host as an agent host (with --data-dir too: as both)",
 };
 
-/** Both doctors, for the command table. */
-export const DOCTOR_COMMANDS: readonly Command[] = [doctorCommand, doctorAgentCommand];
+export const doctorCommand: Command = {
+  path: ['doctor'],
+  summary: 'check this host: modes, store, certificates, disk, ports; or, as an agent, its servers and clock',
+  details:
+    'One line per check, ok or FAIL with what to do; exit 1 naming the first thing to fix.\n' +
+    'A server host: the same flags and MUSTER_* variables as muster server (--data-dir, --db,\n' +
+    '--listen, --admin-listen). An agent host: --agent-data-dir DIR [--server URL].',
+  settings: async () => {
+    const agent = [AGENT_DATA_DIR, DOCTOR_SERVER_SETTING];
+    try {
+      return [...(await loadServer()).SERVER_SETTINGS.filter((s) => SERVER_FLAGS.has(s.flag)), ...agent];
+    } catch {
+      return agent; // an agent-only install: the agent checks still work
+    }
+  },
+  async run({ values }) {
+    const agentDir = values['agent-data-dir'] as string | undefined;
+    if (values.server !== undefined && agentDir === undefined)
+      throw new UsageError('--server checks an agent host: give --agent-data-dir too');
+    const asServer = values['data-dir'] !== undefined || agentDir === undefined;
+    return runChecks([
+      ...(asServer ? await serverHostChecks(values) : []),
+      ...(agentDir ? agentChecks(resolve(agentDir), agentServerUrl(values.server)) : []),
+    ]);
+  },
+};

@@ -5,7 +5,7 @@ import { caFinish, caRotate, caStatus } from './ca.js';
 import { commandsList, commandsShow } from './commands.js';
 import { consoleLink } from './console.js';
 import { demoCommand } from './demo.js';
-import { DOCTOR_COMMANDS } from './doctor.js';
+import { doctorCommand } from './doctor.js';
 import { eventsCommand } from './events.js';
 import {
   ledgerCheckpoint,
@@ -57,6 +57,6 @@ export const COMMANDS: readonly Command[] = [
   ledgerProof,
   ledgerExport,
   ledgerVerify,
-  ...DOCTOR_COMMANDS,
+  doctorCommand,
   benchCommand,
 ];
