@@ -16,7 +16,7 @@ import { after, before, describe, test } from 'node:test';
 import { MUSTER_VERSION, type TokenCreated } from '@muster/proto';
 import { agentArgsFromJoinLine, assertHealthy, waitForNode } from '../support/fleet.js';
 import { REPO_ROOT } from '../support/processes.js';
-import { Sandbox } from '../support/sandbox.js';
+import { Sandbox, type ServerUnderTest } from '../support/sandbox.js';
 
 // What an operator gets from `npm run package`, tried the way a bare host would run it: the
 // bundle and the executable under `env -i` in an empty directory, the .deb read with dpkg-deb,
@@ -63,6 +63,7 @@ describe('npm run package', () => {
   const out = sandbox.tempDir('package');
   const agents: ChildProcess[] = [];
   let deb: string;
+  let server: ServerUnderTest | undefined;
   let manifest: { version: string; node: string; files: Record<string, { sha256: string }> };
 
   before(
@@ -120,17 +121,15 @@ describe('npm run package', () => {
     assert.doesNotMatch(source, /better-sqlite3|\.node"\)/, 'the bundle loads a native addon');
   });
 
-  test('the bundle enrolls against a real muster server, with its settings in the environment, and its node reports ok', async () => {
-    const server = await sandbox.startServer();
-    const token = await sandbox.json<TokenCreated>([
-      'token',
-      'create',
-      '--name',
-      'bundled-1',
-      ...server.adminFlags,
-    ]);
+  /**
+   * Enrolls a packaged agent the way its unit runs it: `env -i`, its settings in the MUSTER_*
+   * variables /etc/muster/agent.env names, the token in a file. Waits for its node to report,
+   * then runs its own doctor on the state dir.
+   */
+  async function enrollPackaged(name: string, host: string, program: string[]): Promise<void> {
+    server ??= await sandbox.startServer();
+    const token = await sandbox.json<TokenCreated>(['token', 'create', '--name', name, ...server.adminFlags]);
     const flags = agentArgsFromJoinLine(token.agentCommand, server.agentUrl).slice(1);
-    // The join line's flags as the variables /etc/muster/agent.env sets for the unit.
     const envNames: Record<string, string> = {
       '--server': 'MUSTER_SERVER',
       '--ca-pin': 'MUSTER_CA_PIN',
@@ -138,23 +137,21 @@ describe('npm run package', () => {
       '--token-file': 'MUSTER_JOIN_TOKEN_FILE',
       '--name': 'MUSTER_NODE_NAME',
     };
-    const env: Record<string, string> = {};
-    for (let i = 0; i < flags.length; i += 2) {
-      const name = envNames[flags[i]!];
-      assert.ok(name, `the join line carries ${flags[i]}, which agent.env does not name`);
-      env[name] = flags[i + 1]!;
-    }
-    // A secret never sits in the environment: the token is in a file the variable names.
-    const host = sandbox.tempDir('bundle-host');
     const envFile = readFileSync(join(REPO_ROOT, 'deploy/debian/agent.env'), 'utf8');
-    for (const name of Object.values(envNames)) assert.match(envFile, new RegExp(`^#?${name}=`, 'm'));
-
-    copyFileSync(join(out, 'muster-agent.cjs'), join(host, 'muster-agent.cjs'));
-    env.MUSTER_AGENT_DATA_DIR = join(host, 'state');
+    const env: Record<string, string> = { MUSTER_AGENT_DATA_DIR: join(host, 'state') };
+    for (let i = 0; i < flags.length; i += 2) {
+      const variable = envNames[flags[i]!];
+      assert.ok(variable, `the join line carries ${flags[i]}, which agent.env does not name`);
+      assert.match(envFile, new RegExp(`^#?${variable}=`, 'm'));
+      env[variable] = flags[i + 1]!;
+    }
     const agent = spawn(
       '/usr/bin/env',
-      ['-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, 'muster-agent.cjs'],
-      { cwd: host, stdio: ['ignore', 'ignore', 'pipe'] },
+      ['-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...program],
+      {
+        cwd: host,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
     );
     agents.push(agent);
     let stderr = '';
@@ -163,22 +160,34 @@ describe('npm run package', () => {
       const node = await waitForNode(
         sandbox,
         server,
-        'bundled-1',
+        name,
         'reports its health',
         (n) => n.lastSeenAt !== null && n.status !== 'offline',
       );
       assertHealthy(node);
       assert.equal(node.facts.agentVersion, MUSTER_VERSION);
     } catch (err) {
-      throw new Error(`${(err as Error).message}\n--- bundled agent stderr ---\n${stderr}`);
+      throw new Error(`${(err as Error).message}\n--- ${program.join(' ')} stderr ---\n${stderr}`);
     }
     assert.ok(existsSync(join(host, 'state', 'node.key')), 'the key was not kept in MUSTER_AGENT_DATA_DIR');
     // The doctor comes in the same file, for hosts that have only the agent.
-    const doctor = bare(process.execPath, ['muster-agent.cjs', 'doctor', '--data-dir', 'state'], host);
+    const doctor = bare(program[0]!, [...program.slice(1), 'doctor', '--data-dir', 'state'], host);
     assert.match(
       ok(doctor, 'muster-agent doctor'),
       new RegExp(`^ok {4}server ${server.agentUrl} reachable`, 'm'),
     );
+  }
+
+  test('the bundle enrolls against a real muster server, with its settings in the environment, and its node reports ok', async () => {
+    const host = sandbox.tempDir('bundle-host');
+    copyFileSync(join(out, 'muster-agent.cjs'), join(host, 'muster-agent.cjs'));
+    await enrollPackaged('bundled-1', host, [process.execPath, 'muster-agent.cjs']);
+  });
+
+  test('the executable enrolls the same way, with nothing but itself', async () => {
+    const host = sandbox.tempDir('sea-host');
+    copyFileSync(join(out, 'muster-agent'), join(host, 'muster-agent'));
+    await enrollPackaged('sea-1', host, ['./muster-agent']);
   });
 
   test('the executable runs under env -i with nothing installed and embeds the Node 24 of the CI cache', () => {
