@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import {
   copyFileSync,
   cpSync,
@@ -209,6 +210,21 @@ describe('npm run package', () => {
     assert.match(embedded, /^v24\./);
     assert.equal(manifest.node, embedded);
     assert.equal(manifest.version, MUSTER_VERSION);
+    // The manifest's hashes are what a download of these files can be checked against.
+    for (const [file, { sha256 }] of Object.entries(manifest.files)) {
+      assert.equal(
+        createHash('sha256')
+          .update(readFileSync(join(out, file)))
+          .digest('hex'),
+        sha256,
+        file,
+      );
+    }
+    assert.deepEqual(Object.keys(manifest.files).sort(), [
+      'muster-agent',
+      'muster-agent.cjs',
+      `muster-agent_${MUSTER_VERSION}_amd64.deb`,
+    ]);
   });
 
   test('the .deb holds the executable, the unit, agent.env as a conffile, and maintainer scripts that parse', () => {
