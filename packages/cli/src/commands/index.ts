@@ -5,6 +5,7 @@ import { caFinish, caRotate, caStatus } from './ca.js';
 import { commandsList, commandsShow } from './commands.js';
 import { consoleLink } from './console.js';
 import { demoCommand } from './demo.js';
+import { doctorCommand } from './doctor.js';
 import { eventsCommand } from './events.js';
 import { jobsPlan } from './jobs.js';
 import {
@@ -58,5 +59,6 @@ export const COMMANDS: readonly Command[] = [
   ledgerProof,
   ledgerExport,
   ledgerVerify,
+  doctorCommand,
   benchCommand,
 ];
