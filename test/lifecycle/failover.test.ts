@@ -1,21 +1,12 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { TokenCreated } from '@muster/proto';
 import { agentArgsFromJoinLine, assertHealthy, reportedAfter, waitForNode } from '../support/fleet.js';
+import { closedPort } from '../support/ports.js';
 import { type MusterProcess, waitFor } from '../support/processes.js';
 import { Sandbox, type ServerUnderTest } from '../support/sandbox.js';
-
-/** A loopback port nothing listens on: connecting to it is refused at once. */
-export async function closedPort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as { port: number };
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
 
 /** `muster_channels_held` on one replica: which replica holds the agent's channel. */
 async function channelsHeld(server: ServerUnderTest): Promise<number> {
