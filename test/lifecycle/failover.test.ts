@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { TokenCreated } from '@muster/proto';
+import type { TokenCreated, TokenView } from '@muster/proto';
 import { agentArgsFromJoinLine, assertHealthy, reportedAfter, waitForNode } from '../support/fleet.js';
 import { closedPort } from '../support/ports.js';
 import { type MusterProcess, waitFor } from '../support/processes.js';
@@ -177,5 +177,62 @@ describe('an agent given unreachable server URLs', () => {
     assert.ok(lines.length <= 2 * (windows.length + 1), `${lines.length} lines in ${elapsedSec} s`);
     assert.ok(lines.length < 20, `${lines.length} lines in ${elapsedSec} s`);
     await agent.stop('SIGTERM');
+  });
+});
+
+describe('every server in the list is held to the --ca-pin', () => {
+  const sandbox = new Sandbox();
+  after(() => sandbox.cleanup());
+
+  test('a server with another CA is skipped for one that matches; when none matches the agent stops', async () => {
+    const server = await sandbox.startServer();
+    // Another control plane altogether: its own data dir, so its own fleet CA.
+    const impostor = await sandbox.startServer();
+    const join_ = await sandbox.json<TokenCreated>([
+      'token',
+      'create',
+      '--name',
+      'pinned',
+      ...server.adminFlags,
+    ]);
+    const args = agentArgsFromJoinLine(join_.agentCommand, impostor.agentUrl);
+    const agent = sandbox.spawn([
+      ...args,
+      '--server',
+      server.agentUrl,
+      '--data-dir',
+      sandbox.tempDir('agent'),
+    ]);
+    assertHealthy(await waitForNode(sandbox, server, 'pinned', 'reports', reportedAfter(null)));
+    const refused = agent
+      .logLines()
+      .find((l) => l.msg === `refusing the server that fails the --ca-pin at ${impostor.agentUrl}`);
+    assert.ok(refused, agent.stderr);
+    assert.match(String(refused.error), /^the server at this address is not the one the join line names: /);
+    assert.equal(refused.next, server.agentUrl);
+
+    // A pin that neither server matches: the token goes nowhere, and the agent says why and exits.
+    const other = await sandbox.json<TokenCreated>([
+      'token',
+      'create',
+      '--name',
+      'nowhere',
+      ...server.adminFlags,
+    ]);
+    const wrongPin = agentArgsFromJoinLine(other.agentCommand, impostor.agentUrl);
+    wrongPin[wrongPin.indexOf('--ca-pin') + 1] = `sha256:${'ab'.repeat(32)}`;
+    const lost = sandbox.spawn([
+      ...wrongPin,
+      '--server',
+      server.agentUrl,
+      '--data-dir',
+      sandbox.tempDir('lost'),
+    ]);
+    const exit = await lost.waitForExit();
+    assert.equal(exit.code, 1, lost.transcript());
+    assert.match(lost.stderr, /the server at this address is not the one the join line names/);
+    const tokens = await sandbox.json<TokenView[]>(['token', 'ls', ...server.adminFlags]);
+    const unused = tokens.find((t) => t.name === 'nowhere');
+    assert.equal(unused?.usesLeft, unused?.usesTotal, 'the token is still unused');
   });
 });

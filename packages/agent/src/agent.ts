@@ -309,10 +309,13 @@ async function heartbeatLoop(
           // finished while the host was away, only enrolling again (with a new pin) helps.
           refused = true;
           log.error(untrustedMessage(identity, canEnrollAgain), {
+            server: target.origin,
             error: (err as Error).message,
             ...(canEnrollAgain ? {} : { retryInMs: wait }),
           });
           if (canEnrollAgain) return identity;
+          // With several servers, the others may still hold this node's CA: try the next.
+          if (servers.urls.length > 1) wait = servers.failed(target, err, 'not trusting the server at');
         } else {
           log.warn('heartbeat failed; retrying', { error: (err as Error).message, retryInMs: wait });
         }

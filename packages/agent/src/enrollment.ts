@@ -100,6 +100,7 @@ export async function enrollWithRetry(
 ): Promise<StoredIdentity | undefined> {
   const { token, caPin } = assertCanEnroll(config);
   const servers = new ServerList(serverUrls(config), log);
+  const pinFailed = new Set<string>();
   const pins = [...new Set([caPin, ...alsoTrusted])];
   const keys = await generateKeyPair();
   const keyPem = await exportPrivateKeyPem(keys.privateKey);
@@ -146,7 +147,13 @@ export async function enrollWithRetry(
       return identity;
     } catch (err) {
       if (err instanceof AgentFatalError) throw err;
-      if (err instanceof PinMismatchError) throw new AgentFatalError(err.message, true);
+      if (err instanceof PinMismatchError) {
+        // Nothing was sent to it. One impostor among several URLs is skipped; all of them is fatal.
+        pinFailed.add(server.href);
+        if (pinFailed.size === servers.urls.length) throw new AgentFatalError(err.message, true);
+        await sleep(servers.failed(server, err, 'refusing the server that fails the --ca-pin at'), signal);
+        continue;
+      }
       if (err instanceof ServerError && err.status !== 429 && err.status < 500) {
         throw new AgentFatalError(`enrollment refused (${err.status}): ${err.message}`);
       }

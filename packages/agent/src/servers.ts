@@ -45,7 +45,7 @@ export class ServerList {
    * the next attempt. A failure at a server the list has already left (another request failed
    * there first) changes nothing, so each server is logged once per backoff step.
    */
-  failed(url: URL, err: unknown): number {
+  failed(url: URL, err: unknown, what = 'cannot reach the control plane at'): number {
     if (url.href !== this.current().href) return Math.floor(this.random() * SKIP_MS);
     this.index = (this.index + 1) % this.urls.length;
     this.failedInRound++;
@@ -60,7 +60,7 @@ export class ServerList {
       wait = backoffDelay(this.round, BASE_MS, CAP_MS, this.random);
       fields.backoffWindowMs = backoffWindow(this.round, BASE_MS, CAP_MS);
     }
-    this.log.warn(`cannot reach the control plane at ${url.origin}`, { ...fields, retryInMs: wait });
+    this.log.warn(`${what} ${url.origin}`, { ...fields, retryInMs: wait });
     return wait;
   }
 }
