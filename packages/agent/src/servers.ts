@@ -18,11 +18,14 @@ export class ServerList {
   /** Failed servers in a row since the last success; a full round of them is one backoff step. */
   private failedInRound = 0;
   private round = 0;
+  /** The end of the current backoff step: every caller (heartbeats, channel) waits for it. */
+  private resumeAt = 0;
 
   constructor(
     readonly urls: readonly URL[],
     private readonly log: Log,
     private readonly random: () => number = Math.random,
+    private readonly now: () => number = Date.now,
   ) {
     if (urls.length === 0) throw new Error('no server URL');
   }
@@ -38,6 +41,7 @@ export class ServerList {
       this.log.info('reaching the control plane again', { server: url.origin });
     this.failedInRound = 0;
     this.round = 0;
+    this.resumeAt = 0;
   }
 
   /**
@@ -46,22 +50,28 @@ export class ServerList {
    * there first) changes nothing, so each server is logged once per backoff step.
    */
   failed(url: URL, err: unknown, what = 'cannot reach the control plane at'): number {
-    if (url.href !== this.current().href) return Math.floor(this.random() * SKIP_MS);
+    if (url.href !== this.current().href) return this.skip();
     this.index = (this.index + 1) % this.urls.length;
     this.failedInRound++;
     const fields: Record<string, unknown> = { error: (err as Error).message, next: this.current().origin };
     let wait: number;
     if (this.failedInRound < this.urls.length) {
-      wait = Math.floor(this.random() * SKIP_MS);
+      wait = this.skip();
     } else {
       // Every server failed in a row: one backoff step before the next round.
       this.failedInRound = 0;
       this.round++;
       wait = backoffDelay(this.round, BASE_MS, CAP_MS, this.random);
+      this.resumeAt = this.now() + wait;
       fields.backoffWindowMs = backoffWindow(this.round, BASE_MS, CAP_MS);
     }
     this.log.warn(`${what} ${url.origin}`, { ...fields, retryInMs: wait });
     return wait;
+  }
+
+  /** A moment before the next server, or what is left of the backoff step another caller began. */
+  private skip(): number {
+    return Math.max(Math.floor(this.random() * SKIP_MS), this.resumeAt - this.now());
   }
 }
 
