@@ -28,6 +28,8 @@ import type { EventStreams } from './features/events/streams.js';
 import { HeartbeatPacer } from './features/heartbeats/pacer.js';
 import { heartbeatAcker, heartbeatRoutes } from './features/heartbeats/routes.js';
 import { HeartbeatWriter } from './features/heartbeats/writer.js';
+import { jobRoutes } from './features/jobs/routes.js';
+import { JobService } from './features/jobs/service.js';
 import { ledgerAgentRoutes, ledgerRoutes } from './features/ledger/routes.js';
 import { LedgerService } from './features/ledger/service.js';
 import { countNodesByStatus, Metrics } from './features/metrics/metrics.js';
@@ -401,6 +403,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     ledgerRoutes(scope, ledger);
     eventRoutes(scope, events, streams);
     commandRoutes(scope, commanding);
+    jobRoutes(scope, new JobService({ db: store.db, clock, nodes }));
   });
 
   await Promise.all([agent.ready(), admin.ready()]);

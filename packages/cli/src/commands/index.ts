@@ -5,7 +5,9 @@ import { caFinish, caRotate, caStatus } from './ca.js';
 import { commandsList, commandsShow } from './commands.js';
 import { consoleLink } from './console.js';
 import { demoCommand } from './demo.js';
+import { doctorCommand } from './doctor.js';
 import { eventsCommand } from './events.js';
+import { jobsPlan } from './jobs.js';
 import {
   ledgerCheckpoint,
   ledgerExport,
@@ -50,11 +52,13 @@ export const COMMANDS: readonly Command[] = [
   runCommand,
   commandsList,
   commandsShow,
+  jobsPlan,
   ledgerList,
   ledgerKey,
   ledgerCheckpoint,
   ledgerProof,
   ledgerExport,
   ledgerVerify,
+  doctorCommand,
   benchCommand,
 ];
