@@ -165,6 +165,8 @@ async function send<T>(
         detail: `the server refused the token ${source}: ${detail}`,
       });
     }
+    // An id prefix several ids start with is the user's to lengthen, as git's ambiguous hashes are.
+    if (err instanceof ServerError && err.problem?.code === 'ambiguous_id') throw new UsageError(err.message);
     if (err instanceof ServerError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     const why =

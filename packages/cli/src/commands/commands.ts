@@ -1,4 +1,4 @@
-import { ServerError, UsageError } from '@muster/host';
+import { UsageError } from '@muster/host';
 import type { CommandList, CommandView } from '@muster/proto';
 import { ADMIN_SETTINGS, type AdminClient, adminClient } from '../client.js';
 import type { Command } from '../command.js';
@@ -96,10 +96,5 @@ export const commandsShow: Command = {
 async function showCommand(client: AdminClient, id: string): Promise<CommandView> {
   if (id.length < MIN_PREFIX)
     throw new UsageError(`"${id}" is too short: give at least ${MIN_PREFIX} characters of the command id`);
-  try {
-    return await client.call<CommandView>('GET', `/v1/commands/${encodeURIComponent(id)}`);
-  } catch (err) {
-    if (err instanceof ServerError && err.problem?.code === 'ambiguous_id') throw new UsageError(err.message);
-    throw err;
-  }
+  return await client.call<CommandView>('GET', `/v1/commands/${encodeURIComponent(id)}`);
 }

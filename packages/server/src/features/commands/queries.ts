@@ -1,13 +1,9 @@
 import type { CommandList, CommandTargetView, CommandView, SignedCommand, TargetState } from '@muster/proto';
-import { type Kysely, type Selectable, sql } from 'kysely';
-import { ConflictError, NotFoundError } from '../../errors.js';
+import type { Kysely, Selectable } from 'kysely';
+import { NotFoundError } from '../../errors.js';
 import { decodeCursor, encodeCursor } from '../../http/cursor.js';
+import { idStartsWith, MAX_PREFIX_CANDIDATES, MIN_ID_PREFIX, onlyMatch } from '../../store/id-prefix.js';
 import type { CommandsTable, Schema } from '../../store/schema.js';
-
-/** A shorter prefix would match half the history; it is taken as a whole id. */
-const MIN_PREFIX = 4;
-/** How many ids an ambiguous prefix names. */
-const MAX_CANDIDATES = 5;
 
 /** Commands as operators read them: newest first, with per-state counts and per-node detail. */
 export class CommandQueries {
@@ -63,29 +59,15 @@ export class CommandQueries {
   }
 
   private async byPrefix(prefix: string): Promise<Selectable<CommandsTable>> {
-    if (prefix.length < MIN_PREFIX) throw new NotFoundError(`no command ${prefix}`);
-    const pattern = `${prefix.replace(/[\\%_]/g, '\\$&')}%`;
+    if (prefix.length < MIN_ID_PREFIX) throw new NotFoundError(`no command ${prefix}`);
     const rows = await this.db
       .selectFrom('commands')
       .selectAll()
-      // LIKE can use an index; substr makes it exact, as SQLite's LIKE ignores case.
-      .where(sql<boolean>`id like ${pattern} escape '\\'`)
-      .where(sql<boolean>`substr(id, 1, ${prefix.length}) = ${prefix}`)
+      .where(idStartsWith(prefix))
       .orderBy('id')
-      .limit(MAX_CANDIDATES + 1)
+      .limit(MAX_PREFIX_CANDIDATES + 1)
       .execute();
-    if (rows.length === 0) throw new NotFoundError(`no command ${prefix}`);
-    if (rows.length > 1) {
-      const more = rows.length > MAX_CANDIDATES ? ', …' : '';
-      throw new ConflictError(
-        `"${prefix}" is the start of several command ids: ${rows
-          .slice(0, MAX_CANDIDATES)
-          .map((r) => r.id)
-          .join(', ')}${more}; give more of it`,
-        'ambiguous_id',
-      );
-    }
-    return rows[0]!;
+    return onlyMatch(rows, prefix, 'command');
   }
 
   private async summaries(ids: string[]): Promise<Map<string, Record<string, number>>> {

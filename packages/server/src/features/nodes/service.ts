@@ -16,6 +16,7 @@ import type { LiveConnections } from '../../http/connections.js';
 import { decodeCursor, encodeCursor } from '../../http/cursor.js';
 import { BatchedLookup } from '../../store/batched-lookup.js';
 import type { Store } from '../../store/db.js';
+import { idStartsWith, MAX_PREFIX_CANDIDATES, MIN_ID_PREFIX, onlyMatch } from '../../store/id-prefix.js';
 import type { NodesTable, Schema } from '../../store/schema.js';
 import { assessNode, DEFAULT_THRESHOLDS, type Thresholds } from './status.js';
 
@@ -296,8 +297,17 @@ export class NodeService {
           .orderBy('enrolled_at', 'desc')
           .limit(1)
           .executeTakeFirst()));
-    if (!row) throw new NotFoundError(`no node named or with id "${idOrName}"`);
-    return row;
+    if (row) return row;
+    // Neither a name nor a whole id: the start of exactly one node's id, as git takes hashes.
+    if (idOrName.length >= MIN_ID_PREFIX && /^[0-9a-f-]+$/.test(idOrName)) {
+      const rows = await query
+        .where(idStartsWith(idOrName))
+        .orderBy('id')
+        .limit(MAX_PREFIX_CANDIDATES + 1)
+        .execute();
+      if (rows.length > 0) return onlyMatch(rows, idOrName, 'node');
+    }
+    throw new NotFoundError(`no node named or with id "${idOrName}"`);
   }
 
   private view(row: NodesTable, now: number, withPem: boolean): NodeView {
