@@ -13,6 +13,7 @@ import type { Clock } from '../../clock.js';
 import type { DecisionRecorder } from '../../decisions/recorder.js';
 import { BadRequestError, ConflictError, NotFoundError } from '../../errors.js';
 import type { LiveConnections } from '../../http/connections.js';
+import { BACKDATE_MS } from '../../pki/ca.js';
 import { BatchedLookup } from '../../store/batched-lookup.js';
 import type { Store } from '../../store/db.js';
 import type { NodesTable, Schema } from '../../store/schema.js';
@@ -302,6 +303,7 @@ export class NodeService {
   private view(row: NodesTable, now: number, withPem: boolean): NodeView {
     const facts = JSON.parse(row.facts) as Facts;
     const latest = row.latest === null ? null : (JSON.parse(row.latest) as Heartbeat);
+    const cert = certificateFacts(row.cert_serial, row.cert_pem);
     const { status, reasons } = assessNode({
       now,
       heartbeatIntervalMs: this.deps.heartbeatIntervalMs(),
@@ -309,6 +311,8 @@ export class NodeService {
       lastSeenAt: row.last_seen_at,
       decommissionedAt: row.decommissioned_at,
       certNotAfter: row.cert_not_after,
+      certIssuedAt: issuedAt(cert.notBefore, row.cert_not_after),
+      renewedNotAfter: row.pending_not_after,
       cpus: facts.cpus,
       latest,
       clockSkewAllowanceMs: this.deps.clockSkewAllowanceMs ?? DEFAULT_CLOCK_SKEW_ALLOWANCE_MS,
@@ -316,7 +320,6 @@ export class NodeService {
       agentVersion: facts.agentVersion,
       serverVersion: MUSTER_VERSION,
     });
-    const cert = certificateFacts(row.cert_serial, row.cert_pem);
     return {
       id: row.id,
       name: row.name,
@@ -346,6 +349,11 @@ export class NodeService {
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
+
+/** Certificates are back-dated (pki/ca.ts); their lifetime, which renewal follows, starts later. */
+function issuedAt(notBefore: number, notAfter: number): number {
+  return notAfter - notBefore > BACKDATE_MS ? notBefore + BACKDATE_MS : notBefore;
+}
 
 export const DEFAULT_CLOCK_SKEW_ALLOWANCE_MS = 5 * 60_000;
 
