@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Clock, IdSource } from './clock.js';
 import { isLoopback, joinUrl, type ServerConfig } from './config.js';
 import type { DecisionRecorder } from './decisions/recorder.js';
+import { RateLimitedError } from './errors.js';
 import { CaRotationService, startCaSync } from './features/ca/rotation.js';
 import { caRoutes } from './features/ca/routes.js';
 import { CaService } from './features/ca/service.js';
@@ -27,11 +28,12 @@ import { startEvents } from './features/events/setup.js';
 import type { EventStreams } from './features/events/streams.js';
 import { HeartbeatPacer } from './features/heartbeats/pacer.js';
 import { heartbeatAcker, heartbeatRoutes } from './features/heartbeats/routes.js';
+import { HeartbeatThrottle } from './features/heartbeats/throttle.js';
 import { HeartbeatWriter } from './features/heartbeats/writer.js';
 import { ledgerAgentRoutes, ledgerRoutes } from './features/ledger/routes.js';
 import { LedgerService } from './features/ledger/service.js';
-import { countNodesByStatus, Metrics } from './features/metrics/metrics.js';
-import { observabilityRoutes } from './features/metrics/routes.js';
+import { Metrics } from './features/metrics/metrics.js';
+import { metricsRoute, observabilityRoutes } from './features/metrics/routes.js';
 import { nodeRoutes } from './features/nodes/routes.js';
 import { NodeService } from './features/nodes/service.js';
 import { StatusWatcher } from './features/nodes/status-watch.js';
@@ -42,7 +44,12 @@ import { sweep as sweepTelemetry } from './features/telemetry/store.js';
 import { tokenRoutes } from './features/tokens/routes.js';
 import { TokenService } from './features/tokens/service.js';
 import { adminTokenCheck, identifySocket, nodeIdentityCheck, type SocketIdentityDeps } from './http/auth.js';
-import { LiveConnections } from './http/connections.js';
+import {
+  type ConnectionBudget,
+  ConnectionGuard,
+  defaultAgentConnections,
+  LiveConnections,
+} from './http/connections.js';
 import { createPlane } from './http/fastify.js';
 import { OpenApiRecorder } from './http/openapi.js';
 import { RateLimiter } from './http/rate-limit.js';
@@ -155,6 +162,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     heartbeatIntervalMs: () => pacer.stalenessIntervalMs(),
     thresholds: (profile) => config.thresholds[profile] ?? config.thresholds.default!,
     clockSkewAllowanceMs: config.clockSkewAllowanceMs,
+    onDecommissioned: (id) => statusWatcher.nudge([id]),
   });
   const statusWatcher = new StatusWatcher({
     db: store.db,
@@ -163,6 +171,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     events,
     clock,
     debounceMs: config.statusDebounceMs,
+    heartbeatIntervalMs: () => pacer.stalenessIntervalMs(),
   });
   statusWatcher.start(5_000, background.signal, (err) => {
     if (!background.signal.aborted) logger.warn({ err }, 'could not sweep node status');
@@ -190,11 +199,12 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     heartbeatIntervalMs: () => pacer.intervalMs(),
   });
   // A heartbeat that moves a node's health is checked at once, not at the next sweep.
-  const writer = new HeartbeatWriter(
-    store.db,
-    (ids) => statusWatcher.nudge(ids),
-    () => 2.5 * pacer.stalenessIntervalMs(),
-  );
+  const writer = new HeartbeatWriter(store.db, {
+    onChanged: (ids) => statusWatcher.nudge(ids),
+    quietMs: () => 2.5 * pacer.stalenessIntervalMs(),
+    onSeen: (seen) => statusWatcher.heard(seen),
+    sampleGapMs: () => pacer.intervalMs() / 2,
+  });
   const renewal = new RenewalService({
     write,
     clock,
@@ -229,8 +239,28 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
       // Enrollment comes without a certificate; every other route checks socket.authorized itself.
       rejectUnauthorized: false,
       minVersion: 'TLSv1.2',
+      handshakeTimeout: config.connections.handshakeTimeoutMs,
     },
   });
+  const guard = (plane: 'agent' | 'admin', app: FastifyInstance, budget: ConnectionBudget, plain: boolean) =>
+    new ConnectionGuard({
+      plane,
+      budget,
+      handshakeTimeoutMs: config.connections.handshakeTimeoutMs,
+      plainHttp: plain,
+      onRefused: (reason) => metrics?.connectionsRefused.inc({ plane, reason }),
+      logger,
+    }).attach(app.server);
+  const { admin: adminBudget, agent: agentBudget } = config.connections;
+  guard(
+    'agent',
+    agent,
+    {
+      total: agentBudget.total ?? defaultAgentConnections(adminBudget.total),
+      perSource: agentBudget.perSource,
+    },
+    false,
+  );
   const applyServerIdentity = () => {
     const plane = (app: FastifyInstance) => app.server as unknown as HttpsServer;
     const cert = serverChain(identity);
@@ -278,15 +308,31 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   };
   const acker = heartbeatAcker({
     writer,
+    throttle: new HeartbeatThrottle(clock, () => pacer.intervalMs(), config.heartbeatBurst),
     clock,
     heartbeatIntervalMs: () => pacer.intervalMs(),
     latestCheckpoint: () => ledger.latestCheckpoint(),
     renewWindowSec: () => CaRotationService.renewWindowSec(pacer.intervalMs()),
   });
+  // A node sending heartbeats too fast is counted, and told in the log once a minute at most.
+  let throttledSaid = 0;
+  const throttled = (err: unknown, transport: 'http' | 'channel', nodeId: string): never => {
+    if (err instanceof RateLimitedError) {
+      metrics?.heartbeatsThrottled.inc({ transport });
+      if (clock.now() - throttledSaid >= 60_000) {
+        throttledSaid = clock.now();
+        logger.warn(
+          { node: nodeId, transport },
+          'heartbeats throttled: a node reports faster than its interval',
+        );
+      }
+    }
+    throw err;
+  };
   const channels = new ChannelHub({
     identify: (socket) => identifySocket(socket, identityDeps),
     heartbeat: async (node, heartbeat) => {
-      const ack = await acker(node, heartbeat);
+      const ack = await acker(node, heartbeat).catch((err) => throttled(err, 'channel', node.id));
       metrics?.heartbeats.inc({ transport: 'channel' });
       return ack;
     },
@@ -317,7 +363,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     scope.addHook('onRequest', nodeIdentityCheck(identityDeps));
     renewalRoutes(scope, renewal, new RateLimiter(clock, config.renewRate / 60, config.renewRate));
     heartbeatRoutes(scope, async (node, heartbeat) => {
-      const ack = await acker(node, heartbeat);
+      const ack = await acker(node, heartbeat).catch((err) => throttled(err, 'http', node.id));
       metrics?.heartbeats.inc({ transport: 'http' });
       return commanding.httpAnswer(node, ack);
     });
@@ -332,19 +378,23 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     storeUnavailable: (err) => store.traits.isUnavailable(err),
     ...(adminTls
       ? {
-          https: config.adminCert
-            ? { cert: readFileSync(config.adminCert), key: readFileSync(config.adminKey!) }
-            : { cert: serverChain(identity), key: identity.serverKeyPem },
+          https: {
+            ...(config.adminCert
+              ? { cert: readFileSync(config.adminCert), key: readFileSync(config.adminKey!) }
+              : { cert: serverChain(identity), key: identity.serverKeyPem }),
+            handshakeTimeout: config.connections.handshakeTimeoutMs,
+          },
         }
       : {}),
   });
+  guard('admin', admin, adminBudget, !adminTls);
   openapi.watch(admin, 'admin');
   admin.decorateRequest('node', null);
   admin.decorateRequest('actor', '');
   admin.decorateRequest('consoleSession', null);
   admin.get('/openapi.json', async () => openapi.document());
   metrics = new Metrics({
-    nodesByStatus: () => countNodesByStatus((q) => nodes.list(q)),
+    nodesByStatus: () => statusWatcher.counts(),
     channelsHeld: () => channels.size,
     eventStreams: () => ({ open: streams.size, evicted: streams.evicted }),
   });
@@ -372,6 +422,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
         heartbeats: heartbeatRate,
       }),
     );
+    metricsRoute(scope, observed);
     tokenRoutes(scope, tokens);
     nodeRoutes(scope, nodes);
     telemetryRoutes(scope, { db: store.db, clock, nodes, rawRetentionMs: config.telemetryRetentionMs.raw });

@@ -44,7 +44,7 @@ export class OpenApiRecorder {
         tags: [route.plane],
         ...(route.plane === 'agent' && route.url !== '/v1/enroll'
           ? { security: [{ nodeCertificate: [] }] }
-          : route.plane === 'admin' && route.url.startsWith('/v1/')
+          : route.plane === 'admin' && (route.url.startsWith('/v1/') || route.url === '/metrics')
             ? { security: [{ adminToken: [] }] }
             : { security: [] }),
         parameters: [

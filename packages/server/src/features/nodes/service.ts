@@ -13,11 +13,10 @@ import type { Clock } from '../../clock.js';
 import type { DecisionRecorder } from '../../decisions/recorder.js';
 import { BadRequestError, ConflictError, NotFoundError } from '../../errors.js';
 import type { LiveConnections } from '../../http/connections.js';
-import { BACKDATE_MS } from '../../pki/ca.js';
 import { BatchedLookup } from '../../store/batched-lookup.js';
 import type { Store } from '../../store/db.js';
 import type { NodesTable, Schema } from '../../store/schema.js';
-import { assessNode, DEFAULT_THRESHOLDS, type Thresholds } from './status.js';
+import { assessNode, certificateIssuedAt, DEFAULT_THRESHOLDS, type Thresholds } from './status.js';
 
 export interface NodeServiceDeps {
   db: Kysely<Schema>;
@@ -31,6 +30,8 @@ export interface NodeServiceDeps {
   heartbeatIntervalMs: () => number;
   /** How far a node's clock may be off before it shows a `clock skew` reason. */
   clockSkewAllowanceMs?: number;
+  /** After a decommission is committed (the status watcher counts it at once). */
+  onDecommissioned?: (nodeId: string) => void;
 }
 
 export interface NodeQuery {
@@ -279,6 +280,7 @@ export class NodeService {
       });
     });
     connections.cut(node.id);
+    this.deps.onDecommissioned?.(node.id);
   }
 
   private async find(idOrName: string): Promise<NodesTable> {
@@ -311,7 +313,7 @@ export class NodeService {
       lastSeenAt: row.last_seen_at,
       decommissionedAt: row.decommissioned_at,
       certNotAfter: row.cert_not_after,
-      certIssuedAt: issuedAt(cert.notBefore, row.cert_not_after),
+      certIssuedAt: certificateIssuedAt(cert.notBefore, row.cert_not_after),
       renewedNotAfter: row.pending_not_after,
       cpus: facts.cpus,
       latest,
@@ -349,11 +351,6 @@ export class NodeService {
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
-
-/** Certificates are back-dated (pki/ca.ts); their lifetime, which renewal follows, starts later. */
-function issuedAt(notBefore: number, notAfter: number): number {
-  return notAfter - notBefore > BACKDATE_MS ? notBefore + BACKDATE_MS : notBefore;
-}
 
 export const DEFAULT_CLOCK_SKEW_ALLOWANCE_MS = 5 * 60_000;
 

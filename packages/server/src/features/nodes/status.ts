@@ -1,5 +1,6 @@
 import type { Heartbeat, NodeStatus } from '@muster/proto';
 import { formatDuration } from '@muster/proto';
+import { BACKDATE_MS } from '../../pki/ca.js';
 
 /** The check an agent reports while its certificate renewal fails (CONTRACT: checks[]). */
 export const RENEWAL_CHECK = 'certificate renewal';
@@ -155,6 +156,11 @@ export function assessNode(input: StatusInput): Assessment {
  * node on schedule never gets here, whatever the lifetime: 90 s and 24 h certificates alike.
  */
 export const RENEWAL_OVERDUE_LEFT = 0.25;
+
+/** Certificates are back-dated (pki/ca.ts); their lifetime, which renewal follows, starts later. */
+export function certificateIssuedAt(notBefore: number, notAfter: number): number {
+  return notAfter - notBefore > BACKDATE_MS ? notBefore + BACKDATE_MS : notBefore;
+}
 
 /** When a certificate's renewal becomes overdue: a quarter of its lifetime before its end. */
 export function renewalOverdueAt(issuedAt: number, notAfter: number): number {
