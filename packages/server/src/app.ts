@@ -252,7 +252,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
       logger,
     }).attach(app.server);
   const { admin: adminBudget, agent: agentBudget } = config.connections;
-  guard(
+  const agentGuard = guard(
     'agent',
     agent,
     {
@@ -387,7 +387,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
         }
       : {}),
   });
-  guard('admin', admin, adminBudget, !adminTls);
+  const adminGuard = guard('admin', admin, adminBudget, !adminTls);
   openapi.watch(admin, 'admin');
   admin.decorateRequest('node', null);
   admin.decorateRequest('actor', '');
@@ -397,6 +397,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     nodesByStatus: () => statusWatcher.counts(),
     channelsHeld: () => channels.size,
     eventStreams: () => ({ open: streams.size, evicted: streams.evicted }),
+    connectionsOpen: () => ({ agent: agentGuard.size, admin: adminGuard.size }),
   });
   const observed = metrics;
   observabilityRoutes({ agent, admin }, observed, () => store.ping());

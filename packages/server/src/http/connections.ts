@@ -81,12 +81,13 @@ export class ConnectionGuard {
     return this.open;
   }
 
-  attach(server: NetServer): void {
+  attach(server: NetServer): this {
     // Ahead of the server's own listener, so a refused socket is never wrapped in TLS or HTTP.
     server.prependListener('connection', (socket: Socket) => this.admit(socket));
     server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
       if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') this.refused('handshake_timeout');
     });
+    return this;
   }
 
   private admit(socket: Socket): void {

@@ -20,6 +20,8 @@ export class Metrics {
     channelsHeld(): number;
     /** Live event streams, and how many were evicted for not reading, since start. */
     eventStreams?(): { open: number; evicted: number };
+    /** Connections each plane holds now. */
+    connectionsOpen?(): Record<'agent' | 'admin', number>;
   }) {
     const registers = [this.registry];
     this.heartbeats = new Counter({
@@ -65,6 +67,17 @@ export class Metrics {
       },
     });
     if (sources.eventStreams) this.streamGauges(sources.eventStreams);
+    const { connectionsOpen } = sources;
+    if (connectionsOpen)
+      new Gauge({
+        name: 'muster_connections_open',
+        help: 'Connections each plane holds now, against its budget',
+        labelNames: ['plane'],
+        registers,
+        collect() {
+          for (const [plane, n] of Object.entries(connectionsOpen())) this.set({ plane }, n);
+        },
+      });
     new Gauge({
       name: 'muster_channels_held',
       help: 'Agent channels open on this server',

@@ -121,7 +121,12 @@ export class StatusWatcher {
 
   /** Nodes by status as last assessed; the first call waits for a full pass if none ran yet. */
   async counts(): Promise<Record<NodeStatus, number>> {
-    if (!this.passed) await (this.firstPass ??= this.sweep());
+    if (!this.passed) {
+      this.firstPass ??= this.sweep().finally(() => {
+        this.firstPass = undefined;
+      });
+      await this.firstPass;
+    }
     return { ...this.counted };
   }
 
