@@ -57,6 +57,12 @@ for (const dialect of dialects()) {
         );
         assert.ok(seen.length > 2 * 30, `statuses were looked at through the lifetime (${seen.length})`);
         for (const view of seen) assertHealthy(view);
+        // Nor was a heartbeat refused: an agent on its interval is never throttled.
+        for (const run of runs)
+          assert.deepEqual(
+            run.logs.filter((l) => l.level === 'warn' || l.level === 'error'),
+            [],
+          );
         for (const view of seen)
           assert.ok(
             !view.reasons.some((r) => r.includes('certificate')),
