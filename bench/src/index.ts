@@ -6,9 +6,19 @@ import { eventsScenario } from './events.js';
 import { fanoutScenario } from './fanout.js';
 import { heartbeatScenario } from './heartbeat.js';
 import { ledgerScenario } from './ledger.js';
+import { metricsScenario } from './metrics.js';
 import { renewScenario } from './renew.js';
 
-const SCENARIOS = ['heartbeat', 'enroll', 'renew', 'ledger', 'channels', 'events', 'console'] as const;
+const SCENARIOS = [
+  'heartbeat',
+  'enroll',
+  'renew',
+  'ledger',
+  'channels',
+  'events',
+  'console',
+  'metrics',
+] as const;
 
 function count(value: unknown, fallback: number, flag: string): number {
   if (value === undefined) return fallback;
@@ -65,6 +75,12 @@ export async function runScenario(name: string, values: Record<string, unknown>)
       return consoleScenario({
         nodes: count(values.agents, 10_000, 'agents'),
         eventsPerSec: count(values.rate, 1000, 'rate'),
+        durationMs: duration(values.duration, '10s'),
+        ...(db ? { db } : {}),
+      });
+    case 'metrics':
+      return metricsScenario({
+        nodes: count(values.agents, 10_000, 'agents'),
         durationMs: duration(values.duration, '10s'),
         ...(db ? { db } : {}),
       });

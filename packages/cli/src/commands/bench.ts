@@ -5,7 +5,7 @@ export const benchCommand: Command = {
   path: ['bench'],
   args: 'SCENARIO',
   summary:
-    'run a benchmark: heartbeat, enroll, renew, channels, fanout, events, console (a real server on loopback) or ledger (the store)',
+    'run a benchmark: heartbeat, enroll, renew, channels, fanout, events, console, metrics (a real server on loopback) or ledger (the store)',
   details:
     'Each scenario prints one JSON line per figure, beside the limit measured in the same run.\n' +
     "Scenarios raise the server's rate limits for their own run and say so.",
@@ -14,7 +14,7 @@ export const benchCommand: Command = {
       flag: 'agents',
       kind: 'string',
       value: 'N',
-      help: 'simulated agents (heartbeat: default 200; enroll and renew: 10000; channels: 20000; console: nodes in the store, 10000)',
+      help: 'simulated agents (heartbeat: default 200; enroll and renew: 10000; channels: 20000; console and metrics: nodes in the store, 10000)',
     },
     {
       flag: 'duration',
@@ -51,7 +51,7 @@ export const benchCommand: Command = {
     const [scenario, extra] = positionals;
     if (!scenario || extra !== undefined)
       throw new UsageError(
-        'expected one SCENARIO: heartbeat, enroll, renew, channels, fanout, events, console or ledger',
+        'expected one SCENARIO: heartbeat, enroll, renew, channels, fanout, events, console, metrics or ledger',
       );
     let bench: { runScenario(name: string, values: Record<string, unknown>): Promise<void> };
     try {
