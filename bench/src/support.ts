@@ -116,6 +116,10 @@ export async function spawnServer(extraArgs: string[], db?: string, fdLimit?: nu
       // Every simulated agent connects from 127.0.0.1: one source address holds the whole fleet.
       '--max-connections-per-source',
       '1000000',
+      '--admin-max-connections',
+      '100000',
+      '--admin-max-connections-per-source',
+      '100000',
       ...extraArgs,
     ],
     fdLimit,

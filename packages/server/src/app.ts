@@ -7,7 +7,6 @@ import type { Logger } from 'pino';
 import type { Clock, IdSource } from './clock.js';
 import { isLoopback, joinUrl, type ServerConfig } from './config.js';
 import type { DecisionRecorder } from './decisions/recorder.js';
-import { RateLimitedError } from './errors.js';
 import { CaRotationService, startCaSync } from './features/ca/rotation.js';
 import { caRoutes } from './features/ca/routes.js';
 import { CaService } from './features/ca/service.js';
@@ -28,7 +27,7 @@ import { startEvents } from './features/events/setup.js';
 import type { EventStreams } from './features/events/streams.js';
 import { HeartbeatPacer } from './features/heartbeats/pacer.js';
 import { heartbeatAcker, heartbeatRoutes } from './features/heartbeats/routes.js';
-import { HeartbeatThrottle } from './features/heartbeats/throttle.js';
+import { HeartbeatThrottle, throttleReport } from './features/heartbeats/throttle.js';
 import { HeartbeatWriter } from './features/heartbeats/writer.js';
 import { ledgerAgentRoutes, ledgerRoutes } from './features/ledger/routes.js';
 import { LedgerService } from './features/ledger/service.js';
@@ -252,15 +251,8 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
       logger,
     }).attach(app.server);
   const { admin: adminBudget, agent: agentBudget } = config.connections;
-  const agentGuard = guard(
-    'agent',
-    agent,
-    {
-      total: agentBudget.total ?? defaultAgentConnections(adminBudget.total),
-      perSource: agentBudget.perSource,
-    },
-    false,
-  );
+  const agentTotal = agentBudget.total ?? defaultAgentConnections(adminBudget.total);
+  const agentGuard = guard('agent', agent, { ...agentBudget, total: agentTotal }, false);
   const applyServerIdentity = () => {
     const plane = (app: FastifyInstance) => app.server as unknown as HttpsServer;
     const cert = serverChain(identity);
@@ -309,30 +301,18 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   const acker = heartbeatAcker({
     writer,
     throttle: new HeartbeatThrottle(clock, () => pacer.intervalMs(), config.heartbeatBurst),
+    onThrottled: throttleReport(logger, clock, (transport) =>
+      metrics?.heartbeatsThrottled.inc({ transport }),
+    ),
     clock,
     heartbeatIntervalMs: () => pacer.intervalMs(),
     latestCheckpoint: () => ledger.latestCheckpoint(),
     renewWindowSec: () => CaRotationService.renewWindowSec(pacer.intervalMs()),
   });
-  // A node sending heartbeats too fast is counted, and told in the log once a minute at most.
-  let throttledSaid = 0;
-  const throttled = (err: unknown, transport: 'http' | 'channel', nodeId: string): never => {
-    if (err instanceof RateLimitedError) {
-      metrics?.heartbeatsThrottled.inc({ transport });
-      if (clock.now() - throttledSaid >= 60_000) {
-        throttledSaid = clock.now();
-        logger.warn(
-          { node: nodeId, transport },
-          'heartbeats throttled: a node reports faster than its interval',
-        );
-      }
-    }
-    throw err;
-  };
   const channels = new ChannelHub({
     identify: (socket) => identifySocket(socket, identityDeps),
     heartbeat: async (node, heartbeat) => {
-      const ack = await acker(node, heartbeat).catch((err) => throttled(err, 'channel', node.id));
+      const ack = await acker(node, heartbeat, 'channel');
       metrics?.heartbeats.inc({ transport: 'channel' });
       return ack;
     },
@@ -363,7 +343,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     scope.addHook('onRequest', nodeIdentityCheck(identityDeps));
     renewalRoutes(scope, renewal, new RateLimiter(clock, config.renewRate / 60, config.renewRate));
     heartbeatRoutes(scope, async (node, heartbeat) => {
-      const ack = await acker(node, heartbeat).catch((err) => throttled(err, 'http', node.id));
+      const ack = await acker(node, heartbeat, 'http');
       metrics?.heartbeats.inc({ transport: 'http' });
       return commanding.httpAnswer(node, ack);
     });
@@ -387,7 +367,9 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
         }
       : {}),
   });
-  const adminGuard = guard('admin', admin, adminBudget, !adminTls);
+  // Behind a TLS proxy every connection comes from the proxy: one source, the whole budget.
+  const adminShare = config.adminBehindProxy ? adminBudget.total : adminBudget.perSource;
+  const adminGuard = guard('admin', admin, { ...adminBudget, perSource: adminShare }, !adminTls);
   openapi.watch(admin, 'admin');
   admin.decorateRequest('node', null);
   admin.decorateRequest('actor', '');

@@ -194,7 +194,7 @@ export const SERVER_SETTINGS: readonly SettingSpec[] = [
     env: 'MUSTER_ADMIN_MAX_CONNECTIONS_PER_SOURCE',
     kind: 'string',
     value: 'N',
-    help: 'admin-plane connections from one source address (default 64)',
+    help: 'admin-plane connections from one source address (default 64; behind --admin-behind-proxy, the whole budget)',
   },
   {
     flag: 'fleet-root',

@@ -17,16 +17,22 @@ export interface HeartbeatDeps {
   renewWindowSec?: () => number;
   /** Holds each node to its interval; a heartbeat beyond it is refused, never written. */
   throttle?: Pick<HeartbeatThrottle, 'take'>;
-  /** Counts a refused heartbeat, by how it came. */
-  onThrottled?: () => void;
+  /** Told of each refused heartbeat, by how it came. */
+  onThrottled?: (nodeId: string, transport: HeartbeatTransport) => void;
 }
+
+export type HeartbeatTransport = 'http' | 'channel';
 
 /** Records a heartbeat and makes its answer; the HTTP route and the agent channel share it. */
 export function heartbeatAcker(deps: HeartbeatDeps) {
-  return async (node: NodeIdentity, heartbeat: Heartbeat): Promise<HeartbeatAck> => {
+  return async (
+    node: NodeIdentity,
+    heartbeat: Heartbeat,
+    transport: HeartbeatTransport = 'http',
+  ): Promise<HeartbeatAck> => {
     const wait = deps.throttle?.take(node.id) ?? 0;
     if (wait > 0) {
-      deps.onThrottled?.();
+      deps.onThrottled?.(node.id, transport);
       const every = Math.round(deps.heartbeatIntervalMs() / 1000);
       throw new RateLimitedError(
         `this node sends heartbeats faster than every ${every} s, the interval it was told; retry in ${wait} s`,

@@ -1,4 +1,6 @@
+import type { Logger } from 'pino';
 import type { Clock } from '../../clock.js';
+import type { HeartbeatTransport } from './routes.js';
 
 /**
  * Holds each node to the heartbeat interval the server told it (paced: see pacer.ts): a token
@@ -35,4 +37,28 @@ export class HeartbeatThrottle {
     for (const [id, bucket] of this.buckets)
       if (bucket.tokens + (now - bucket.at) * perMs >= this.burst) this.buckets.delete(id);
   }
+}
+
+/**
+ * What is done with a refused heartbeat: counted (a metric) every time, said in the log at most
+ * once a minute, so a flooding node cannot flood the log too.
+ */
+export function throttleReport(
+  logger: Pick<Logger, 'warn'>,
+  clock: Clock,
+  count: (transport: HeartbeatTransport) => void,
+): (nodeId: string, transport: HeartbeatTransport) => void {
+  let saidAt = Number.NEGATIVE_INFINITY;
+  let since = 0;
+  return (nodeId, transport) => {
+    count(transport);
+    since++;
+    if (clock.now() - saidAt < 60_000) return;
+    saidAt = clock.now();
+    logger.warn(
+      { node: nodeId, transport, throttledSinceLastLine: since },
+      'heartbeats throttled: a node reports faster than the interval it was told',
+    );
+    since = 0;
+  };
 }
