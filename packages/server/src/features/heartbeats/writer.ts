@@ -4,6 +4,9 @@ import { MicroBatch } from '../../store/micro-batch.js';
 import type { Schema } from '../../store/schema.js';
 import { sampleOf, writeSamples } from '../telemetry/store.js';
 
+/** Telemetry points a node may have kept ahead of its pace. */
+const TELEMETRY_BURST = 3;
+
 interface Pending {
   nodeId: string;
   heartbeat: Heartbeat;
@@ -22,8 +25,8 @@ export class HeartbeatWriter {
   /** What each node's last heartbeat said about its health, to notice a change cheaply. */
   private readonly health = new Map<string, { digest: string; at: number }>();
 
-  /** When each node's last telemetry point was kept. */
-  private readonly sampledAt = new Map<string, number>();
+  /** Each node's telemetry points in hand (see sampled()). */
+  private readonly samples = new Map<string, { tokens: number; at: number }>();
 
   constructor(
     private readonly db: Kysely<Schema>,
@@ -35,7 +38,7 @@ export class HeartbeatWriter {
       /** After a commit: every node heard from, with when (moves their offline points on). */
       onSeen?: (seen: Array<readonly [string, number]>) => void;
       /**
-       * Telemetry keeps at most one point per node in this time, whatever the node sends: its
+       * Telemetry keeps about one point per node in this time, whatever the node sends: its
        * history stays bounded even when heartbeats come faster than they should.
        */
       sampleGapMs?: () => number;
@@ -85,15 +88,23 @@ export class HeartbeatWriter {
     return batch.map(() => undefined);
   }
 
-  /** The heartbeats of a batch whose telemetry point is kept: none within the gap of the last. */
+  /**
+   * The heartbeats of a batch whose telemetry point is kept: each node has a small bucket of
+   * points (TELEMETRY_BURST) that refills by one per gap, so an agent on schedule, even one
+   * reporting early for a renewal, keeps every point, and a flood keeps a handful.
+   */
   private sampled(batch: Pending[]): Pending[] {
     const gap = this.opts.sampleGapMs?.() ?? 0;
     if (gap <= 0) return batch;
-    if (this.sampledAt.size > 1_000_000) this.sampledAt.clear();
+    if (this.samples.size > 1_000_000) this.samples.clear();
     return batch.filter((item) => {
-      const last = this.sampledAt.get(item.nodeId);
-      if (last !== undefined && item.receivedAt - last < gap && item.receivedAt >= last) return false;
-      this.sampledAt.set(item.nodeId, item.receivedAt);
+      const bucket = this.samples.get(item.nodeId) ?? { tokens: TELEMETRY_BURST, at: item.receivedAt };
+      const refill = Math.max(0, item.receivedAt - bucket.at) / gap;
+      bucket.tokens = Math.min(TELEMETRY_BURST, bucket.tokens + refill);
+      bucket.at = Math.max(bucket.at, item.receivedAt);
+      this.samples.set(item.nodeId, bucket);
+      if (bucket.tokens < 1) return false;
+      bucket.tokens -= 1;
       return true;
     });
   }
