@@ -89,12 +89,17 @@ export async function startServer(
     app = await buildApp({ config, store, identity, clock, ids, logger, renewServerIdentity: check });
     await app.agent.listen({ host: config.listen.host, port: config.listen.port });
     await app.admin.listen({ host: config.adminListen.host, port: config.adminListen.port });
-    if (config.metricsListen)
+    if (config.metricsListen) {
       metricsServer = await listenForMetrics(
         config.metricsListen,
         app.metrics,
         config.connections.handshakeTimeoutMs,
       );
+      logger.info(
+        { url: `${urlOf('http', { server: metricsServer })}/metrics` },
+        'serving /metrics without a credential (--metrics-listen)',
+      );
+    }
   } catch (err) {
     metricsServer?.close();
     await app?.close().catch(() => {});
