@@ -30,7 +30,7 @@ describe('an operator runs a signed command from the CLI', () => {
     ]);
     assert.equal(add.code, 0, describeResult(add));
     // An editor that saves the draft as it is: the next version with alice in it.
-    const edit = await sandbox.run(['policy', 'edit', ...server.adminFlags], { EDITOR: 'true' });
+    const edit = await sandbox.run(['policy', 'edit', '--yes', ...server.adminFlags], { EDITOR: 'true' });
     assert.equal(edit.code, 0, describeResult(edit));
     assert.match(edit.stdout, /policy version 1 signed and pushed/);
     const ls = await sandbox.run(['operator', 'ls', ...server.adminFlags]);

@@ -27,11 +27,16 @@ const NAV = [
   { path: '/ledger', page: 'ledger', label: 'Ledger' },
 ];
 
-/** A sign-in link carries a one-time code in the fragment: it is used once and wiped from the URL. */
+const linkCode = () => /(?:^#|&)code=([^&]+)/.exec(location.hash)?.[1];
+
+/**
+ * A sign-in link carries a one-time code in the fragment: it is used once and wiped from the URL
+ * (with the rest of the fragment, so no history entry keeps it).
+ */
 async function redeemLinkCode(): Promise<string | undefined> {
-  const code = /(?:^#|&)code=([^&]+)/.exec(location.hash)?.[1];
+  const code = linkCode();
   if (!code) return undefined;
-  history.replaceState(null, '', location.pathname);
+  history.replaceState(null, '', location.pathname + location.search);
   try {
     await api('POST', '/v1/session', { code: decodeURIComponent(code) });
     return undefined;
@@ -58,10 +63,21 @@ function App() {
   };
   useEffect(() => {
     void (async () => check(await redeemLinkCode()))();
+    // A link pasted into a tab already showing the console changes only the fragment: the page
+    // is not loaded again, so the code is read here too.
+    const onHash = () => {
+      if (!linkCode()) return;
+      setSession({ state: 'checking' });
+      void (async () => check(await redeemLinkCode()))();
+    };
+    addEventListener('hashchange', onHash);
     // A page brought back from the back-forward cache asks the server again before showing data.
     const onShow = (e: PageTransitionEvent) => e.persisted && location.reload();
     addEventListener('pageshow', onShow);
-    return () => removeEventListener('pageshow', onShow);
+    return () => {
+      removeEventListener('hashchange', onHash);
+      removeEventListener('pageshow', onShow);
+    };
   }, []);
 
   if (session.state === 'checking') return <p class="loading">Loading…</p>;
@@ -130,7 +146,7 @@ function Console({ path, onSignedOut }: { path: string; onSignedOut: () => void 
         {route.page === 'commands' && <CommandsView model={model} />}
         {route.page === 'command' && route.id !== undefined && <CommandDetail model={model} id={route.id} />}
         {route.page === 'tokens' && <TokensView />}
-        {route.page === 'ledger' && <LedgerView />}
+        {route.page === 'ledger' && <LedgerView model={model} />}
         {!['nodes', 'node', 'events', 'commands', 'command', 'tokens', 'ledger', 'signin', ''].includes(
           route.page,
         ) && (

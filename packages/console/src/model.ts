@@ -1,6 +1,7 @@
 import type { EventEnvelope, FleetSummary, NodeList, NodeStatus, NodeView } from '@muster/proto';
 import { useEffect, useState } from 'preact/hooks';
 import { api } from './api.js';
+import { Names } from './names.js';
 import { EventStream, type StreamState } from './stream.js';
 
 /** Highest first: the order the node list shows what needs attention. */
@@ -34,6 +35,8 @@ export class FleetModel {
   gapNote: string | undefined;
   summary: FleetSummary | undefined;
   stream: { state: StreamState; detail?: string } = { state: 'connecting' };
+  /** Names for the node and command ids events and the ledger carry. */
+  readonly names = new Names(() => this.changed());
   private sorted: NodeView[] | undefined;
   private readonly listeners = new Set<Listener>();
   private readonly eventListeners = new Set<(e: EventEnvelope) => void>();
@@ -47,6 +50,7 @@ export class FleetModel {
   async start(): Promise<void> {
     const history = await api<{ items: EventEnvelope[] }>('GET', '/v1/events?limit=500');
     this.events = history.items.slice().reverse();
+    for (const e of this.events) this.names.learnEvent(e);
     const lastId = this.events.at(-1)?.id ?? 0;
     // History first, then the stream from the newest event in it: no gap, nothing twice.
     this.eventStream = new EventStream(lastId, {
@@ -121,6 +125,7 @@ export class FleetModel {
         cursor = page.nextCursor;
       } while (cursor);
       this.nodes = next;
+      this.names.learnNodes(next.values());
       this.sorted = undefined;
       this.nodesLoaded = true;
       this.loadError = undefined;
@@ -141,6 +146,7 @@ export class FleetModel {
 
   private onEvent(event: EventEnvelope): void {
     this.events.push(event);
+    this.names.learnEvent(event);
     if (this.events.length > MAX_EVENTS + 500) this.events.splice(0, this.events.length - MAX_EVENTS);
     const id = event.nodeId;
     if (id !== undefined) {
@@ -178,6 +184,7 @@ export class FleetModel {
       const node = await api<NodeView>('GET', `/v1/nodes/${encodeURIComponent(id)}`);
       if (node.status === 'decommissioned') this.nodes.delete(id);
       else this.nodes.set(id, node);
+      this.names.learnNodes([node]);
       this.sorted = undefined;
       this.changed();
     } catch {

@@ -12,6 +12,35 @@ export type EventSeverity = (typeof EVENT_SEVERITIES)[number];
 export const OPERATOR_EVENT_KINDS = ['note', 'incident', 'ack', 'resolve', 'tag'] as const;
 export type OperatorEventKind = (typeof OPERATOR_EVENT_KINDS)[number];
 
+/**
+ * Every kind of event the control plane writes: its decisions (each also a ledger entry), the
+ * status changes it announces, and the operators' own kinds. `muster events --kind` checks names
+ * against it; a server test keeps it in step with the kinds the server records.
+ */
+export const EVENT_KINDS = [
+  'ca.rotation_finished',
+  'ca.rotation_started',
+  'command.answered',
+  'command.delivered',
+  'command.expired',
+  'command.issued',
+  'command.running',
+  'node.certificate_activated',
+  'node.decommissioned',
+  'node.enrolled',
+  'node.renewed',
+  'node.replaced',
+  'node.rotation_requested',
+  'node.status_changed',
+  'operator.added',
+  'policy.pushed',
+  'security.duplicate_channel',
+  'security.superseded_certificate_used',
+  'token.created',
+  'token.revoked',
+  ...OPERATOR_EVENT_KINDS,
+] as const;
+
 /** Longest operator text, in characters. */
 export const MAX_EVENT_TEXT = 4096;
 export const MAX_EVENT_TAG = 64;

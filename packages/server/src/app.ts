@@ -50,8 +50,9 @@ import {
   LiveConnections,
 } from './http/connections.js';
 import { createPlane } from './http/fastify.js';
+import { AdminHosts } from './http/host-check.js';
 import { OpenApiRecorder } from './http/openapi.js';
-import { RateLimiter } from './http/rate-limit.js';
+import { FailedCredentials, RateLimiter } from './http/rate-limit.js';
 import type { ServerIdentity } from './pki/datadir.js';
 import { fleetRoots } from './pki/fleet.js';
 import { serverChain } from './pki/server-identity.js';
@@ -352,9 +353,11 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   });
 
   const adminTls = !isLoopback(config.adminListen.host) && !config.adminBehindProxy;
+  const adminHosts = AdminHosts.from(config);
   const admin = createPlane({
     logger,
     plane: 'admin',
+    hosts: adminHosts,
     storeUnavailable: (err) => store.traits.isUnavailable(err),
     ...(adminTls
       ? {
@@ -384,11 +387,22 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   const observed = metrics;
   observabilityRoutes({ agent, admin }, observed, () => store.ping());
   const sessions = new SessionService({ db: store.db, write, clock });
+  const refusals = new FailedCredentials({
+    clock,
+    perMinute: config.authFailureRate,
+    onLimited: (source, refused) =>
+      logger.warn(
+        { source, refusedInLastMinute: refused },
+        'security: too many refused admin credentials from one address; answering 429 until it slows down',
+      ),
+  });
   consoleRoutes(admin, {
     assets: loadAssets(consoleDistDir()),
     sessions,
     adminToken: identity.adminToken,
     secureCookie: adminTls || config.adminBehindProxy,
+    hosts: adminHosts,
+    refusals,
   });
   const heartbeatRate = new RateMeter(
     async () => (await observed.heartbeats.get()).values.reduce((sum, v) => sum + v.value, 0),
@@ -396,7 +410,10 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   );
   heartbeatRate.start(1_000, background.signal, (err) => logger.warn({ err }, 'could not read heartbeats'));
   await admin.register(async (scope) => {
-    scope.addHook('onRequest', adminTokenCheck(identity.adminToken, sessionCredential(sessions)));
+    scope.addHook(
+      'onRequest',
+      adminTokenCheck(identity.adminToken, sessionCredential(sessions, adminHosts), refusals),
+    );
     fleetRoutes(scope, () =>
       fleetSummary({
         db: store.db,

@@ -35,6 +35,8 @@ describe('serverConfigFrom', () => {
     assert.equal(config.clockSkewAllowanceMs, 5 * 60_000);
     assert.equal(config.logLevel, 'info');
     assert.equal(config.adminBehindProxy, false);
+    assert.deepEqual(config.adminHosts, []);
+    assert.equal(config.authFailureRate, 30);
   });
 
   test('is frozen', () => {
@@ -98,9 +100,22 @@ describe('serverConfigFrom', () => {
       ['listen', '127.0.0.1'],
       ['db', 'sqlite:'],
       ['public-url', 'not a url'],
+      ['auth-failure-rate', '0'],
+      ['auth-failure-rate', '2.5'],
+      ['auth-failure-rate', 'many'],
     ] as const) {
       assert.equal(problemsOf(() => serverConfigFrom({ [flag]: value })).length, 1, `${flag}=${value}`);
     }
+  });
+
+  test('an --admin-host that is not a name or address is refused', () => {
+    for (const bad of ['evil example', 'admin.example/path', 'user@admin.example']) {
+      assert.equal(problemsOf(() => serverConfigFrom({ 'admin-host': [bad] })).length, 1, bad);
+    }
+    assert.deepEqual(serverConfigFrom({ 'admin-host': ['admin.example', '10.0.0.9'] }).adminHosts, [
+      'admin.example',
+      '10.0.0.9',
+    ]);
   });
 
   test('normalizes what it accepts', () => {

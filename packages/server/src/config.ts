@@ -48,6 +48,10 @@ export interface ServerConfig {
   readonly adminKey?: string;
   /** Serve the admin plane over plain HTTP on a non-loopback address (behind a trusted TLS proxy). */
   readonly adminBehindProxy: boolean;
+  /** More names the admin plane answers to (`Host`), as a proxy in front of it forwards them. */
+  readonly adminHosts: readonly string[];
+  /** Refused admin credentials per minute one source address may send (in bursts of as many) before 429. */
+  readonly authFailureRate: number;
   /** A listener of its own for `/metrics`, without a credential. */
   readonly metricsListen?: HostPort;
   /** Heartbeats a node may send ahead of the interval it was told, before it is throttled. */
@@ -150,6 +154,16 @@ export function serverConfigFrom(raw: RawSettings, cwd = process.cwd()): ServerC
     problems.push(`--renew-rate: "${renewRateText}" is not a positive number`);
   }
   const clockSkewAllowanceMs = duration('clock-skew-allowance', '5m', 1000);
+  const adminHosts = (raw['admin-host'] as string[] | undefined) ?? [];
+  for (const name of adminHosts) {
+    if (!/^[A-Za-z0-9.:*-]{1,253}$/.test(name))
+      problems.push(`--admin-host: "${name}" is not a DNS name or IP address`);
+  }
+  const authFailureRateText = str('auth-failure-rate') ?? '30';
+  const authFailureRate = Number(authFailureRateText);
+  if (!/^\d+$/.test(authFailureRateText) || !(authFailureRate > 0)) {
+    problems.push(`--auth-failure-rate: "${authFailureRateText}" is not a positive whole number`);
+  }
   const logLevel = (str('log-level') ?? 'info') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel))
     problems.push(`--log-level: "${logLevel}" is not one of ${LOG_LEVELS.join(', ')}`);
@@ -203,6 +217,8 @@ export function serverConfigFrom(raw: RawSettings, cwd = process.cwd()): ServerC
     ...(adminCert ? { adminCert: resolve(cwd, adminCert) } : {}),
     ...(adminKey ? { adminKey: resolve(cwd, adminKey) } : {}),
     adminBehindProxy: raw['admin-behind-proxy'] === true,
+    adminHosts: Object.freeze([...adminHosts]),
+    authFailureRate,
     ...denial,
   });
 }

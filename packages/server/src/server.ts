@@ -1,14 +1,20 @@
 import { X509Certificate } from 'node:crypto';
 import type { Server as HttpServer } from 'node:http';
 import { join } from 'node:path';
-import { ensurePrivateDir } from '@muster/host';
 import type { Logger } from 'pino';
 import { buildApp, type MusterApp } from './app.js';
 import { type Clock, type IdSource, randomIds, systemClock } from './clock.js';
 import type { ServerConfig } from './config.js';
 import { listenForMetrics } from './features/metrics/listener.js';
 import { createLogger } from './logger.js';
-import { prepareDataDir, type RotationOnRecord, type ServerIdentity, serverNames } from './pki/datadir.js';
+import {
+  openDataDir,
+  prepareDataDir,
+  type RotationOnRecord,
+  type ServerIdentity,
+  serverNames,
+  trustFilesOutside,
+} from './pki/datadir.js';
 import { ServerIdentityRenewer } from './pki/server-identity.js';
 import { openStore, type Store } from './store/db.js';
 
@@ -56,7 +62,8 @@ export async function startServer(
     ...(config.publicUrl ? [new URL(config.publicUrl).hostname.replace(/^\[|\]$/g, '')] : []),
   ]);
   // The store first: whether a CA rotation is under way decides what the data dir must hold.
-  await ensurePrivateDir(config.dataDir);
+  // But only in a data dir no other local user can change, which also holds the default store.
+  await openDataDir(config.dataDir, trustFilesOutside(config));
   const store = await openStore(config.db);
   let app: MusterApp | undefined;
   let metricsServer: HttpServer | undefined;

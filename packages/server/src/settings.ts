@@ -237,4 +237,19 @@ export const SERVER_SETTINGS: readonly SettingSpec[] = [
     kind: 'boolean',
     help: 'serve the admin plane as plain HTTP off loopback, for a trusted TLS proxy',
   },
+  // Who may knock on the admin plane: the names it answers to, and how often a source may fail.
+  {
+    flag: 'admin-host',
+    env: 'MUSTER_ADMIN_HOSTS',
+    kind: 'list',
+    value: 'NAME',
+    help: 'another name the admin plane answers to, as a proxy in front of it forwards it; repeatable (env: comma-separated)',
+  },
+  {
+    flag: 'auth-failure-rate',
+    env: 'MUSTER_AUTH_FAILURE_RATE',
+    kind: 'string',
+    value: 'N',
+    help: 'refused admin credentials per minute per source address, in bursts of N, before 429 (default 30)',
+  },
 ];

@@ -1,8 +1,10 @@
-import { UsageError } from '@muster/host';
+import { ServerError, UsageError } from '@muster/host';
 import type { CommandList, CommandView } from '@muster/proto';
-import { ADMIN_SETTINGS, adminClient } from '../client.js';
+import { ADMIN_SETTINGS, type AdminClient, adminClient } from '../client.js';
 import type { Command } from '../command.js';
 import { printJson, safe, table } from '../output.js';
+import { MIN_PREFIX } from '../prefix.js';
+import { receiptOutput } from '../receipt-text.js';
 
 export const commandsList: Command = {
   path: ['commands', 'ls'],
@@ -46,13 +48,13 @@ export const commandsShow: Command = {
   path: ['commands', 'show'],
   args: 'ID',
   summary: "show a command, each node's state and its signed receipt",
+  details:
+    'ID may be any unique prefix of the id (at least 4 characters), as `muster commands ls` shows it.\n' +
+    "Each node's stdout and stderr are printed under their own captions.",
   settings: ADMIN_SETTINGS,
   async run({ values, positionals }) {
     if (positionals.length !== 1) throw new UsageError('give exactly one command ID');
-    const view = await adminClient(values).call<CommandView>(
-      'GET',
-      `/v1/commands/${encodeURIComponent(positionals[0]!)}`,
-    );
+    const view = await showCommand(adminClient(values), positionals[0]!);
     if (values.json) {
       printJson(view);
       return 0;
@@ -76,13 +78,28 @@ export const commandsShow: Command = {
       ),
     );
     for (const t of view.targets ?? []) {
-      if (!t.receipt || (!t.receipt.stdoutTail && !t.receipt.stderrTail)) continue;
+      if (!t.receipt) continue;
+      const output = receiptOutput(t.receipt, '');
+      if (output.length === 0) continue;
       console.log(
-        `\n--- ${safe(t.name)} (receipt signed by the node; output sha256 ${t.receipt.outputSha256})`,
+        `\n--- ${safe(t.name)} (receipt signed by the node; stdout sha256 ${t.receipt.outputSha256})\n${output.join('\n')}`,
       );
-      if (t.receipt.stdoutTail) console.log(t.receipt.stdoutTail.split('\n').map(safe).join('\n').trimEnd());
-      if (t.receipt.stderrTail) console.log(`stderr: ${safe(t.receipt.stderrTail).trimEnd()}`);
     }
     return 0;
   },
 };
+
+/**
+ * A command by its id or a unique prefix of it (the server resolves prefixes). A prefix that
+ * matches several commands is the user's to lengthen: a usage error naming the candidates.
+ */
+async function showCommand(client: AdminClient, id: string): Promise<CommandView> {
+  if (id.length < MIN_PREFIX)
+    throw new UsageError(`"${id}" is too short: give at least ${MIN_PREFIX} characters of the command id`);
+  try {
+    return await client.call<CommandView>('GET', `/v1/commands/${encodeURIComponent(id)}`);
+  } catch (err) {
+    if (err instanceof ServerError && err.problem?.code === 'ambiguous_id') throw new UsageError(err.message);
+    throw err;
+  }
+}

@@ -1,7 +1,8 @@
 import { ServerError, UsageError } from '@muster/host';
-import { type EventEnvelope, type EventGap, type EventList, parseDuration } from '@muster/proto';
+import { EVENT_KINDS, type EventEnvelope, type EventGap, type EventList, parseDuration } from '@muster/proto';
 import { ADMIN_SETTINGS, type AdminClient, adminClient, ConnectionError } from '../client.js';
 import type { Command } from '../command.js';
+import { checkKinds } from '../kinds.js';
 import { printJson, safe, table } from '../output.js';
 import { SseParser } from '../sse.js';
 
@@ -48,6 +49,14 @@ export const eventsCommand: Command = {
     const filters = readFilters(values);
     const limit = readLimit(values.limit as string | undefined, follow ? 10 : 100);
     const client = adminClient(values);
+    if (filters.kinds)
+      await checkKinds('--kind', filters.kinds, EVENT_KINDS, async (kind) => {
+        const page = await client.call<EventList>(
+          'GET',
+          `/v1/events?${new URLSearchParams({ kind, limit: '1' })}`,
+        );
+        return page.items.length > 0;
+      });
     const names = await nodeNames(client);
     // The stream resumes after the newest event of all, read before the history so that nothing
     // falls between the two; what both hold is printed once.

@@ -5,7 +5,14 @@ import { caFinish, caRotate, caStatus } from './ca.js';
 import { commandsList, commandsShow } from './commands.js';
 import { demoCommand } from './demo.js';
 import { eventsCommand } from './events.js';
-import { ledgerCheckpoint, ledgerExport, ledgerList, ledgerProof, ledgerVerify } from './ledger.js';
+import {
+  ledgerCheckpoint,
+  ledgerExport,
+  ledgerKey,
+  ledgerList,
+  ledgerProof,
+  ledgerVerify,
+} from './ledger.js';
 import { nodesDecommission, nodesList, nodesRotate, nodesShow } from './nodes.js';
 import { operatorAdd, operatorKeygen, operatorList } from './operators.js';
 import { policyEdit, policyPush, policyShow, policySign } from './policy.js';
@@ -42,6 +49,7 @@ export const COMMANDS: readonly Command[] = [
   commandsList,
   commandsShow,
   ledgerList,
+  ledgerKey,
   ledgerCheckpoint,
   ledgerProof,
   ledgerExport,

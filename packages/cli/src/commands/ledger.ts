@@ -1,4 +1,6 @@
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
+import { type FileHandle, open } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { UsageError } from '@muster/host';
 import {
@@ -13,6 +15,7 @@ import {
 } from '@muster/proto';
 import { ADMIN_SETTINGS, type AdminClient, adminClient } from '../client.js';
 import type { Command } from '../command.js';
+import { checkKinds, DECISION_KINDS } from '../kinds.js';
 import { printJson, safe, table } from '../output.js';
 
 interface KeyInfo {
@@ -28,14 +31,30 @@ const KEY_SETTING = {
   flag: 'key',
   kind: 'string',
   value: 'VKEY',
-  help: 'the ledger public key to trust (name+id+base64, from GET /v1/ledger/key); pin it to verify offline',
+  help: 'the ledger public key to trust (name+id+base64, as muster ledger key prints it); pin it to verify offline',
 } as const;
+
+/** A `--key` as given: a usage mistake unless it reads as a ledger key, before anything is compared with it. */
+function pinnedKey(values: Record<string, unknown>): string | undefined {
+  const text = values.key as string | undefined;
+  if (text === undefined) return undefined;
+  try {
+    parseVerifierKey(text);
+  } catch (err) {
+    throw new UsageError(
+      `--key: "${text}" is not a ledger key (${(err as Error).message}); muster ledger key prints the one to pin`,
+    );
+  }
+  return text.trim();
+}
 
 /** Fetches the ledger key, and refuses a server whose key differs from a pinned one. */
 async function verifierFor(client: AdminClient, pinned: string | undefined): Promise<Verifier> {
   const key = await client.call<KeyInfo>('GET', '/v1/ledger/key');
   if (pinned !== undefined && pinned.trim() !== key.vkey) {
-    throw new Error('the server signs with a different ledger key than the one given with --key');
+    throw new Error(
+      `the server signs with a different ledger key (${key.vkey}) than the one given with --key`,
+    );
   }
   return parseVerifierKey(pinned ?? key.vkey);
 }
@@ -51,23 +70,54 @@ async function fetchCheckpoint(
 export const ledgerCheckpoint: Command = {
   path: ['ledger', 'checkpoint'],
   summary: "print the ledger's latest signed checkpoint, after checking its signature",
+  details:
+    'The note goes to stdout as signed; stderr says which key its signature was checked with.\n' +
+    'A checkpoint whose signature does not verify is not printed, and the exit status is 1.\n' +
+    'Pin the key (muster ledger key) with --key so that the check does not trust the server.',
   settings: [KEY_SETTING, ...ADMIN_SETTINGS],
   async run({ values }) {
+    const pinned = pinnedKey(values);
     const client = adminClient(values);
-    const { note, checkpoint } = await fetchCheckpoint(
-      client,
-      await verifierFor(client, values.key as string | undefined),
-    );
+    const verifier = await verifierFor(client, pinned);
+    const note = await client.call<string>('GET', '/v1/ledger/checkpoint');
+    let checkpoint: Checkpoint;
+    try {
+      checkpoint = openCheckpoint(note, verifier);
+    } catch (err) {
+      throw new Error(`the checkpoint's signature does not verify: ${(err as Error).message}`);
+    }
     if (values.json) {
       printJson({
         origin: checkpoint.origin,
         size: checkpoint.size,
         root: checkpoint.root.toString('base64'),
         note,
+        verified: true,
       });
       return 0;
     }
     process.stdout.write(note);
+    console.error(
+      pinned
+        ? `signature verified with the pinned ledger key ${verifier.name}+${verifier.keyId.toString('hex')}`
+        : `signature verified with the key the server gave (${verifier.name}+${verifier.keyId.toString('hex')}); pin it with --key to check against a key you hold`,
+    );
+    return 0;
+  },
+};
+
+export const ledgerKey: Command = {
+  path: ['ledger', 'key'],
+  summary: "print the ledger's public key, to pin with --key in ledger verify, checkpoint and proof",
+  details:
+    'Prints the verifier key (name+id+base64) that signs checkpoints; --json prints {origin, vkey}.\n' +
+    'Keep it somewhere the server cannot change it.\n\nExample:\n' +
+    '  muster ledger key > ledger.vkey\n  muster ledger verify --export ledger.jsonl --key "$(cat ledger.vkey)"',
+  settings: ADMIN_SETTINGS,
+  async run({ values }) {
+    const key = await adminClient(values).call<KeyInfo>('GET', '/v1/ledger/key');
+    if (values.json) printJson({ origin: key.origin, vkey: key.vkey });
+    else console.log(safe(key.vkey));
     return 0;
   },
 };
@@ -82,11 +132,9 @@ export const ledgerProof: Command = {
     if (!seqText || extra !== undefined || !/^\d+$/.test(seqText))
       throw new UsageError('expected one SEQ, a whole number');
     const seq = Number(seqText);
+    const pinned = pinnedKey(values);
     const client = adminClient(values);
-    const { checkpoint } = await fetchCheckpoint(
-      client,
-      await verifierFor(client, values.key as string | undefined),
-    );
+    const { checkpoint } = await fetchCheckpoint(client, await verifierFor(client, pinned));
     if (seq >= checkpoint.size)
       throw new Error(`entry ${seq} is not in the ledger yet (it has ${checkpoint.size} entries)`);
     const page = await client.call<EntriesPage>('GET', `/v1/ledger/entries?start=${seq}&end=${seq + 1}`);
@@ -160,11 +208,11 @@ export const ledgerVerify: Command = {
     ...ADMIN_SETTINGS,
   ],
   async run({ values }) {
-    const key = values.key as string | undefined;
+    const key = pinnedKey(values);
     let result: VerifyResult;
     if (values.export) {
       const rl = createInterface({
-        input: createReadStream(values.export as string),
+        input: await openExport(values.export as string),
         crlfDelay: Number.POSITIVE_INFINITY,
       });
       result = await verifyExport(rl, key);
@@ -194,6 +242,26 @@ export const ledgerVerify: Command = {
     return result.ok ? 0 : 1;
   },
 };
+
+/** The export file as a stream, or one sentence naming it when it cannot be read. */
+async function openExport(path: string): Promise<NodeJS.ReadableStream> {
+  const file = resolve(path);
+  let handle: FileHandle;
+  try {
+    handle = await open(file, 'r');
+    if (!(await handle.stat()).isFile()) {
+      await handle.close();
+      throw new Error(`cannot read the export ${file}: it is not a file`);
+    }
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (!code) throw err;
+    const why =
+      code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code.toLowerCase();
+    throw new Error(`cannot read the export ${file}: ${why}`);
+  }
+  return handle.createReadStream();
+}
 
 /**
  * An export: a header line with the key, a signed checkpoint and the stored leaf hashes (the
@@ -255,10 +323,16 @@ export const ledgerList: Command = {
     const query = new URLSearchParams({ limit });
     if (values.kind) query.set('kind', values.kind as string);
     if (values.subject) query.set('subject', values.subject as string);
-    const { items } = await adminClient(values).call<{ items: Array<LedgerLine> }>(
-      'GET',
-      `/v1/ledger/decisions?${query}`,
-    );
+    const client = adminClient(values);
+    if (values.kind)
+      await checkKinds('--kind', [values.kind as string], DECISION_KINDS, async (kind) => {
+        const page = await client.call<{ items: LedgerLine[] }>(
+          'GET',
+          `/v1/ledger/decisions?${new URLSearchParams({ kind, limit: '1' })}`,
+        );
+        return page.items.length > 0;
+      });
+    const { items } = await client.call<{ items: Array<LedgerLine> }>('GET', `/v1/ledger/decisions?${query}`);
     if (values.json) {
       printJson(items);
       return 0;

@@ -36,7 +36,9 @@ export const operatorAdd: Command = {
   details:
     'The operator can run commands once a policy signed by the fleet root lists it:\n' +
     '`muster policy edit` adds registered operators to the next version.\n\n' +
-    'Example:\n  muster operator add alice --pubkey ed25519:… --profiles web,db',
+    "--profiles is required: name the profiles, or give '*' (quoted) for every profile, so that\n" +
+    'all is never the result of leaving a flag out.\n\n' +
+    "Example:\n  muster operator add alice --pubkey ed25519:… --profiles web,db\n  muster operator add root --pubkey root.pub --profiles '*'",
   settings: [
     {
       flag: 'pubkey',
@@ -48,7 +50,7 @@ export const operatorAdd: Command = {
       flag: 'profiles',
       kind: 'string',
       value: 'A,B',
-      help: 'profiles it may run commands on; * for all (default *)',
+      help: "required: the profiles it may run commands on (web,db), or '*' for every profile",
     },
     ...ADMIN_SETTINGS,
   ],
@@ -58,13 +60,18 @@ export const operatorAdd: Command = {
     if (!new RegExp(OPERATOR_NAME_PATTERN).test(name))
       throw new UsageError(`"${name}" is not an operator name (lowercase letters, digits, . _ @ -)`);
     if (!values.pubkey) throw new UsageError('--pubkey is required');
-    const profiles = ((values.profiles as string | undefined) ?? '*')
+    const publicKey = readPublicKey(values.pubkey as string);
+    const profiles = ((values.profiles as string | undefined) ?? '')
       .split(',')
       .map((p) => p.trim())
       .filter(Boolean);
+    if (profiles.length === 0)
+      throw new UsageError(
+        `--profiles is required: the profiles ${name} may run commands on (--profiles web,db), or --profiles '*' for every profile`,
+      );
     const added = await adminClient(values).call<OperatorView>('POST', '/v1/operators', {
       name,
-      publicKey: readPublicKey(values.pubkey as string),
+      publicKey,
       profiles,
     });
     if (values.json) printJson(added);

@@ -1,5 +1,4 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { userInfo } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UsageError } from '@muster/host';
 import {
@@ -8,7 +7,6 @@ import {
   type CommandTarget,
   type CommandView,
   FINAL_TARGET_STATES,
-  OPERATOR_NAME_PATTERN,
   parseDuration,
   parseLabels,
   type Command as SignedCommandBody,
@@ -18,6 +16,8 @@ import { ADMIN_SETTINGS, adminClient } from '../client.js';
 import type { Command } from '../command.js';
 import { defaultOperatorKey, readPrivateKey } from '../keys.js';
 import { printJson, safe } from '../output.js';
+import { receiptOutput } from '../receipt-text.js';
+import { operatorForKey } from '../signer.js';
 
 /** `all`, `profile:web`, `env=prod,role=db` (labels), or node names and ids separated by commas. */
 export function parseTarget(selector: string): CommandTarget {
@@ -54,15 +54,20 @@ export function parseArgs(words: readonly string[]): Record<string, string> {
   return args;
 }
 
+/** How much of each node's output `--wait` prints; `muster commands show` prints all that was kept. */
+const OUTPUT_TAIL_LINES = 10;
+
 export const runCommand: Command = {
   path: ['run'],
   args: '--target SELECTOR -- ACTION [NAME=VALUE…]',
   summary: 'sign a command with your operator key and send it to the nodes it targets',
   details:
     'The command is signed here; the control plane relays it and cannot alter it; every node\n' +
-    'checks the signature and the policy again. Targets: node names or ids (web-1,web-2),\n' +
-    'labels (env=prod,role=db), profile:NAME, or all. Arguments are named: NAME=VALUE.\n' +
-    'With --wait it shows each node as it goes and exits 0 only if every node succeeded.\n\n' +
+    'checks the signature and the policy again. The key says which operator signs: the one the\n' +
+    'policy lists with its public key (--operator only when the key belongs to several).\n' +
+    'Targets: node names or ids (web-1,web-2), labels (env=prod,role=db), profile:NAME, or all.\n' +
+    'Arguments are named: NAME=VALUE. With --wait it shows each node as it goes, with the last\n' +
+    `${OUTPUT_TAIL_LINES} lines of its stdout and stderr, and exits 0 only if every node succeeded.\n\n` +
     'Example:\n  muster run --target profile:web --wait -- restart-service service=nginx',
   settings: [
     {
@@ -93,7 +98,7 @@ export const runCommand: Command = {
       env: 'MUSTER_OPERATOR',
       kind: 'string',
       value: 'NAME',
-      help: 'your operator name (default: your user name)',
+      help: 'which operator signs, only needed when the key belongs to several (default: the one whose key it is)',
     },
     ...ADMIN_SETTINGS,
   ],
@@ -105,10 +110,12 @@ export const runCommand: Command = {
     const lifetime = parseDuration((values.timeout as string | undefined) ?? '60s');
     if (lifetime === undefined || lifetime < 1000 || lifetime > 86_400_000)
       throw new UsageError(`--timeout: "${values.timeout}" is not a duration between 1s and 24h`);
-    const operator = ((values.operator as string | undefined) ?? userInfo().username).toLowerCase();
-    if (!new RegExp(OPERATOR_NAME_PATTERN).test(operator))
-      throw new UsageError(`"${operator}" is not an operator name; pass --operator`);
-    const { privateKey } = readPrivateKey((values.key as string | undefined) ?? defaultOperatorKey(env));
+    const keyFile = (values.key as string | undefined) ?? defaultOperatorKey(env);
+    const { privateKey, publicKey } = readPrivateKey(keyFile);
+    const target = parseTarget(values.target as string);
+    const args = parseArgs(rest);
+    const client = adminClient(values);
+    const operator = await operatorForKey(client, publicKey, keyFile, values.operator as string | undefined);
     const now = Date.now();
     const command: SignedCommandBody = {
       v: 1,
@@ -117,11 +124,10 @@ export const runCommand: Command = {
       issuedAt: new Date(now).toISOString(),
       expiresAt: new Date(now + lifetime).toISOString(),
       operator,
-      target: parseTarget(values.target as string),
+      target,
       action,
-      args: parseArgs(rest),
+      args,
     };
-    const client = adminClient(values);
     const accepted = await client.call<CommandAccepted>('POST', '/v1/commands', {
       command,
       signature: signCommand(command, privateKey),
@@ -157,7 +163,13 @@ async function follow(
     for (const t of view.targets ?? []) {
       if (seen.get(t.nodeId) === t.state) continue;
       seen.set(t.nodeId, t.state);
-      if (print) console.log(`  ${safe(t.name).padEnd(24)} ${t.state}${detail(t)}`);
+      if (!print) continue;
+      console.log(`  ${safe(t.name).padEnd(24)} ${t.state}${detail(t)}`);
+      // The answer's output as it arrives, so a run reads like the commands it ran.
+      if (t.receipt) {
+        const output = receiptOutput(t.receipt, '    ', OUTPUT_TAIL_LINES);
+        if (output.length > 0) console.log(output.join('\n'));
+      }
     }
     if ((view.targets ?? []).every((t) => FINAL_TARGET_STATES.includes(t.state)) || signal.aborted)
       return view;

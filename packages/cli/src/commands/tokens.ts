@@ -3,6 +3,7 @@ import { parseDuration, parseLabels, type TokenCreated, type TokenView } from '@
 import { ADMIN_SETTINGS, adminClient } from '../client.js';
 import type { Command } from '../command.js';
 import { printJson, safe, table } from '../output.js';
+import { uniqueId } from '../prefix.js';
 
 export const tokenCreate: Command = {
   path: ['token', 'create'],
@@ -81,9 +82,10 @@ export const tokenList: Command = {
     }
     console.log(
       table(
-        ['ID', 'STATE', 'PROFILE', 'USES LEFT', 'EXPIRES', 'LABELS'],
+        ['ID', 'NAME', 'STATE', 'PROFILE', 'USES LEFT', 'EXPIRES', 'LABELS'],
         items.map((t) => [
           t.id,
+          t.name === null ? '-' : safe(t.name),
           t.state,
           safe(t.profile),
           `${t.usesLeft}/${t.usesTotal}`,
@@ -104,12 +106,20 @@ export const tokenRevoke: Command = {
   path: ['token', 'revoke'],
   args: 'ID',
   summary: 'revoke a join token so no host can enroll with it',
+  details: 'ID may be any unique prefix of the id (at least 4 characters), as `muster token ls` shows it.',
   settings: ADMIN_SETTINGS,
   async run({ values, positionals }) {
-    const [id, extra] = positionals;
-    if (!id || extra !== undefined)
+    const [given, extra] = positionals;
+    if (!given || extra !== undefined)
       throw new UsageError('expected exactly one token ID (see muster token ls)');
-    await adminClient(values).call('DELETE', `/v1/tokens/${encodeURIComponent(id)}`);
+    const client = adminClient(values);
+    const { items } = await client.call<{ items: TokenView[] }>('GET', '/v1/tokens');
+    const id = uniqueId(
+      given,
+      items.map((t) => t.id),
+      'token',
+    );
+    await client.call('DELETE', `/v1/tokens/${encodeURIComponent(id)}`);
     if (values.json) {
       printJson({ id, revoked: true });
       return 0;

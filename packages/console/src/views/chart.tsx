@@ -1,3 +1,5 @@
+import { time } from '../format.js';
+
 /** A small SVG line chart: no library, a few hundred bytes, drawn from the points it is given. */
 
 export interface Series {
@@ -47,10 +49,10 @@ export function Chart({ series, since, until }: { series: Series; since: number;
           </g>
         ))}
         <text class="axis" x={PAD.left} y={H - 4}>
-          {new Date(since).toLocaleTimeString()}
+          {time(new Date(since).toISOString())}
         </text>
         <text class="axis" x={W - PAD.right} y={H - 4} text-anchor="end">
-          {new Date(until).toLocaleTimeString()}
+          {time(new Date(until).toISOString())}
         </text>
         {points.length > 1 && <polyline class="line" points={line} />}
         {points.length === 1 && latest && <circle class="line-dot" cx={x(latest.t)} cy={y(latest.v)} r={3} />}

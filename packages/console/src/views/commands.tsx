@@ -53,7 +53,10 @@ export function CommandsView({ model }: { model: FleetModel }) {
   const [error, setError] = useState<string | undefined>();
   const load = () =>
     api<CommandList>('GET', '/v1/commands?limit=100')
-      .then((r) => setList(r.items))
+      .then((r) => {
+        model.names.learnCommands(r.items);
+        setList(r.items);
+      })
       .catch((err) => setError(message(err)));
   useEffect(() => {
     void load();
@@ -177,14 +180,25 @@ export function CommandDetail({ model, id }: { model: FleetModel; id: string }) 
         .map((t) => (
           <section key={t.nodeId} class="card receipt" aria-label={`Output of ${t.name}`}>
             <h2>{t.name}</h2>
-            <p class="muted">
-              Receipt signed by the node; SHA-256 of all it wrote to stdout{' '}
-              <code>{t.receipt!.outputSha256}</code>
-            </p>
-            {t.receipt!.stdoutTail && <pre data-field="stdout">{t.receipt!.stdoutTail}</pre>}
-            {t.receipt!.stderrTail && <pre data-field="stderr">{t.receipt!.stderrTail}</pre>}
+            <p class="muted">Receipt signed by the node.</p>
+            <Output name="stdout" caption="Standard output (tail)" text={t.receipt!.stdoutTail} />
+            <figure class="output" data-output="stdout-sha256">
+              <figcaption>SHA-256 of all it wrote to stdout</figcaption>
+              <code class="wrap">{t.receipt!.outputSha256}</code>
+            </figure>
+            <Output name="stderr" caption="Standard error (tail)" text={t.receipt!.stderrTail} />
           </section>
         ))}
     </section>
+  );
+}
+
+/** One stream of a receipt under its own caption; an empty stream says so instead of a blank box. */
+function Output({ name, caption, text }: { name: string; caption: string; text: string | undefined }) {
+  return (
+    <figure class="output" data-output={name}>
+      <figcaption>{caption}</figcaption>
+      {text ? <pre data-field={name}>{text}</pre> : <p class="muted">nothing</p>}
+    </figure>
   );
 }

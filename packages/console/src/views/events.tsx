@@ -93,6 +93,7 @@ export function EventsView({ model }: { model: FleetModel }) {
             <EventRow
               key={e.id}
               event={e}
+              names={model.names}
               actions={
                 e.kind === 'incident' ? (
                   <IncidentActions id={e.id} state={incidents.get(e.id) ?? 'open'} answer={answer} />

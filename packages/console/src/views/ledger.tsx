@@ -10,7 +10,9 @@ import {
 } from '@muster/proto/web';
 import { useEffect, useState } from 'preact/hooks';
 import { api, message } from '../api.js';
-import { time } from '../format.js';
+import { type FleetModel, useModel } from '../model.js';
+import { SECURITY_KINDS } from './attention.js';
+import { Kind, Ref, When } from './ref.js';
 
 interface Entry {
   seq: number;
@@ -31,8 +33,7 @@ const KINDS = [
   'node.replaced',
   'token.created',
   'token.revoked',
-  'security.duplicate_channel',
-  'security.superseded_certificate_used',
+  ...SECURITY_KINDS,
 ];
 
 const sha256 = async (data: Uint8Array) =>
@@ -58,7 +59,8 @@ interface Verdict {
  * The ledger: the latest signed checkpoint, the entries by kind, and for any entry an inclusion
  * proof checked here, in the browser, against the checkpoint: the server is not trusted to say so.
  */
-export function LedgerView() {
+export function LedgerView({ model }: { model: FleetModel }) {
+  useModel(model);
   const [vkey, setVkey] = useState<string | undefined>();
   const [checkpoint, setCheckpoint] = useState<SignedCheckpoint | undefined>();
   const [signed, setSigned] = useState<string | undefined>();
@@ -102,6 +104,13 @@ export function LedgerView() {
       const page = await api<{ items: Entry[]; nextBefore: number | null }>(
         'GET',
         `/v1/ledger/decisions?${q}`,
+      );
+      model.names.learnCommands(
+        page.items.flatMap((e) =>
+          e.kind === 'command.issued' && typeof e.data.action === 'string'
+            ? [{ id: e.subject.slice('command:'.length), action: e.data.action }]
+            : [],
+        ),
       );
       setEntries((list) => (before === undefined ? page.items : [...(list ?? []), ...page.items]));
       setOlder(page.nextBefore);
@@ -172,11 +181,15 @@ export function LedgerView() {
             </dd>
             <dt>Signature</dt>
             <dd data-field="signature">
-              {signed === 'good'
-                ? `checked here against ${vkey}`
-                : signed === 'bad'
-                  ? 'DOES NOT VERIFY against the ledger key'
-                  : (signed ?? 'checking…')}
+              {signed === 'good' ? (
+                <>
+                  checked here against <code class="wrap">{vkey}</code>
+                </>
+              ) : signed === 'bad' ? (
+                'DOES NOT VERIFY against the ledger key'
+              ) : (
+                (signed ?? 'checking…')
+              )}
             </dd>
           </dl>
         ) : (
@@ -207,8 +220,15 @@ export function LedgerView() {
         <ol class="entries">
           {entries.map((e) => (
             <li key={e.seq} data-seq={e.seq}>
-              <span class="seq">#{e.seq}</span> <time>{time(e.ts)}</time> <span class="kind">{e.kind}</span>{' '}
-              <span class="muted">{e.subject}</span> <span class="muted">by {e.actor}</span>{' '}
+              <span class="seq">#{e.seq}</span> <When iso={e.ts} /> <Kind kind={e.kind} />{' '}
+              <Ref
+                names={model.names}
+                of={e.subject}
+                hint={typeof e.data.name === 'string' ? e.data.name : undefined}
+              />{' '}
+              <span class="muted">
+                by <Ref names={model.names} of={e.actor} />
+              </span>{' '}
               <button type="button" class="small" onClick={() => verify(e.seq)}>
                 Check inclusion
               </button>

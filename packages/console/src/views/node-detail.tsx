@@ -2,9 +2,10 @@ import type { EventEnvelope, EventList, NodeView } from '@muster/proto';
 import { Fragment } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { api, message } from '../api.js';
-import { ago, bytes, labelText, time, until } from '../format.js';
+import { bytes, labelText, time, until } from '../format.js';
 import type { FleetModel } from '../model.js';
 import { useNow } from '../model.js';
+import { StatusCard, useRecentSecurity } from './attention.js';
 import { Chart, type Series } from './chart.js';
 import { EventRow } from './event-line.js';
 import { StatusPill } from './pill.js';
@@ -39,10 +40,12 @@ export function NodeDetail({ model, id }: { model: FleetModel; id: string }) {
   const [events, setEvents] = useState<EventEnvelope[]>([]);
   const [range, setRange] = useState(RANGES[0]!);
   const [telemetry, setTelemetry] = useState<Telemetry | undefined>();
+  const security = useRecentSecurity(model, id, now);
 
   const load = () =>
     api<NodeView>('GET', `/v1/nodes/${encodeURIComponent(id)}`)
       .then((n) => {
+        model.names.learnNodes([n]);
         setNode(n);
         setError(undefined);
       })
@@ -113,25 +116,7 @@ export function NodeDetail({ model, id }: { model: FleetModel; id: string }) {
         <StatusPill status={node.status} />
       </div>
       <div class="cards">
-        <section class="card" aria-labelledby="reasons-title">
-          <h2 id="reasons-title">Status</h2>
-          {node.reasons.length === 0 ? (
-            <p>Nothing needs attention.</p>
-          ) : (
-            <ul class="reasons">
-              {node.reasons.map((r) => (
-                <li key={r}>
-                  {r}
-                  {statusSince && <span class="muted"> · since {time(statusSince)}</span>}
-                </li>
-              ))}
-            </ul>
-          )}
-          <p class="muted">
-            Last seen <span data-field="last-seen">{ago(node.lastSeenAt, now)}</span> · enrolled{' '}
-            {time(node.enrolledAt)}
-          </p>
-        </section>
+        <StatusCard node={node} security={security} statusSince={statusSince} now={now} />
         <section class="card" aria-labelledby="facts-title">
           <h2 id="facts-title">Facts</h2>
           <dl class="facts">
@@ -262,7 +247,7 @@ export function NodeDetail({ model, id }: { model: FleetModel; id: string }) {
         ) : (
           <ol class="events">
             {events.slice(0, 200).map((e) => (
-              <EventRow key={e.id} event={e} />
+              <EventRow key={e.id} event={e} names={model.names} />
             ))}
           </ol>
         )}

@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual, type X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { FastifyRequest } from 'fastify';
 import type { Clock } from '../clock.js';
-import { UnauthorizedError } from '../errors.js';
+import { type AppError, UnauthorizedError } from '../errors.js';
 import type { NodeIdentity, RefusedSerial } from '../features/nodes/service.js';
 import type { FleetRoots } from '../pki/fleet.js';
 import type { LiveConnections } from './connections.js';
@@ -25,25 +25,77 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest();
  */
 export type AlternativeCredential = (request: FastifyRequest) => Promise<boolean>;
 
+/** Counts refused credentials per source address; see FailedCredentials in rate-limit.ts. */
+export interface CredentialRefusals {
+  /** Returns the error to answer a refused credential from `source` with: itself, or a 429. */
+  refuse(source: string, refusal: AppError): AppError;
+}
+
 /**
  * Checks `Authorization: Bearer <admin token>` in constant time: both sides are hashed first,
  * so neither the length nor the content leaks through timing. Without that header, the
- * alternative credential (a console session) may authenticate the request instead.
+ * alternative credential (a console session) may authenticate the request instead. A credential
+ * presented and refused counts against its source address in `refusals` (a request with none
+ * does not); a valid one is accepted whatever its address has spent.
  */
 export function adminTokenCheck(
   adminToken: string,
   alternative?: AlternativeCredential,
+  refusals?: CredentialRefusals,
 ): (request: FastifyRequest) => Promise<void> {
   const expected = sha256(adminToken);
+  const refused = (request: FastifyRequest, err: AppError) => refusals?.refuse(request.ip, err) ?? err;
   return async (request) => {
     const header = request.headers.authorization;
-    if (header === undefined && alternative && (await alternative(request))) return;
+    if (header === undefined && alternative) {
+      try {
+        if (await alternative(request)) return;
+      } catch (err) {
+        throw err instanceof UnauthorizedError ? refused(request, err) : err;
+      }
+    }
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
     if (!match || !timingSafeEqual(sha256(match[1]!), expected)) {
-      throw new UnauthorizedError('a valid admin token is required (Authorization: Bearer …)');
+      const err = new UnauthorizedError('a valid admin token is required (Authorization: Bearer …)');
+      throw header === undefined ? err : refused(request, err);
     }
     request.actor = 'admin';
   };
+}
+
+/** The least entropy an admin token may carry: what a guesser faces, as for join tokens' 256. */
+export const MIN_ADMIN_TOKEN_BITS = 128;
+
+/** Alphabets a token may be drawn from, smallest first: a token is judged by the first that holds it. */
+const TOKEN_ALPHABETS: ReadonlyArray<{ name: string; pattern: RegExp; size: number }> = [
+  { name: 'decimal', pattern: /^[0-9]+$/, size: 10 },
+  { name: 'hex', pattern: /^(?:[0-9a-f]+|[0-9A-F]+)$/, size: 16 },
+  { name: 'single-case alphanumeric', pattern: /^(?:[a-z0-9]+|[A-Z0-9]+)$/, size: 36 },
+  { name: 'alphanumeric', pattern: /^[A-Za-z0-9]+$/, size: 62 },
+  { name: 'base64url', pattern: /^[A-Za-z0-9_-]+$/, size: 64 },
+  { name: 'base64', pattern: /^[A-Za-z0-9+/]+=*$/, size: 64 },
+  { name: 'printable ASCII', pattern: /^[\x21-\x7e]+$/, size: 94 },
+];
+
+/**
+ * Why an admin token is too weak to accept, or undefined when it is not. Its entropy is judged
+ * as a random draw from the smallest usual alphabet that holds it (length × log2 of the
+ * alphabet), which is what a token from `openssl rand` or a password manager carries; one that
+ * repeats a handful of characters (`aaaa…`, `abab…`) carries far less than that and is refused too.
+ */
+export function adminTokenWeakness(token: string): string | undefined {
+  const body = token.replace(/=+$/, '');
+  const alphabet = TOKEN_ALPHABETS.find((a) => a.pattern.test(token));
+  if (!alphabet)
+    return 'it holds spaces or characters outside printable ASCII, which a bearer header cannot carry';
+  const bits = Math.floor(body.length * Math.log2(alphabet.size));
+  if (bits < MIN_ADMIN_TOKEN_BITS) {
+    return `a ${body.length}-character ${alphabet.name} token carries about ${bits} bits of entropy, and at least ${MIN_ADMIN_TOKEN_BITS} are needed`;
+  }
+  const distinct = new Set(body).size;
+  if (distinct < 6)
+    return `it repeats ${distinct} distinct characters, so it is far easier to guess than its length suggests`;
+  return undefined;
 }
 
 /** What identifying a node from its TLS socket needs. */

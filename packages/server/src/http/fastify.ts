@@ -4,6 +4,7 @@ import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
+import { type AdminHosts, hostCheck } from './host-check.js';
 import { MAX_BODY_BYTES, parseJsonBody } from './json.js';
 import { installProblemHandlers } from './problems.js';
 
@@ -30,6 +31,8 @@ export interface PlaneOptions {
   plane: 'agent' | 'admin';
   /** Errors that mean the store is away: answered 503, not 500. */
   storeUnavailable?: (err: unknown) => boolean;
+  /** The names this plane answers to; any other `Host` is refused before anything else runs. */
+  hosts?: AdminHosts;
   /** TLS settings; plain HTTP when absent. */
   https?: SecureContextOptions & {
     requestCert?: boolean;
@@ -74,6 +77,8 @@ export function createPlane(opts: PlaneOptions): FastifyInstance {
     },
   );
   installProblemHandlers(app, opts.storeUnavailable);
+  // First of all hooks, so a misdirected request learns nothing, not even whether it needs a credential.
+  if (opts.hosts) app.addHook('onRequest', hostCheck(opts.hosts));
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
     // The console's hashed files say how long they keep; everything else is never cached.

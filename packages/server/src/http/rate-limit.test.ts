@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { ManualClock } from '../clock.js';
-import { RateLimiter } from './rate-limit.js';
+import { RateLimitedError, UnauthorizedError } from '../errors.js';
+import { FailedCredentials, RateLimiter, sourceOf } from './rate-limit.js';
 
 describe('RateLimiter', () => {
   test('allows a burst, then asks the caller to wait, then refills with time', () => {
@@ -74,5 +75,60 @@ describe('RateLimiter', () => {
         },
       ),
     );
+  });
+});
+
+describe('FailedCredentials', () => {
+  const refusal = new UnauthorizedError('wrong');
+  const setUp = (perMinute: number) => {
+    const clock = new ManualClock();
+    const logged: Array<[string, number]> = [];
+    const failures = new FailedCredentials({
+      clock,
+      perMinute,
+      onLimited: (source, refused) => logged.push([source, refused]),
+    });
+    return { clock, logged, failures };
+  };
+
+  test('answers the refusal until the budget is spent, then a 429 saying how long to wait', () => {
+    const { failures } = setUp(30);
+    for (let i = 0; i < 30; i++) assert.equal(failures.refuse('10.0.0.1', refusal), refusal);
+    const limited = failures.refuse('10.0.0.1', refusal);
+    assert.ok(limited instanceof RateLimitedError);
+    assert.equal(limited.status, 429);
+    assert.equal(limited.retryAfterSec, 2, 'one refusal back every two seconds at 30 a minute');
+    assert.equal(failures.refuse('10.0.0.2', refusal), refusal, 'another address has its own budget');
+  });
+
+  test('counts an IPv6 source by its /64, which one host holds whole, and a mapped IPv4 as itself', () => {
+    assert.equal(sourceOf('2001:db8:1:2::1'), '2001:db8:1:2::/64');
+    assert.equal(sourceOf('2001:0db8:0001:0002:aaaa:bbbb:cccc:dddd'), '2001:db8:1:2::/64');
+    assert.equal(sourceOf('2001:db8::5'), '2001:db8:0:0::/64');
+    assert.equal(sourceOf('fe80::1%eth0'), 'fe80:0:0:0::/64');
+    assert.equal(sourceOf('::1'), '0:0:0:0::/64');
+    assert.equal(sourceOf('::ffff:10.0.0.1'), '10.0.0.1');
+    assert.equal(sourceOf('10.0.0.1'), '10.0.0.1');
+    const { failures } = setUp(3);
+    for (let i = 0; i < 3; i++) failures.refuse(`2001:db8:1:2::${i + 1}`, refusal);
+    assert.equal(failures.refuse('2001:db8:1:2:ffff::9', refusal).status, 429, 'the same /64');
+    assert.equal(failures.refuse('2001:db8:1:3::1', refusal), refusal, 'the next /64 is another source');
+  });
+
+  test('logs a limited source once per window, then with what it sent in the last one', () => {
+    const { clock, logged, failures } = setUp(5);
+    for (let i = 0; i < 5; i++) failures.refuse('a', refusal);
+    for (let i = 0; i < 100; i++) failures.refuse('a', refusal);
+    assert.deepEqual(logged, [['a', 0]]);
+    clock.advance(60_000);
+    for (let i = 0; i < 20; i++) failures.refuse('a', refusal);
+    // The minute refilled five; the sixth of these twenty opens a new window.
+    assert.deepEqual(logged, [
+      ['a', 0],
+      ['a', 100],
+    ]);
+    clock.advance(3_600_000);
+    for (let i = 0; i < 6; i++) failures.refuse('a', refusal);
+    assert.deepEqual(logged.at(-1), ['a', 0], 'an hour later it is a new episode');
   });
 });

@@ -1,4 +1,6 @@
+import { isIP } from 'node:net';
 import type { Clock } from '../clock.js';
+import { type AppError, RateLimitedError } from '../errors.js';
 
 /**
  * A token bucket per key (a source address). Buckets that refilled completely are forgotten,
@@ -33,5 +35,75 @@ export class RateLimiter {
     for (const [key, bucket] of this.buckets) {
       if (bucket.tokens + ((now - bucket.at) / 1000) * this.perSecond >= this.burst) this.buckets.delete(key);
     }
+  }
+}
+
+/**
+ * The source a refusal is counted against: the address, but for IPv6 its /64, which one host
+ * usually holds whole and could otherwise walk through one address at a time.
+ */
+export function sourceOf(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return mapped[1]!;
+  if (isIP(address) !== 6) return address;
+  const [head = '', tail] = address.split('%')[0]!.split('::');
+  const groups = (part: string) => (part === '' ? [] : part.split(':'));
+  const missing = tail === undefined ? 0 : 8 - groups(head).length - groups(tail).length;
+  const full = [...groups(head), ...Array<string>(missing).fill('0'), ...groups(tail ?? '')];
+  return `${full
+    .slice(0, 4)
+    .map((g) => Number.parseInt(g, 16).toString(16))
+    .join(':')}::/64`;
+}
+
+/** How long one account of a limited source lasts: the log says so at most once per window. */
+const LIMITED_WINDOW_MS = 60_000;
+
+/**
+ * Refused admin credentials (bearer tokens, console sessions, sign-in tokens and codes) per
+ * source address. Once a source has spent its budget its refusals are 429s instead of 401s,
+ * with `retry-after`; a valid credential is still checked and accepted, as Teleport and GitHub
+ * do, so an attacker sharing an address (a NAT, the proxy in front) cannot lock operators out.
+ * Tokens of at least 128 bits make guessing hopeless anyway: the budget turns a flood into cheap
+ * answers that tell the client to stop, and tells the operator once per window.
+ */
+export class FailedCredentials {
+  private readonly limiter: RateLimiter;
+  private readonly windows = new Map<string, { start: number; refused: number }>();
+
+  constructor(
+    private readonly deps: {
+      clock: Clock;
+      /** Refusals per minute a source may have, in bursts of as many. */
+      perMinute: number;
+      /** Called when a source is first limited, then once per window while it stays so. */
+      onLimited: (source: string, refusedInLastWindow: number) => void;
+    },
+  ) {
+    this.limiter = new RateLimiter(deps.clock, deps.perMinute / 60, deps.perMinute);
+  }
+
+  /** Counts one refused credential from `address`; returns what to answer: `refusal`, or a 429. */
+  refuse(address: string, refusal: AppError): AppError {
+    const source = sourceOf(address);
+    const wait = this.limiter.take(source);
+    if (wait === 0) return refusal;
+    const now = this.deps.clock.now();
+    const window = this.windows.get(source);
+    if (!window || now - window.start >= LIMITED_WINDOW_MS) {
+      const continued = window !== undefined && now - window.start < 2 * LIMITED_WINDOW_MS;
+      this.deps.onLimited(source, continued ? window.refused : 0);
+      this.windows.set(source, { start: now, refused: 1 });
+      if (this.windows.size > 10_000) this.sweep(now);
+    } else window.refused += 1;
+    return new RateLimitedError(
+      `too many refused credentials from this address; wait ${wait} s before trying again`,
+      wait,
+    );
+  }
+
+  private sweep(now: number): void {
+    for (const [source, window] of this.windows)
+      if (now - window.start >= LIMITED_WINDOW_MS) this.windows.delete(source);
   }
 }

@@ -1,9 +1,10 @@
 import { generateKeyPairSync, X509Certificate as NodeX509, randomBytes } from 'node:crypto';
-import { readFile, rm } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { assertPrivateFiles, ensurePrivateDir, writeFileAtomic } from '@muster/host';
+import { assertPrivateFiles, writeFileAtomic } from '@muster/host';
 import type { Clock, IdSource } from '../clock.js';
+import { adminTokenWeakness } from '../http/auth.js';
 import { CertificateAuthority, isIpAddress } from './ca.js';
 import { type FleetRoot, fleetRootPaths, loadFleetRoot } from './fleet-root.js';
 
@@ -87,6 +88,96 @@ export function serverNames(listenHost: string, extra: readonly string[]): strin
   return [...names];
 }
 
+/** Thrown when the data dir or a file in it could be changed by someone other than the server's user. */
+export class UntrustedFileError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UntrustedFileError';
+  }
+}
+
+/** The data dir's files that decide whom the server trusts or that hold its secrets. */
+function trustFiles(dir: string, names: readonly string[]): string[] {
+  const paths = dataDirPaths(dir);
+  const root = fleetRootPaths(dir);
+  const db = join(dir, 'muster.db');
+  const rotated = names.filter((name) => /^ca-[0-9a-f]+\.(pem|key)$/.test(name)).map((n) => join(dir, n));
+  return [
+    paths.caCert,
+    paths.caKey,
+    paths.serverCert,
+    paths.serverKey,
+    paths.adminToken,
+    paths.ledgerKey,
+    root.pub,
+    root.key,
+    ...rotated,
+    db,
+    `${db}-wal`,
+    `${db}-shm`,
+  ];
+}
+
+/**
+ * Why a path cannot be trusted, if it cannot: writable by group or others, or owned by a user
+ * other than the server's. Files owned by root are accepted as sshd's StrictModes does: root can
+ * change anything anyway.
+ */
+function trustProblem(
+  path: string,
+  info: { mode: number; uid: number; isDirectory(): boolean },
+): string | undefined {
+  const uid = process.getuid?.();
+  const harm = info.isDirectory() ? 'swap the keys in it' : 'replace it';
+  if (uid !== undefined && info.uid !== uid && info.uid !== 0) {
+    return `${path} is owned by uid ${info.uid}, not by the user the server runs as (uid ${uid}), so that user could ${harm}; run: chown ${uid} ${path}`;
+  }
+  if ((info.mode & 0o022) !== 0) {
+    const mode = (info.mode & 0o777).toString(8).padStart(4, '0');
+    return `${path} is writable by group or others (mode ${mode}), so another local user could ${harm}; run: chmod go-w ${path}`;
+  }
+  return undefined;
+}
+
+async function statIfExists(path: string) {
+  return stat(path).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return undefined;
+    throw err;
+  });
+}
+
+/**
+ * Makes the data dir on first start (0700, whatever the umask), and refuses one that another
+ * local user could change: the dir itself or any trust file in it writable by group or others,
+ * or owned by someone else. A swapped `root.pub` or `ca.pem` would otherwise put an attacker's
+ * pins in every join line. Secret files must not be readable by others either. `outside` are
+ * trust files given by flag (`--admin-token-file`, `--fleet-root FILE`), held to the same rules.
+ */
+export async function openDataDir(
+  dir: string,
+  outside: { secrets?: readonly string[]; public?: readonly string[] } = {},
+): Promise<void> {
+  if ((await mkdir(dir, { recursive: true, mode: 0o700 })) !== undefined) await chmod(dir, 0o700);
+  const dirProblem = trustProblem(dir, await stat(dir));
+  if (dirProblem) throw new UntrustedFileError(dirProblem);
+  const files = trustFiles(dir, await readdir(dir));
+  const secrets = [...files.filter((file) => file.endsWith('.key')), dataDirPaths(dir).adminToken];
+  await assertPrivateFiles([...secrets, ...(outside.secrets ?? [])]);
+  for (const file of [...files, ...(outside.secrets ?? []), ...(outside.public ?? [])]) {
+    const info = await statIfExists(file);
+    const problem = info && trustProblem(file, info);
+    if (problem) throw new UntrustedFileError(problem);
+  }
+}
+
+/** The trust files the settings name outside the data dir. */
+export function trustFilesOutside(opts: { adminTokenFile?: string; fleetRoot?: string }) {
+  return {
+    secrets: opts.adminTokenFile ? [opts.adminTokenFile] : [],
+    public: opts.fleetRoot && !opts.fleetRoot.startsWith('ed25519:') ? [opts.fleetRoot] : [],
+  };
+}
+
 /**
  * Opens the data dir, making on first start the fleet CA, the server's TLS identity and the
  * admin token. Refuses key files that others can read. Re-issues the server identity when the
@@ -105,15 +196,8 @@ export async function prepareDataDir(opts: {
   rotation?: RotationOnRecord;
 }): Promise<ServerIdentity> {
   const paths = dataDirPaths(opts.dir);
-  await ensurePrivateDir(opts.dir);
   const tokenPath = opts.adminTokenFile ?? paths.adminToken;
-  await assertPrivateFiles([
-    paths.caKey,
-    paths.serverKey,
-    tokenPath,
-    paths.ledgerKey,
-    fleetRootPaths(opts.dir).key,
-  ]);
+  await openDataDir(opts.dir, trustFilesOutside(opts));
   const created: string[] = [];
   const now = opts.clock.now();
   const rotation = opts.rotation ?? { state: 'none', newSerial: null };
@@ -174,6 +258,15 @@ export async function prepareDataDir(opts: {
     adminToken = `mat_${randomBytes(32).toString('base64url')}`;
     await writeFileAtomic(tokenPath, `${adminToken}\n`, 0o600);
     created.push(tokenPath);
+  }
+  const weakness = adminTokenWeakness(adminToken);
+  if (weakness) {
+    throw new Error(
+      `the admin token in ${tokenPath} is too weak (${weakness}); ` +
+        (opts.adminTokenFile
+          ? `put a random one there, e.g. openssl rand -base64 32 > ${tokenPath}`
+          : `remove ${tokenPath} and start again to have a strong one made`),
+    );
   }
 
   let ledgerKeyPem = await readIfExists(paths.ledgerKey);

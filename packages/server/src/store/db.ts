@@ -1,3 +1,4 @@
+import { chmodSync, closeSync, existsSync, openSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type BetterSqlite3 from 'better-sqlite3';
 import {
@@ -69,9 +70,11 @@ function loadSqlite(): typeof BetterSqlite3 {
 function openSqlite(url: string): Store {
   const path = url.startsWith('sqlite:') ? url.slice('sqlite:'.length) : url;
   const Database = loadSqlite();
+  createPrivately(path);
   const database = new Database(path);
   // WAL lets readers run beside the writer; FULL makes every commit survive power loss.
   database.pragma('journal_mode = WAL');
+  tightenSqliteFiles(path);
   database.pragma('synchronous = FULL');
   database.pragma('foreign_keys = ON');
   database.pragma('busy_timeout = 5000');
@@ -86,6 +89,36 @@ function openSqlite(url: string): Store {
     },
     close: () => db.destroy(),
   };
+}
+
+/**
+ * Makes the database file 0600 before SQLite opens it, so it never exists readable by others,
+ * whatever the umask. SQLite gives its `-wal` and `-shm` files the database file's mode.
+ */
+function createPrivately(path: string): void {
+  if (path === '' || path === ':memory:' || existsSync(path)) return;
+  try {
+    closeSync(openSync(path, 'wx', 0o600));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+}
+
+/**
+ * The store holds token hashes, sessions and the ledger: its files are the server's alone. A
+ * store made by an earlier release (0644) is narrowed here, `-wal` and `-shm` included.
+ */
+function tightenSqliteFiles(path: string): void {
+  if (path === '' || path === ':memory:') return;
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+    try {
+      chmodSync(file, 0o600);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') continue;
+      throw new Error(`cannot make the store file ${file} private (chmod 600): ${code}`);
+    }
+  }
 }
 
 /**

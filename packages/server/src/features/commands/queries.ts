@@ -1,7 +1,12 @@
 import type { CommandList, CommandTargetView, CommandView, SignedCommand, TargetState } from '@muster/proto';
-import type { Kysely, Selectable } from 'kysely';
-import { BadRequestError, NotFoundError } from '../../errors.js';
+import { type Kysely, type Selectable, sql } from 'kysely';
+import { BadRequestError, ConflictError, NotFoundError } from '../../errors.js';
 import type { CommandsTable, Schema } from '../../store/schema.js';
+
+/** A shorter prefix would match half the history; it is taken as a whole id. */
+const MIN_PREFIX = 4;
+/** How many ids an ambiguous prefix names. */
+const MAX_CANDIDATES = 5;
 
 /** Commands as operators read them: newest first, with per-state counts and per-node detail. */
 export class CommandQueries {
@@ -29,9 +34,12 @@ export class CommandQueries {
     };
   }
 
-  async get(id: string): Promise<CommandView> {
-    const row = await this.db.selectFrom('commands').selectAll().where('id', '=', id).executeTakeFirst();
-    if (!row) throw new NotFoundError(`no command ${id}`);
+  /** A command by its id, or by a prefix of it that only one command's id starts with (as git does). */
+  async get(idOrPrefix: string): Promise<CommandView> {
+    const row =
+      (await this.db.selectFrom('commands').selectAll().where('id', '=', idOrPrefix).executeTakeFirst()) ??
+      (await this.byPrefix(idOrPrefix));
+    const id = row.id;
     const targets = await this.db
       .selectFrom('command_targets as t')
       .innerJoin('nodes as n', 'n.id', 't.node_id')
@@ -52,6 +60,32 @@ export class CommandQueries {
       };
     });
     return { ...view(row, summary), targets: items, signed: JSON.parse(row.signed) as SignedCommand };
+  }
+
+  private async byPrefix(prefix: string): Promise<Selectable<CommandsTable>> {
+    if (prefix.length < MIN_PREFIX) throw new NotFoundError(`no command ${prefix}`);
+    const pattern = `${prefix.replace(/[\\%_]/g, '\\$&')}%`;
+    const rows = await this.db
+      .selectFrom('commands')
+      .selectAll()
+      // LIKE can use an index; substr makes it exact, as SQLite's LIKE ignores case.
+      .where(sql<boolean>`id like ${pattern} escape '\\'`)
+      .where(sql<boolean>`substr(id, 1, ${prefix.length}) = ${prefix}`)
+      .orderBy('id')
+      .limit(MAX_CANDIDATES + 1)
+      .execute();
+    if (rows.length === 0) throw new NotFoundError(`no command ${prefix}`);
+    if (rows.length > 1) {
+      const more = rows.length > MAX_CANDIDATES ? ', …' : '';
+      throw new ConflictError(
+        `"${prefix}" is the start of several command ids: ${rows
+          .slice(0, MAX_CANDIDATES)
+          .map((r) => r.id)
+          .join(', ')}${more}; give more of it`,
+        'ambiguous_id',
+      );
+    }
+    return rows[0]!;
   }
 
   private async summaries(ids: string[]): Promise<Map<string, Record<string, number>>> {

@@ -69,7 +69,14 @@ export function commandRoutes(
     '/v1/commands/:id',
     {
       schema: {
-        params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }),
+        params: Type.Object({
+          id: Type.String({
+            minLength: 1,
+            maxLength: 64,
+            description:
+              'a command id, or a prefix of one (at least 4 characters) that no other id starts with; a prefix of several answers 409 ambiguous_id naming them',
+          }),
+        }),
         response: { 200: CommandView },
       },
     },

@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import { ForbiddenError, UnauthorizedError } from '../../errors.js';
 import type { AlternativeCredential } from '../../http/auth.js';
+import type { AdminHosts } from '../../http/host-check.js';
 import { type ConsoleSession, CSRF_HEADER, cookieValue, csrfMatches, SESSION_COOKIE } from './sessions.js';
 
 declare module 'fastify' {
@@ -13,22 +14,18 @@ declare module 'fastify' {
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /**
- * True when the browser says the request comes from a page of this same origin, or says
+ * True when the browser says the request comes from a page of the console's own origin, or says
  * nothing (non-browser clients). `Sec-Fetch-Site` and `Origin` are set by the browser and cannot
  * be forged by a page, so a cross-site form or script is refused even before the CSRF token.
+ * The origin is checked against the admin plane's configured names, never against the request's
+ * own `Host`, which a DNS-rebinding page chooses.
  */
-export function sameOrigin(request: FastifyRequest): boolean {
+export function sameOrigin(request: FastifyRequest, hosts: Pick<AdminHosts, 'originAllowed'>): boolean {
   const site = request.headers['sec-fetch-site'];
   if (site !== undefined && site !== 'same-origin' && site !== 'none') return false;
   const origin = request.headers.origin;
   if (origin === undefined) return true;
-  try {
-    // Through URL on both sides, so a default port written out (":80") compares equal.
-    const from = new URL(origin);
-    return new URL(`${from.protocol}//${request.headers.host}`).host === from.host;
-  } catch {
-    return false;
-  }
+  return hosts.originAllowed(origin, request.headers.host);
 }
 
 /**
@@ -36,9 +33,10 @@ export function sameOrigin(request: FastifyRequest): boolean {
  * carry a live session (else 401, so the console shows its sign-in page); a state-changing one
  * must also come from this origin and echo the session's CSRF token in `x-muster-csrf` (else 403).
  */
-export function sessionCredential(sessions: {
-  find(secret: string): Promise<ConsoleSession | undefined>;
-}): AlternativeCredential {
+export function sessionCredential(
+  sessions: { find(secret: string): Promise<ConsoleSession | undefined> },
+  hosts: Pick<AdminHosts, 'originAllowed'>,
+): AlternativeCredential {
   return async (request) => {
     const secret = cookieValue(request.headers.cookie, SESSION_COOKIE);
     if (secret === undefined) return false;
@@ -47,7 +45,7 @@ export function sessionCredential(sessions: {
       throw new UnauthorizedError('the console session has ended; sign in again', 'session_ended');
     if (!SAFE_METHODS.has(request.method)) {
       const header = request.headers[CSRF_HEADER];
-      if (!sameOrigin(request) || !csrfMatches(Array.isArray(header) ? header[0] : header, session)) {
+      if (!sameOrigin(request, hosts) || !csrfMatches(Array.isArray(header) ? header[0] : header, session)) {
         throw new ForbiddenError(
           `a console request that changes state must come from the console itself (${CSRF_HEADER})`,
           'csrf',

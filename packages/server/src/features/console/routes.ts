@@ -2,6 +2,8 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { FleetSummary, SessionCreateRequest, SessionView } from '@muster/proto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ForbiddenError, UnauthorizedError } from '../../errors.js';
+import type { CredentialRefusals } from '../../http/auth.js';
+import type { AdminHosts } from '../../http/host-check.js';
 import { sendProblem } from '../../http/problems.js';
 import type { Asset } from './assets.js';
 import { sameOrigin, sessionCredential } from './guard.js';
@@ -53,6 +55,10 @@ export function consoleRoutes(
     adminToken: string;
     /** Whether the cookie must be `Secure`: the browser reaches the admin plane over HTTPS. */
     secureCookie: boolean;
+    /** The admin plane's names, which a console request's `Origin` must carry. */
+    hosts: AdminHosts;
+    /** Wrong tokens and codes count against their source address, as bearer tokens do. */
+    refusals?: CredentialRefusals;
   },
 ): void {
   const { assets, sessions } = deps;
@@ -108,7 +114,8 @@ export function consoleRoutes(
     '/v1/session',
     { schema: { body: SessionCreateRequest, response: { 201: SessionView } } },
     async (request, reply) => {
-      if (!sameOrigin(request)) throw new ForbiddenError('sign in from the console itself', 'csrf');
+      if (!sameOrigin(request, deps.hosts))
+        throw new ForbiddenError('sign in from the console itself', 'csrf');
       const body = request.body as SessionCreateRequest;
       const tokenOk =
         body.token !== undefined &&
@@ -116,10 +123,11 @@ export function consoleRoutes(
         body.code === undefined;
       const codeOk = !tokenOk && body.code !== undefined && (await sessions.redeemCode(body.code));
       if (!tokenOk && !codeOk) {
-        throw new UnauthorizedError(
+        const refusal = new UnauthorizedError(
           'that admin token or sign-in link is not valid (links work once, for 15 minutes)',
           'bad_credential',
         );
+        throw deps.refusals?.refuse(request.ip, refusal) ?? refusal;
       }
       const session = await sessions.create();
       request.log.info(
@@ -139,7 +147,7 @@ export function consoleRoutes(
   });
   // Sign-out checks the session and its CSRF token like any state-changing call, then ends it in
   // the store, so the cookie is worthless on every replica even if a copy of it survives.
-  const guard = sessionCredential(sessions);
+  const guard = sessionCredential(sessions, deps.hosts);
   app.delete('/v1/session', async (request, reply) => {
     reply.header('set-cookie', cookie('', 0));
     if (!(await guard(request))) throw new UnauthorizedError('not signed in to the console', 'session_ended');

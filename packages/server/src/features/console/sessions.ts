@@ -97,6 +97,15 @@ export class SessionService {
   async redeemCode(code: string): Promise<boolean> {
     if (code.length === 0 || code.length > 256) return false;
     const now = this.deps.clock.now();
+    // A read first: a flood of wrong codes must not cost a write (a transaction) each.
+    const live = await this.deps.db
+      .selectFrom('console_signin_codes')
+      .select('code_hash')
+      .where('code_hash', '=', hash(code))
+      .where('used_at', 'is', null)
+      .where('expires_at', '>', now)
+      .executeTakeFirst();
+    if (!live) return false;
     const result = await this.deps.write((trx) =>
       trx
         .updateTable('console_signin_codes')
