@@ -80,6 +80,9 @@ export class StatusWatcher {
     let announced = 0;
     let cursor: string | null = null;
     const seen = new Set<string>();
+    // Only nodes known before the pass can be missing from it for good: one that enrolled
+    // during the pass, after its page was read, is not gone.
+    const before = [...this.tracked.keys()];
     do {
       const page: Awaited<ReturnType<typeof nodes.list>> = await nodes.list({
         limit: 1000,
@@ -91,7 +94,7 @@ export class StatusWatcher {
         announced += await this.consider(node, recorded.get(node.id) ?? null, now);
       }
     } while (cursor);
-    for (const id of this.tracked.keys()) if (!seen.has(id)) this.untrack(id);
+    for (const id of before) if (!seen.has(id)) this.untrack(id);
     await this.countDecommissioned();
     this.passed = true;
     return announced;
