@@ -113,7 +113,10 @@ export async function spawnServer(extraArgs: string[], db?: string, fdLimit?: nu
       '127.0.0.1:0',
       '--log-level',
       'warn',
-      // Every simulated agent connects from 127.0.0.1: one source address holds the whole fleet.
+      // Every simulated agent connects from 127.0.0.1: one source address holds the whole fleet,
+      // and the scenarios measure how many the process itself can hold.
+      '--max-connections',
+      '1000000',
       '--max-connections-per-source',
       '1000000',
       '--admin-max-connections',

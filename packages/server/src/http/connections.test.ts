@@ -8,7 +8,7 @@ import {
   type TestAgent,
   type TestServer,
 } from '../testing/harness.js';
-import { ConnectionGuard } from './connections.js';
+import { ConnectionGuard, defaultAgentConnections } from './connections.js';
 
 /** A raw TCP socket from `from` (any 127/8 address is this host) that never sends a byte. */
 function silentSocket(url: string, from: string): Promise<Socket & { gone: Promise<void> }> {
@@ -173,4 +173,16 @@ test('a budget being hit is said in the log once a minute, with how many were re
   } finally {
     server.close();
   }
+});
+
+test("the agent plane's default total stays under the open-file limit, with the admin budget set apart", () => {
+  assert.equal(defaultAgentConnections(256, 1024), 512);
+  assert.equal(defaultAgentConnections(256, 20_000), 19_488);
+  assert.equal(
+    defaultAgentConnections(100_000, 20_000),
+    14_744,
+    'a huge admin budget takes a quarter at most',
+  );
+  assert.equal(defaultAgentConnections(256, 1_048_576), 50_000);
+  assert.equal(defaultAgentConnections(256, Number.POSITIVE_INFINITY), 50_000);
 });

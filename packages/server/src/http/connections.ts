@@ -146,13 +146,19 @@ export class ConnectionGuard {
  * The agent plane's default total: 50,000 connections, or fewer when the process may open
  * fewer files, keeping a reserve for the admin plane, the store and the data dir.
  */
-export function defaultAgentConnections(adminBudget: number): number {
-  let limit = Number.POSITIVE_INFINITY;
+export function defaultAgentConnections(adminBudget: number, limit = openFileLimit()): number {
+  // The admin budget is set apart, but never more than a quarter of what the process may open.
+  const reserve = 256 + Math.min(adminBudget, Math.floor(limit / 4));
+  return Math.max(64, Math.min(50_000, limit - reserve));
+}
+
+/** The process's soft limit on open files (Linux), or no limit where it cannot be read. */
+function openFileLimit(): number {
   try {
     const line = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
-    if (line && line[1] !== 'unlimited') limit = Number(line[1]);
+    if (line && line[1] !== 'unlimited') return Number(line[1]);
   } catch {
     // Not Linux: no limit known here.
   }
-  return Math.max(16, Math.min(50_000, limit - adminBudget - 256));
+  return Number.POSITIVE_INFINITY;
 }
