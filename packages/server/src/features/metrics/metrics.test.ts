@@ -87,6 +87,23 @@ for (const dialect of dialects()) {
       const counts = await until('the decommission to count', (n) => n.decommissioned === 1);
       assert.deepEqual(counts, { ok: 1, attention: 0, critical: 1, offline: 0, decommissioned: 1 });
     });
+
+    test('a scrape lists no nodes: it reads the counts the watcher keeps', async () => {
+      await scrape();
+      const nodes = t.server.app.nodes;
+      const list = nodes.list.bind(nodes);
+      let listed = 0;
+      nodes.list = (query) => {
+        listed++;
+        return list(query);
+      };
+      try {
+        for (let i = 0; i < 5; i++) assert.equal((await scrape()).ok, 1);
+      } finally {
+        nodes.list = list;
+      }
+      assert.equal(listed, 0);
+    });
   });
 
   describe(`the sweep between full passes assesses only nodes whose time came (${dialect})`, () => {

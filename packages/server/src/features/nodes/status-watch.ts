@@ -53,6 +53,8 @@ export class StatusWatcher {
   private readonly deadlines = new DeadlineQueue();
   private firstPass: Promise<number> | undefined;
   private passed = false;
+  /** When the last full pass began, whoever asked for it (the timer or a first scrape). */
+  private fullAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly deps: {
@@ -71,6 +73,7 @@ export class StatusWatcher {
   async sweep(): Promise<number> {
     const { db, nodes, clock } = this.deps;
     const now = clock.now();
+    this.fullAt = now;
     const recorded = new Map(
       (await db.selectFrom('nodes').select(['id', 'status_recorded']).execute()).map((r) => [
         r.id,
@@ -272,15 +275,11 @@ export class StatusWatcher {
    * and over what came due in between; never two sweeps at once.
    */
   start(everyMs: number, signal: AbortSignal, onError: (err: unknown) => void, fullEveryMs = 60_000): void {
-    let fullAt = 0;
     const tick = async () => {
       if (signal.aborted) return;
       try {
-        const now = this.deps.clock.now();
-        if (!this.passed || now - fullAt >= fullEveryMs) {
-          fullAt = now;
-          await this.sweep();
-        } else await this.sweepDue();
+        if (!this.passed || this.deps.clock.now() - this.fullAt >= fullEveryMs) await this.sweep();
+        else await this.sweepDue();
       } catch (err) {
         onError(err);
       }
