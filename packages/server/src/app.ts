@@ -15,7 +15,7 @@ import { commandAgentRoutes, commandRoutes } from './features/commands/routes.js
 import { startCommands } from './features/commands/setup.js';
 import { consoleDistDir, loadAssets } from './features/console/assets.js';
 import { sessionCredential } from './features/console/guard.js';
-import { consoleRoutes, fleetRoutes } from './features/console/routes.js';
+import { consoleRoutes, fleetRoutes, signInLinkRoutes } from './features/console/routes.js';
 import { SessionService } from './features/console/sessions.js';
 import { fleetSummary, RateMeter } from './features/console/summary.js';
 import { enrollmentRoutes } from './features/enrollment/routes.js';
@@ -29,6 +29,8 @@ import { HeartbeatPacer } from './features/heartbeats/pacer.js';
 import { heartbeatAcker, heartbeatRoutes } from './features/heartbeats/routes.js';
 import { HeartbeatThrottle, throttleReport } from './features/heartbeats/throttle.js';
 import { HeartbeatWriter } from './features/heartbeats/writer.js';
+import { jobRoutes } from './features/jobs/routes.js';
+import { JobService } from './features/jobs/service.js';
 import { ledgerAgentRoutes, ledgerRoutes } from './features/ledger/routes.js';
 import { LedgerService } from './features/ledger/service.js';
 import { Metrics } from './features/metrics/metrics.js';
@@ -187,6 +189,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     publicUrl: () => joinUrl(config, boundPort()),
   });
   const enrollment = new EnrollmentService({
+    db: store.db,
     write,
     ledgerKey: ledger.vkey,
     fleetRoot: identity.fleetRoot.publicKey,
@@ -195,6 +198,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     ids,
     decisions,
     roots,
+    connections,
     certLifetimeMs: config.certLifetimeMs,
     heartbeatIntervalMs: () => pacer.intervalMs(),
   });
@@ -342,6 +346,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   channels.attach(agent.server as unknown as HttpsServer);
   await agent.register(async (scope) => {
     scope.addHook('onRequest', nodeIdentityCheck(identityDeps));
+    openapi.secured(scope, [{ nodeCertificate: [] }]);
     renewalRoutes(scope, renewal, new RateLimiter(clock, config.renewRate / 60, config.renewRate));
     heartbeatRoutes(scope, async (node, heartbeat) => {
       const ack = await acker(node, heartbeat, 'http');
@@ -414,6 +419,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
       'onRequest',
       adminTokenCheck(identity.adminToken, sessionCredential(sessions, adminHosts), refusals),
     );
+    openapi.secured(scope, [{ adminToken: [] }, { consoleSession: [] }]);
     fleetRoutes(scope, () =>
       fleetSummary({
         db: store.db,
@@ -423,6 +429,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
       }),
     );
     metricsRoute(scope, observed);
+    signInLinkRoutes(scope, sessions);
     tokenRoutes(scope, tokens);
     nodeRoutes(scope, nodes);
     telemetryRoutes(scope, { db: store.db, clock, nodes, rawRetentionMs: config.telemetryRetentionMs.raw });
@@ -430,6 +437,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     ledgerRoutes(scope, ledger);
     eventRoutes(scope, events, streams);
     commandRoutes(scope, commanding);
+    jobRoutes(scope, new JobService({ db: store.db, clock, nodes }));
   });
 
   await Promise.all([agent.ready(), admin.ready()]);

@@ -3,8 +3,11 @@ import { agentCommand } from './agent.js';
 import { benchCommand } from './bench.js';
 import { caFinish, caRotate, caStatus } from './ca.js';
 import { commandsList, commandsShow } from './commands.js';
+import { consoleLink } from './console.js';
 import { demoCommand } from './demo.js';
+import { doctorCommand } from './doctor.js';
 import { eventsCommand } from './events.js';
+import { jobsPlan } from './jobs.js';
 import {
   ledgerCheckpoint,
   ledgerExport,
@@ -34,6 +37,7 @@ export const COMMANDS: readonly Command[] = [
   nodesDecommission,
   nodesRotate,
   eventsCommand,
+  consoleLink,
   caStatus,
   caRotate,
   caFinish,
@@ -48,11 +52,13 @@ export const COMMANDS: readonly Command[] = [
   runCommand,
   commandsList,
   commandsShow,
+  jobsPlan,
   ledgerList,
   ledgerKey,
   ledgerCheckpoint,
   ledgerProof,
   ledgerExport,
   ledgerVerify,
+  doctorCommand,
   benchCommand,
 ];

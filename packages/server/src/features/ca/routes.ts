@@ -1,4 +1,4 @@
-import { CaFinishRequest, CaStatus } from '@muster/proto';
+import { CaFinishRequest, CaStatus, NoBody } from '@muster/proto';
 import type { FastifyInstance } from 'fastify';
 import type { CaRotationService } from './rotation.js';
 import type { CaService } from './service.js';
@@ -10,10 +10,14 @@ export function caRoutes(
 ): void {
   app.get('/v1/ca', { schema: { response: { 200: CaStatus } } }, async () => ca.status());
   // Both answer with the status as it stands after the step, so the CLI shows what changed.
-  app.post('/v1/ca/rotate', { schema: { response: { 201: CaStatus } } }, async (request, reply) => {
-    await rotation.rotate(request.actor);
-    return reply.code(201).send(await ca.status());
-  });
+  app.post(
+    '/v1/ca/rotate',
+    { schema: { body: NoBody, response: { 201: CaStatus } } },
+    async (request, reply) => {
+      await rotation.rotate(request.actor);
+      return reply.code(201).send(await ca.status());
+    },
+  );
   app.post(
     '/v1/ca/finish',
     { schema: { body: CaFinishRequest, response: { 200: CaStatus } } },

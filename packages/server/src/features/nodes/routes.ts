@@ -1,6 +1,7 @@
 import {
   LABEL_KEY_PATTERN,
   NODE_STATUSES,
+  NoBody,
   NodeList,
   type NodeStatus,
   NodeView,
@@ -57,11 +58,11 @@ export function nodeRoutes(
   );
   app.post(
     '/v1/nodes/:id/rotate',
-    { schema: { params: NodeParams, response: { 202: NodeView } } },
+    { schema: { params: NodeParams, body: NoBody, response: { 202: NodeView } } },
     async (request, reply) =>
       reply.code(202).send(await nodes.requestRotation((request.params as { id: string }).id, request.actor)),
   );
-  app.delete('/v1/nodes/:id', { schema: { params: NodeParams } }, async (request, reply) => {
+  app.delete('/v1/nodes/:id', { schema: { params: NodeParams, body: NoBody } }, async (request, reply) => {
     await nodes.decommission((request.params as { id: string }).id, request.actor);
     return reply.code(204).send();
   });

@@ -1,4 +1,4 @@
-import { TokenCreated, TokenCreateRequest, TokenView } from '@muster/proto';
+import { NoBody, TokenCreated, TokenCreateRequest, TokenView } from '@muster/proto';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { TokenService } from './service.js';
@@ -24,7 +24,7 @@ export function tokenRoutes(
   );
   app.delete(
     '/v1/tokens/:id',
-    { schema: { params: Type.Object({ id: Type.String({ maxLength: 64 }) }) } },
+    { schema: { params: Type.Object({ id: Type.String({ maxLength: 64 }) }), body: NoBody } },
     async (request, reply) => {
       await tokens.revoke((request.params as { id: string }).id, request.actor);
       return reply.code(204).send();
