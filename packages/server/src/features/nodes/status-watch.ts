@@ -66,10 +66,14 @@ export class StatusWatcher {
       events: Pick<EventSink, 'append'>;
       clock: Clock;
       debounceMs: number;
-      /** The interval a node's silence is measured against (see heartbeats/pacer.ts). */
-      heartbeatIntervalMs: () => number;
+      /** The interval a node's silence is measured against (see heartbeats/pacer.ts); default 10 s. */
+      heartbeatIntervalMs?: () => number;
     },
   ) {}
+
+  private intervalMs(): number {
+    return this.deps.heartbeatIntervalMs?.() ?? 10_000;
+  }
 
   /** One pass over the whole fleet; returns how many changes were announced. */
   async sweep(): Promise<number> {
@@ -111,7 +115,7 @@ export class StatusWatcher {
    */
   async sweepDue(): Promise<number> {
     const now = this.deps.clock.now();
-    const stale = OFFLINE_AFTER_INTERVALS * this.deps.heartbeatIntervalMs();
+    const stale = OFFLINE_AFTER_INTERVALS * this.intervalMs();
     const assess: string[] = [];
     for (const id of this.deadlines.takeDue(now)) {
       const node = this.tracked.get(id);
@@ -200,7 +204,7 @@ export class StatusWatcher {
       offlineAt:
         node.status === 'offline'
           ? Number.POSITIVE_INFINITY
-          : seenAt + OFFLINE_AFTER_INTERVALS * this.deps.heartbeatIntervalMs() + 1,
+          : seenAt + OFFLINE_AFTER_INTERVALS * this.intervalMs() + 1,
       certAt: [overdueAt, notAfter].find((at) => at > now) ?? Number.POSITIVE_INFINITY,
     };
     this.tracked.set(node.id, tracked);
