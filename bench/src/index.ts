@@ -7,6 +7,7 @@ import { eventsScenario } from './events.js';
 import { fanoutScenario } from './fanout.js';
 import { heartbeatScenario } from './heartbeat.js';
 import { ledgerScenario } from './ledger.js';
+import { metricsScenario } from './metrics.js';
 import { renewScenario } from './renew.js';
 
 function count(value: unknown, fallback: number, flag: string): number {
@@ -101,6 +102,15 @@ export const SCENARIOS: Readonly<Record<string, Scenario>> = {
       consoleScenario({
         nodes: count(values.agents, 10_000, 'agents'),
         eventsPerSec: count(values.rate, 1000, 'rate'),
+        durationMs: duration(values.duration, '10s'),
+        ...dbOf(values),
+      }),
+  },
+  metrics: {
+    summary: 'heartbeat latency idle and under a /metrics scrape every second, on N nodes in the store',
+    run: (values) =>
+      metricsScenario({
+        nodes: count(values.agents, 10_000, 'agents'),
         durationMs: duration(values.duration, '10s'),
         ...dbOf(values),
       }),

@@ -38,6 +38,8 @@ export function progress(text: string): void {
 export interface BenchServer {
   agentUrl: string;
   adminUrl: string;
+  /** The admin token, for clients that fetch admin routes themselves. */
+  adminToken: string;
   dataDir: string;
   caPem: string;
   /** A TLS context trusting the fleet CA, shared by every simulated enrollment. */
@@ -54,8 +56,11 @@ export interface BenchServer {
   stop(): Promise<void>;
 }
 
-async function metricsText(adminUrl: string): Promise<string> {
-  return (await fetch(`${adminUrl}/metrics`)).text();
+/** /metrics, with the admin token: a scrape needs a credential like any admin route. */
+export async function metricsText(adminUrl: string, token: string): Promise<string> {
+  const res = await fetch(`${adminUrl}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+  if (!res.ok) throw new Error(`GET /metrics: ${res.status} ${await res.text()}`);
+  return res.text();
 }
 
 /** Linux counts process CPU time in clock ticks of 1/100 s (USER_HZ) in /proc/PID/stat. */
@@ -108,6 +113,16 @@ export async function spawnServer(extraArgs: string[], db?: string, fdLimit?: nu
       '127.0.0.1:0',
       '--log-level',
       'warn',
+      // Every simulated agent connects from 127.0.0.1: one source address holds the whole fleet,
+      // and the scenarios measure how many the process itself can hold.
+      '--max-connections',
+      '1000000',
+      '--max-connections-per-source',
+      '1000000',
+      '--admin-max-connections',
+      '100000',
+      '--admin-max-connections-per-source',
+      '100000',
       ...extraArgs,
     ],
     fdLimit,
@@ -127,6 +142,7 @@ export async function spawnServer(extraArgs: string[], db?: string, fdLimit?: nu
   return {
     agentUrl: urls.agent,
     adminUrl: urls.admin,
+    adminToken: token,
     dataDir,
     caPem,
     enrollContext: createSecureContext({ ca: caPem }),
@@ -149,11 +165,11 @@ export async function spawnServer(extraArgs: string[], db?: string, fdLimit?: nu
     heartbeatsByChannel: async () =>
       Number(
         /^muster_heartbeats_received_total\{transport="channel"\} (\d+)/m.exec(
-          await metricsText(urls.admin),
+          await metricsText(urls.admin, token),
         )?.[1] ?? 0,
       ),
     channelsHeld: async () =>
-      Number(/^muster_channels_held (\d+)/m.exec(await metricsText(urls.admin))?.[1] ?? 0),
+      Number(/^muster_channels_held (\d+)/m.exec(await metricsText(urls.admin, token))?.[1] ?? 0),
     async stop() {
       await stopChild(child);
       await scratch?.drop();

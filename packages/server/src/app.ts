@@ -27,13 +27,14 @@ import { startEvents } from './features/events/setup.js';
 import type { EventStreams } from './features/events/streams.js';
 import { HeartbeatPacer } from './features/heartbeats/pacer.js';
 import { heartbeatAcker, heartbeatRoutes } from './features/heartbeats/routes.js';
+import { HeartbeatThrottle, throttleReport } from './features/heartbeats/throttle.js';
 import { HeartbeatWriter } from './features/heartbeats/writer.js';
 import { jobRoutes } from './features/jobs/routes.js';
 import { JobService } from './features/jobs/service.js';
 import { ledgerAgentRoutes, ledgerRoutes } from './features/ledger/routes.js';
 import { LedgerService } from './features/ledger/service.js';
-import { countNodesByStatus, Metrics } from './features/metrics/metrics.js';
-import { observabilityRoutes } from './features/metrics/routes.js';
+import { Metrics } from './features/metrics/metrics.js';
+import { metricsRoute, observabilityRoutes } from './features/metrics/routes.js';
 import { nodeRoutes } from './features/nodes/routes.js';
 import { NodeService } from './features/nodes/service.js';
 import { StatusWatcher } from './features/nodes/status-watch.js';
@@ -44,7 +45,12 @@ import { sweep as sweepTelemetry } from './features/telemetry/store.js';
 import { tokenRoutes } from './features/tokens/routes.js';
 import { TokenService } from './features/tokens/service.js';
 import { adminTokenCheck, identifySocket, nodeIdentityCheck, type SocketIdentityDeps } from './http/auth.js';
-import { LiveConnections } from './http/connections.js';
+import {
+  type ConnectionBudget,
+  ConnectionGuard,
+  defaultAgentConnections,
+  LiveConnections,
+} from './http/connections.js';
 import { createPlane } from './http/fastify.js';
 import { AdminHosts } from './http/host-check.js';
 import { OpenApiRecorder } from './http/openapi.js';
@@ -159,6 +165,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     heartbeatIntervalMs: () => pacer.stalenessIntervalMs(),
     thresholds: (profile) => config.thresholds[profile] ?? config.thresholds.default!,
     clockSkewAllowanceMs: config.clockSkewAllowanceMs,
+    onDecommissioned: (id) => statusWatcher.nudge([id]),
   });
   const statusWatcher = new StatusWatcher({
     db: store.db,
@@ -173,6 +180,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     events,
     clock,
     debounceMs: config.statusDebounceMs,
+    heartbeatIntervalMs: () => pacer.stalenessIntervalMs(),
   });
   statusWatcher.start(5_000, background.signal, (err) => {
     if (!background.signal.aborted) logger.warn({ err }, 'could not sweep node status');
@@ -202,11 +210,12 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     heartbeatIntervalMs: () => pacer.intervalMs(),
   });
   // A heartbeat that moves a node's health is checked at once, not at the next sweep.
-  const writer = new HeartbeatWriter(
-    store.db,
-    (ids) => statusWatcher.nudge(ids),
-    () => 2.5 * pacer.stalenessIntervalMs(),
-  );
+  const writer = new HeartbeatWriter(store.db, {
+    onChanged: (ids) => statusWatcher.nudge(ids),
+    quietMs: () => 2.5 * pacer.stalenessIntervalMs(),
+    onSeen: (seen) => statusWatcher.heard(seen),
+    sampleGapMs: () => pacer.intervalMs() / 2,
+  });
   const renewal = new RenewalService({
     write,
     clock,
@@ -241,8 +250,21 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
       // Enrollment comes without a certificate; every other route checks socket.authorized itself.
       rejectUnauthorized: false,
       minVersion: 'TLSv1.2',
+      handshakeTimeout: config.connections.handshakeTimeoutMs,
     },
   });
+  const guard = (plane: 'agent' | 'admin', app: FastifyInstance, budget: ConnectionBudget, plain: boolean) =>
+    new ConnectionGuard({
+      plane,
+      budget,
+      handshakeTimeoutMs: config.connections.handshakeTimeoutMs,
+      plainHttp: plain,
+      onRefused: (reason) => metrics?.connectionsRefused.inc({ plane, reason }),
+      logger,
+    }).attach(app.server);
+  const { admin: adminBudget, agent: agentBudget } = config.connections;
+  const agentTotal = agentBudget.total ?? defaultAgentConnections(adminBudget.total);
+  const agentGuard = guard('agent', agent, { ...agentBudget, total: agentTotal }, false);
   const applyServerIdentity = () => {
     const plane = (app: FastifyInstance) => app.server as unknown as HttpsServer;
     const cert = serverChain(identity);
@@ -290,6 +312,10 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   };
   const acker = heartbeatAcker({
     writer,
+    throttle: new HeartbeatThrottle(clock, () => pacer.intervalMs(), config.heartbeatBurst),
+    onThrottled: throttleReport(logger, clock, (transport) =>
+      metrics?.heartbeatsThrottled.inc({ transport }),
+    ),
     clock,
     heartbeatIntervalMs: () => pacer.intervalMs(),
     latestCheckpoint: () => ledger.latestCheckpoint(),
@@ -298,7 +324,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   const channels = new ChannelHub({
     identify: (socket) => identifySocket(socket, identityDeps),
     heartbeat: async (node, heartbeat) => {
-      const ack = await acker(node, heartbeat);
+      const ack = await acker(node, heartbeat, 'channel');
       metrics?.heartbeats.inc({ transport: 'channel' });
       return ack;
     },
@@ -330,7 +356,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     openapi.secured(scope, [{ nodeCertificate: [] }]);
     renewalRoutes(scope, renewal, new RateLimiter(clock, config.renewRate / 60, config.renewRate));
     heartbeatRoutes(scope, async (node, heartbeat) => {
-      const ack = await acker(node, heartbeat);
+      const ack = await acker(node, heartbeat, 'http');
       metrics?.heartbeats.inc({ transport: 'http' });
       return commanding.httpAnswer(node, ack);
     });
@@ -347,21 +373,28 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     storeUnavailable: (err) => store.traits.isUnavailable(err),
     ...(adminTls
       ? {
-          https: config.adminCert
-            ? { cert: readFileSync(config.adminCert), key: readFileSync(config.adminKey!) }
-            : { cert: serverChain(identity), key: identity.serverKeyPem },
+          https: {
+            ...(config.adminCert
+              ? { cert: readFileSync(config.adminCert), key: readFileSync(config.adminKey!) }
+              : { cert: serverChain(identity), key: identity.serverKeyPem }),
+            handshakeTimeout: config.connections.handshakeTimeoutMs,
+          },
         }
       : {}),
   });
+  // Behind a TLS proxy every connection comes from the proxy: one source, the whole budget.
+  const adminShare = config.adminBehindProxy ? adminBudget.total : adminBudget.perSource;
+  const adminGuard = guard('admin', admin, { ...adminBudget, perSource: adminShare }, !adminTls);
   openapi.watch(admin, 'admin');
   admin.decorateRequest('node', null);
   admin.decorateRequest('actor', '');
   admin.decorateRequest('consoleSession', null);
   admin.get('/openapi.json', async () => openapi.document());
   metrics = new Metrics({
-    nodesByStatus: () => countNodesByStatus((q) => nodes.list(q)),
+    nodesByStatus: () => statusWatcher.counts(),
     channelsHeld: () => channels.size,
     eventStreams: () => ({ open: streams.size, evicted: streams.evicted }),
+    connectionsOpen: () => ({ agent: agentGuard.size, admin: adminGuard.size }),
   });
   const observed = metrics;
   observabilityRoutes({ agent, admin }, observed, () => store.ping());
@@ -402,6 +435,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
         heartbeats: heartbeatRate,
       }),
     );
+    metricsRoute(scope, observed);
     signInLinkRoutes(scope, sessions);
     tokenRoutes(scope, tokens);
     nodeRoutes(scope, nodes);

@@ -52,6 +52,19 @@ export interface ServerConfig {
   readonly adminHosts: readonly string[];
   /** Refused admin credentials per minute one source address may send (in bursts of as many) before 429. */
   readonly authFailureRate: number;
+  /** A listener of its own for `/metrics`, without a credential. */
+  readonly metricsListen?: HostPort;
+  /** Heartbeats a node may send ahead of the interval it was told, before it is throttled. */
+  readonly heartbeatBurst: number;
+  /** Connection budgets of each plane, and how long a TLS handshake may take. */
+  readonly connections: ConnectionLimits;
+}
+
+/** How many connections each plane holds; unset totals are derived from the open-file limit. */
+export interface ConnectionLimits {
+  readonly handshakeTimeoutMs: number;
+  readonly agent: { readonly total?: number; readonly perSource: number };
+  readonly admin: { readonly total: number; readonly perSource: number };
 }
 
 export interface HostPort {
@@ -170,6 +183,7 @@ export function serverConfigFrom(raw: RawSettings, cwd = process.cwd()): ServerC
     if (url?.protocol !== 'https:') problems.push(`--public-url: "${publicUrl}" is not an https:// URL`);
     else publicUrl = url.origin;
   }
+  const denial = denialOfServiceSettings(raw, { hostPort, duration, problems });
   if (problems.length > 0) throw new ConfigError(problems);
 
   return Object.freeze({
@@ -205,7 +219,44 @@ export function serverConfigFrom(raw: RawSettings, cwd = process.cwd()): ServerC
     adminBehindProxy: raw['admin-behind-proxy'] === true,
     adminHosts: Object.freeze([...adminHosts]),
     authFailureRate,
+    ...denial,
   });
+}
+
+/** The settings that bound what one client can cost: see SERVER_SETTINGS' block of them. */
+function denialOfServiceSettings(
+  raw: RawSettings,
+  parse: {
+    hostPort(flag: string, fallback: string): HostPort;
+    duration(flag: string, fallback: string, minMs: number): number;
+    problems: string[];
+  },
+): Pick<ServerConfig, 'metricsListen' | 'heartbeatBurst' | 'connections'> {
+  const whole = (flag: string, fallback?: number): number | undefined => {
+    const text = raw[flag] as string | undefined;
+    if (text === undefined) return fallback;
+    if (!/^\d+$/.test(text) || !(Number(text) > 0)) {
+      parse.problems.push(`--${flag}: "${text}" is not a positive whole number`);
+      return fallback;
+    }
+    return Number(text);
+  };
+  const total = whole('max-connections');
+  return {
+    ...(raw['metrics-listen'] !== undefined ? { metricsListen: parse.hostPort('metrics-listen', '') } : {}),
+    heartbeatBurst: whole('heartbeat-burst', 5)!,
+    connections: Object.freeze({
+      handshakeTimeoutMs: parse.duration('tls-handshake-timeout', '5s', 100),
+      agent: Object.freeze({
+        ...(total !== undefined ? { total } : {}),
+        perSource: whole('max-connections-per-source', 1000)!,
+      }),
+      admin: Object.freeze({
+        total: whole('admin-max-connections', 256)!,
+        perSource: whole('admin-max-connections-per-source', 64)!,
+      }),
+    }),
+  };
 }
 
 /** The agent-plane URL for join lines: the configured one, or the listen address as bound. */

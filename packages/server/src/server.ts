@@ -1,9 +1,11 @@
 import { X509Certificate } from 'node:crypto';
+import type { Server as HttpServer } from 'node:http';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { buildApp, type MusterApp } from './app.js';
 import { type Clock, type IdSource, randomIds, systemClock } from './clock.js';
 import type { ServerConfig } from './config.js';
+import { listenForMetrics } from './features/metrics/listener.js';
 import { createLogger } from './logger.js';
 import {
   openDataDir,
@@ -35,6 +37,8 @@ export interface RunningServer {
   readonly agentUrl: string;
   /** `http(s)://host:port` of the admin plane as bound. */
   readonly adminUrl: string;
+  /** `http://host:port` of the `--metrics-listen` listener as bound, when there is one. */
+  readonly metricsUrl?: string;
   /**
    * A one-time link that signs a browser in to the console: the code rides in the URL's
    * fragment, which browsers send to no server and write to no log.
@@ -62,6 +66,7 @@ export async function startServer(
   await openDataDir(config.dataDir, trustFilesOutside(config));
   const store = await openStore(config.db, { logger, clock });
   let app: MusterApp | undefined;
+  let metricsServer: HttpServer | undefined;
   let identity: ServerIdentity;
   let renewer: ServerIdentityRenewer;
   try {
@@ -91,7 +96,19 @@ export async function startServer(
     app = await buildApp({ config, store, identity, clock, ids, logger, renewServerIdentity: check });
     await app.agent.listen({ host: config.listen.host, port: config.listen.port });
     await app.admin.listen({ host: config.adminListen.host, port: config.adminListen.port });
+    if (config.metricsListen) {
+      metricsServer = await listenForMetrics(
+        config.metricsListen,
+        app.metrics,
+        config.connections.handshakeTimeoutMs,
+      );
+      logger.info(
+        { url: `${urlOf('http', { server: metricsServer })}/metrics` },
+        'serving /metrics without a credential (--metrics-listen)',
+      );
+    }
   } catch (err) {
+    metricsServer?.close();
     await app?.close().catch(() => {});
     await store.close().catch(() => {});
     throw err;
@@ -116,6 +133,7 @@ export async function startServer(
     store,
     agentUrl: urlOf('https', running.agent),
     adminUrl,
+    ...(metricsServer ? { metricsUrl: urlOf('http', { server: metricsServer }) } : {}),
     renewServerIdentity: () => renewer.check(),
     async signInLink() {
       const { code } = await running.sessions.issueCode();
@@ -124,6 +142,8 @@ export async function startServer(
     stop() {
       background.abort();
       stopping ??= (async () => {
+        metricsServer?.closeAllConnections();
+        metricsServer?.close();
         await running.close();
         await store.close();
       })();

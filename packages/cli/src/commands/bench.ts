@@ -23,7 +23,7 @@ export const benchCommand: Command = {
       flag: 'agents',
       kind: 'string',
       value: 'N',
-      help: 'simulated agents (heartbeat: default 200; enroll and renew: 10000; channels: 20000; console: nodes in the store, 10000)',
+      help: 'simulated agents (heartbeat: default 200; enroll and renew: 10000; channels: 20000; console and metrics: nodes in the store, 10000)',
     },
     {
       flag: 'duration',

@@ -39,7 +39,12 @@ export interface PlaneOptions {
   /** The names this plane answers to; any other `Host` is refused before anything else runs. */
   hosts?: AdminHosts;
   /** TLS settings; plain HTTP when absent. */
-  https?: SecureContextOptions & { requestCert?: boolean; rejectUnauthorized?: boolean };
+  https?: SecureContextOptions & {
+    requestCert?: boolean;
+    rejectUnauthorized?: boolean;
+    /** A TLS handshake not finished by then closes the connection (Node's default: 120 s). */
+    handshakeTimeout?: number;
+  };
 }
 
 /**
@@ -96,9 +101,11 @@ export function createPlane(opts: PlaneOptions): FastifyInstance {
       ms: Math.round(reply.elapsedTime * 10) / 10,
       ...(request.node ? { node: request.node.id } : {}),
     };
-    // Heartbeats are the bulk of agent-plane traffic: logged at debug unless they fail.
+    // Heartbeats are the bulk of agent-plane traffic: logged at debug unless they fail (a
+    // throttled flood of them too: it is counted in metrics and told once a minute instead).
+    const quiet = request.routeOptions.config?.quiet && (reply.statusCode < 400 || reply.statusCode === 429);
     if (reply.statusCode >= 500) request.log.error(line, 'request');
-    else if (request.routeOptions.config?.quiet && reply.statusCode < 400) request.log.debug(line, 'request');
+    else if (quiet) request.log.debug(line, 'request');
     else request.log.info(line, 'request');
   });
   return app;

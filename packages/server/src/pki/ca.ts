@@ -16,7 +16,7 @@ import {
   subjectDerOf,
 } from '@muster/host';
 
-const BACKDATE_MS = 5 * 60_000;
+export const BACKDATE_MS = 5 * 60_000;
 
 /** What a node certificate is made of: policy decides all of it, the CSR only lends its key. */
 export interface NodeCertificateRequest {

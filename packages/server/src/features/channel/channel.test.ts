@@ -74,7 +74,11 @@ for (const dialect of dialects()) {
       assert.equal(answer.type === 'ack' && answer.ack.nodeId, agent.nodeId);
       const shown = await t.admin('GET', `/v1/nodes/${agent.nodeId}`);
       assert.equal(shown.json.latest.seq, 7);
-      const metrics = await t.server.app.admin.inject({ method: 'GET', url: '/metrics' });
+      const metrics = await t.server.app.admin.inject({
+        method: 'GET',
+        url: '/metrics',
+        headers: { authorization: `Bearer ${t.server.identity.adminToken}` },
+      });
       assert.match(metrics.body, /^muster_channels_held 1$/m);
       assert.match(metrics.body, /^muster_heartbeats_received_total\{transport="channel"\} 1$/m);
       channel.ws.close();

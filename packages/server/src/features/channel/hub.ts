@@ -175,12 +175,13 @@ export class ChannelHub {
       this.send(ws, { type: 'ack', seq: (message.heartbeat as Heartbeat).seq, ack });
     } catch (err) {
       const status = err instanceof AppError ? err.status : 503;
-      this.deps.logger.warn({ err, node: held.node.id }, 'channel heartbeat failed');
+      // A throttled heartbeat is the node's doing, counted and told elsewhere: no line each.
+      if (status !== 429) this.deps.logger.warn({ err, node: held.node.id }, 'channel heartbeat failed');
       this.send(ws, {
         type: 'error',
         seq: (message.heartbeat as Heartbeat).seq,
         status,
-        detail: 'the heartbeat was not recorded',
+        detail: status === 429 ? (err as Error).message : 'the heartbeat was not recorded',
       });
     }
   }

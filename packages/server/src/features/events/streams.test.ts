@@ -281,7 +281,13 @@ for (const dialect of dialects()) {
         () => `still ${streams.size} streams`,
       );
       assert.equal(streams.evicted, evictedBefore + 1);
-      const metrics = (await t.server.app.admin.inject({ method: 'GET', url: '/metrics' })).body;
+      const metrics = (
+        await t.server.app.admin.inject({
+          method: 'GET',
+          url: '/metrics',
+          headers: { authorization: `Bearer ${t.server.identity.adminToken}` },
+        })
+      ).body;
       assert.match(metrics, new RegExp(`^muster_event_streams_evicted ${evictedBefore + 1}$`, 'm'));
       assert.match(metrics, /^muster_event_streams 0$/m);
       // Reading now drains what the kernel held, then finds the connection closed.

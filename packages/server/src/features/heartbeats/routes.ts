@@ -1,7 +1,9 @@
 import { Heartbeat, HeartbeatAck } from '@muster/proto';
 import type { FastifyInstance } from 'fastify';
 import type { Clock } from '../../clock.js';
+import { RateLimitedError } from '../../errors.js';
 import type { NodeIdentity } from '../nodes/service.js';
+import type { HeartbeatThrottle } from './throttle.js';
 import type { HeartbeatWriter } from './writer.js';
 
 export interface HeartbeatDeps {
@@ -13,11 +15,30 @@ export interface HeartbeatDeps {
   latestCheckpoint?: () => string | undefined;
   /** How long a node on a retiring root gets to renew onto the new one (a CA rotation). */
   renewWindowSec?: () => number;
+  /** Holds each node to its interval; a heartbeat beyond it is refused, never written. */
+  throttle?: Pick<HeartbeatThrottle, 'take'>;
+  /** Told of each refused heartbeat, by how it came. */
+  onThrottled?: (nodeId: string, transport: HeartbeatTransport) => void;
 }
+
+export type HeartbeatTransport = 'http' | 'channel';
 
 /** Records a heartbeat and makes its answer; the HTTP route and the agent channel share it. */
 export function heartbeatAcker(deps: HeartbeatDeps) {
-  return async (node: NodeIdentity, heartbeat: Heartbeat): Promise<HeartbeatAck> => {
+  return async (
+    node: NodeIdentity,
+    heartbeat: Heartbeat,
+    transport: HeartbeatTransport = 'http',
+  ): Promise<HeartbeatAck> => {
+    const wait = deps.throttle?.take(node.id) ?? 0;
+    if (wait > 0) {
+      deps.onThrottled?.(node.id, transport);
+      const every = Math.round(deps.heartbeatIntervalMs() / 1000);
+      throw new RateLimitedError(
+        `this node sends heartbeats faster than every ${every} s, the interval it was told; retry in ${wait} s`,
+        wait,
+      );
+    }
     const now = deps.clock.now();
     await deps.writer.write(node.id, heartbeat, now);
     const checkpoint = deps.latestCheckpoint?.();

@@ -11,18 +11,35 @@ export class Metrics {
   readonly enrollments: Counter;
   readonly requestSeconds: Histogram<'plane' | 'route' | 'status'>;
   readonly storeWriteSeconds: Histogram;
+  readonly heartbeatsThrottled: Counter<'transport'>;
+  readonly connectionsRefused: Counter<'plane' | 'reason'>;
 
   constructor(sources: {
+    /** Kept by the status watcher as statuses change: reading it costs nothing. */
     nodesByStatus(): Promise<Record<NodeStatus, number>>;
     channelsHeld(): number;
     /** Live event streams, and how many were evicted for not reading, since start. */
     eventStreams?(): { open: number; evicted: number };
+    /** Connections each plane holds now. */
+    connectionsOpen?(): Record<'agent' | 'admin', number>;
   }) {
     const registers = [this.registry];
     this.heartbeats = new Counter({
       name: 'muster_heartbeats_received_total',
       help: 'Heartbeats taken, by how they came',
       labelNames: ['transport'],
+      registers,
+    });
+    this.heartbeatsThrottled = new Counter({
+      name: 'muster_heartbeats_throttled_total',
+      help: 'Heartbeats refused (429) for coming faster than the interval the node was told',
+      labelNames: ['transport'],
+      registers,
+    });
+    this.connectionsRefused = new Counter({
+      name: 'muster_connections_refused_total',
+      help: 'Connections closed before being served: over a budget (total, per_source) or a handshake not finished in time',
+      labelNames: ['plane', 'reason'],
       registers,
     });
     this.enrollments = new Counter({ name: 'muster_enrollments_total', help: 'Nodes enrolled', registers });
@@ -41,7 +58,7 @@ export class Metrics {
     });
     new Gauge({
       name: 'muster_nodes',
-      help: 'Nodes by status',
+      help: 'Nodes by status, as the status watcher last assessed them',
       labelNames: ['status'],
       registers,
       async collect() {
@@ -50,6 +67,17 @@ export class Metrics {
       },
     });
     if (sources.eventStreams) this.streamGauges(sources.eventStreams);
+    const { connectionsOpen } = sources;
+    if (connectionsOpen)
+      new Gauge({
+        name: 'muster_connections_open',
+        help: 'Connections each plane holds now, against its budget',
+        labelNames: ['plane'],
+        registers,
+        collect() {
+          for (const [plane, n] of Object.entries(connectionsOpen())) this.set({ plane }, n);
+        },
+      });
     new Gauge({
       name: 'muster_channels_held',
       help: 'Agent channels open on this server',
@@ -84,27 +112,4 @@ export class Metrics {
       },
     });
   }
-}
-
-/** Counts nodes by status through the same listing operators see, page by page. */
-export async function countNodesByStatus(
-  list: (q: { limit: number; cursor?: string; status?: NodeStatus }) => Promise<{
-    items: Array<{ status: NodeStatus }>;
-    nextCursor: string | null;
-  }>,
-): Promise<Record<NodeStatus, number>> {
-  const counts = Object.fromEntries(NODE_STATUSES.map((s) => [s, 0])) as Record<NodeStatus, number>;
-  for (const status of [undefined, 'decommissioned'] as const) {
-    let cursor: string | null = null;
-    do {
-      const page: Awaited<ReturnType<typeof list>> = await list({
-        limit: 1000,
-        ...(cursor ? { cursor } : {}),
-        ...(status ? { status } : {}),
-      });
-      for (const item of page.items) counts[item.status]++;
-      cursor = page.nextCursor;
-    } while (cursor);
-  }
-  return counts;
 }

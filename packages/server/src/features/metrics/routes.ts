@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { sendProblem } from '../../http/problems.js';
 import type { Metrics } from './metrics.js';
 
-/** Request timing on both planes, and /metrics, /healthz and /readyz on the admin plane. */
+/** Request timing on both planes, and /healthz and /readyz on the admin plane. */
 export function observabilityRoutes(
   planes: { agent: FastifyInstance; admin: FastifyInstance },
   metrics: Metrics,
@@ -16,10 +16,6 @@ export function observabilityRoutes(
       );
     });
   const { admin } = planes;
-  admin.get('/metrics', async (_request, reply) => {
-    const { contentType, body } = await metrics.text();
-    return reply.type(contentType).send(body);
-  });
   admin.get('/healthz', async () => ({ status: 'ok' }));
   admin.get('/readyz', async (_request, reply) => {
     try {
@@ -28,5 +24,16 @@ export function observabilityRoutes(
     } catch {
       return sendProblem(reply, 503, 'store_unreachable', 'the store does not answer');
     }
+  });
+}
+
+/**
+ * `GET /metrics`, registered in a scope that authenticates: any valid admin-plane credential
+ * may scrape it (CONTRACT section 8); `--metrics-listen` serves it without one.
+ */
+export function metricsRoute(scope: FastifyInstance, metrics: Metrics): void {
+  scope.get('/metrics', async (_request, reply) => {
+    const { contentType, body } = await metrics.text();
+    return reply.type(contentType).send(body);
   });
 }

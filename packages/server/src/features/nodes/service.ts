@@ -18,7 +18,7 @@ import { BatchedLookup } from '../../store/batched-lookup.js';
 import type { Store } from '../../store/db.js';
 import { idStartsWith, MAX_PREFIX_CANDIDATES, MIN_ID_PREFIX, onlyMatch } from '../../store/id-prefix.js';
 import type { NodesTable, Schema } from '../../store/schema.js';
-import { assessNode, DEFAULT_THRESHOLDS, type Thresholds } from './status.js';
+import { assessNode, certificateIssuedAt, DEFAULT_THRESHOLDS, type Thresholds } from './status.js';
 
 export interface NodeServiceDeps {
   db: Kysely<Schema>;
@@ -32,6 +32,8 @@ export interface NodeServiceDeps {
   heartbeatIntervalMs: () => number;
   /** How far a node's clock may be off before it shows a `clock skew` reason. */
   clockSkewAllowanceMs?: number;
+  /** After a decommission is committed (the status watcher counts it at once). */
+  onDecommissioned?: (nodeId: string) => void;
 }
 
 export interface NodeQuery {
@@ -280,6 +282,7 @@ export class NodeService {
       });
     });
     connections.cut(node.id);
+    this.deps.onDecommissioned?.(node.id);
   }
 
   private async find(idOrName: string): Promise<NodesTable> {
@@ -313,6 +316,7 @@ export class NodeService {
   private view(row: NodesTable, now: number, withPem: boolean): NodeView {
     const facts = JSON.parse(row.facts) as Facts;
     const latest = row.latest === null ? null : (JSON.parse(row.latest) as Heartbeat);
+    const cert = certificateFacts(row.cert_serial, row.cert_pem);
     const { status, reasons } = assessNode({
       now,
       heartbeatIntervalMs: this.deps.heartbeatIntervalMs(),
@@ -320,6 +324,8 @@ export class NodeService {
       lastSeenAt: row.last_seen_at,
       decommissionedAt: row.decommissioned_at,
       certNotAfter: row.cert_not_after,
+      certIssuedAt: certificateIssuedAt(cert.notBefore, row.cert_not_after),
+      renewedNotAfter: row.pending_not_after,
       cpus: facts.cpus,
       latest,
       clockSkewAllowanceMs: this.deps.clockSkewAllowanceMs ?? DEFAULT_CLOCK_SKEW_ALLOWANCE_MS,
@@ -327,7 +333,6 @@ export class NodeService {
       agentVersion: facts.agentVersion,
       serverVersion: MUSTER_VERSION,
     });
-    const cert = certificateFacts(row.cert_serial, row.cert_pem);
     return {
       id: row.id,
       name: row.name,

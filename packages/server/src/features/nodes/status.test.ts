@@ -36,20 +36,45 @@ function input(overrides: Partial<StatusInput> = {}): StatusInput {
 }
 
 describe('assessNode', () => {
-  test('a failing renewal is said with the certificate expiry, critical in the last hour', () => {
+  test('a failing renewal is said with the certificate expiry, critical once renewal is overdue', () => {
     const failing = heartbeat({
       checks: [{ name: 'certificate renewal', ok: false, detail: 'server answered 503' }],
     });
-    assert.deepEqual(assessNode(input({ latest: failing, certNotAfter: NOW + 2 * 3_600_000 })), {
+    const day = { certIssuedAt: NOW - 14 * 3_600_000, certNotAfter: NOW + 10 * 3_600_000 };
+    assert.deepEqual(assessNode(input({ latest: failing, ...day })), {
       status: 'attention',
-      reasons: ['certificate expires in 2 h and renewal is failing (server answered 503)'],
+      reasons: ['certificate expires in 10 h and renewal is failing (server answered 503)'],
     });
-    assert.deepEqual(assessNode(input({ latest: failing, certNotAfter: NOW + 30 * 60_000 })), {
+    const late = { certIssuedAt: NOW - 23.5 * 3_600_000, certNotAfter: NOW + 30 * 60_000 };
+    assert.deepEqual(assessNode(input({ latest: failing, ...late })), {
       status: 'critical',
       reasons: ['certificate expires in 30 min and renewal is failing (server answered 503)'],
     });
     const passing = heartbeat({ checks: [{ name: 'certificate renewal', ok: true }] });
     assert.deepEqual(assessNode(input({ latest: passing })), { status: 'ok', reasons: [] });
+  });
+
+  test('a short-lived certificate on its renewal schedule is ok, whatever little time it has left', () => {
+    // 90 s certificates: the agent renews after about 60 s, so 82 s or 30 s left is on schedule.
+    for (const left of [82_000, 30_000, 23_000]) {
+      const cert = { certIssuedAt: NOW - (90_000 - left), certNotAfter: NOW + left };
+      assert.deepEqual(assessNode(input(cert)), { status: 'ok', reasons: [] }, `${left} ms left`);
+    }
+    // A one-hour certificate (SPIRE's default) with 50 min left is ok too.
+    const hour = { certIssuedAt: NOW - 10 * 60_000, certNotAfter: NOW + 50 * 60_000 };
+    assert.deepEqual(assessNode(input(hour)), { status: 'ok', reasons: [] });
+  });
+
+  test('a certificate whose renewal is overdue is attention; a renewal issued but not used yet is not', () => {
+    const overdue = { certIssuedAt: NOW - 70_000, certNotAfter: NOW + 20_000 };
+    assert.deepEqual(assessNode(input(overdue)), {
+      status: 'attention',
+      reasons: ['certificate expires in 20 s and has not been renewed (overdue for a 90 s certificate)'],
+    });
+    assert.deepEqual(assessNode(input({ ...overdue, renewedNotAfter: NOW + 80_000 })), {
+      status: 'ok',
+      reasons: [],
+    });
   });
 
   test('an offline node whose certificate expired says it must enroll again', () => {
@@ -181,10 +206,13 @@ describe('assessNode', () => {
   });
 
   test('a certificate near or past its end is reported', () => {
-    assert.deepEqual(assessNode(input({ certNotAfter: NOW + 30 * 60_000 })), {
-      status: 'attention',
-      reasons: ['certificate expires in 30 min'],
-    });
+    assert.deepEqual(
+      assessNode(input({ certIssuedAt: NOW - 23.5 * 3_600_000, certNotAfter: NOW + 30 * 60_000 })),
+      {
+        status: 'attention',
+        reasons: ['certificate expires in 30 min and has not been renewed (overdue for a 24 h certificate)'],
+      },
+    );
     assert.deepEqual(assessNode(input({ certNotAfter: NOW - 5000 })), {
       status: 'critical',
       reasons: ['certificate expired 5 s ago'],

@@ -1,5 +1,6 @@
 import type { Heartbeat, NodeStatus } from '@muster/proto';
 import { formatDuration } from '@muster/proto';
+import { BACKDATE_MS } from '../../pki/ca.js';
 
 /** The check an agent reports while its certificate renewal fails (CONTRACT: checks[]). */
 export const RENEWAL_CHECK = 'certificate renewal';
@@ -14,6 +15,10 @@ export interface StatusInput {
   lastSeenAt: number | null;
   decommissionedAt: number | null;
   certNotAfter: number;
+  /** When the current certificate was issued (its notBefore without the back-dating); unset: at enrollment. */
+  certIssuedAt?: number;
+  /** The end of a renewed certificate issued but not used yet: the renewal happened. */
+  renewedNotAfter?: number | null;
   cpus: number;
   latest: Heartbeat | null;
   /** How far the node's clock may be off before it is a reason; unset: not judged. */
@@ -88,16 +93,8 @@ export function assessNode(input: StatusInput): Assessment {
     return { status: 'offline', reasons };
   }
   const found: Array<[Severity, string]> = [];
-  const certLeft = input.certNotAfter - now;
-  const renewal = input.latest?.checks.find((c) => c.name === RENEWAL_CHECK && !c.ok);
-  const failing = renewal ? ` and renewal is failing${renewal.detail ? ` (${renewal.detail})` : ''}` : '';
-  if (certLeft <= 0) found.push(['critical', `certificate expired ${formatAgo(-certLeft)}`]);
-  else if (certLeft < 3_600_000)
-    found.push([
-      renewal ? 'critical' : 'attention',
-      `certificate expires in ${formatDuration(certLeft)}${failing}`,
-    ]);
-  else if (renewal) found.push(['attention', `certificate expires in ${formatDuration(certLeft)}${failing}`]);
+  const cert = certificateReason(input);
+  if (cert) found.push(cert);
 
   const hb = input.latest;
   if (hb === null) {
@@ -159,6 +156,48 @@ export function assessNode(input: StatusInput): Assessment {
   if (found.length === 0) return { status: 'ok', reasons: [] };
   found.sort((a, b) => RANK[b[0]] - RANK[a[0]]);
   return { status: found[0]![0], reasons: found.map(([, reason]) => reason) };
+}
+
+/**
+ * The share of a certificate's lifetime left when its renewal counts as overdue. Agents renew
+ * after two thirds of it (`--renew-fraction 0.67`, moved by up to 5 % of the lifetime), so a
+ * node on schedule never gets here, whatever the lifetime: 90 s and 24 h certificates alike.
+ */
+export const RENEWAL_OVERDUE_LEFT = 0.25;
+
+/** Certificates are back-dated (pki/ca.ts); their lifetime, which renewal follows, starts later. */
+export function certificateIssuedAt(notBefore: number, notAfter: number): number {
+  return notAfter - notBefore > BACKDATE_MS ? notBefore + BACKDATE_MS : notBefore;
+}
+
+/** When a certificate's renewal becomes overdue: a quarter of its lifetime before its end. */
+export function renewalOverdueAt(issuedAt: number, notAfter: number): number {
+  return notAfter - Math.max(0, notAfter - issuedAt) * RENEWAL_OVERDUE_LEFT;
+}
+
+/**
+ * What the certificate's expiry says, judged against the node's own renewal schedule: nothing
+ * while renewal is not due or has just happened; attention once renewal is overdue or
+ * failing; critical when it is both, or the certificate has expired.
+ */
+function certificateReason(input: StatusInput): [Severity, string] | undefined {
+  const { now } = input;
+  const left = input.certNotAfter - now;
+  if (left <= 0) return ['critical', `certificate expired ${formatAgo(-left)}`];
+  const renewal = input.latest?.checks.find((c) => c.name === RENEWAL_CHECK && !c.ok);
+  const renewed = (input.renewedNotAfter ?? 0) > input.certNotAfter;
+  const issuedAt = input.certIssuedAt ?? input.enrolledAt;
+  const overdue = !renewed && now >= renewalOverdueAt(issuedAt, input.certNotAfter);
+  const expires = `certificate expires in ${formatDuration(left)}`;
+  if (renewal) {
+    const failing = ` and renewal is failing${renewal.detail ? ` (${renewal.detail})` : ''}`;
+    return [overdue ? 'critical' : 'attention', `${expires}${failing}`];
+  }
+  if (overdue) {
+    const lifetime = formatDuration(input.certNotAfter - issuedAt);
+    return ['attention', `${expires} and has not been renewed (overdue for a ${lifetime} certificate)`];
+  }
+  return undefined;
 }
 
 function formatAgo(ms: number): string {
