@@ -102,14 +102,22 @@ export const CommandTarget = Type.Union([
 ]);
 export type CommandTarget = Static<typeof CommandTarget>;
 
+/**
+ * The fields every operator-signed request opens with (a command, a job, later a rollout): who
+ * signed it, when, until when, and a nonce an agent remembers so it runs at most once.
+ */
+export const SIGNED_REQUEST_FIELDS = {
+  v: Type.Literal(1),
+  id: Type.String({ pattern: COMMAND_ID_PATTERN }),
+  nonce: Type.String({ pattern: '^[A-Za-z0-9+/=_-]{16,128}$' }),
+  issuedAt: Timestamp,
+  expiresAt: Timestamp,
+  operator: Type.String({ pattern: OPERATOR_NAME_PATTERN }),
+};
+
 export const Command = Type.Object(
   {
-    v: Type.Literal(1),
-    id: Type.String({ pattern: COMMAND_ID_PATTERN }),
-    nonce: Type.String({ pattern: '^[A-Za-z0-9+/=_-]{16,128}$' }),
-    issuedAt: Timestamp,
-    expiresAt: Timestamp,
-    operator: Type.String({ pattern: OPERATOR_NAME_PATTERN }),
+    ...SIGNED_REQUEST_FIELDS,
     target: CommandTarget,
     action: Type.String({ pattern: ACTION_NAME_PATTERN }),
     args: KeyedRecord(ARG_NAME_PATTERN, Type.String({ maxLength: 4096 }), { maxProperties: 32 }),

@@ -1,13 +1,7 @@
 import { type KeyObject, sign } from 'node:crypto';
 import { type Static, Type } from '@sinclair/typebox';
 import { KeyedRecord } from './closed.js';
-import {
-  ACTION_NAME_PATTERN,
-  ARG_NAME_PATTERN,
-  COMMAND_ID_PATTERN,
-  CommandTarget,
-  OPERATOR_NAME_PATTERN,
-} from './commands.js';
+import { ACTION_NAME_PATTERN, ARG_NAME_PATTERN, CommandTarget, SIGNED_REQUEST_FIELDS } from './commands.js';
 import { cronProblem } from './jobs-cron.js';
 import { LABEL_KEY_PATTERN } from './names.js';
 import { ed25519Verifies, parsePublicKey, signingInput } from './signatures.js';
@@ -80,12 +74,7 @@ const Args = KeyedRecord(ARG_NAME_PATTERN, Type.String({ maxLength: 4096 }), { m
 
 export const Job = Type.Object(
   {
-    v: Type.Literal(1),
-    id: Type.String({ pattern: COMMAND_ID_PATTERN }),
-    nonce: Type.String({ pattern: '^[A-Za-z0-9+/=_-]{16,128}$' }),
-    issuedAt: Timestamp,
-    expiresAt: Timestamp,
-    operator: Type.String({ pattern: OPERATOR_NAME_PATTERN }),
+    ...SIGNED_REQUEST_FIELDS,
     action: Type.String({ pattern: ACTION_NAME_PATTERN }),
     args: Args,
     select: CommandTarget,
