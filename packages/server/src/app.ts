@@ -7,6 +7,10 @@ import type { Logger } from 'pino';
 import type { Clock, IdSource } from './clock.js';
 import { isLoopback, joinUrl, type ServerConfig } from './config.js';
 import type { DecisionRecorder } from './decisions/recorder.js';
+import { CredentialService } from './features/access/credentials.js';
+import { installAccessGuard, withCredential } from './features/access/guard.js';
+import { PeopleService } from './features/access/people.js';
+import { accessRoutes } from './features/access/routes.js';
 import { CaRotationService, startCaSync } from './features/ca/rotation.js';
 import { caRoutes } from './features/ca/routes.js';
 import { CaService } from './features/ca/service.js';
@@ -116,7 +120,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   });
   // Every decision is a ledger entry, appended in the transaction that makes the change, and
   // an event in that same transaction.
-  const decisions = withEvents(deps.decisions ?? ledger.recorder(), events);
+  const decisions = withCredential(withEvents(deps.decisions ?? ledger.recorder(), events));
   const connections = new LiveConnections();
   const roots = fleetRoots(identity);
   let metrics: Metrics | undefined; // made below; writes before it exist are not timed
@@ -345,6 +349,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   admin.decorateRequest('node', null);
   admin.decorateRequest('actor', '');
   admin.decorateRequest('consoleSession', null);
+  admin.decorateRequest('principal', null);
   admin.get('/openapi.json', async () => openapi.document());
   metrics = new Metrics({
     nodesByStatus: () => countNodesByStatus((q) => nodes.list(q)),
@@ -354,6 +359,17 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   const observed = metrics;
   observabilityRoutes({ agent, admin }, observed, () => store.ping());
   const sessions = new SessionService({ db: store.db, write, clock });
+  const people = new PeopleService({ db: store.db, write, clock, decisions });
+  const credentials = new CredentialService({
+    db: store.db,
+    write,
+    clock,
+    decisions,
+    people,
+    traits: store.traits,
+    logger,
+  });
+  await credentials.ensureBootstrap(identity.adminToken);
   const refusals = new FailedCredentials({
     clock,
     perMinute: config.authFailureRate,
@@ -366,7 +382,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   consoleRoutes(admin, {
     assets: loadAssets(consoleDistDir()),
     sessions,
-    adminToken: identity.adminToken,
+    principals: credentials,
     secureCookie: adminTls || config.adminBehindProxy,
     hosts: adminHosts,
     refusals,
@@ -379,8 +395,40 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   await admin.register(async (scope) => {
     scope.addHook(
       'onRequest',
-      adminTokenCheck(identity.adminToken, sessionCredential(sessions, adminHosts), refusals),
+      adminTokenCheck(
+        (secret) => credentials.byBearer(secret),
+        sessionCredential(sessions, adminHosts, credentials),
+        refusals,
+      ),
     );
+    installAccessGuard(scope, {
+      nodeFacets: async (id) => {
+        const row = await store.db
+          .selectFrom('nodes')
+          .select(['labels', 'profile'])
+          .where('id', '=', id)
+          .executeTakeFirst();
+        return row
+          ? { labels: JSON.parse(row.labels) as Record<string, string>, profile: row.profile }
+          : undefined;
+      },
+      recordDenial: (principal, access, detail, route) =>
+        write((trx) =>
+          events.append(trx, {
+            kind: 'access.denied',
+            actor: `user:${principal.user}`,
+            severity: 'warning',
+            data: {
+              verb: access.verb,
+              resource: access.resource,
+              route,
+              detail,
+              credential: principal.credential,
+            },
+          }),
+        ),
+    });
+    accessRoutes(scope, { people, credentials });
     fleetRoutes(scope, () =>
       fleetSummary({
         db: store.db,

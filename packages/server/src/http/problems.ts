@@ -28,8 +28,15 @@ const FRAMEWORK_ERRORS: Record<string, { status: number; code: string; detail: s
   FST_ERR_BAD_URL: { status: 400, code: 'bad_request', detail: 'malformed URL' },
 };
 
-export function sendProblem(reply: FastifyReply, status: number, code: string, detail: string): FastifyReply {
+export function sendProblem(
+  reply: FastifyReply,
+  status: number,
+  code: string,
+  detail: string,
+  extra: Record<string, unknown> = {},
+): FastifyReply {
   const problem: Problem = {
+    ...extra,
     type: `urn:muster:problem:${code}`,
     title: STATUS_CODES[status] ?? 'Error',
     status,
@@ -55,7 +62,8 @@ export function installProblemHandlers(
 ): void {
   app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     if (err instanceof RateLimitedError) reply.header('retry-after', String(err.retryAfterSec));
-    if (err instanceof AppError) return sendProblem(reply, err.status, err.code, err.message);
+    if (err instanceof AppError)
+      return sendProblem(reply, err.status, err.code, err.message, err.problemFields());
     if (err.validation) return sendProblem(reply, 400, 'invalid_request', validationDetail(err));
     const known = err.code ? FRAMEWORK_ERRORS[err.code] : undefined;
     if (known) return sendProblem(reply, known.status, known.code, known.detail);

@@ -31,21 +31,34 @@ export function commandRoutes(
     queries: Pick<CommandQueries, 'list' | 'get'>;
   },
 ): void {
-  app.get('/v1/policy', { schema: { response: { 200: PolicyState } } }, async () => deps.policy.state());
+  app.get(
+    '/v1/policy',
+    { config: { access: { verb: 'read', resource: 'policy' } }, schema: { response: { 200: PolicyState } } },
+    async () => deps.policy.state(),
+  );
   app.post(
     '/v1/policy',
-    { schema: { body: SignedPolicy, response: { 201: SignedPolicy } } },
+    {
+      config: { access: { verb: 'update', resource: 'policy' } },
+      schema: { body: SignedPolicy, response: { 201: SignedPolicy } },
+    },
     async (request, reply) =>
       reply.code(201).send(await deps.policy.push(request.body as SignedPolicy, request.actor)),
   );
   app.get(
     '/v1/operators',
-    { schema: { response: { 200: Type.Object({ items: Type.Array(OperatorView) }) } } },
+    {
+      config: { access: { verb: 'read', resource: 'operators' } },
+      schema: { response: { 200: Type.Object({ items: Type.Array(OperatorView) }) } },
+    },
     async () => ({ items: await deps.policy.operators() }),
   );
   app.post(
     '/v1/operators',
-    { schema: { body: OperatorCreateRequest, response: { 201: OperatorView } } },
+    {
+      config: { access: { verb: 'create', resource: 'operators' } },
+      schema: { body: OperatorCreateRequest, response: { 201: OperatorView } },
+    },
     async (request, reply) =>
       reply
         .code(201)
@@ -53,13 +66,19 @@ export function commandRoutes(
   );
   app.post(
     '/v1/commands',
-    { schema: { body: SignedCommand, response: { 202: CommandAccepted } } },
+    {
+      config: { access: { verb: 'create', resource: 'commands' } },
+      schema: { body: SignedCommand, response: { 202: CommandAccepted } },
+    },
     async (request, reply) =>
       reply.code(202).send(await deps.commands.issue(request.body as SignedCommand, request.actor)),
   );
   app.get(
     '/v1/commands',
-    { schema: { querystring: ListQuery, response: { 200: CommandList } } },
+    {
+      config: { access: { verb: 'read', resource: 'commands' } },
+      schema: { querystring: ListQuery, response: { 200: CommandList } },
+    },
     async (request) => {
       const q = request.query as { limit?: number; cursor?: string };
       return deps.queries.list({ limit: q.limit ?? 50, ...(q.cursor ? { cursor: q.cursor } : {}) });
@@ -68,6 +87,7 @@ export function commandRoutes(
   app.get(
     '/v1/commands/:id',
     {
+      config: { access: { verb: 'read', resource: 'commands' } },
       schema: {
         params: Type.Object({
           id: Type.String({

@@ -39,7 +39,10 @@ export function eventRoutes(
 ): void {
   app.get(
     '/v1/events',
-    { schema: { querystring: ListQuery, response: { 200: EventList } } },
+    {
+      config: { access: { verb: 'read', resource: 'events' } },
+      schema: { querystring: ListQuery, response: { 200: EventList } },
+    },
     async (request) => {
       const q = request.query as {
         since?: string;
@@ -60,33 +63,40 @@ export function eventRoutes(
   );
   app.post(
     '/v1/events',
-    { schema: { body: EventCreateRequest, response: { 201: EventEnvelope } } },
+    {
+      config: { access: { verb: 'create', resource: 'events' } },
+      schema: { body: EventCreateRequest, response: { 201: EventEnvelope } },
+    },
     async (request, reply) => {
       const created = await events.create(request.body as EventCreateRequest, request.actor || 'admin');
       return reply.code(201).send(created);
     },
   );
-  app.get('/v1/events/stream', { schema: { querystring: StreamQuery } }, async (request, reply) => {
-    const q = request.query as { kind?: string; node?: string; lastEventId?: string };
-    const node = q.node?.trim() || undefined;
-    const wants = streamFilter(parseKinds(q.kind), node, node ? await events.nodeIds(node) : []);
-    const header = request.headers['last-event-id'];
-    const text = (Array.isArray(header) ? header[0] : header) ?? q.lastEventId;
-    let resumeAfter: number | undefined;
-    if (text !== undefined && text.trim() !== '') {
-      if (!/^\d{1,15}$/.test(text.trim())) {
-        throw new BadRequestError(
-          'Last-Event-ID must be an event id this server handed out',
-          'bad_last_event_id',
-        );
+  app.get(
+    '/v1/events/stream',
+    { config: { access: { verb: 'read', resource: 'events' } }, schema: { querystring: StreamQuery } },
+    async (request, reply) => {
+      const q = request.query as { kind?: string; node?: string; lastEventId?: string };
+      const node = q.node?.trim() || undefined;
+      const wants = streamFilter(parseKinds(q.kind), node, node ? await events.nodeIds(node) : []);
+      const header = request.headers['last-event-id'];
+      const text = (Array.isArray(header) ? header[0] : header) ?? q.lastEventId;
+      let resumeAfter: number | undefined;
+      if (text !== undefined && text.trim() !== '') {
+        if (!/^\d{1,15}$/.test(text.trim())) {
+          throw new BadRequestError(
+            'Last-Event-ID must be an event id this server handed out',
+            'bad_last_event_id',
+          );
+        }
+        resumeAfter = Number(text.trim());
       }
-      resumeAfter = Number(text.trim());
-    }
-    // The stream outlives this handler: Fastify lets go of the response and the streams own it.
-    reply.hijack();
-    reply.raw.setHeader('x-request-id', request.id);
-    await streams.serve(reply.raw, resumeAfter, wants);
-  });
+      // The stream outlives this handler: Fastify lets go of the response and the streams own it.
+      reply.hijack();
+      reply.raw.setHeader('x-request-id', request.id);
+      await streams.serve(reply.raw, resumeAfter, wants);
+    },
+  );
 }
 
 /** A comma-separated list of kinds; undefined when none is asked for. */

@@ -8,16 +8,24 @@ const Hashes = Type.Array(Type.String());
 export function ledgerRoutes(app: FastifyInstance, ledger: LedgerService): void {
   app.get(
     '/v1/ledger/key',
-    { schema: { response: { 200: Type.Object({ origin: Type.String(), vkey: Type.String() }) } } },
+    {
+      config: { access: { verb: 'read', resource: 'ledger' } },
+      schema: { response: { 200: Type.Object({ origin: Type.String(), vkey: Type.String() }) } },
+    },
     async () => ({ origin: ledger.origin, vkey: ledger.vkey }),
   );
-  app.get('/v1/ledger/checkpoint', async (_request, reply) => {
-    const { note } = await ledger.checkpoint();
-    return reply.type('text/plain; charset=utf-8').send(note);
-  });
+  app.get(
+    '/v1/ledger/checkpoint',
+    { config: { access: { verb: 'read', resource: 'ledger' } } },
+    async (_request, reply) => {
+      const { note } = await ledger.checkpoint();
+      return reply.type('text/plain; charset=utf-8').send(note);
+    },
+  );
   app.get(
     '/v1/ledger/entries',
     {
+      config: { access: { verb: 'read', resource: 'ledger' } },
       schema: {
         querystring: Type.Object({ start: Type.Optional(Seq), end: Type.Optional(Seq) }),
         response: {
@@ -38,6 +46,7 @@ export function ledgerRoutes(app: FastifyInstance, ledger: LedgerService): void 
   app.get(
     '/v1/ledger/proof/inclusion',
     {
+      config: { access: { verb: 'read', resource: 'ledger' } },
       schema: {
         querystring: Type.Object({ seq: Seq, size: Type.Optional(Seq) }),
         response: { 200: Type.Object({ seq: Type.Integer(), size: Type.Integer(), hashes: Hashes }) },
@@ -51,6 +60,7 @@ export function ledgerRoutes(app: FastifyInstance, ledger: LedgerService): void 
   app.get(
     '/v1/ledger/proof/consistency',
     {
+      config: { access: { verb: 'read', resource: 'ledger' } },
       schema: {
         querystring: Type.Object({ from: Seq, to: Type.Optional(Seq) }),
         response: { 200: Type.Object({ from: Type.Integer(), to: Type.Integer(), hashes: Hashes }) },
@@ -64,6 +74,7 @@ export function ledgerRoutes(app: FastifyInstance, ledger: LedgerService): void 
   app.get(
     '/v1/ledger/decisions',
     {
+      config: { access: { verb: 'read', resource: 'ledger' } },
       schema: {
         querystring: Type.Object({
           kind: Type.Optional(Type.String({ maxLength: 128 })),

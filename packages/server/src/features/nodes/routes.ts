@@ -26,7 +26,10 @@ export function nodeRoutes(
 ): void {
   app.get(
     '/v1/nodes',
-    { schema: { querystring: ListQuery, response: { 200: NodeList } } },
+    {
+      config: { access: { verb: 'read', resource: 'nodes' } },
+      schema: { querystring: ListQuery, response: { 200: NodeList } },
+    },
     async (request) => {
       const q = request.query as {
         status?: NodeStatus;
@@ -52,17 +55,32 @@ export function nodeRoutes(
       });
     },
   );
-  app.get('/v1/nodes/:id', { schema: { params: NodeParams, response: { 200: NodeView } } }, async (request) =>
-    nodes.get((request.params as { id: string }).id),
+  app.get(
+    '/v1/nodes/:id',
+    {
+      config: { access: { verb: 'read', resource: 'nodes', nodeParam: 'id' } },
+      schema: { params: NodeParams, response: { 200: NodeView } },
+    },
+    async (request) => nodes.get((request.params as { id: string }).id),
   );
   app.post(
     '/v1/nodes/:id/rotate',
-    { schema: { params: NodeParams, response: { 202: NodeView } } },
+    {
+      config: { access: { verb: 'update', resource: 'nodes', nodeParam: 'id' } },
+      schema: { params: NodeParams, response: { 202: NodeView } },
+    },
     async (request, reply) =>
       reply.code(202).send(await nodes.requestRotation((request.params as { id: string }).id, request.actor)),
   );
-  app.delete('/v1/nodes/:id', { schema: { params: NodeParams } }, async (request, reply) => {
-    await nodes.decommission((request.params as { id: string }).id, request.actor);
-    return reply.code(204).send();
-  });
+  app.delete(
+    '/v1/nodes/:id',
+    {
+      config: { access: { verb: 'delete', resource: 'nodes', nodeParam: 'id' } },
+      schema: { params: NodeParams },
+    },
+    async (request, reply) => {
+      await nodes.decommission((request.params as { id: string }).id, request.actor);
+      return reply.code(204).send();
+    },
+  );
 }
