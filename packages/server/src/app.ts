@@ -92,6 +92,8 @@ export interface MusterApp {
   readonly adminTls: boolean;
   /** Console sessions; `issueCode()` makes the one-time code of a sign-in link. */
   readonly sessions: SessionService;
+  /** API tokens and the users behind every admin credential. */
+  readonly credentials: CredentialService;
   /** The agent-plane URL join lines carry. */
   joinUrl(): string;
   close(): Promise<void>;
@@ -460,6 +462,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     caRotation,
     applyServerIdentity,
     sessions,
+    credentials,
     joinUrl: () => joinUrl(config, boundPort()),
     channels,
     metrics: observed,
@@ -471,6 +474,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
       await commanding.idle();
       await Promise.all([agent.close(), admin.close()]);
       await writer.idle();
+      await credentials.idle();
     },
   };
 }

@@ -55,6 +55,7 @@ export function apiTokenView(row: ApiTokensTable, now: number): ApiTokenView {
 /** API tokens and the resolution of every admin credential to a principal, from the store. */
 export class CredentialService {
   private readonly lastWritten = new Map<string, number>();
+  private readonly pending = new Set<Promise<unknown>>();
 
   constructor(
     private readonly deps: PeopleDeps & { people: PeopleService; traits: DialectTraits; logger?: Logger },
@@ -272,8 +273,15 @@ export class CredentialService {
     const last = Math.max(stored ?? 0, this.lastWritten.get(id) ?? 0);
     if (now - last < LAST_USED_WRITE_MS) return;
     this.lastWritten.set(id, now);
-    void this.deps
+    const written = this.deps
       .write((trx) => trx.updateTable('api_tokens').set({ last_used_at: now }).where('id', '=', id).execute())
-      .catch((err) => this.deps.logger?.warn({ err }, 'could not record when an API token was last used'));
+      .catch((err) => this.deps.logger?.warn({ err }, 'could not record when an API token was last used'))
+      .finally(() => this.pending.delete(written));
+    this.pending.add(written);
+  }
+
+  /** Resolves once every last-used write started so far has finished (at shutdown, in tests). */
+  async idle(): Promise<void> {
+    await Promise.all([...this.pending]);
   }
 }

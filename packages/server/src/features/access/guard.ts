@@ -81,7 +81,7 @@ function assertAccess(route: RouteOptions): void {
 
 /**
  * Installs authorization on the admin guard's scope: the route table is checked as routes are
- * added, and each request is decided after validation, before its handler runs.
+ * added, and each request is decided before its body is validated or its handler runs.
  */
 export function installAccessGuard(scope: FastifyInstance, deps: GuardDeps): void {
   scope.addHook('onRoute', assertAccess);
@@ -91,7 +91,8 @@ export function installAccessGuard(scope: FastifyInstance, deps: GuardDeps): voi
     if (!request.principal) return done();
     requestCredential.run({ credential: request.principal.credential }, done);
   });
-  scope.addHook('preHandler', async (request) => {
+  // Before validation: a role that may not make a request learns nothing of what its body lacks.
+  scope.addHook('preValidation', async (request) => {
     const principal = request.principal;
     const access = request.routeOptions.config.access;
     if (!principal || !access || access.own) return;
@@ -119,11 +120,13 @@ async function refused(
     denying = principal.roles.find((role) => !roleAllowsSome(role, verb, resource));
   } else {
     const id = access.nodeParam ? (request.params as Record<string, string>)[access.nodeParam] : undefined;
-    const node = id === undefined ? undefined : await deps.nodeFacets(id);
+    const node = id === undefined || id.length > 128 ? undefined : await deps.nodeFacets(id);
     denying = principal.roles.find(
       (role) => !roleAllows(role, { verb, resource, ...(node ? { node } : {}) }),
     );
-    if (denying && node) return `role ${denying.name} may not ${verb} ${resource} of node ${id}`;
+    // A role that reaches some nodes but not this one says so: the node is outside its scope.
+    if (denying && node && roleAllowsSome(denying, verb, resource))
+      return `role ${denying.name} may not ${verb} ${resource} outside its scope (node ${id})`;
   }
   return denying ? `role ${denying.name} may not ${verb} ${resource}` : undefined;
 }

@@ -79,17 +79,27 @@ export function ledgerRoutes(app: FastifyInstance, ledger: LedgerService): void 
         querystring: Type.Object({
           kind: Type.Optional(Type.String({ maxLength: 128 })),
           subject: Type.Optional(Type.String({ maxLength: 256 })),
+          actor: Type.Optional(
+            Type.String({ maxLength: 256, description: 'user:<name>, node:<id> or system' }),
+          ),
           before: Type.Optional(Seq),
           limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
         }),
       },
     },
     async (request) => {
-      const q = request.query as { kind?: string; subject?: string; before?: number; limit?: number };
+      const q = request.query as {
+        kind?: string;
+        subject?: string;
+        actor?: string;
+        before?: number;
+        limit?: number;
+      };
       return ledger.decisions({
         limit: q.limit ?? 100,
         ...(q.kind ? { kind: q.kind } : {}),
         ...(q.subject ? { subject: q.subject } : {}),
+        ...(q.actor ? { actor: q.actor } : {}),
         ...(q.before !== undefined ? { before: q.before } : {}),
       });
     },
