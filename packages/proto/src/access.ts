@@ -102,14 +102,11 @@ export const UserCreateRequest = Type.Object(
   { additionalProperties: false },
 );
 export type UserCreateRequest = Static<typeof UserCreateRequest>;
-export const UserUpdateRequest = Type.Object(
-  {
-    role: Type.Optional(Type.String({ pattern: ROLE_NAME_PATTERN })),
-    disabled: Type.Optional(Type.Boolean()),
-  },
+export const UserRoleRequest = Type.Object(
+  { role: Type.String({ pattern: ROLE_NAME_PATTERN }) },
   { additionalProperties: false },
 );
-export type UserUpdateRequest = Static<typeof UserUpdateRequest>;
+export type UserRoleRequest = Static<typeof UserRoleRequest>;
 
 export const ApiTokenView = Type.Object({
   id: Type.String(),

@@ -58,9 +58,9 @@ for (const dialect of dialects()) {
       assertProblem(await as(t, revoked.json.secret, 'GET', '/v1/nodes'), 401);
 
       const live = await t.admin('POST', '/v1/apitokens', { user: 'eve' });
-      assert.equal((await t.admin('PATCH', '/v1/users/eve', { disabled: true })).status, 200);
+      assert.equal((await t.admin('POST', '/v1/users/eve/disable')).status, 200);
       assertProblem(await as(t, live.json.secret, 'GET', '/v1/nodes'), 401);
-      assert.equal((await t.admin('PATCH', '/v1/users/eve', { disabled: false })).status, 200);
+      assert.equal((await t.admin('POST', '/v1/users/eve/enable')).status, 200);
       assert.equal((await as(t, live.json.secret, 'GET', '/v1/nodes')).status, 200);
       const kinds = (await decisionsAbout(t, 'user:eve')).map((d) => d.kind);
       assert.deepEqual(kinds, ['user.added', 'user.disabled', 'user.enabled']);
@@ -124,7 +124,7 @@ for (const dialect of dialects()) {
     });
 
     test('a role narrowed to env=staging reaches only the nodes it selects', async () => {
-      const role = await t.admin('PUT', '/v1/roles/staging-ops', {
+      const role = await t.admin('POST', '/v1/roles', {
         name: 'staging-ops',
         allow: [
           {

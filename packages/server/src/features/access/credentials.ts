@@ -62,12 +62,21 @@ export class CredentialService {
   ) {}
 
   /**
-   * Makes the bootstrap `admin.token` the credential of the first admin user, once; a later
+   * Makes the bootstrap `admin.token` the credential of the first admin user, once. Like the
+   * token file itself, this is part of the first start, not a decision anyone took, so it is
+   * not a ledger entry: the ledger's first entry stays the first thing an admin did. A later
    * start with another token file replaces its hash unless it was revoked (then it stays dead).
    */
   async ensureBootstrap(adminToken: string): Promise<void> {
-    const { write, clock, decisions, traits } = this.deps;
+    const { write, clock, traits } = this.deps;
     const secretHash = hashSecret(adminToken);
+    // A read first: every later start finds it in place and writes nothing.
+    const current = await this.deps.db
+      .selectFrom('api_tokens')
+      .select(['secret_hash', 'revoked_at'])
+      .where('id', '=', BOOTSTRAP_TOKEN_ID)
+      .executeTakeFirst();
+    if (current && (current.revoked_at !== null || current.secret_hash === secretHash)) return;
     try {
       await write(async (trx) => {
         const row = await trx
@@ -101,12 +110,6 @@ export class CredentialService {
               created_by: 'system',
             })
             .execute();
-          await decisions.record(trx, {
-            kind: 'user.added',
-            actor: 'system',
-            subject: `user:${BOOTSTRAP_USER}`,
-            data: { role: 'admin' },
-          });
         }
         await trx
           .insertInto('api_tokens')
@@ -122,12 +125,6 @@ export class CredentialService {
             last_used_at: null,
           })
           .execute();
-        await decisions.record(trx, {
-          kind: 'apitoken.created',
-          actor: 'system',
-          subject: `apitoken:${BOOTSTRAP_TOKEN_ID}`,
-          data: { user: BOOTSTRAP_USER, role: null, expiresAt: null },
-        });
       });
     } catch (err) {
       // Another replica starting at the same moment made it first.

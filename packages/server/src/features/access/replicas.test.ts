@@ -12,9 +12,9 @@ for (const dialect of dialects()) {
       try {
         const { secret } = await userToken(a, 'rita', 'operator');
         assert.equal((await as(b, secret, 'POST', '/v1/events', { kind: 'note', text: 'hi' })).status, 201);
-        assert.equal((await a.admin('PATCH', '/v1/users/rita', { role: 'viewer' })).status, 200);
+        assert.equal((await a.admin('POST', '/v1/users/rita/role', { role: 'viewer' })).status, 200);
         assert.equal((await as(b, secret, 'POST', '/v1/events', { kind: 'note', text: 'hi' })).status, 403);
-        assert.equal((await a.admin('PATCH', '/v1/users/rita', { disabled: true })).status, 200);
+        assert.equal((await a.admin('POST', '/v1/users/rita/disable')).status, 200);
         // No cache stands between the store and the check: the very next request is refused.
         assert.equal((await as(b, secret, 'GET', '/v1/nodes')).status, 401);
         const users = await b.admin('GET', '/v1/users/rita');

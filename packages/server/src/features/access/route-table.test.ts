@@ -41,14 +41,16 @@ const LEAST: Record<string, Role> = {
   'POST /v1/policy': 'admin',
   'GET /v1/roles': 'viewer',
   'GET /v1/roles/{name}': 'viewer',
-  'PUT /v1/roles/{name}': 'admin',
+  'POST /v1/roles': 'admin',
   'GET /v1/tokens': 'viewer',
   'POST /v1/tokens': 'admin',
   'DELETE /v1/tokens/{id}': 'admin',
   'GET /v1/users': 'viewer',
   'POST /v1/users': 'admin',
   'GET /v1/users/{name}': 'viewer',
-  'PATCH /v1/users/{name}': 'admin',
+  'POST /v1/users/{name}/disable': 'admin',
+  'POST /v1/users/{name}/enable': 'admin',
+  'POST /v1/users/{name}/role': 'admin',
 };
 /** Admin-plane routes outside the role guard: console sign-in and sign-out check their own credential. */
 const UNGUARDED = new Set(['POST /v1/session', 'GET /v1/session', 'DELETE /v1/session']);

@@ -8,7 +8,7 @@ import {
   RoleView,
   USER_NAME_PATTERN,
   UserCreateRequest,
-  UserUpdateRequest,
+  UserRoleRequest,
   UserView,
 } from '@muster/proto';
 import { Type } from '@sinclair/typebox';
@@ -20,6 +20,8 @@ import type { PeopleService } from './people.js';
 const UserParams = Type.Object({ name: Type.String({ pattern: USER_NAME_PATTERN }) });
 const RoleParams = Type.Object({ name: Type.String({ pattern: ROLE_NAME_PATTERN }) });
 const TokenParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+
+type UserUpdate = { role?: string; disabled?: boolean };
 
 const principalOf = (request: FastifyRequest): Principal => request.principal!;
 
@@ -56,19 +58,19 @@ export function accessRoutes(
     },
     async (request) => people.getUser((request.params as { name: string }).name),
   );
-  app.patch(
-    '/v1/users/:name',
-    {
-      config: { access: { verb: 'update', resource: 'users' } },
-      schema: { params: UserParams, body: UserUpdateRequest, response: { 200: UserView } },
-    },
-    async (request) =>
-      people.updateUser(
-        (request.params as { name: string }).name,
-        request.body as UserUpdateRequest,
-        request.actor,
-      ),
-  );
+  const change = (suffix: string, body: typeof UserRoleRequest | undefined, of: (b: unknown) => UserUpdate) =>
+    app.post(
+      `/v1/users/:name/${suffix}`,
+      {
+        config: { access: { verb: 'update', resource: 'users' } },
+        schema: { params: UserParams, ...(body ? { body } : {}), response: { 200: UserView } },
+      },
+      async (request) =>
+        people.updateUser((request.params as { name: string }).name, of(request.body), request.actor),
+    );
+  change('role', UserRoleRequest, (b) => ({ role: (b as UserRoleRequest).role }));
+  change('disable', undefined, () => ({ disabled: true }));
+  change('enable', undefined, () => ({ disabled: false }));
   app.get(
     '/v1/roles',
     {
@@ -85,16 +87,13 @@ export function accessRoutes(
     },
     async (request) => people.getRole((request.params as { name: string }).name),
   );
-  app.put(
-    '/v1/roles/:name',
+  app.post(
+    '/v1/roles',
     {
       config: { access: { verb: 'update', resource: 'roles' } },
-      schema: { params: RoleParams, body: RoleSpecSchema, response: { 200: RoleView } },
+      schema: { body: RoleSpecSchema, response: { 200: RoleView } },
     },
-    async (request) => {
-      const spec = { ...(request.body as RoleSpec), name: (request.params as { name: string }).name };
-      return people.applyRole(spec, request.actor);
-    },
+    async (request) => people.applyRole(request.body as RoleSpec, request.actor),
   );
   app.post(
     '/v1/apitokens',
