@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Takes the README's console screenshots (docs/screenshots/*.png): runs `muster demo` in a
-// scratch directory, opens its one-time sign-in link in Debian's Chromium (playwright-core) and
+// scratch directory, opens a one-time sign-in link from `muster console link` in Debian's Chromium (playwright-core) and
 // photographs each view at 1280×800. Not part of the test suite: run it by hand after `npm run build`.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,9 +27,9 @@ let stdout = '';
 demo.stdout.on('data', (c) => {
   stdout += c;
 });
-const link = await new Promise((resolve, reject) => {
+const adminUrl = await new Promise((resolve, reject) => {
   const timer = setInterval(() => {
-    const found = /console\s+(http:\/\/\S+#code=\S+)/.exec(stdout)?.[1];
+    const found = /admin API\s+(http:\/\/\S+)/.exec(stdout)?.[1];
     if (found && /all reporting|reporting so far/.test(stdout)) {
       clearInterval(timer);
       resolve(found);
@@ -37,6 +37,12 @@ const link = await new Promise((resolve, reject) => {
   }, 100);
   demo.once('exit', (code) => reject(new Error(`muster demo exited with ${code}:\n${stdout}`)));
 });
+// The demo prints a sign-in link only to a terminal; `muster console link` makes one on request.
+const link = execFileSync(
+  process.execPath,
+  [join(root, 'packages/cli/dist/main.js'), 'console', 'link', '--url', adminUrl],
+  { cwd, encoding: 'utf8' },
+).trim();
 const base = new URL(link).origin;
 
 const browser = await chromium.launch({

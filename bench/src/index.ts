@@ -1,3 +1,4 @@
+import { UsageError } from '@muster/host';
 import { parseDuration } from '@muster/proto';
 import { channelsScenario } from './channels.js';
 import { consoleScenario } from './console.js';
@@ -8,12 +9,10 @@ import { heartbeatScenario } from './heartbeat.js';
 import { ledgerScenario } from './ledger.js';
 import { renewScenario } from './renew.js';
 
-const SCENARIOS = ['heartbeat', 'enroll', 'renew', 'ledger', 'channels', 'events', 'console'] as const;
-
 function count(value: unknown, fallback: number, flag: string): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'string' || !/^\d+$/.test(value) || Number(value) < 1) {
-    throw new Error(`--${flag}: "${String(value)}" is not a positive whole number`);
+    throw new UsageError(`--${flag}: "${String(value)}" is not a positive whole number`);
   }
   return Number(value);
 }
@@ -21,66 +20,106 @@ function count(value: unknown, fallback: number, flag: string): number {
 function duration(value: unknown, fallback: string): number {
   const text = (value as string | undefined) ?? fallback;
   const ms = parseDuration(text);
-  if (ms === undefined) throw new Error(`--duration: "${text}" is not a duration such as ${fallback}`);
+  if (ms === undefined) throw new UsageError(`--duration: "${text}" is not a duration such as ${fallback}`);
   return ms;
 }
 
-/** Runs one scenario by name with the flags `muster bench` parsed. */
-export async function runScenario(name: string, values: Record<string, unknown>): Promise<void> {
-  const db = values.db as string | undefined;
-  switch (name) {
-    case 'heartbeat':
-      return heartbeatScenario({
+type Values = Record<string, unknown>;
+
+/** A scenario: what `muster bench --help` says of it, and how it runs with the parsed flags. */
+export interface Scenario {
+  summary: string;
+  run(values: Values): Promise<void>;
+}
+
+const dbOf = (values: Values) => (values.db ? { db: values.db as string } : {});
+
+/**
+ * Every scenario, by name, in the order `--help` lists them. The one list: the CLI's usage, its
+ * check of the name and the dispatch below all read it, so none can leave a scenario out.
+ */
+export const SCENARIOS: Readonly<Record<string, Scenario>> = {
+  heartbeat: {
+    summary: 'heartbeats per second through a real server, beside a bare HTTPS server',
+    run: (values) =>
+      heartbeatScenario({
         agents: count(values.agents, 200, 'agents'),
         durationMs: duration(values.duration, '10s'),
-        ...(db ? { db } : {}),
-      });
-    case 'enroll':
-      return enrollScenario({
+        ...dbOf(values),
+      }),
+  },
+  enroll: {
+    summary: 'an enrollment storm',
+    run: (values) =>
+      enrollScenario({
         agents: count(values.agents, 10_000, 'agents'),
         concurrency: count(values.concurrency, 500, 'concurrency'),
-        ...(db ? { db } : {}),
-      });
-    case 'renew':
-      return renewScenario({
+        ...dbOf(values),
+      }),
+  },
+  renew: {
+    summary: 'a renewal storm, then the quiet phase after it',
+    run: (values) =>
+      renewScenario({
         agents: count(values.agents, 10_000, 'agents'),
         concurrency: count(values.concurrency, 500, 'concurrency'),
         durationMs: duration(values.duration, '3s'),
-        ...(db ? { db } : {}),
-      });
-    case 'channels':
-      return channelsScenario({
+        ...dbOf(values),
+      }),
+  },
+  channels: {
+    summary: 'agent channels held at once, their memory and heartbeat-to-event latency',
+    run: (values) =>
+      channelsScenario({
         agents: count(values.agents, 20_000, 'agents'),
         durationMs: duration(values.duration, '20s'),
         processes: 4,
-      });
-    case 'fanout':
-      return fanoutScenario({
+      }),
+  },
+  fanout: {
+    summary: 'one command to every node holding a channel, five rounds',
+    run: (values) =>
+      fanoutScenario({
         agents: count(values.agents, 10_000, 'agents'),
         rounds: 5,
         processes: 4,
-        ...(db ? { db } : {}),
-      });
-    case 'console':
-      return consoleScenario({
+        ...dbOf(values),
+      }),
+  },
+  events: {
+    summary: 'event streams held while notes are written',
+    run: (values) =>
+      eventsScenario({
+        streams: count(values.concurrency, 100, 'concurrency'),
+        events: count(values.entries, 500, 'entries'),
+        ...dbOf(values),
+      }),
+  },
+  console: {
+    summary: 'console frames under a stream of events (needs /usr/bin/chromium)',
+    run: (values) =>
+      consoleScenario({
         nodes: count(values.agents, 10_000, 'agents'),
         eventsPerSec: count(values.rate, 1000, 'rate'),
         durationMs: duration(values.duration, '10s'),
-        ...(db ? { db } : {}),
-      });
-    case 'events':
-      return eventsScenario({
-        streams: count(values.concurrency, 100, 'concurrency'),
-        events: count(values.entries, 500, 'entries'),
-        ...(db ? { db } : {}),
-      });
-    case 'ledger':
-      return ledgerScenario({
+        ...dbOf(values),
+      }),
+  },
+  ledger: {
+    summary: 'ledger appends, proofs and verification (the store alone)',
+    run: (values) =>
+      ledgerScenario({
         writers: count(values.concurrency, 500, 'concurrency'),
         durationMs: duration(values.duration, '5s'),
         entries: count(values.entries, 1_000_000, 'entries'),
-      });
-    default:
-      throw new Error(`unknown scenario "${name}"; one of: ${SCENARIOS.join(', ')}`);
-  }
+      }),
+  },
+};
+
+/** Runs one scenario by name with the flags `muster bench` parsed. */
+export async function runScenario(name: string, values: Values): Promise<void> {
+  const scenario = Object.hasOwn(SCENARIOS, name) ? SCENARIOS[name] : undefined;
+  if (!scenario)
+    throw new UsageError(`unknown scenario "${name}"; one of: ${Object.keys(SCENARIOS).join(', ')}`);
+  return scenario.run(values);
 }

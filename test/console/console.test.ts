@@ -102,8 +102,15 @@ describe('the Mission Console in a real Chromium, against a real server and agen
   });
 
   test('a one-time sign-in link signs in once; the console then shows the nodes and the fleet bar', async () => {
-    const link = /^ {2}console +(http:\/\/\S+#code=\S+)$/m.exec(server.process.stdout)?.[1];
-    assert.ok(link, `the server printed a sign-in link:\n${server.process.stdout}`);
+    // The server prints no code where its stdout is not a terminal; `muster console link` makes one.
+    assert.doesNotMatch(server.process.stdout, /#code=/);
+    const made = await sandbox.run(['console', 'link', ...server.adminFlags]);
+    const link = made.stdout.trim();
+    assert.match(
+      link,
+      /^http:\/\/\S+#code=\S+$/,
+      `muster console link printed a sign-in link:\n${made.stderr}`,
+    );
     const context = await browser.newContext();
     const page = await context.newPage();
     const seen = watchForInjection(page);
@@ -138,7 +145,7 @@ describe('the Mission Console in a real Chromium, against a real server and agen
     const line = (await page.locator('[data-field=agent-line]').textContent())?.trim() ?? '';
     assert.match(
       line,
-      /^muster agent --server https:\/\/\S+ --ca-pin sha256:[0-9a-f]{64} --root-pin sha256:[0-9a-f]{64} --token mjt_\S+$/,
+      /^printf '%s' 'mjt_[A-Za-z0-9_-]+' \| muster agent --server https:\/\/\S+ --ca-pin sha256:[0-9a-f]{64} --root-pin sha256:[0-9a-f]{64} --token-file -$/,
     );
     const id = /Token (tok_[0-9a-f]+) created/.exec(
       (await page.locator('#created-title').textContent()) ?? '',

@@ -32,12 +32,17 @@ describe('the console in the first hour, in a real Chromium', () => {
   const ops = makeOperator('ops');
 
   /**
-   * A one-time sign-in link for this server. The one place these tests get one: today from
-   * what `muster server` printed at start (one link per start).
+   * A fresh one-time sign-in link for this server, the way an operator gets one when the
+   * server's stdout is not a terminal (as here): `muster console link`.
    */
-  function signInLink(): string {
-    const link = /^ {2}console +(http:\/\/\S+#code=\S+)$/m.exec(server.process.stdout)?.[1];
-    assert.ok(link, `the server printed a sign-in link:\n${server.process.stdout}`);
+  async function signInLink(): Promise<string> {
+    const made = await sandbox.run(['console', 'link', ...server.adminFlags]);
+    const link = made.stdout.trim();
+    assert.match(
+      link,
+      /^http:\/\/\S+#code=\S+$/,
+      `muster console link printed a sign-in link:\n${made.stderr}`,
+    );
     return link;
   }
 
@@ -146,7 +151,7 @@ describe('the console in the first hour, in a real Chromium', () => {
     await page.goto(`${server.adminUrl}/#code=not-a-code`);
     await page.getByText(/links work once/).waitFor();
     assert.equal(new URL(page.url()).hash, '', 'the refused code is wiped from the address bar');
-    await page.goto(signInLink());
+    await page.goto(await signInLink());
     await page.locator('tr[data-node="web-1"]').waitFor();
     assert.equal(new URL(page.url()).pathname, '/nodes');
     assert.equal(new URL(page.url()).hash, '', 'the code is wiped from the address bar');

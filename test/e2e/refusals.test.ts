@@ -129,10 +129,10 @@ describe('bad input on the command line', () => {
     assertNoStackTrace(result.stderr);
   });
 
-  test('an agent with no identity and no token says what it needs and exits 1', async () => {
+  test('an agent with no identity and no token says what it needs and exits 2 (usage)', async () => {
     const agentDir = sandbox.tempDir('agent');
     const result = await sandbox.run(['agent', '--data-dir', agentDir]);
-    assert.equal(result.code, 1, describeResult(result));
+    assert.equal(result.code, 2, describeResult(result));
     assert.match(result.stderr, new RegExp(`no identity in ${agentDir}`));
     assert.match(result.stderr, /needs --server, --ca-pin, --token/);
     assert.match(result.stderr, /muster token create/);

@@ -43,7 +43,8 @@ for (const dialect of dialects()) {
         ...server.adminFlags,
       ]);
       assert.match(token.agentCommand, new RegExp(`--ca-pin ${token.caPin} `));
-      assert.match(token.agentCommand, new RegExp(`--token ${token.secret}$`));
+      assert.ok(token.agentCommand.startsWith(`printf '%s' '${token.secret}' | muster agent `));
+      assert.match(token.agentCommand, / --token-file -$/);
 
       agent = sandbox.spawn([
         ...agentArgsFromJoinLine(token.agentCommand, server.agentUrl),

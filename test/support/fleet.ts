@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { NodeView } from '@muster/proto';
 import { waitFor } from './processes.js';
 import { describeResult, type Sandbox, type ServerUnderTest } from './sandbox.js';
@@ -63,15 +66,32 @@ export function reportedAfter(after: string | null): (view: NodeView) => boolean
 /**
  * The argv of the `muster agent …` line a join token prints, for running it as a child process.
  * The server is given as the agent plane actually bound: with `--listen 127.0.0.1:0` the server
- * prints port 0 in its join lines, because its public URL is settled before it listens.
+ * prints port 0 in its join lines, because its public URL is settled before it listens. The
+ * line pipes the token in (`printf '%s' TOKEN | muster agent … --token-file -`); here it goes
+ * through a 0600 file instead, as under a service manager, so the argv can be spawned alone.
  */
 export function agentArgsFromJoinLine(joinLine: string, agentUrl: string): string[] {
-  const words = joinLine.trim().split(/\s+/);
+  const piped = /^printf '%s' '([A-Za-z0-9_-]+)' \| (.*)$/.exec(joinLine.trim());
+  const words = (piped ? piped[2]! : joinLine).trim().split(/\s+/);
   assert.deepEqual(words.slice(0, 2), ['muster', 'agent'], `not a muster agent line: ${joinLine}`);
   const args = words.slice(1);
   const server = args.indexOf('--server');
   assert.ok(server > 0 && args[server + 1], `the join line names no --server: ${joinLine}`);
   assert.equal(new URL(args[server + 1]!).hostname, new URL(agentUrl).hostname);
   args[server + 1] = agentUrl;
+  if (piped) {
+    const stdin = args.indexOf('--token-file');
+    assert.ok(stdin > 0 && args[stdin + 1] === '-', `the join line pipes a token nothing reads: ${joinLine}`);
+    args[stdin + 1] = tokenFile(piped[1]!);
+  }
   return args;
+}
+
+/** Writes a join token to a file only its owner can read; removed when the test process ends. */
+function tokenFile(token: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'muster-e2e-join-'));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'join-token');
+  writeFileSync(path, token, { mode: 0o600 });
+  return path;
 }

@@ -47,6 +47,11 @@ export class MusterProcess {
     });
   }
 
+  /** The child's process id, as `ps` and a lock file show it. */
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
   get running(): boolean {
     return this.exit === undefined;
   }

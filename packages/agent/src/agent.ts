@@ -1,4 +1,5 @@
 import { X509Certificate } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { Agent as HttpsAgent } from 'node:https';
 import {
   backoffDelay,
@@ -15,8 +16,9 @@ import type { ChannelDown, HeartbeatAck, RenewResponse } from '@muster/proto';
 import { AgentChannel, type ChannelTls } from './channel.js';
 import { type AgentCommands, startCommands } from './commands/index.js';
 import type { AgentConfig } from './config.js';
-import { AgentFatalError, enrollWithRetry, reenroll } from './enrollment.js';
-import { loadIdentity, type StoredIdentity, saveRenewedIdentity } from './identity.js';
+import { AgentFatalError, assertCanEnroll, enrollWithRetry, reenroll } from './enrollment.js';
+import { identityPaths, loadIdentity, type StoredIdentity, saveRenewedIdentity } from './identity.js';
+import { lockDataDir } from './lock.js';
 import { MetricsSampler } from './metrics.js';
 import { renewalTime, ServerTime, validityOf } from './renewal.js';
 import { Witness } from './witness.js';
@@ -50,6 +52,24 @@ export async function runAgent(
   signal: AbortSignal,
   hooks: AgentHooks = {},
   options: AgentOptions = {},
+): Promise<void> {
+  // A command line that cannot enroll is refused before the data dir is made or locked.
+  if (!existsSync(identityPaths(config.dataDir).meta)) assertCanEnroll(config);
+  // One agent per data dir: two would hold one identity and keep replacing each other's channel.
+  const release = await lockDataDir(config.dataDir);
+  try {
+    await runHoldingDataDir(config, log, signal, hooks, options);
+  } finally {
+    await release();
+  }
+}
+
+async function runHoldingDataDir(
+  config: AgentConfig,
+  log: Log,
+  signal: AbortSignal,
+  hooks: AgentHooks,
+  options: AgentOptions,
 ): Promise<void> {
   const local = options.localClock ?? Date.now;
   let token = config.token;
@@ -94,8 +114,8 @@ export async function runAgent(
 function expiredMessage(identity: StoredIdentity): string {
   return (
     `this node's certificate expired at ${identity.notAfter} and an expired identity cannot be renewed; ` +
-    `on the server run "muster token create --name ${identity.name}", then start this agent with --token ` +
-    'to enroll again under the same name (retrying meanwhile)'
+    `on the server run "muster token create --name ${identity.name}", then start this agent with the line it ` +
+    'prints to enroll again under the same name (retrying meanwhile)'
   );
 }
 
@@ -272,6 +292,15 @@ async function heartbeatLoop(
           refused = true;
           log.error(refusedMessage(identity, err), { detail: err.message, retryInMs: wait });
           if (canEnrollAgain) return identity;
+        } else if (untrustedServer(err)) {
+          // The server's certificate is from a root this node does not hold: after a CA rotation
+          // finished while the host was away, only enrolling again (with a new pin) helps.
+          refused = true;
+          log.error(untrustedMessage(identity, canEnrollAgain), {
+            error: (err as Error).message,
+            ...(canEnrollAgain ? {} : { retryInMs: wait }),
+          });
+          if (canEnrollAgain) return identity;
         } else {
           log.warn('heartbeat failed; retrying', { error: (err as Error).message, retryInMs: wait });
         }
@@ -326,12 +355,34 @@ async function heartbeatLoop(
   return undefined;
 }
 
+/** TLS verification failures that mean the server's chain leads to no root in ca.pem. */
+const UNTRUSTED_SERVER_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_SIGNATURE_FAILURE',
+]);
+
+function untrustedServer(err: unknown): boolean {
+  return UNTRUSTED_SERVER_CODES.has((err as NodeJS.ErrnoException).code ?? '');
+}
+
+function untrustedMessage(identity: StoredIdentity, enrollingAgain: boolean): string {
+  const what =
+    "the server's certificate does not lead to a fleet CA this node holds (was the CA rotated while it was away?)";
+  return enrollingAgain
+    ? `${what}; enrolling again with the join token`
+    : `${what}; on the server run "muster token create --name ${identity.name}" and start this agent with the line it prints (retrying meanwhile)`;
+}
+
 function refusedMessage(identity: StoredIdentity, err: ServerError): string {
   if (err.problem?.code === 'identity_expired') return expiredMessage(identity);
   if (err.problem?.code === 'identity_superseded')
     return 'the server says this certificate was superseded by a renewal: another host may hold this identity; retrying';
   return (
     'the server refuses this node identity (decommissioned or revoked); to bring the host back, run ' +
-    `"muster token create --name ${identity.name}" on the server and start this agent with --token (retrying meanwhile)`
+    `"muster token create --name ${identity.name}" on the server and start this agent with the line it prints (retrying meanwhile)`
   );
 }

@@ -39,18 +39,18 @@ export const AGENT_SETTINGS: readonly SettingSpec[] = [
     help: 'agent-plane URL of the control plane, https://HOST:8443',
   },
   {
-    flag: 'token',
-    env: 'MUSTER_JOIN_TOKEN',
-    kind: 'string',
-    secret: true,
-    value: 'TOKEN',
-    help: 'one-time join token (only needed to enroll)',
-  },
-  {
     flag: 'token-file',
+    env: 'MUSTER_JOIN_TOKEN_FILE',
     kind: 'string',
     value: 'FILE',
-    help: 'read the join token from FILE instead of the command line',
+    help: 'read the one-time join token from FILE, or from stdin with - (only needed to enroll)',
+  },
+  {
+    // No environment variable: a literal secret does not belong in the environment either.
+    flag: 'token',
+    kind: 'string',
+    value: 'TOKEN',
+    help: 'the join token itself; less safe than --token-file, since every local user can read it in ps',
   },
   {
     flag: 'ca-pin',

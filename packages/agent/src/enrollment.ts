@@ -1,5 +1,6 @@
 import {
   backoffDelay,
+  caPinOf,
   createCsrPem,
   exportPrivateKeyPem,
   generateKeyPair,
@@ -7,16 +8,21 @@ import {
   requestJson,
   ServerError,
   sleep,
+  UsageError,
 } from '@muster/host';
 import { type EnrollRequest, type EnrollResponse, keyFingerprint } from '@muster/proto';
 import type { AgentConfig } from './config.js';
 import { type StoredIdentity, saveRenewedIdentity } from './identity.js';
 import { hostFacts } from './metrics.js';
-import { fetchPinnedCa } from './pinning.js';
+import { fetchPinnedCa, PinMismatchError, pinsIn } from './pinning.js';
 
 /** The agent cannot go on without an operator: a bad token, a taken name, a wrong pin. */
 export class AgentFatalError extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    /** The server's chain led to no CA the agent trusts: nothing was sent to it. */
+    readonly untrustedServer = false,
+  ) {
     super(message);
     this.name = 'AgentFatalError';
   }
@@ -24,8 +30,11 @@ export class AgentFatalError extends Error {
 
 /**
  * Enrolls again under the stored name with a fresh key, when the server refuses the identity
- * this host holds (expired, or its node decommissioned). A refusal is logged and the agent
- * carries on with what it has, so it never exits or sits silent.
+ * this host holds (expired, its node decommissioned, or its CA retired by a rotation). The
+ * server is trusted if its chain leads to a root the agent already holds (ca.pem, which a
+ * renewal during a rotation fills with the new root) or to the --ca-pin it was given now, never
+ * merely to the pin of its first enrollment. A refusal is logged and the agent carries on with
+ * what it has, so it never exits or sits silent.
  */
 export async function reenroll(
   identity: StoredIdentity,
@@ -34,6 +43,7 @@ export async function reenroll(
   log: Log,
   signal: AbortSignal,
 ): Promise<StoredIdentity | undefined> {
+  const held = pinsIn(identity.caPem);
   try {
     const again = await enrollWithRetry(
       {
@@ -41,41 +51,58 @@ export async function reenroll(
         token,
         name: identity.name,
         server: config.server ?? new URL(identity.server),
-        caPin: config.caPin ?? identity.caPin,
+        caPin: config.caPin ?? held[0] ?? identity.caPin,
         ...(config.rootPin ? {} : identity.fleetRoot ? { rootPin: keyFingerprint(identity.fleetRoot) } : {}),
       },
       log,
       signal,
+      held,
     );
     if (again)
       log.info('enrolled again', { node: again.name, nodeId: again.nodeId, notAfter: again.notAfter });
     return again;
   } catch (err) {
     if (!(err instanceof AgentFatalError)) throw err;
-    log.error('enrolling again failed; carrying on with the identity held', { error: err.message });
+    const hint = err.untrustedServer
+      ? '; if the fleet CA was rotated while this host was away, start the agent with the --ca-pin of a new join line (muster token create)'
+      : '';
+    log.error('enrolling again failed; carrying on with the identity held', {
+      error: `${err.message}${hint}`,
+    });
     return undefined;
   }
 }
 
+/** What enrolling needs from the command line; without it nothing is tried, a usage error (exit 2). */
+export function assertCanEnroll(config: AgentConfig): { server: URL; token: string; caPin: string } {
+  const { server, token, caPin } = config;
+  if (server && token && caPin) return { server, token, caPin };
+  const missing = [!server && '--server', !caPin && '--ca-pin', !token && '--token-file']
+    .filter(Boolean)
+    .join(', ');
+  throw new UsageError(
+    `this agent has no identity in ${config.dataDir} yet; to enroll it needs ${missing} (run "muster token create" on the server for the exact line)`,
+  );
+}
+
+/**
+ * Enrolls with the join token, trusting the server only if its chain leads to the pinned CA
+ * (or one of `alsoTrusted`, the roots an enrolled agent already holds). Retries what may pass.
+ */
 export async function enrollWithRetry(
   config: AgentConfig,
   log: Log,
   signal: AbortSignal,
+  alsoTrusted: readonly string[] = [],
 ): Promise<StoredIdentity | undefined> {
-  const { server, token, caPin } = config;
-  if (!server || !token || !caPin) {
-    const missing = [!server && '--server', !caPin && '--ca-pin', !token && '--token']
-      .filter(Boolean)
-      .join(', ');
-    throw new AgentFatalError(
-      `this agent has no identity in ${config.dataDir} yet; to enroll it needs ${missing} (run "muster token create" on the server for the exact line)`,
-    );
-  }
+  const { server, token, caPin } = assertCanEnroll(config);
+  const pins = [...new Set([caPin, ...alsoTrusted])];
   const keys = await generateKeyPair();
   const keyPem = await exportPrivateKeyPem(keys.privateKey);
   for (let attempt = 0; !signal.aborted; attempt++) {
     try {
-      const caPem = await fetchPinnedCa(server, caPin);
+      const caPem = await fetchPinnedCa(server, pins);
+      const trustedPin = caPinOf(caPem);
       const name = config.name;
       const body: EnrollRequest = {
         token,
@@ -91,14 +118,14 @@ export async function enrollWithRetry(
         ca: caPem,
         signal,
       });
-      if (enrolled.trust.caPin !== caPin)
+      if (enrolled.trust.caPin !== trustedPin)
         throw new AgentFatalError('the server answered with a different CA than pinned');
       const fleetRoot = pinnedFleetRoot(enrolled, config, log);
       const identity: StoredIdentity = {
         nodeId: enrolled.nodeId,
         name: enrolled.name,
         server: server.origin,
-        caPin,
+        caPin: trustedPin,
         keyPem,
         certPem: enrolled.certificate,
         caPem: enrolled.caBundle,
@@ -111,8 +138,8 @@ export async function enrollWithRetry(
       await saveRenewedIdentity(config.dataDir, identity);
       return identity;
     } catch (err) {
-      if (err instanceof AgentFatalError || (err as Error).name === 'PinMismatchError')
-        throw new AgentFatalError((err as Error).message);
+      if (err instanceof AgentFatalError) throw err;
+      if (err instanceof PinMismatchError) throw new AgentFatalError(err.message, true);
       if (err instanceof ServerError && err.status !== 429 && err.status < 500) {
         throw new AgentFatalError(`enrollment refused (${err.status}): ${err.message}`);
       }

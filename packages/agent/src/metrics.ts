@@ -1,7 +1,8 @@
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { readdir, readFile, statfs } from 'node:fs/promises';
 import { arch, cpus, freemem, hostname, loadavg, platform, release, totalmem, uptime } from 'node:os';
-import { type Facts, type Heartbeat, MUSTER_VERSION } from '@muster/proto';
+import { type Facts, type Heartbeat, MUSTER_VERSION, type Service } from '@muster/proto';
 
 /** Facts a host reports once, at enrollment. */
 export function hostFacts(): Facts {
@@ -114,28 +115,61 @@ async function diskUsage(): Promise<Heartbeat['disks']> {
   return disks;
 }
 
+/**
+ * Each service's state. `state` is sent only when it is `unknown`: a plain running or stopped
+ * service goes as `{name, active}`, exactly as servers that predate `state` read it.
+ */
 async function serviceStates(names: readonly string[]): Promise<Heartbeat['services']> {
   if (names.length === 0) return [];
+  if (systemdRuns()) return Promise.all(names.map(systemdState));
+  // No service manager to ask: a process of that name says it runs; its absence says nothing
+  // for sure (the service may run under another name), so the state is unknown, with why.
   const running = await runningCommands();
-  return Promise.all(
-    names.map(async (name) => ({ name, active: (await systemdActive(name)) ?? running.has(name) })),
+  const why =
+    process.platform === 'linux'
+      ? 'this host was not booted with systemd'
+      : `no systemd on ${process.platform}`;
+  return names.map((name) =>
+    running?.has(name.slice(0, COMM_LENGTH))
+      ? { name, active: true }
+      : {
+          name,
+          active: false,
+          state: 'unknown' as const,
+          reason: `systemd not available (${why})${running ? ` and no process named ${name} runs` : ''}`,
+        },
   );
 }
 
-/** `systemctl is-active`, or undefined where systemd does not run. */
-function systemdActive(name: string): Promise<boolean | undefined> {
+/** sd_booted(3): systemd is the init system exactly when this directory exists. */
+function systemdRuns(): boolean {
+  return existsSync('/run/systemd/system');
+}
+
+/** `systemctl is-active`: 0 active, 3 inactive, 4 no such unit; anything else cannot be read as either. */
+function systemdState(name: string): Promise<Service> {
   return new Promise((resolve) => {
     execFile('systemctl', ['is-active', '--quiet', name], { timeout: 5000 }, (err) => {
-      if (!err) return resolve(true);
-      const code = (err as { code?: unknown }).code;
-      // 3 = inactive; anything else (no systemctl, no systemd as init) means we cannot tell this way.
-      resolve(code === 3 ? false : undefined);
+      if (!err) return resolve({ name, active: true });
+      const { code, killed } = err as { code?: unknown; killed?: boolean };
+      if (code === 3) return resolve({ name, active: false });
+      const reason = killed
+        ? 'systemctl did not answer within 5 s'
+        : code === 4
+          ? `systemd has no unit named ${name}`
+          : typeof code === 'number'
+            ? `systemctl is-active exited ${code}`
+            : `systemctl cannot be run (${String(code ?? err.message)})`;
+      resolve({ name, active: false, state: 'unknown', reason });
     });
   });
 }
 
-/** Names of running processes, for hosts without systemd. */
-async function runningCommands(): Promise<Set<string>> {
+/** The kernel keeps this many characters of a process's name in /proc/PID/comm. */
+const COMM_LENGTH = 15;
+
+/** Names of running processes, or undefined where /proc cannot be read. */
+async function runningCommands(): Promise<Set<string> | undefined> {
   const names = new Set<string>();
   try {
     for (const pid of await readdir('/proc')) {
@@ -143,6 +177,8 @@ async function runningCommands(): Promise<Set<string>> {
       const comm = await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '');
       if (comm) names.add(comm.trim());
     }
-  } catch {}
+  } catch {
+    return undefined;
+  }
   return names;
 }

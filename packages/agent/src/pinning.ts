@@ -13,10 +13,16 @@ export class PinMismatchError extends Error {
 
 /**
  * First contact, pinned: reads the server's certificate chain before any secret is sent, finds
- * the CA whose public key hashes to `pin`, and checks that it issued the server's certificate.
- * Returns that CA's PEM, which from then on is the only root the agent trusts.
+ * the CA whose public key hashes to `pin` (or to one of several trusted pins), and checks that it
+ * issued the server's certificate. Returns that CA's PEM, which from then on is the only root
+ * the agent trusts.
  */
-export async function fetchPinnedCa(server: URL, pin: string, timeoutMs = 15_000): Promise<string> {
+export async function fetchPinnedCa(
+  server: URL,
+  pin: string | readonly string[],
+  timeoutMs = 15_000,
+): Promise<string> {
+  const pins = typeof pin === 'string' ? [pin] : pin;
   const host = server.hostname.replace(/^\[|\]$/g, '');
   const socket = connect({
     host,
@@ -45,11 +51,17 @@ export async function fetchPinnedCa(server: URL, pin: string, timeoutMs = 15_000
 
   const [leaf] = chain;
   if (!leaf) throw new PinMismatchError('it presented no certificate');
-  const ca = chain.find((cert) => caPinOf(cert.toString()) === pin);
-  if (!ca) throw new PinMismatchError(`no certificate in its chain has the public key ${pin}`);
+  const ca = chain.find((cert) => pins.includes(caPinOf(cert.toString())));
+  if (!ca) throw new PinMismatchError(`no certificate in its chain has the public key ${pins.join(' or ')}`);
   if (!ca.ca) throw new PinMismatchError('the pinned certificate is not a CA');
   if (!leaf.checkIssued(ca) || !leaf.verify(ca.publicKey)) {
     throw new PinMismatchError('its certificate was not issued by the pinned CA');
   }
   return ca.toString();
+}
+
+/** The pins of every certificate in a PEM bundle, such as the roots an agent holds in ca.pem. */
+export function pinsIn(bundle: string): string[] {
+  const pems = bundle.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+  return [...new Set(pems.map((pem) => caPinOf(pem)))];
 }

@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join, resolve } from 'node:path';
-import { requestJson, ServerError, type SettingSpec } from '@muster/host';
+import { requestJson, ServerError, type SettingSpec, UsageError } from '@muster/host';
+import { displayPath } from './output.js';
 
 /** Flags every admin verb takes to find the control plane and prove who it is. */
 export const ADMIN_SETTINGS: readonly SettingSpec[] = [
@@ -14,11 +15,19 @@ export const ADMIN_SETTINGS: readonly SettingSpec[] = [
     help: 'admin API of the control plane (default http://127.0.0.1:8080)',
   },
   {
+    flag: 'token-file',
+    env: 'MUSTER_TOKEN_FILE',
+    kind: 'string',
+    value: 'FILE',
+    help: 'file holding the admin API token (default: <data-dir>/admin.token)',
+  },
+  {
+    // No env here: readSettings would read MUSTER_TOKEN_FILE as this flag's file. The literal
+    // MUSTER_TOKEN is still honoured below, as the contract's less safe way.
     flag: 'token',
-    env: 'MUSTER_TOKEN',
     kind: 'string',
     value: 'TOKEN',
-    help: 'admin API token (default: read <data-dir>/admin.token; or MUSTER_TOKEN_FILE)',
+    help: 'the admin API token itself; less safe (visible in ps and shell history), as is MUSTER_TOKEN',
   },
   {
     flag: 'data-dir',
@@ -45,24 +54,64 @@ export interface AdminClient {
   stream(path: string, headers: Record<string, string>, signal: AbortSignal): Promise<IncomingMessage>;
 }
 
-/** Builds a client from flags and environment; the token comes from a flag, a file, or the data dir. */
+/** The admin API URL from `--url`/`MUSTER_URL`; a bad one is a usage error that names the flag. */
+export function adminUrl(values: Record<string, unknown>): URL {
+  const text = (values.url as string | undefined) ?? 'http://127.0.0.1:8080';
+  let url: URL | undefined;
+  try {
+    url = new URL(text);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:'))
+    throw new UsageError(`--url: not a URL: "${text}" (expected http://HOST:PORT or https://HOST:PORT)`);
+  return url;
+}
+
+function readTokenFile(file: string, flag: string): string {
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    throw new UsageError(`${flag}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+}
+
+/**
+ * The admin token and where it came from, in this order: `--token` (the less safe way),
+ * `--token-file`/`MUSTER_TOKEN_FILE`, the literal `MUSTER_TOKEN`, then `<data-dir>/admin.token`.
+ */
+function adminToken(
+  values: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+  dataDir: string,
+): { token: string; source: string } {
+  if (typeof values.token === 'string') return { token: values.token, source: 'given with --token' };
+  const tokenFile = values['token-file'];
+  if (typeof tokenFile === 'string') {
+    return {
+      token: readTokenFile(tokenFile, '--token-file'),
+      source: `from ${displayPath(resolve(tokenFile))}`,
+    };
+  }
+  if (env.MUSTER_TOKEN) return { token: env.MUSTER_TOKEN, source: 'in MUSTER_TOKEN' };
+  const file = join(dataDir, 'admin.token');
+  try {
+    return { token: readFileSync(file, 'utf8').trim(), source: `from ${displayPath(file)}` };
+  } catch {
+    throw new ConnectionError(
+      `no admin token: pass --token-file (or set MUSTER_TOKEN_FILE), or run where ${displayPath(file)} exists (--data-dir)`,
+    );
+  }
+}
+
+/** Builds a client from flags and environment; the token comes from a file, the data dir or a flag. */
 export function adminClient(
   values: Record<string, unknown>,
   env: NodeJS.ProcessEnv = process.env,
 ): AdminClient {
-  const url = new URL((values.url as string | undefined) ?? 'http://127.0.0.1:8080');
+  const url = adminUrl(values);
   const dataDir = resolve((values['data-dir'] as string | undefined) ?? '.muster');
-  let token = values.token as string | undefined;
-  if (!token && env.MUSTER_TOKEN_FILE) token = readFileSync(env.MUSTER_TOKEN_FILE, 'utf8').trim();
-  if (!token) {
-    try {
-      token = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
-    } catch {
-      throw new ConnectionError(
-        `no admin token: pass --token, set MUSTER_TOKEN_FILE, or run where ${join(dataDir, 'admin.token')} exists (--data-dir)`,
-      );
-    }
-  }
+  const { token, source } = adminToken(values, env, dataDir);
   let ca: string | undefined;
   if (url.protocol === 'https:') {
     try {
@@ -73,7 +122,7 @@ export function adminClient(
   }
   return {
     url,
-    call: (method, path, body) => send(url, token!, method, path, body, ca),
+    call: (method, path, body) => send(url, { token, source }, method, path, body, ca),
     stream: (path, headers, signal) =>
       new Promise((resolve, reject) => {
         const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
@@ -92,7 +141,7 @@ export function adminClient(
 
 async function send<T>(
   base: URL,
-  token: string,
+  { token, source }: { token: string; source: string },
   method: 'GET' | 'POST' | 'DELETE',
   path: string,
   body: unknown,
@@ -108,6 +157,14 @@ async function send<T>(
     });
     return answer;
   } catch (err) {
+    // Say which token was refused: a stale admin.token in the wrong data dir is the usual cause.
+    if (err instanceof ServerError && err.status === 401) {
+      const detail = err.problem?.detail ?? 'unauthorized';
+      throw new ServerError(401, {
+        ...err.problem,
+        detail: `the server refused the token ${source}: ${detail}`,
+      });
+    }
     if (err instanceof ServerError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     const why =

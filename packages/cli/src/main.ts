@@ -4,6 +4,7 @@ import { MUSTER_VERSION } from '@muster/proto';
 import { ConnectionError } from './client.js';
 import type { Command } from './command.js';
 import { COMMANDS } from './commands/index.js';
+import { flagProblem } from './flags.js';
 
 const EXIT_OK = 0;
 const EXIT_FAILED = 1;
@@ -31,50 +32,108 @@ function generalHelp(): string {
     '',
     ...rows.map(([usage, summary]) => `  ${usage.padEnd(width)}${summary}`),
     '',
-    'Every command takes --help. Listing and show commands take --json.',
+    'Every command and group takes --help (or -h); muster -v prints the version. Listing and show commands take --json.',
     'Exit codes: 0 success, 1 the operation failed, 2 usage error. --debug shows stack traces.',
+  ].join('\n');
+}
+
+/** The usage of a verb group (`muster nodes`): its verbs and what each does. */
+function groupHelp(group: string): string {
+  const verbs = COMMANDS.filter((c) => c.path[0] === group && c.path.length > 1);
+  const rows = verbs.map((c) => [`muster ${c.path.join(' ')}${c.args ? ` ${c.args}` : ''}`, c.summary]);
+  const width = Math.max(...rows.map(([usage]) => usage!.length)) + 2;
+  return [
+    `Usage: muster ${group} <${verbs.map((c) => c.path[1]).join('|')}> [flags]`,
+    '',
+    ...rows.map(([usage, summary]) => `  ${usage!.padEnd(width)}${summary}`),
+    '',
+    `See muster ${group} <subcommand> --help for its flags.`,
   ].join('\n');
 }
 
 async function commandHelp(command: Command): Promise<string> {
   const settings = typeof command.settings === 'function' ? await command.settings() : command.settings;
+  const details = typeof command.details === 'function' ? await command.details() : command.details;
   return [
     `Usage: muster ${command.path.join(' ')}${command.args ? ` ${command.args}` : ''} [flags]`,
     '',
     `${command.summary[0]!.toUpperCase()}${command.summary.slice(1)}.`,
-    ...(command.details ? ['', command.details] : []),
+    ...(details ? ['', details] : []),
     ...(settings.length > 0 ? ['', 'Flags:', formatSettingsHelp(settings)] : []),
   ].join('\n');
 }
 
+const isHelp = (arg: string | undefined) => arg === '--help' || arg === '-h';
+
+/** The flags every admin verb takes that carry a value. */
+const REACH_FLAGS = new Set(['--url', '--data-dir', '--token-file', '--token']);
+
+/**
+ * `muster --url URL nodes ls`: the flags that find the control plane may come before the verb,
+ * as in `git -C DIR log`; they are handed to the verb as if written after it.
+ */
+function leadingFlags(args: readonly string[]): { leading: string[]; words: string[] } {
+  let i = 0;
+  while (i < args.length) {
+    const flag = args[i]!.split('=')[0]!;
+    if (!REACH_FLAGS.has(flag) && flag !== '--json') break;
+    i += REACH_FLAGS.has(args[i]!) && i + 1 < args.length ? 2 : 1;
+  }
+  return { leading: args.slice(0, i), words: args.slice(i) };
+}
+
+/** A group alone, a group with --help, or a group with a word it does not know. */
+function answerGroup(args: readonly string[]): number {
+  const [group, word] = args;
+  if (isHelp(word)) {
+    console.log(groupHelp(group!));
+    return EXIT_OK;
+  }
+  const why = word === undefined ? 'expected a subcommand' : `unknown subcommand "${word}"`;
+  console.error(`muster ${group}: ${why}\n\n${groupHelp(group!)}`);
+  return EXIT_USAGE;
+}
+
 async function main(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug');
-  const args = argv.filter((a) => a !== '--debug');
-  if (args.length === 0 || args[0] === 'help' || args[0] === '--help' || args[0] === '-h') {
-    console.log(generalHelp());
-    return args.length === 0 ? EXIT_USAGE : EXIT_OK;
+  let args = argv.filter((a) => a !== '--debug');
+  // `muster help nodes ls` is `muster nodes ls --help`.
+  if (args[0] === 'help' && args.length > 1) args = [...args.slice(1), '--help'];
+  if (args.length === 0) {
+    console.error(generalHelp());
+    return EXIT_USAGE;
   }
-  if (args[0] === '--version' || args[0] === 'version') {
+  if (args[0] === 'help' || isHelp(args[0])) {
+    console.log(generalHelp());
+    return EXIT_OK;
+  }
+  if (args[0] === '--version' || args[0] === '-v' || args[0] === 'version') {
     console.log(MUSTER_VERSION);
     return EXIT_OK;
   }
-  const found = findCommand(args);
+  const { leading, words } = leadingFlags(args);
+  const found = findCommand(words);
   if (!found) {
-    const known = COMMANDS.some((c) => c.path[0] === args[0]);
+    if (COMMANDS.some((c) => c.path[0] === words[0])) return answerGroup(words);
     console.error(
-      known
-        ? `muster ${args[0]}: unknown subcommand "${args[1] ?? ''}"; see muster --help`
-        : `muster: unknown command "${args[0]}"; see muster --help`,
+      words.length === 0
+        ? `muster: expected a command after ${leading.join(' ')}; see muster --help`
+        : `muster: unknown command "${words[0]}"; see muster --help`,
     );
     return EXIT_USAGE;
   }
-  const { command, rest } = found;
+  const { command } = found;
+  const rest = [...leading, ...found.rest];
   // After `--` everything belongs to the command (muster run … -- ACTION ARG…), --help included.
   const own = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
-  if (own.includes('--help') || own.includes('-h')) {
+  if (own.some(isHelp)) {
     console.log(await commandHelp(command));
     return EXIT_OK;
   }
+  return runCommand(command, rest, debug);
+}
+
+async function runCommand(command: Command, rest: string[], debug: boolean): Promise<number> {
   const controller = new AbortController();
   let interrupts = 0;
   const onSignal = () => {
@@ -85,14 +144,28 @@ async function main(argv: string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
   const name = `muster ${command.path.join(' ')}`;
   try {
+    const context = { argv: rest, env: process.env, signal: controller.signal };
+    if (command.readsOwnSettings) {
+      return (await command.run({ ...context, values: {}, positionals: [] })) ?? EXIT_OK;
+    }
     const settings = typeof command.settings === 'function' ? await command.settings() : command.settings;
     const { values, positionals, problems } = readSettings(settings, rest, process.env);
     if (problems.length > 0) throw new ConfigError(problems);
     if (!command.args && positionals.length > 0)
       throw new UsageError(`unexpected argument "${positionals[0]}"`);
-    return (
-      (await command.run({ values, positionals, env: process.env, signal: controller.signal })) ?? EXIT_OK
-    );
+    try {
+      return (await command.run({ ...context, values, positionals })) ?? EXIT_OK;
+    } catch (err) {
+      // The server's words about a body field, in terms of the flag that set it: a usage error.
+      const problem =
+        err instanceof ServerError && err.status === 400 && err.problem?.detail
+          ? flagProblem(
+              err.problem.detail,
+              settings.map((s) => s.flag),
+            )
+          : undefined;
+      throw problem ? new UsageError(problem) : err;
+    }
   } catch (err) {
     const e = err as Error;
     if (err instanceof UsageError || err instanceof ConfigError) {

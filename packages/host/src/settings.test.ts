@@ -94,6 +94,31 @@ describe('readSettings', () => {
       },
     );
     assert.throws(() => readSettings(SPECS, ['--data-dir'], {}), UsageError);
+    assert.throws(() => readSettings(SPECS, ['--data-dir', '--verbose'], {}), UsageError);
+  });
+
+  test('with flagsAsProblems, unknown and misused flags are problems listed with the rest', () => {
+    const { values, positionals, problems } = readSettings(
+      SPECS,
+      ['--bogus', 'its-value', '--data-dir', '/d', '-x', '--verbose=yes', 'arg', '--no-env'],
+      { T_VERBOSE: 'maybe' },
+      { flagsAsProblems: true },
+    );
+    assert.deepEqual(values, { 'data-dir': '/d' });
+    assert.deepEqual(positionals, ['arg'], 'the word after an unknown flag is taken as its value');
+    assert.deepEqual(problems, [
+      'unknown flag --bogus',
+      'unknown flag -x',
+      '--verbose takes no value',
+      '--no-env needs a value',
+      'T_VERBOSE: expected true or false, got "maybe"',
+    ]);
+  });
+
+  test('a dash-leading word after a flag that takes a value is its value, to be judged with the rest', () => {
+    const { values } = readSettings(SPECS, ['--data-dir', '-1', '--label', '-x=1', '--verbose'], {});
+    assert.deepEqual(values, { 'data-dir': '-1', label: ['-x=1'], verbose: true });
+    assert.deepEqual(readSettings(SPECS, ['--', '--data-dir', '-1'], {}).positionals, ['--data-dir', '-1']);
   });
 });
 

@@ -29,17 +29,21 @@ export class UsageError extends Error {
   }
 }
 
+type ParseOptions = Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }>;
+
 /**
  * Reads flags first, then the environment, then `<ENV>_FILE` files. Unknown flags and a flag
- * missing its value are usage errors. Values are returned raw; the caller validates them all
- * and reports every bad one at once.
+ * missing its value are usage errors, thrown, unless `flagsAsProblems` lists them among the
+ * problems (a loader that reports everything at once). Values are returned raw; the caller
+ * validates them all and reports every bad one at once.
  */
 export function readSettings(
   specs: readonly SettingSpec[],
   argv: readonly string[],
   env: NodeJS.ProcessEnv,
+  { flagsAsProblems = false } = {},
 ): { values: RawSettings; positionals: string[]; problems: string[] } {
-  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }> = {};
+  const options: ParseOptions = {};
   for (const spec of specs) {
     options[spec.flag] = {
       type: spec.kind === 'boolean' ? 'boolean' : 'string',
@@ -47,14 +51,20 @@ export function readSettings(
       ...(spec.short ? { short: spec.short } : {}),
     };
   }
+  let args = withDashValues(specs, argv);
+  const problems: string[] = [];
+  if (flagsAsProblems) {
+    const checked = flagProblems(options, args);
+    args = checked.kept;
+    problems.push(...checked.problems);
+  }
   let parsed: ReturnType<typeof parseArgs>;
   try {
-    parsed = parseArgs({ args: [...argv], options, strict: true, allowPositionals: true });
+    parsed = parseArgs({ args, options, strict: true, allowPositionals: true });
   } catch (err) {
     throw new UsageError(cleanParseError((err as Error).message));
   }
   const values: RawSettings = {};
-  const problems: string[] = [];
   for (const spec of specs) {
     const flagValue = parsed.values[spec.flag];
     if (flagValue !== undefined) {
@@ -94,6 +104,53 @@ export function readSettings(
     }
   }
   return { values, positionals: parsed.positionals, problems };
+}
+
+/** Unknown flags and flags used wrongly, each as a problem, and the words left once they are dropped. */
+function flagProblems(options: ParseOptions, args: string[]): { kept: string[]; problems: string[] } {
+  const { tokens } = parseArgs({ args, options, strict: false, allowPositionals: true, tokens: true });
+  const dropped = new Set<number>();
+  const problems: string[] = [];
+  for (const [i, token] of tokens.entries()) {
+    if (token.kind !== 'option') continue;
+    const option = Object.hasOwn(options, token.name) ? options[token.name] : undefined;
+    const next = tokens[i + 1];
+    if (!option) {
+      problems.push(`unknown flag ${token.rawName}`);
+      // The word after it is most likely its value (`--lissen 0.0.0.0:8443`), not an argument.
+      if (token.inlineValue === undefined && next?.kind === 'positional' && next.index === token.index + 1)
+        dropped.add(next.index);
+    } else if (option.type === 'string' && token.value === undefined)
+      problems.push(`${token.rawName} needs a value`);
+    else if (option.type === 'boolean' && token.inlineValue) problems.push(`${token.rawName} takes no value`);
+    else continue;
+    dropped.add(token.index);
+  }
+  return { kept: args.filter((_, i) => !dropped.has(i)), problems };
+}
+
+/**
+ * `--cert-lifetime -1` means the value -1, to be refused as a value with every other bad one,
+ * not "ambiguous": a dash-leading word after a flag that takes a value is that value, unless it
+ * is itself one of the flags (then the value is missing, and parseArgs says so).
+ */
+function withDashValues(specs: readonly SettingSpec[], argv: readonly string[]): string[] {
+  const takesValue = new Set(specs.filter((s) => s.kind !== 'boolean').map((s) => `--${s.flag}`));
+  const known = new Set(specs.flatMap((s) => [`--${s.flag}`, ...(s.short ? [`-${s.short}`] : [])]));
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      out.push(...argv.slice(i));
+      break;
+    }
+    const next = argv[i + 1];
+    if (takesValue.has(arg) && next?.startsWith('-') && next !== '--' && !known.has(next.split('=')[0]!)) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else out.push(arg);
+  }
+  return out;
 }
 
 function cleanParseError(message: string): string {

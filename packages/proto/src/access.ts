@@ -1,5 +1,6 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { isProfile } from './names.js';
+import { Labels } from './wire.js';
 
 /** What a request does: the verbs a role's rule grants or denies. */
 export const VERBS = ['read', 'create', 'update', 'delete', 'approve'] as const;
@@ -62,7 +63,7 @@ const RuleSchema = Type.Object(
     nodes: Type.Optional(
       Type.Object(
         {
-          labels: Type.Optional(Type.Record(Type.String({ maxLength: 64 }), Type.String({ maxLength: 256 }))),
+          labels: Type.Optional(Labels),
           profile: Type.Optional(Type.String({ maxLength: 64 })),
         },
         { additionalProperties: false },

@@ -1,4 +1,6 @@
 import { type Static, Type } from '@sinclair/typebox';
+import { KeyedRecord } from './closed.js';
+import { PROFILE_PATTERN } from './names.js';
 import { Labels, Profile } from './wire.js';
 
 /**
@@ -42,9 +44,7 @@ export const ActionSpec = Type.Object(
   {
     /** The program and its arguments; `{name}` is replaced by the argument `name`. */
     argv: Type.Array(Type.String({ minLength: 1, maxLength: 4096 }), { minItems: 1, maxItems: 64 }),
-    args: Type.Optional(
-      Type.Record(Type.String({ pattern: ARG_NAME_PATTERN }), ArgConstraint, { maxProperties: 32 }),
-    ),
+    args: Type.Optional(KeyedRecord(ARG_NAME_PATTERN, ArgConstraint, { maxProperties: 32 })),
     timeoutSec: Type.Integer({ minimum: 1, maximum: 86_400 }),
     maxOutputBytes: Type.Integer({ minimum: 0, maximum: MAX_OUTPUT_BYTES }),
     /** Run `argv` joined by spaces with /bin/sh -c. Off unless the policy says so. */
@@ -70,14 +70,11 @@ export const Policy = Type.Object(
   {
     version: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
     operators: Type.Array(PolicyOperator, { maxItems: 1024 }),
-    profiles: Type.Record(
-      Type.String({ maxLength: 64 }),
+    // Keyed by profile names as nodes carry them: any other key could never apply to a node.
+    profiles: KeyedRecord(
+      PROFILE_PATTERN,
       Type.Object(
-        {
-          actions: Type.Record(Type.String({ pattern: ACTION_NAME_PATTERN }), ActionSpec, {
-            maxProperties: 256,
-          }),
-        },
+        { actions: KeyedRecord(ACTION_NAME_PATTERN, ActionSpec, { maxProperties: 256 }) },
         { additionalProperties: false },
       ),
       { maxProperties: 256 },
@@ -115,9 +112,7 @@ export const Command = Type.Object(
     operator: Type.String({ pattern: OPERATOR_NAME_PATTERN }),
     target: CommandTarget,
     action: Type.String({ pattern: ACTION_NAME_PATTERN }),
-    args: Type.Record(Type.String({ pattern: ARG_NAME_PATTERN }), Type.String({ maxLength: 4096 }), {
-      maxProperties: 32,
-    }),
+    args: KeyedRecord(ARG_NAME_PATTERN, Type.String({ maxLength: 4096 }), { maxProperties: 32 }),
   },
   { additionalProperties: false },
 );

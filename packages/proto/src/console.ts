@@ -22,6 +22,22 @@ export const SessionView = Type.Object({
 });
 export type SessionView = Static<typeof SessionView>;
 
+/** `POST /v1/console/links`: takes nothing. */
+export const SignInLinkRequest = Type.Object({}, { additionalProperties: false });
+export type SignInLinkRequest = Static<typeof SignInLinkRequest>;
+
+/**
+ * A fresh one-time sign-in code (`muster console link`): the console at `/#code=<code>` signs in
+ * with it once, before `expiresAt`. Made on request so that no code has to sit in a log.
+ */
+export const SignInLinkCreated = Type.Object({
+  code: Type.String(),
+  /** The path and fragment to open on the admin plane: `/#code=…`. */
+  path: Type.String(),
+  expiresAt: Type.String(),
+});
+export type SignInLinkCreated = Static<typeof SignInLinkCreated>;
+
 /** `GET /v1/fleet`: the figures of the console's fleet bar. */
 export const FleetSummary = Type.Object({
   /** Agent channels held by the server that answered (each replica holds its own). */

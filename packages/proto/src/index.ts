@@ -1,5 +1,6 @@
 export * from './access.js';
 export * from './channel.js';
+export * from './closed.js';
 export * from './commands.js';
 export * from './console.js';
 export * from './der.js';

@@ -1,4 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox';
+import { KeyedRecord } from './closed.js';
 import { LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, MAX_LABELS, PROFILE_PATTERN } from './names.js';
 
 /**
@@ -11,11 +12,9 @@ const MAX_BYTES = 2 ** 60; // 1 EiB: anything larger is a broken agent, not a bi
 const Bytes = Type.Integer({ minimum: 0, maximum: MAX_BYTES });
 const Text = (maxLength: number) => Type.String({ maxLength });
 
-export const Labels = Type.Record(
-  Type.String({ pattern: LABEL_KEY_PATTERN }),
-  Type.String({ pattern: LABEL_VALUE_PATTERN }),
-  { maxProperties: MAX_LABELS },
-);
+export const Labels = KeyedRecord(LABEL_KEY_PATTERN, Type.String({ pattern: LABEL_VALUE_PATTERN }), {
+  maxProperties: MAX_LABELS,
+});
 export type Labels = Static<typeof Labels>;
 
 export const Profile = Type.String({ pattern: PROFILE_PATTERN });
@@ -74,10 +73,28 @@ export const Disk = Type.Object(
   { mount: Text(512), totalBytes: Bytes, freeBytes: Bytes },
   { additionalProperties: false },
 );
+/**
+ * A service's state. `active` is what every agent sends; newer agents add `state`, which can say
+ * `unknown` (with a `reason`) where the host cannot tell, e.g. without systemd. `active` is then
+ * false: not known to run. A heartbeat without `state` means `active` or `inactive` by `active`.
+ */
+export const ServiceState = Type.Union([
+  Type.Literal('active'),
+  Type.Literal('inactive'),
+  Type.Literal('unknown'),
+]);
+export type ServiceState = Static<typeof ServiceState>;
 export const Service = Type.Object(
-  { name: Text(256), active: Type.Boolean() },
+  {
+    name: Text(256),
+    active: Type.Boolean(),
+    state: Type.Optional(ServiceState),
+    /** Why the state is what it is, where that is not plain: always given with `unknown`. */
+    reason: Type.Optional(Text(512)),
+  },
   { additionalProperties: false },
 );
+export type Service = Static<typeof Service>;
 export const Check = Type.Object(
   { name: Text(256), ok: Type.Boolean(), detail: Type.Optional(Text(1024)) },
   { additionalProperties: false },

@@ -19,7 +19,7 @@ import { commandAgentRoutes, commandRoutes } from './features/commands/routes.js
 import { startCommands } from './features/commands/setup.js';
 import { consoleDistDir, loadAssets } from './features/console/assets.js';
 import { sessionCredential } from './features/console/guard.js';
-import { consoleRoutes, fleetRoutes } from './features/console/routes.js';
+import { consoleRoutes, fleetRoutes, signInLinkRoutes } from './features/console/routes.js';
 import { SessionService } from './features/console/sessions.js';
 import { fleetSummary, RateMeter } from './features/console/summary.js';
 import { enrollmentRoutes } from './features/enrollment/routes.js';
@@ -185,6 +185,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     publicUrl: () => joinUrl(config, boundPort()),
   });
   const enrollment = new EnrollmentService({
+    db: store.db,
     write,
     ledgerKey: ledger.vkey,
     fleetRoot: identity.fleetRoot.publicKey,
@@ -193,6 +194,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     ids,
     decisions,
     roots,
+    connections,
     certLifetimeMs: config.certLifetimeMs,
     heartbeatIntervalMs: () => pacer.intervalMs(),
   });
@@ -322,6 +324,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   channels.attach(agent.server as unknown as HttpsServer);
   await agent.register(async (scope) => {
     scope.addHook('onRequest', nodeIdentityCheck(identityDeps));
+    openapi.secured(scope, [{ nodeCertificate: [] }]);
     renewalRoutes(scope, renewal, new RateLimiter(clock, config.renewRate / 60, config.renewRate));
     heartbeatRoutes(scope, async (node, heartbeat) => {
       const ack = await acker(node, heartbeat);
@@ -403,6 +406,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
         refusals,
       ),
     );
+    openapi.secured(scope, [{ adminToken: [] }, { consoleSession: [] }]);
     installAccessGuard(scope, {
       nodeFacets: async (id) => {
         const row = await store.db
@@ -439,6 +443,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
         heartbeats: heartbeatRate,
       }),
     );
+    signInLinkRoutes(scope, sessions);
     tokenRoutes(scope, tokens);
     nodeRoutes(scope, nodes);
     telemetryRoutes(scope, { db: store.db, clock, nodes, rawRetentionMs: config.telemetryRetentionMs.raw });

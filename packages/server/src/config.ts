@@ -223,16 +223,23 @@ function hostnameForUrl(): string {
   return hostname().toLowerCase() || 'localhost';
 }
 
-/** Reads and validates the server's configuration from a command line and the environment. */
+/**
+ * Reads and validates the server's configuration from a command line and the environment: what
+ * `muster server` and `muster demo` run. Bad flags, variables, files and values are listed
+ * together in one ConfigError. `defaults` stand in for settings given neither way (the demo's).
+ */
 export function loadServerConfig(
   argv: readonly string[],
   env: NodeJS.ProcessEnv = process.env,
+  defaults: RawSettings = {},
 ): ServerConfig {
-  const { values, problems, positionals } = readSettings(SERVER_SETTINGS, argv, env);
+  const { values, problems, positionals } = readSettings(SERVER_SETTINGS, argv, env, {
+    flagsAsProblems: true,
+  });
   if (positionals.length > 0) problems.push(`unexpected argument "${positionals[0]}"`);
   let config: ServerConfig;
   try {
-    config = serverConfigFrom(values);
+    config = serverConfigFrom({ ...defaults, ...values });
   } catch (err) {
     if (err instanceof ConfigError) throw new ConfigError([...problems, ...err.problems]);
     throw err;

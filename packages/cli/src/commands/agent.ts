@@ -1,31 +1,69 @@
-import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { AGENT_SETTINGS, agentConfigFrom, runAgent } from '@muster/agent';
 import { jsonLog, UsageError } from '@muster/host';
 import type { Command } from '../command.js';
+
+/** More than any join token: a file this large is not one. */
+const MAX_TOKEN_BYTES = 4096;
 
 export const agentCommand: Command = {
   path: ['agent'],
   summary: 'run the agent on this host (enrolls first if it holds no identity)',
   details:
     'The first run needs the line printed by `muster token create`:\n' +
-    '  muster agent --server https://HOST:8443 --ca-pin sha256:… --token mjt_…\n' +
-    'The key is made here and never leaves the host. Later runs need no token: the agent\n' +
-    'resumes with the identity in its data dir.',
+    "  printf '%s' 'mjt_…' | muster agent --server https://HOST:8443 --ca-pin sha256:… --root-pin sha256:… --token-file -\n" +
+    'The token goes in on stdin (or from a 0600 file with --token-file FILE), never on the command\n' +
+    'line, where every local user could read it in ps. The key is made here and never leaves the\n' +
+    'host. Later runs need no token: the agent resumes with the identity in its data dir.',
   settings: AGENT_SETTINGS,
-  async run({ values, signal }) {
-    let tokenFromFile: string | undefined;
-    if (values['token-file'] !== undefined) {
-      try {
-        tokenFromFile = readFileSync(values['token-file'] as string, 'utf8').trim();
-      } catch (err) {
-        throw new UsageError(
-          `--token-file: cannot read ${values['token-file']} (${(err as NodeJS.ErrnoException).code})`,
-        );
-      }
-    }
+  async run({ values, env, signal }) {
+    if (env.MUSTER_JOIN_TOKEN !== undefined)
+      throw new UsageError(
+        'MUSTER_JOIN_TOKEN is not read, a secret does not belong in the environment: put the token in a file and set MUSTER_JOIN_TOKEN_FILE to its path',
+      );
+    const file = values['token-file'] as string | undefined;
+    const tokenFromFile = file === undefined ? undefined : await readToken(file);
     const config = agentConfigFrom(values, tokenFromFile);
     const log = jsonLog(config.logLevel, { svc: 'muster-agent' });
     await runAgent(config, log, signal);
     return 0;
   },
 };
+
+/** The join token from a file, or from stdin for `-`, as the join line pipes it. */
+async function readToken(file: string): Promise<string> {
+  const where = file === '-' ? 'stdin' : file;
+  let text: string;
+  if (file === '-') {
+    if (process.stdin.isTTY)
+      throw new UsageError(
+        "--token-file -: stdin is a terminal; pipe the token in, as the join line does (printf '%s' TOKEN | muster agent … --token-file -)",
+      );
+    text = await readStdin();
+  } else {
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      throw new UsageError(`--token-file: cannot read ${file} (${(err as NodeJS.ErrnoException).code})`);
+    }
+  }
+  const token = text.trim();
+  if (token === '') throw new UsageError(`--token-file: ${where} holds no join token`);
+  if (Buffer.byteLength(text) > MAX_TOKEN_BYTES || /\s/.test(token))
+    throw new UsageError(
+      `--token-file: ${where} does not hold a single join token (it has spaces or several lines)`,
+    );
+  return token;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
+    chunks.push(chunk);
+    size += chunk.length;
+    // Stop reading early: the length is refused above anyway.
+    if (size > MAX_TOKEN_BYTES) break;
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}

@@ -4,11 +4,20 @@ import type { Command } from '../command.js';
 export const benchCommand: Command = {
   path: ['bench'],
   args: 'SCENARIO',
-  summary:
-    'run a benchmark: heartbeat, enroll, renew, channels, fanout, events, console (a real server on loopback) or ledger (the store)',
-  details:
-    'Each scenario prints one JSON line per figure, beside the limit measured in the same run.\n' +
-    "Scenarios raise the server's rate limits for their own run and say so.",
+  summary: 'run a benchmark scenario against a real server on loopback (--help lists them)',
+  details: async () => {
+    const lines = [
+      'Each scenario prints one JSON line per figure, beside the limit measured in the same run.',
+      "Scenarios raise the server's rate limits for their own run and say so.",
+      '',
+    ];
+    const bench = await loadBench().catch((err: Error) => err);
+    if (bench instanceof Error) return [...lines, bench.message].join('\n');
+    const names = Object.keys(bench.SCENARIOS);
+    const width = Math.max(...names.map((n) => n.length)) + 2;
+    lines.push('Scenarios:', ...names.map((n) => `  ${n.padEnd(width)}${bench.SCENARIOS[n]!.summary}`));
+    return lines.join('\n');
+  },
   settings: [
     {
       flag: 'agents',
@@ -49,18 +58,28 @@ export const benchCommand: Command = {
   ],
   async run({ values, positionals }) {
     const [scenario, extra] = positionals;
-    if (!scenario || extra !== undefined)
-      throw new UsageError(
-        'expected one SCENARIO: heartbeat, enroll, renew, channels, fanout, events, console or ledger',
-      );
-    let bench: { runScenario(name: string, values: Record<string, unknown>): Promise<void> };
-    try {
-      const specifier = '@muster/bench'; // an optional part of the install, resolved at run time
-      bench = (await import(specifier)) as typeof bench;
-    } catch {
-      throw new Error('the benchmarks are not installed here; run them from a clone of the repository');
-    }
+    const bench = await loadBench();
+    const names = Object.keys(bench.SCENARIOS);
+    if (!scenario || extra !== undefined) throw new UsageError(`expected one SCENARIO: ${names.join(', ')}`);
+    if (!Object.hasOwn(bench.SCENARIOS, scenario))
+      throw new UsageError(`unknown scenario "${scenario}"; one of: ${names.join(', ')}`);
     await bench.runScenario(scenario, values);
     return 0;
   },
 };
+
+interface Bench {
+  SCENARIOS: Readonly<Record<string, { summary: string }>>;
+  runScenario(name: string, values: Record<string, unknown>): Promise<void>;
+}
+
+/** The benchmarks are an optional part of the install, resolved at run time. */
+async function loadBench(): Promise<Bench> {
+  const specifier = '@muster/bench';
+  try {
+    return (await import(specifier)) as Bench;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw err;
+    throw new Error('the benchmarks are not installed here; run them from a clone of the repository');
+  }
+}

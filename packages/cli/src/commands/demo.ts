@@ -1,10 +1,12 @@
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { type AgentConfig, DEFAULT_RENEW_FRACTION, loadIdentity, runAgent } from '@muster/agent';
 import { jsonLog } from '@muster/host';
 import { keyFingerprint, type TokenCreated } from '@muster/proto';
 import type { Command } from '../command.js';
+import { displayPath } from '../output.js';
 import { setUpDemoCommands } from './demo-commands.js';
-import { loadServer } from './server.js';
+import { adminFlagsFor, consoleLines, loadServer } from './server.js';
 
 /** The three agents of the demo: different profiles and labels, as a small fleet would have. */
 const DEMO_NODES = [
@@ -19,13 +21,10 @@ export const demoCommand: Command = {
   details:
     'Everything lives in the data dir (default ./.muster); running the demo again resumes the same\nfleet. Ctrl-C stops the agents and the server cleanly.',
   settings: async () => (await loadServer()).SERVER_SETTINGS,
-  async run({ values, signal }) {
-    const { serverConfigFrom, startServer } = await loadServer();
-    const config = serverConfigFrom({
-      'heartbeat-interval': '5s',
-      'log-level': 'warn',
-      ...values,
-    });
+  readsOwnSettings: true,
+  async run({ argv, env, signal }) {
+    const { loadServerConfig, startServer } = await loadServer();
+    const config = loadServerConfig(argv, env, { 'heartbeat-interval': '5s', 'log-level': 'warn' });
     const server = await startServer(config);
     const agents = new AbortController();
     const running: Promise<void>[] = [];
@@ -71,25 +70,23 @@ export const demoCommand: Command = {
         aborted(signal),
       ]);
       if (!signal.aborted) {
+        const status =
+          reported.size < DEMO_NODES.length ? `${reported.size} reporting so far` : 'all reporting';
         process.stdout.write(
           `\nMuster demo is running: a control plane on SQLite and ${DEMO_NODES.length} agents on this host.\n\n` +
-            `  console       ${await server.signInLink()}\n` +
-            '                (opens the console signed in; the link works once, for 15 minutes)\n' +
+            (await consoleLines(
+              server,
+              adminFlagsFor(server.adminUrl, config),
+              '  console       ',
+              '                ',
+            )) +
             `  admin API     ${server.adminUrl}\n` +
             `  admin token   ${server.identity.paths.adminToken}\n` +
             `  agent plane   ${server.agentUrl}\n` +
             `  data dir      ${config.dataDir}\n` +
-            `  nodes         ${DEMO_NODES.map((n) => `${n.name} (${n.profile})`).join(', ')}` +
-            `${reported.size < DEMO_NODES.length ? `, ${reported.size} reporting so far` : ', all reporting'}\n\n` +
-            'In another terminal, in this folder:\n' +
-            '  npx muster nodes ls\n' +
-            '  npx muster nodes show web-1\n' +
-            '  npx muster token create --profile web --label env=demo\n' +
-            (operatorKey
-              ? `  npx muster run --key ${operatorKey} --operator demo --target all --wait -- uptime\n`
-              : '') +
-            '\n' +
-            'Press Ctrl-C to stop.\n',
+            `  nodes         ${DEMO_NODES.map((n) => `${n.name} (${n.profile})`).join(', ')}, ${status}\n\n` +
+            demoHints(adminFlagsFor(server.adminUrl, config), operatorKey) +
+            '\nPress Ctrl-C to stop.\n',
         );
         await aborted(signal);
       }
@@ -102,6 +99,23 @@ export const demoCommand: Command = {
     return 0;
   },
 };
+
+/**
+ * What to try next, as lines that work from this folder: with `--url`/`--data-dir` when the demo
+ * does not run on the defaults, and without `npx` (the npm registry's `muster` is another program).
+ */
+function demoHints(reach: string, operatorKey: string | undefined): string {
+  const main = fileURLToPath(new URL('../main.js', import.meta.url));
+  return (
+    `In another terminal, in this folder (muster on your PATH, or: alias muster='node ${main}'):\n` +
+    `  muster nodes ls${reach}\n` +
+    `  muster nodes show web-1${reach}\n` +
+    `  muster token create --profile web --label env=demo${reach}\n` +
+    (operatorKey
+      ? `  muster run --key ${displayPath(operatorKey)} --operator demo --target all --wait${reach} -- uptime\n`
+      : '')
+  );
+}
 
 async function demoToken(
   server: Awaited<ReturnType<Awaited<ReturnType<typeof loadServer>>['startServer']>>,

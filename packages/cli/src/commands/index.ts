@@ -4,6 +4,7 @@ import { apitokenCreate, apitokenList, apitokenRevoke } from './apitokens.js';
 import { benchCommand } from './bench.js';
 import { caFinish, caRotate, caStatus } from './ca.js';
 import { commandsList, commandsShow } from './commands.js';
+import { consoleLink } from './console.js';
 import { demoCommand } from './demo.js';
 import { eventsCommand } from './events.js';
 import {
@@ -46,6 +47,7 @@ export const COMMANDS: readonly Command[] = [
   nodesDecommission,
   nodesRotate,
   eventsCommand,
+  consoleLink,
   caStatus,
   caRotate,
   caFinish,

@@ -119,7 +119,10 @@ export const nodesShow: Command = {
           (d) =>
             `  disk        ${safe(d.mount)} ${pct(d.totalBytes - d.freeBytes, d.totalBytes)} of ${gib(d.totalBytes)} used`,
         ),
-        ...hb.services.map((s) => `  service     ${safe(s.name)} ${s.active ? 'running' : 'NOT RUNNING'}`),
+        ...hb.services.map(
+          (s) =>
+            `  service     ${safe(s.name)} ${s.state === 'unknown' ? `state unknown: ${safe(s.reason ?? 'the agent could not tell')}` : s.active ? 'running' : 'NOT RUNNING'}`,
+        ),
       );
     }
     const recent = await client

@@ -1,7 +1,8 @@
 import { UsageError } from '@muster/host';
-import { parseDuration, parseLabels, type TokenCreated, type TokenView } from '@muster/proto';
+import { parseLabels, type TokenCreated, TokenCreateRequest, type TokenView } from '@muster/proto';
 import { ADMIN_SETTINGS, adminClient } from '../client.js';
 import type { Command } from '../command.js';
+import { durationSeconds } from '../flags.js';
 import { printJson, safe, table } from '../output.js';
 import { uniqueId } from '../prefix.js';
 
@@ -30,12 +31,8 @@ export const tokenCreate: Command = {
   ],
   async run({ values }) {
     const body: Record<string, unknown> = {};
-    if (values.ttl !== undefined) {
-      const ms = parseDuration(values.ttl as string);
-      if (ms === undefined || ms < 1000)
-        throw new UsageError(`--ttl: "${values.ttl}" is not a duration such as 30m or 2h`);
-      body.ttlSec = Math.round(ms / 1000);
-    }
+    const ttlSec = durationSeconds(values, 'ttl', TokenCreateRequest.properties.ttlSec);
+    if (ttlSec !== undefined) body.ttlSec = ttlSec;
     if (values.uses !== undefined) {
       if (!/^\d+$/.test(values.uses as string) || Number(values.uses) < 1) {
         throw new UsageError(`--uses: "${values.uses}" is not a positive whole number`);

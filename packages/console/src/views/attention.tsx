@@ -6,7 +6,11 @@ import type { FleetModel } from '../model.js';
 import { Kind, When } from './ref.js';
 
 /** The security kinds the server records; the ledger's filter lists them too. */
-export const SECURITY_KINDS = ['security.duplicate_channel', 'security.superseded_certificate_used'];
+export const SECURITY_KINDS = [
+  'security.duplicate_channel',
+  'security.name_takeover_refused',
+  'security.superseded_certificate_used',
+];
 
 /** How far back a security event still counts as needing attention. */
 const SECURITY_WINDOW_MS = 24 * 3_600_000;

@@ -6,7 +6,12 @@ import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import { type AdminHosts, hostCheck } from './host-check.js';
 import { MAX_BODY_BYTES, parseJsonBody } from './json.js';
-import { installProblemHandlers } from './problems.js';
+import {
+  clientErrorProblem,
+  frameworkErrorProblem,
+  installProblemHandlers,
+  MAX_PARAM_LENGTH,
+} from './problems.js';
 
 // ajv-formats is CommonJS with a default export; under NodeNext its default import is the module.
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
@@ -53,6 +58,10 @@ export function createPlane(opts: PlaneOptions): FastifyInstance {
     keepAliveTimeout: 75_000,
     requestTimeout: 30_000,
     return503OnClosing: true,
+    // Errors raised before any route runs are problem documents too (problems.ts).
+    maxParamLength: MAX_PARAM_LENGTH,
+    frameworkErrors: frameworkErrorProblem,
+    clientErrorHandler: clientErrorProblem,
     ...(opts.https ? { https: opts.https } : {}),
   } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
 

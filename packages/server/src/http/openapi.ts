@@ -3,12 +3,24 @@ import type { FastifyInstance, RouteOptions } from 'fastify';
 
 type Schema = Record<string, unknown>;
 
+/** Who may call a route, as OpenAPI says it: each entry one way to sign in; `[]` means anyone. */
+export type SecurityRequirement = Array<Record<string, string[]>>;
+
 interface RecordedRoute {
   plane: 'agent' | 'admin';
   method: string;
   url: string;
-  schema: { body?: Schema; querystring?: Schema; params?: Schema; response?: Record<string, Schema> };
+  schema: {
+    body?: Schema;
+    querystring?: Schema;
+    params?: Schema;
+    response?: Record<string, Schema>;
+    /** Set by a route whose credential is not its scope's (signing in, the console's cookie). */
+    security?: SecurityRequirement;
+  };
 }
+
+const routeKey = (method: string, url: string) => `${method} ${url}`;
 
 /**
  * Collects every route's schemas as the planes register them, and renders them as OpenAPI
@@ -16,6 +28,8 @@ interface RecordedRoute {
  */
 export class OpenApiRecorder {
   private readonly routes: RecordedRoute[] = [];
+  /** What the scope a route was registered in asks of every request (its onRequest guard). */
+  private readonly guarded = new Map<string, SecurityRequirement>();
 
   watch(app: FastifyInstance, plane: RecordedRoute['plane']): void {
     app.addHook('onRoute', (route: RouteOptions) => {
@@ -33,6 +47,17 @@ export class OpenApiRecorder {
     });
   }
 
+  /**
+   * Says that every route registered in `scope` from now on needs `security`: called beside
+   * the hook that enforces it, so the description follows what is checked, not where a route lives.
+   */
+  secured(scope: FastifyInstance, security: SecurityRequirement): void {
+    scope.addHook('onRoute', (route: RouteOptions) => {
+      const methods = Array.isArray(route.method) ? route.method : [route.method];
+      for (const method of methods) this.guarded.set(routeKey(method, route.url), security);
+    });
+  }
+
   document(): Schema {
     const paths: Record<string, Record<string, Schema>> = {};
     const sorted = [...this.routes].sort(
@@ -42,23 +67,12 @@ export class OpenApiRecorder {
       const path = route.url.replace(/:(\w+)/g, '{$1}');
       const operation: Schema = {
         tags: [route.plane],
-        ...(route.plane === 'agent' && route.url !== '/v1/enroll'
-          ? { security: [{ nodeCertificate: [] }] }
-          : route.plane === 'admin' && route.url.startsWith('/v1/')
-            ? { security: [{ adminToken: [] }] }
-            : { security: [] }),
+        security: route.schema.security ?? this.guarded.get(routeKey(route.method, route.url)) ?? [],
         parameters: [
           ...parameters(route.schema.params, 'path'),
           ...parameters(route.schema.querystring, 'query'),
         ],
-        ...(route.schema.body
-          ? {
-              requestBody: {
-                required: true,
-                content: { 'application/json': { schema: plain(route.schema.body) } },
-              },
-            }
-          : {}),
+        ...(route.schema.body ? { requestBody: requestBody(route.schema.body) } : {}),
         responses: responses(route.schema.response),
       };
       paths[path] = { ...paths[path], [route.method.toLowerCase()]: operation };
@@ -74,6 +88,13 @@ export class OpenApiRecorder {
       components: {
         securitySchemes: {
           adminToken: { type: 'http', scheme: 'bearer' },
+          consoleSession: {
+            type: 'apiKey',
+            in: 'cookie',
+            name: 'muster_session',
+            description:
+              'The console session made by POST /v1/session; state-changing calls also send x-muster-csrf.',
+          },
           nodeCertificate: { type: 'mutualTLS' },
         },
         schemas: {
@@ -94,6 +115,16 @@ export class OpenApiRecorder {
       paths,
     };
   }
+}
+
+/** A route that takes no body says so (NoBody: nothing or `{}`), so every mutating route declares its body. */
+function requestBody(schema: Schema): Schema {
+  const none = schema.maxProperties === 0;
+  return {
+    required: !none,
+    ...(none ? { description: 'This route takes no body: send none, or {}.' } : {}),
+    content: { 'application/json': { schema: plain(schema) } },
+  };
 }
 
 function plain(schema: unknown): Schema {

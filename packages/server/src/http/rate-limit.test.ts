@@ -27,6 +27,17 @@ describe('RateLimiter', () => {
     assert.equal(limiter.take('a'), 5);
   });
 
+  test('a clock stepped back by an hour neither refills nor locks the address out', () => {
+    const clock = new ManualClock();
+    const limiter = new RateLimiter(clock, 1, 2);
+    assert.equal(limiter.take('a'), 0);
+    clock.advance(-3_600_000);
+    assert.equal(limiter.take('a'), 0, 'the token left is still there');
+    assert.equal(limiter.take('a'), 1, 'and none was added');
+    clock.advance(1000);
+    assert.equal(limiter.take('a'), 0);
+  });
+
   test('keeps one bucket per source address', () => {
     const clock = new ManualClock();
     const limiter = new RateLimiter(clock, 1, 1);

@@ -19,7 +19,9 @@ export class RateLimiter {
   take(key: string): number {
     const now = this.clock.now();
     const bucket = this.buckets.get(key) ?? { tokens: this.burst, at: now };
-    bucket.tokens = Math.min(this.burst, bucket.tokens + ((now - bucket.at) / 1000) * this.perSecond);
+    // A clock stepped back (NTP, a test) refills nothing, and must not drain the bucket for as long.
+    const elapsed = Math.max(0, now - bucket.at);
+    bucket.tokens = Math.min(this.burst, bucket.tokens + (elapsed / 1000) * this.perSecond);
     bucket.at = now;
     if (bucket.tokens < 1) {
       this.buckets.set(key, bucket);

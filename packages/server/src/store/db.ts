@@ -13,7 +13,7 @@ import pg from 'pg';
 import { UnavailableError } from '../errors.js';
 import { type DialectTraits, postgresTraits, sqliteTraits } from './dialect.js';
 import { GroupCommit } from './group-commit.js';
-import { migrate } from './migrations.js';
+import { migrate } from './migrations/index.js';
 import { type Notifications, postgresNotifications } from './notifications.js';
 import type { Schema } from './schema.js';
 

@@ -17,6 +17,7 @@ const LEAST: Record<string, Role> = {
   'GET /v1/ca': 'viewer',
   'POST /v1/ca/finish': 'admin',
   'POST /v1/ca/rotate': 'admin',
+  'POST /v1/console/links': 'viewer',
   'GET /v1/commands': 'viewer',
   'POST /v1/commands': 'operator',
   'GET /v1/commands/{id}': 'viewer',

@@ -2,6 +2,7 @@ import {
   ApiTokenCreated,
   ApiTokenCreateRequest,
   ApiTokenView,
+  NoBody,
   ROLE_NAME_PATTERN,
   type RoleSpec,
   RoleSpecSchema,
@@ -63,7 +64,7 @@ export function accessRoutes(
       `/v1/users/:name/${suffix}`,
       {
         config: { access: { verb: 'update', resource: 'users' } },
-        schema: { params: UserParams, ...(body ? { body } : {}), response: { 200: UserView } },
+        schema: { params: UserParams, body: body ?? NoBody, response: { 200: UserView } },
       },
       async (request) =>
         people.updateUser((request.params as { name: string }).name, of(request.body), request.actor),
@@ -121,7 +122,7 @@ export function accessRoutes(
     '/v1/apitokens/:id',
     {
       config: { access: { verb: 'delete', resource: 'apitokens', own: true } },
-      schema: { params: TokenParams },
+      schema: { params: TokenParams, body: NoBody },
     },
     async (request, reply) => {
       const by = principalOf(request);

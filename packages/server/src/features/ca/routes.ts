@@ -1,4 +1,4 @@
-import { CaFinishRequest, CaStatus } from '@muster/proto';
+import { CaFinishRequest, CaStatus, NoBody } from '@muster/proto';
 import type { FastifyInstance } from 'fastify';
 import type { CaRotationService } from './rotation.js';
 import type { CaService } from './service.js';
@@ -16,7 +16,10 @@ export function caRoutes(
   // Both answer with the status as it stands after the step, so the CLI shows what changed.
   app.post(
     '/v1/ca/rotate',
-    { config: { access: { verb: 'update', resource: 'ca' } }, schema: { response: { 201: CaStatus } } },
+    {
+      config: { access: { verb: 'update', resource: 'ca' } },
+      schema: { body: NoBody, response: { 201: CaStatus } },
+    },
     async (request, reply) => {
       await rotation.rotate(request.actor);
       return reply.code(201).send(await ca.status());

@@ -23,6 +23,8 @@ export class CommandDelivery {
   private again = false;
   private readonly wanted = new Set<string>();
   private everyone = false;
+  /** The newest policy version sent to every held channel: each version goes out once. */
+  private policySent = 0;
 
   constructor(private readonly deps: CommandDeliveryDeps) {}
 
@@ -58,8 +60,14 @@ export class CommandDelivery {
       });
   }
 
-  /** Sends a newly pushed policy to every held channel. */
+  /**
+   * Sends a policy newer than the last one sent to every held channel: pushed here, or on
+   * another replica (its notification, or the sweep, brings it). Channels that open later get
+   * the policy in force when they open.
+   */
   policyPushed(signed: SignedPolicy): void {
+    if (signed.policy.version <= this.policySent) return;
+    this.policySent = signed.policy.version;
     for (const id of this.deps.channels.heldNodeIds())
       this.deps.channels.sendTo(id, { type: 'policy', signed });
   }

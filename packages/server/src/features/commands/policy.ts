@@ -12,7 +12,11 @@ import type { Clock } from '../../clock.js';
 import type { DecisionRecorder } from '../../decisions/recorder.js';
 import { BadRequestError, ConflictError } from '../../errors.js';
 import type { Store } from '../../store/db.js';
+import type { Notifications } from '../../store/notifications.js';
 import type { Schema } from '../../store/schema.js';
+
+/** Told, after a push commits, to every replica: each sends the new policy down the channels it holds. */
+export const POLICY_CHANNEL = 'muster_policy';
 
 export interface PolicyServiceDeps {
   db: Kysely<Schema>;
@@ -21,7 +25,9 @@ export interface PolicyServiceDeps {
   decisions: DecisionRecorder;
   /** The fleet root public key (`ed25519:…`): the only key a policy may be signed with. */
   fleetRoot: string;
-  /** Called after a newer policy is committed, so held channels get it at once. */
+  /** Where replicas share a database: tells the others a newer policy is in force. */
+  notifications?: Notifications;
+  /** Called after a newer policy is committed, so channels held here get it at once. */
   onPushed?(signed: SignedPolicy): void;
 }
 
@@ -99,6 +105,8 @@ export class PolicyService {
           profiles: Object.keys(signed.policy.profiles),
         },
       });
+      // Agents held by other replicas must not keep the old policy until they reconnect.
+      await this.deps.notifications?.notify(trx, POLICY_CHANNEL);
     });
     this.deps.onPushed?.(signed);
     return signed;

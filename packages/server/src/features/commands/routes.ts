@@ -1,4 +1,5 @@
 import {
+  COMMAND_ID_PATTERN,
   CommandAccepted,
   CommandList,
   CommandView,
@@ -120,7 +121,10 @@ export function commandAgentRoutes(
     '/v1/agent/running',
     {
       schema: {
-        body: Type.Object({ commandId: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{7,63}$' }) }),
+        body: Type.Object(
+          { commandId: Type.String({ pattern: COMMAND_ID_PATTERN }) },
+          { additionalProperties: false },
+        ),
       },
     },
     async (request, reply) => {

@@ -7,7 +7,7 @@ import type { Store } from '../../store/db.js';
 import type { EventSink } from '../events/service.js';
 import type { NodeIdentity } from '../nodes/service.js';
 import { CommandDelivery, type CommandDeliveryDeps } from './delivery.js';
-import { PolicyService } from './policy.js';
+import { POLICY_CHANNEL, PolicyService } from './policy.js';
 import { CommandQueries } from './queries.js';
 import { COMMANDS_CHANNEL, CommandService } from './service.js';
 import { CommandTracker } from './tracking.js';
@@ -38,6 +38,7 @@ export function startCommands(setup: CommandsSetup) {
     clock,
     decisions,
     fleetRoot: setup.fleetRoot,
+    ...(store.notifications ? { notifications: store.notifications } : {}),
     onPushed: (signed) => delivery?.policyPushed(signed),
   });
   const tracker = new CommandTracker({ db: store.db, write, clock, decisions, events });
@@ -75,10 +76,21 @@ export function startCommands(setup: CommandsSetup) {
     attach(channels: CommandDeliveryDeps['channels']): void {
       const deliveries = new CommandDelivery({ tracker, channels, policy, logger });
       delivery = deliveries;
+      // A policy pushed on any replica goes down the channels this one holds.
+      const refreshPolicy = (broadcast: boolean) =>
+        policy
+          .current()
+          .then((signed) => {
+            if (signed && broadcast) deliveries.policyPushed(signed);
+          })
+          .catch((err) => logger.warn({ err }, 'could not read the command policy'));
       store.notifications?.listen(COMMANDS_CHANNEL, () => deliveries.all(), signal);
+      store.notifications?.listen(POLICY_CHANNEL, () => void refreshPolicy(true), signal);
       const timer = setInterval(() => {
         tracker.expire().catch((err) => logger.warn({ err }, 'could not expire commands'));
-        policy.current().catch((err) => logger.warn({ err }, 'could not read the command policy'));
+        // Without notifications (replicas on one SQLite file) the sweep is the only messenger;
+        // with them, the listener also re-reads the policy after every reconnection.
+        void refreshPolicy(!store.notifications);
         // A safety net under notifications: whatever is still pending for a held node goes now.
         deliveries.all();
       }, 5_000);

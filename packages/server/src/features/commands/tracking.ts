@@ -81,7 +81,11 @@ export class CommandTracker {
       .map(({ nodeId, signed }) => ({ nodeId, signed }));
   }
 
-  /** Marks deliveries made (pending → delivered), one decision per command delivered. */
+  /**
+   * Marks deliveries made (pending → delivered), one decision per command, naming only the
+   * nodes whose row this call moved: a delivery another replica (or an earlier run here)
+   * already recorded is not recorded again.
+   */
   async delivered(deliveries: readonly Delivery[]): Promise<void> {
     if (deliveries.length === 0) return;
     const byCommand = new Map<string, string[]>();
@@ -93,19 +97,24 @@ export class CommandTracker {
     const now = this.deps.clock.now();
     await this.deps.write(async (trx) => {
       for (const [commandId, nodes] of byCommand) {
-        for (let i = 0; i < nodes.length; i += CHUNK)
-          await trx
+        const moved: string[] = [];
+        for (let i = 0; i < nodes.length; i += CHUNK) {
+          const rows = await trx
             .updateTable('command_targets')
             .set({ state: 'delivered', updated_at: now })
             .where('command_id', '=', commandId)
             .where('node_id', 'in', nodes.slice(i, i + CHUNK))
             .where('state', '=', 'pending')
+            .returning('node_id')
             .execute();
+          for (const row of rows) moved.push(row.node_id);
+        }
+        if (moved.length === 0) continue;
         await this.deps.decisions.record(trx, {
           kind: 'command.delivered',
           actor: 'system',
           subject: `command:${commandId}`,
-          data: { nodes: nodes.length <= 50 ? nodes : undefined, count: nodes.length },
+          data: { nodes: moved.length <= LISTED ? moved : undefined, count: moved.length },
         });
       }
     });

@@ -1,4 +1,11 @@
-import { FleetSummary, SessionCreateRequest, SessionView } from '@muster/proto';
+import {
+  FleetSummary,
+  NoBody,
+  SessionCreateRequest,
+  SessionView,
+  SignInLinkCreated,
+  SignInLinkRequest,
+} from '@muster/proto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ForbiddenError, UnauthorizedError } from '../../errors.js';
 import type { CredentialRefusals } from '../../http/auth.js';
@@ -108,9 +115,12 @@ export function consoleRoutes(
     return secret === undefined ? undefined : sessions.find(secret);
   };
 
+  /** How the OpenAPI description names the console's cookie (http/openapi.ts). */
+  const SESSION = [{ consoleSession: [] }];
   app.post(
     '/v1/session',
-    { schema: { body: SessionCreateRequest, response: { 201: SessionView } } },
+    // Signing in is how a credential is got: it needs none.
+    { schema: { body: SessionCreateRequest, response: { 201: SessionView }, security: [] } },
     async (request, reply) => {
       if (!sameOrigin(request, deps.hosts))
         throw new ForbiddenError('sign in from the console itself', 'csrf');
@@ -141,15 +151,19 @@ export function consoleRoutes(
         .send(view(session));
     },
   );
-  app.get('/v1/session', { schema: { response: { 200: SessionView } } }, async (request) => {
-    const session = await current(request);
-    if (!session) throw new UnauthorizedError('not signed in to the console', 'session_ended');
-    return view(session);
-  });
+  app.get(
+    '/v1/session',
+    { schema: { response: { 200: SessionView }, security: SESSION } },
+    async (request) => {
+      const session = await current(request);
+      if (!session) throw new UnauthorizedError('not signed in to the console', 'session_ended');
+      return view(session);
+    },
+  );
   // Sign-out checks the session and its CSRF token like any state-changing call, then ends it in
   // the store, so the cookie is worthless on every replica even if a copy of it survives.
   const guard = sessionCredential(sessions, deps.hosts, deps.principals);
-  app.delete('/v1/session', async (request, reply) => {
+  app.delete('/v1/session', { schema: { body: NoBody, security: SESSION } }, async (request, reply) => {
     reply.header('set-cookie', cookie('', 0));
     if (!(await guard(request))) throw new UnauthorizedError('not signed in to the console', 'session_ended');
     await sessions.end(request.consoleSession!.idHash);
@@ -164,5 +178,35 @@ export function fleetRoutes(app: FastifyInstance, summary: () => Promise<FleetSu
     '/v1/fleet',
     { config: { access: { verb: 'read', resource: 'nodes' } }, schema: { response: { 200: FleetSummary } } },
     async () => summary(),
+  );
+}
+
+/**
+ * `POST /v1/console/links`, behind the admin guard: a fresh one-time sign-in link, so that the
+ * server need not print one where logs keep it, for the user whose API token asks. A console
+ * session may not: it must not mint sessions that outlive its own 12 hours.
+ */
+export function signInLinkRoutes(app: FastifyInstance, sessions: Pick<SessionService, 'issueCode'>): void {
+  app.post(
+    '/v1/console/links',
+    {
+      // A link signs in the user who asks for it, so any user may make one for themselves.
+      config: { access: { verb: 'create', resource: 'users', own: true } },
+      schema: { body: SignInLinkRequest, response: { 201: SignInLinkCreated } },
+    },
+    async (request, reply) => {
+      if (request.consoleSession !== null || !request.principal) {
+        throw new ForbiddenError(
+          'sign-in links are made with an API token (such as admin.token), not from the console',
+          'admin_only',
+        );
+      }
+      const { code, expiresAt } = await sessions.issueCode(request.principal.user);
+      request.log.info('console sign-in link issued'); // never the code itself
+      return reply
+        .code(201)
+        .header('cache-control', 'no-store')
+        .send({ code, path: `/#code=${code}`, expiresAt: new Date(expiresAt).toISOString() });
+    },
   );
 }

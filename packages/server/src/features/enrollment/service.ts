@@ -1,16 +1,23 @@
-import type { EnrollRequest, EnrollResponse, Labels } from '@muster/proto';
+import type { EnrollRequest, EnrollResponse, Facts } from '@muster/proto';
 import { isNodeName, isProfile } from '@muster/proto';
+import type { Kysely } from 'kysely';
 import type { Clock, IdSource } from '../../clock.js';
 import type { DecisionRecorder } from '../../decisions/recorder.js';
-import { ConflictError, ForbiddenError, UnauthorizedError, UnprocessableError } from '../../errors.js';
+import { ConflictError, UnauthorizedError, UnprocessableError } from '../../errors.js';
+import type { LiveConnections } from '../../http/connections.js';
+import type { IssuedCertificate } from '../../pki/ca.js';
 import { recordCertificate } from '../../pki/certificates.js';
 import { verifiedCsrKey } from '../../pki/csr.js';
 import type { FleetRoots } from '../../pki/fleet.js';
 import type { Store } from '../../store/db.js';
 import type { DialectTraits } from '../../store/dialect.js';
-import { DEFAULT_PROFILE, hashTokenSecret } from '../tokens/service.js';
+import type { Schema } from '../../store/schema.js';
+import { type Admission, admit, BAD_TOKEN_MESSAGE, type NameHolder } from './admission.js';
+
+export { BAD_TOKEN_MESSAGE } from './admission.js';
 
 export interface EnrollmentDeps {
+  db: Kysely<Schema>;
   write: Store['write'];
   /** The ledger's verifier key, which agents pin at enrollment to witness checkpoints. */
   ledgerKey?: string;
@@ -21,24 +28,23 @@ export interface EnrollmentDeps {
   ids: IdSource;
   decisions: DecisionRecorder;
   roots: Pick<FleetRoots, 'issuer' | 'presented' | 'bundle'>;
+  /** A node enrolling again loses its old identity: its live connections are cut at once. */
+  connections?: Pick<LiveConnections, 'cut'>;
   certLifetimeMs: number;
   /** The interval a new agent is told to report at. */
   heartbeatIntervalMs: () => number;
 }
 
-/** One answer for unknown, used, expired and revoked tokens, so none can be told apart. */
-export const BAD_TOKEN_MESSAGE = 'join token is not valid (unknown, used up, expired or revoked)';
-
-/** Enrollment: a join token and a CSR become a node with a certificate built from policy alone. */
+/**
+ * Enrollment: a join token and a CSR become a node with a certificate built from policy alone.
+ * A token made for a name (`muster token create --name`) enrolls the host holding it again:
+ * the same node, with a new identity.
+ */
 export class EnrollmentService {
   constructor(private readonly deps: EnrollmentDeps) {}
 
   async enroll(request: EnrollRequest): Promise<EnrollResponse> {
-    const { write, traits, clock, ids, decisions, roots } = this.deps;
-    const ca = roots.issuer();
-    // Everything that can be refused without the token is checked first, so a bad request
-    // never uses a token up.
-    const spki = verifiedCsrKey(request.csr);
+    const { db, clock, ids, roots } = this.deps;
     const name = request.name !== undefined ? request.name : nameFromHostname(request.facts.hostname);
     if (!isNodeName(name)) {
       throw new UnprocessableError(
@@ -52,8 +58,16 @@ export class EnrollmentService {
         'bad_profile',
       );
     }
-    const nodeId = ids.nodeId();
     const now = clock.now();
+    // The token is judged before the CSR is verified or anything signed, so an enrollment
+    // without a valid token costs a read, never a signature.
+    const admitted = await admit(db, request, name, now);
+    const { holder } = admitted;
+    if (holder && !admitted.boundToName) await this.refuseTakeover(admitted.token.id, name, holder, now);
+    const spki = verifiedCsrKey(request.csr);
+    const ca = roots.issuer();
+    const nodeId = holder?.id ?? ids.nodeId();
+    // A signing failure throws here, before the transaction: the token stays unused.
     const issued = ca.issueNodeCertificate({
       spki,
       name,
@@ -62,86 +76,93 @@ export class EnrollmentService {
       now,
       lifetimeMs: this.deps.certLifetimeMs,
     });
+    await this.commit(request.facts, name, nodeId, admitted, issued, now);
+    if (holder) this.deps.connections?.cut(holder.id);
 
-    let enrolledAs: { profile: string; labels: Labels } | undefined;
+    return {
+      nodeId,
+      name,
+      certificate: issued.pem,
+      // Every root trusted now: during a rotation, the new one as well as the one pinned.
+      caBundle: roots.bundle(),
+      notAfter: new Date(issued.notAfter).toISOString(),
+      trust: {
+        // The root the join line pinned: the one behind the server's certificate.
+        caPin: roots.presented().pin,
+        trustDomain: ca.trustDomain,
+        ...(this.deps.ledgerKey ? { ledgerKey: this.deps.ledgerKey } : {}),
+        ...(this.deps.fleetRoot ? { fleetRoot: this.deps.fleetRoot } : {}),
+      },
+      profile: admitted.profile,
+      labels: admitted.labels,
+      heartbeatIntervalSec: Math.round(this.deps.heartbeatIntervalMs() / 1000),
+    };
+  }
+
+  /**
+   * A name held by an active node is never taken by a token that was not made for it, not even
+   * once the holder's certificate has expired: that would hand its name-targeted commands to
+   * whichever host asked first. The refusal is a security decision, since it may be one.
+   */
+  private async refuseTakeover(
+    tokenId: string,
+    name: string,
+    holder: NameHolder,
+    now: number,
+  ): Promise<never> {
+    await this.deps.write((trx) =>
+      this.deps.decisions.record(trx, {
+        kind: 'security.name_takeover_refused',
+        actor: `token:${tokenId}`,
+        subject: `node:${holder.id}`,
+        data: { name, serial: holder.serial, certificateExpired: holder.certNotAfter <= now },
+      }),
+    );
+    throw new ConflictError(
+      `the name ${name} is held by node ${holder.id}; to enroll this host under it, make a token for that name ` +
+        `(muster token create --name ${name}) or decommission the node first (muster nodes decommission ${name})`,
+      'name_taken',
+    );
+  }
+
+  /** Stores the node and its certificate and consumes the token, in one transaction. */
+  private async commit(
+    facts: Facts,
+    name: string,
+    nodeId: string,
+    admitted: Admission,
+    issued: IssuedCertificate,
+    now: number,
+  ): Promise<void> {
+    const { write, traits, decisions } = this.deps;
+    const { token, holder, profile, labels } = admitted;
     try {
       await write(async (trx) => {
-        const secretHash = hashTokenSecret(request.token);
-        const token = await trx
-          .selectFrom('tokens')
-          .select(['id', 'profile', 'labels', 'name'])
-          .where('secret_hash', '=', secretHash)
-          .where('uses_left', '>', 0)
-          .where('expires_at', '>', now)
-          .where('revoked_at', 'is', null)
-          .executeTakeFirst();
-        if (!token) throw new UnauthorizedError(BAD_TOKEN_MESSAGE, 'bad_token');
-        if (token.name !== null && token.name !== name) {
-          throw new ForbiddenError(
-            `this join token is for the node named ${token.name}`,
-            'token_name_mismatch',
-          );
-        }
-        let profile = token.profile;
-        if (request.profile !== undefined && request.profile !== token.profile) {
-          if (token.profile !== DEFAULT_PROFILE) {
-            throw new ForbiddenError(
-              `this join token binds the node to profile ${token.profile}`,
-              'token_profile_mismatch',
-            );
-          }
-          profile = request.profile;
-        }
-        // The token's labels win: a host may add labels, not override what the operator set.
-        const labels = { ...(request.labels ?? {}), ...(JSON.parse(token.labels) as Labels) };
-        enrolledAs = { profile, labels };
-        const held = await trx
-          .selectFrom('nodes')
-          .select(['id', 'cert_serial', 'cert_not_after', 'pending_not_after'])
-          .where('name', '=', name)
-          .where('decommissioned_at', 'is', null)
-          .executeTakeFirst();
-        if (held) {
-          // A node whose every certificate has expired can no longer prove anything: a host with
-          // a new join token may take its name back (the agent that lost its identity, re-enrolling).
-          if (Math.max(held.cert_not_after, held.pending_not_after ?? 0) > now)
-            throw new ConflictError(`the name ${name} is held by an active node`, 'name_taken');
-          await trx.updateTable('nodes').set({ decommissioned_at: now }).where('id', '=', held.id).execute();
+        if (holder)
+          await reenrollNode(trx, holder, { name, profile, labels, facts, tokenId: token.id }, issued, now);
+        else
           await trx
-            .updateTable('certificates')
-            .set({ revoked_at: now })
-            .where('node_id', '=', held.id)
-            .where('revoked_at', 'is', null)
+            .insertInto('nodes')
+            .values({
+              id: nodeId,
+              name,
+              profile,
+              labels: JSON.stringify(labels),
+              facts: JSON.stringify(facts),
+              token_id: token.id,
+              enrolled_at: now,
+              last_seen_at: null,
+              latest: null,
+              cert_serial: issued.serial,
+              cert_not_after: issued.notAfter,
+              cert_pem: issued.pem,
+              decommissioned_at: null,
+              pending_serial: null,
+              pending_not_after: null,
+              pending_pem: null,
+              rekey_requested_at: null,
+            })
             .execute();
-          await decisions.record(trx, {
-            kind: 'node.replaced',
-            actor: `token:${token.id}`,
-            subject: `node:${held.id}`,
-            data: { name, serial: held.cert_serial, expiredAt: held.cert_not_after, replacedBy: nodeId },
-          });
-        }
-        await trx
-          .insertInto('nodes')
-          .values({
-            id: nodeId,
-            name,
-            profile,
-            labels: JSON.stringify(labels),
-            facts: JSON.stringify(request.facts),
-            token_id: token.id,
-            enrolled_at: now,
-            last_seen_at: null,
-            latest: null,
-            cert_serial: issued.serial,
-            cert_not_after: issued.notAfter,
-            cert_pem: issued.pem,
-            decommissioned_at: null,
-            pending_serial: null,
-            pending_not_after: null,
-            pending_pem: null,
-            rekey_requested_at: null,
-          })
-          .execute();
         await recordCertificate(trx, nodeId, issued, now);
         // Consuming the token is one conditional update, made last so that on PostgreSQL the
         // token's row stays locked only until the commit: of N concurrent enrollments with a
@@ -166,7 +187,8 @@ export class EnrollmentService {
             labels,
             serial: issued.serial,
             notAfter: issued.notAfter,
-            facts: request.facts,
+            facts,
+            ...(holder ? { reenrolled: true, previousSerial: holder.serial } : {}),
           },
         });
       });
@@ -176,26 +198,51 @@ export class EnrollmentService {
         throw new ConflictError(`the name ${name} is held by an active node`, 'name_taken');
       throw err;
     }
-
-    return {
-      nodeId,
-      name,
-      certificate: issued.pem,
-      // Every root trusted now: during a rotation, the new one as well as the one pinned.
-      caBundle: roots.bundle(),
-      notAfter: new Date(issued.notAfter).toISOString(),
-      trust: {
-        // The root the join line pinned: the one behind the server's certificate.
-        caPin: roots.presented().pin,
-        trustDomain: ca.trustDomain,
-        ...(this.deps.ledgerKey ? { ledgerKey: this.deps.ledgerKey } : {}),
-        ...(this.deps.fleetRoot ? { fleetRoot: this.deps.fleetRoot } : {}),
-      },
-      profile: enrolledAs!.profile,
-      labels: enrolledAs!.labels,
-      heartbeatIntervalSec: Math.round(this.deps.heartbeatIntervalMs() / 1000),
-    };
   }
+}
+
+/**
+ * The node keeps its id, profile, labels and history and takes the new identity; every
+ * certificate it held before is revoked, so the old one is refused from now on.
+ */
+async function reenrollNode(
+  trx: Kysely<Schema>,
+  holder: NameHolder,
+  node: { name: string; profile: string; labels: object; facts: Facts; tokenId: string },
+  issued: IssuedCertificate,
+  now: number,
+): Promise<void> {
+  const updated = await trx
+    .updateTable('nodes')
+    .set({
+      profile: node.profile,
+      labels: JSON.stringify(node.labels),
+      facts: JSON.stringify(node.facts),
+      token_id: node.tokenId,
+      cert_serial: issued.serial,
+      cert_not_after: issued.notAfter,
+      cert_pem: issued.pem,
+      pending_serial: null,
+      pending_not_after: null,
+      pending_pem: null,
+      rekey_requested_at: null,
+    })
+    // Only the identity read at admission is replaced: a renewal or a decommission that came
+    // in between wins, and this enrollment is refused instead.
+    .where('id', '=', holder.id)
+    .where('cert_serial', '=', holder.serial)
+    .where('decommissioned_at', 'is', null)
+    .returning('id')
+    .executeTakeFirst();
+  if (!updated) {
+    throw new ConflictError(`node ${node.name} changed while it enrolled again; retry`, 'name_taken');
+  }
+  await trx
+    .updateTable('certificates')
+    .set({ revoked_at: now })
+    .where('node_id', '=', holder.id)
+    .where('revoked_at', 'is', null)
+    .execute();
 }
 
 /** A host's name made into a node name when none was asked for: `Web_01.example` → `web-01`. */

@@ -133,6 +133,8 @@ for (const dialect of dialects()) {
         { ...good, seq: '5' },
         { ...good, load: ['1', 0, 0] },
         { ...good, services: [{ name: 'sshd', active: 'true' }] },
+        { ...good, services: [{ name: 'sshd', active: false, state: 'stopped' }] },
+        { ...good, services: [{ name: 'sshd', active: false, state: 'unknown', reason: 'x'.repeat(513) }] },
         { ...good, disks: null },
       ];
       for (const body of bad) assertProblem(await agent.heartbeat(body), 400, 'invalid_request');

@@ -99,7 +99,7 @@ function healthDigest(h: Heartbeat): string {
     Math.floor((h.load[0] ?? 0) * 2),
     h.services
       .filter((x) => !x.active)
-      .map((x) => x.name)
+      .map((x) => `${x.name}${x.state === 'unknown' ? '?' : ''}`)
       .join(','),
     h.checks
       .filter((c) => !c.ok)

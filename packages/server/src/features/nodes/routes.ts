@@ -1,6 +1,7 @@
 import {
   LABEL_KEY_PATTERN,
   NODE_STATUSES,
+  NoBody,
   NodeList,
   type NodeStatus,
   NodeView,
@@ -67,7 +68,7 @@ export function nodeRoutes(
     '/v1/nodes/:id/rotate',
     {
       config: { access: { verb: 'update', resource: 'nodes', nodeParam: 'id' } },
-      schema: { params: NodeParams, response: { 202: NodeView } },
+      schema: { params: NodeParams, body: NoBody, response: { 202: NodeView } },
     },
     async (request, reply) =>
       reply.code(202).send(await nodes.requestRotation((request.params as { id: string }).id, request.actor)),
@@ -76,7 +77,7 @@ export function nodeRoutes(
     '/v1/nodes/:id',
     {
       config: { access: { verb: 'delete', resource: 'nodes', nodeParam: 'id' } },
-      schema: { params: NodeParams },
+      schema: { params: NodeParams, body: NoBody },
     },
     async (request, reply) => {
       await nodes.decommission((request.params as { id: string }).id, request.actor);

@@ -125,7 +125,15 @@ export function assessNode(input: StatusInput): Assessment {
       found.push(['attention', `load ${load.toFixed(1)} on ${cpus} CPUs`]);
     }
     for (const service of hb.services) {
-      if (!service.active) found.push(['critical', `service ${service.name} is not running`]);
+      // Older agents send `active` alone.
+      const state = service.state ?? (service.active ? 'active' : 'inactive');
+      if (state === 'inactive') found.push(['critical', `service ${service.name} is not running`]);
+      // The host could not tell: worth a look (the name, the service manager), not an outage.
+      else if (state === 'unknown')
+        found.push([
+          'attention',
+          `service ${service.name}: state unknown, ${service.reason ?? 'the agent could not tell'}`,
+        ]);
     }
     // The heartbeat's sentAt is the node's clock; lastSeenAt is the server's, at receipt.
     const skew = Date.parse(hb.sentAt) - (input.lastSeenAt ?? now);

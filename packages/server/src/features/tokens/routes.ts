@@ -1,4 +1,4 @@
-import { TokenCreated, TokenCreateRequest, TokenView } from '@muster/proto';
+import { NoBody, TokenCreated, TokenCreateRequest, TokenView } from '@muster/proto';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { TokenService } from './service.js';
@@ -32,7 +32,7 @@ export function tokenRoutes(
     '/v1/tokens/:id',
     {
       config: { access: { verb: 'delete', resource: 'tokens' } },
-      schema: { params: Type.Object({ id: Type.String({ maxLength: 64 }) }) },
+      schema: { params: Type.Object({ id: Type.String({ maxLength: 64 }) }), body: NoBody },
     },
     async (request, reply) => {
       await tokens.revoke((request.params as { id: string }).id, request.actor);

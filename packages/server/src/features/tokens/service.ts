@@ -30,6 +30,30 @@ export interface TokenServiceDeps {
   publicUrl: () => string;
 }
 
+/**
+ * The `muster agent` line a host runs to enroll. The token goes in on stdin through `printf`, a
+ * shell builtin, so it is never in any process's argv: a `--token` argument would sit in `ps`
+ * for every local user to read for as long as the agent runs. Token, pins and URL hold no
+ * character the single quotes or the shell would change.
+ */
+export function joinLine(join: {
+  server: string;
+  caPin: string;
+  rootPin?: string;
+  secret: string;
+  name?: string;
+}): string {
+  return [
+    `printf '%s' '${join.secret}' |`,
+    'muster agent',
+    `--server ${join.server}`,
+    `--ca-pin ${join.caPin}`,
+    ...(join.rootPin ? [`--root-pin ${join.rootPin}`] : []),
+    '--token-file -',
+    ...(join.name ? [`--name ${join.name}`] : []),
+  ].join(' ');
+}
+
 /** Join tokens: one-time (by default), expiring secrets that let a host enroll. */
 export class TokenService {
   constructor(private readonly deps: TokenServiceDeps) {}
@@ -69,14 +93,13 @@ export class TokenService {
         },
       });
     });
-    const command = [
-      'muster agent',
-      `--server ${this.deps.publicUrl()}`,
-      `--ca-pin ${this.deps.caPin()}`,
-      ...(this.deps.rootPin ? [`--root-pin ${this.deps.rootPin}`] : []),
-      `--token ${secret}`,
-      ...(row.name ? [`--name ${row.name}`] : []),
-    ].join(' ');
+    const command = joinLine({
+      server: this.deps.publicUrl(),
+      caPin: this.deps.caPin(),
+      ...(this.deps.rootPin ? { rootPin: this.deps.rootPin } : {}),
+      secret,
+      ...(row.name ? { name: row.name } : {}),
+    });
     return { ...tokenView(row, now), secret, caPin: this.deps.caPin(), agentCommand: command };
   }
 

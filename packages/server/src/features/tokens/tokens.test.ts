@@ -72,7 +72,10 @@ for (const dialect of dialects()) {
       const created = await t.admin('POST', '/v1/tokens', { profile: 'web', labels: { zone: 'a' } });
       assert.equal(created.status, 201);
       assert.match(created.json.secret, /^mjt_[A-Za-z0-9_-]{43}$/);
-      assert.ok(created.json.agentCommand.includes(`--token ${created.json.secret}`));
+      // The secret reaches the agent on stdin, never in its argv (where `ps` shows it).
+      assert.ok(created.json.agentCommand.startsWith(`printf '%s' '${created.json.secret}' | muster agent `));
+      assert.ok(created.json.agentCommand.endsWith(' --token-file -'));
+      assert.ok(!created.json.agentCommand.includes('--token '));
       const list = await t.admin('GET', '/v1/tokens');
       assert.ok(!list.body.includes(created.json.secret));
       const rows = await t.server.store.db.selectFrom('tokens').selectAll().execute();
