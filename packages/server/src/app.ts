@@ -11,6 +11,7 @@ import { CredentialService } from './features/access/credentials.js';
 import { installAccessGuard, withCredential } from './features/access/guard.js';
 import { PeopleService } from './features/access/people.js';
 import { accessRoutes } from './features/access/routes.js';
+import { ScopeFilter } from './features/access/scope.js';
 import { CaRotationService, startCaSync } from './features/ca/rotation.js';
 import { caRoutes } from './features/ca/routes.js';
 import { CaService } from './features/ca/service.js';
@@ -449,8 +450,14 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     telemetryRoutes(scope, { db: store.db, clock, nodes, rawRetentionMs: config.telemetryRetentionMs.raw });
     caRoutes(scope, new CaService({ db: store.db, clock, roots }), caRotation);
     ledgerRoutes(scope, ledger);
-    eventRoutes(scope, events, streams);
-    commandRoutes(scope, commanding);
+    const scopeFilter = new ScopeFilter(store.db);
+    eventRoutes(scope, events, streams, scopeFilter);
+    commandRoutes(scope, {
+      policy: commanding.policy,
+      commands: commanding.commands,
+      queries: commanding.queries,
+      scope: scopeFilter,
+    });
   });
 
   await Promise.all([agent.ready(), admin.ready()]);

@@ -12,6 +12,7 @@ import {
 } from '@muster/proto';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
+import type { ScopeFilter } from '../access/scope.js';
 import type { NodeIdentity } from '../nodes/service.js';
 import type { PolicyService } from './policy.js';
 import type { CommandQueries } from './queries.js';
@@ -30,6 +31,8 @@ export function commandRoutes(
     policy: Pick<PolicyService, 'state' | 'push' | 'addOperator' | 'operators'>;
     commands: Pick<CommandService, 'issue'>;
     queries: Pick<CommandQueries, 'list' | 'get'>;
+    /** Filters the listing down to commands on nodes a narrowed role reaches. */
+    scope?: Pick<ScopeFilter, 'items' | 'commandTargets'>;
   },
 ): void {
   app.get(
@@ -77,12 +80,21 @@ export function commandRoutes(
   app.get(
     '/v1/commands',
     {
-      config: { access: { verb: 'read', resource: 'commands' } },
+      config: { access: { verb: 'read', resource: 'commands', scoped: true } },
       schema: { querystring: ListQuery, response: { 200: CommandList } },
     },
     async (request) => {
       const q = request.query as { limit?: number; cursor?: string };
-      return deps.queries.list({ limit: q.limit ?? 50, ...(q.cursor ? { cursor: q.cursor } : {}) });
+      const page = await deps.queries.list({
+        limit: q.limit ?? 50,
+        ...(q.cursor ? { cursor: q.cursor } : {}),
+      });
+      const { scope } = deps;
+      if (!scope) return page;
+      return {
+        ...page,
+        items: await scope.items(request.principal, 'commands', page.items, scope.commandTargets),
+      };
     },
   );
   app.get(

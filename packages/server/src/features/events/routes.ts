@@ -2,6 +2,7 @@ import { EventCreateRequest, EventEnvelope, EventList } from '@muster/proto';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { BadRequestError } from '../../errors.js';
+import { eventNodes, type ScopeFilter } from '../access/scope.js';
 import { DEFAULT_EVENTS_PER_PAGE, type EventService } from './service.js';
 import type { EventStreams } from './streams.js';
 
@@ -36,11 +37,13 @@ export function eventRoutes(
   app: FastifyInstance,
   events: Pick<EventService, 'list' | 'create' | 'nodeIds'>,
   streams: Pick<EventStreams, 'serve'>,
+  /** Filters listings down to the nodes a narrowed role reaches. */
+  scope?: Pick<ScopeFilter, 'items'>,
 ): void {
   app.get(
     '/v1/events',
     {
-      config: { access: { verb: 'read', resource: 'events' } },
+      config: { access: { verb: 'read', resource: 'events', scoped: true } },
       schema: { querystring: ListQuery, response: { 200: EventList } },
     },
     async (request) => {
@@ -52,13 +55,17 @@ export function eventRoutes(
         cursor?: string;
       };
       const kinds = parseKinds(q.kind);
-      return events.list({
+      const page = await events.list({
         limit: q.limit ?? DEFAULT_EVENTS_PER_PAGE,
         ...(q.since !== undefined ? { since: parseSince(q.since) } : {}),
         ...(kinds ? { kinds } : {}),
         ...(q.node !== undefined && q.node !== '' ? { node: q.node } : {}),
         ...(q.cursor !== undefined ? { cursor: q.cursor } : {}),
       });
+      // A page may come back shorter than asked; its cursor still goes on from where it ended.
+      return scope
+        ? { ...page, items: await scope.items(request.principal, 'events', page.items, eventNodes) }
+        : page;
     },
   );
   app.post(

@@ -10,6 +10,7 @@ import {
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { BadRequestError } from '../../errors.js';
+import { readableNodes } from '../access/scope.js';
 import type { NodeService } from './service.js';
 
 const ListQuery = Type.Object({
@@ -28,7 +29,7 @@ export function nodeRoutes(
   app.get(
     '/v1/nodes',
     {
-      config: { access: { verb: 'read', resource: 'nodes' } },
+      config: { access: { verb: 'read', resource: 'nodes', scoped: true } },
       schema: { querystring: ListQuery, response: { 200: NodeList } },
     },
     async (request) => {
@@ -47,8 +48,10 @@ export function nodeRoutes(
           throw new BadRequestError('label must be key=value');
         label = { key, value: q.label.slice(eq + 1) };
       }
+      const visible = readableNodes(request.principal, 'nodes');
       return nodes.list({
         limit: q.limit ?? 100,
+        ...(visible ? { visible } : {}),
         ...(q.status ? { status: q.status } : {}),
         ...(q.profile ? { profile: q.profile } : {}),
         ...(q.cursor ? { cursor: q.cursor } : {}),
