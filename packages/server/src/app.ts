@@ -356,6 +356,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   admin.decorateRequest('actor', '');
   admin.decorateRequest('consoleSession', null);
   admin.decorateRequest('principal', null);
+  admin.decorateRequest('denyAccess', null);
   admin.get('/openapi.json', async () => openapi.document());
   metrics = new Metrics({
     nodesByStatus: () => countNodesByStatus((q) => nodes.list(q)),

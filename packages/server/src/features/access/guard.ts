@@ -37,6 +37,11 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The user acting on the admin plane, once a credential proved who they are. */
     principal: Principal | null;
+    /**
+     * Refuses the request as the guard does (a 403 with the `access.denied` event), for what only
+     * the handler can see: a command whose targets reach outside a narrowed role's scope.
+     */
+    denyAccess: ((detail: string) => Promise<never>) | null;
   }
 }
 
@@ -95,7 +100,12 @@ export function installAccessGuard(scope: FastifyInstance, deps: GuardDeps): voi
   scope.addHook('preValidation', async (request) => {
     const principal = request.principal;
     const access = request.routeOptions.config.access;
-    if (!principal || !access || access.own) return;
+    if (!principal || !access) return;
+    const path = request.routeOptions.url ?? request.url;
+    request.denyAccess = async (detail) => {
+      throw new AccessDeniedError(detail, await deps.recordDenial(principal, access, detail, path));
+    };
+    if (access.own) return;
     const refusal = await refused(request, principal, access, deps);
     if (refusal === undefined) return;
     const eventId = await deps.recordDenial(

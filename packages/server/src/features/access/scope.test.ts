@@ -12,6 +12,7 @@ import {
   type TestServer,
 } from '../../testing/harness.js';
 import { as, userToken } from '../../testing/people.js';
+import { assertProblem } from '../../testing/problems.js';
 
 const operator = generateKeyPairSync('ed25519');
 
@@ -114,6 +115,27 @@ for (const dialect of dialects()) {
         ['cmd-stage-0001'],
       );
       assert.equal((await t.admin('GET', '/v1/commands')).json.items.length, 2);
+    });
+
+    test('a command from a narrowed role is accepted on its nodes and refused, recorded, outside them', async () => {
+      const role = await t.admin('POST', '/v1/roles', {
+        name: 'staging-ops',
+        allow: [
+          { verbs: ['read', 'create'], resources: ['commands'], nodes: { labels: { env: 'staging' } } },
+        ],
+      });
+      assert.equal(role.status, 200, role.body);
+      const ops = (await userToken(t, 'olga', 'staging-ops')).secret;
+      const outside = await as(t, ops, 'POST', '/v1/commands', signed(t, 'cmd-olga-prod1', 'prod-1'));
+      const problem = assertProblem(outside, 403, 'forbidden');
+      assert.equal(problem.detail, 'role staging-ops may not create commands outside its scope (prod-1)');
+      const events = await t.admin('GET', '/v1/events?kind=access.denied');
+      assert.ok(events.json.items.some((e: { id: number }) => e.id === outside.json.eventId));
+      assert.equal((await t.admin('GET', '/v1/commands/cmd-olga-prod1')).status, 404, 'nothing was stored');
+      const inside = await as(t, ops, 'POST', '/v1/commands', signed(t, 'cmd-olga-stage1', 'stage-1'));
+      assert.equal(inside.status, 202, inside.body);
+      const ledger = await t.admin('GET', '/v1/ledger/decisions?subject=command:cmd-olga-stage1');
+      assert.equal(ledger.json.items[0].actor, 'user:olga');
     });
 
     test('what the narrowed role cannot filter, it cannot read: the fleet summary and the stream', async () => {

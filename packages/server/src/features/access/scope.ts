@@ -1,4 +1,4 @@
-import { type NodeFacets, type Resource, roleAllows } from '@muster/proto';
+import { type NodeFacets, type Resource, roleAllows, type Verb } from '@muster/proto';
 import type { Kysely } from 'kysely';
 import type { Schema } from '../../store/schema.js';
 import type { Principal } from './credentials.js';
@@ -11,10 +11,28 @@ import { mayAccess } from './guard.js';
 export function readableNodes(
   principal: Principal | null,
   resource: Resource,
+  verb: Verb = 'read',
 ): ((node: NodeFacets) => boolean) | undefined {
-  if (!principal || principal.roles.every((role) => roleAllows(role, { verb: 'read', resource })))
-    return undefined;
-  return (node) => mayAccess(principal, { verb: 'read', resource, node });
+  if (!principal || principal.roles.every((role) => roleAllows(role, { verb, resource }))) return undefined;
+  return (node) => mayAccess(principal, { verb, resource, node });
+}
+
+/**
+ * Why a request about these nodes is outside the principal's scope (naming the role and up to
+ * five of the nodes), or undefined when every node is within it.
+ */
+export function outsideScope(
+  principal: Principal | null,
+  verb: Verb,
+  resource: Resource,
+  nodes: ReadonlyArray<NodeFacets & { name: string }>,
+): string | undefined {
+  if (!principal) return undefined;
+  const role = principal.roles.find((r) => nodes.some((node) => !roleAllows(r, { verb, resource, node })));
+  if (!role) return undefined;
+  const outside = nodes.filter((node) => !roleAllows(role, { verb, resource, node })).map((n) => n.name);
+  const named = `${outside.slice(0, 5).join(', ')}${outside.length > 5 ? ` and ${outside.length - 5} more` : ''}`;
+  return `role ${role.name} may not ${verb} ${resource} outside its scope (${named})`;
 }
 
 /** Filters listings about nodes (events, commands) down to what the principal's roles reach. */

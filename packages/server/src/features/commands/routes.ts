@@ -9,10 +9,11 @@ import {
   Receipt,
   SignedCommand,
   SignedPolicy,
+  type TargetCandidate,
 } from '@muster/proto';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import type { ScopeFilter } from '../access/scope.js';
+import { outsideScope, type ScopeFilter } from '../access/scope.js';
 import type { NodeIdentity } from '../nodes/service.js';
 import type { PolicyService } from './policy.js';
 import type { CommandQueries } from './queries.js';
@@ -71,11 +72,19 @@ export function commandRoutes(
   app.post(
     '/v1/commands',
     {
-      config: { access: { verb: 'create', resource: 'commands' } },
+      // Scoped: a role narrowed to some nodes may submit, if every node the command selects is in scope.
+      config: { access: { verb: 'create', resource: 'commands', scoped: true } },
       schema: { body: SignedCommand, response: { 202: CommandAccepted } },
     },
-    async (request, reply) =>
-      reply.code(202).send(await deps.commands.issue(request.body as SignedCommand, request.actor)),
+    async (request, reply) => {
+      const check = async (targets: TargetCandidate[]) => {
+        const refusal = outsideScope(request.principal, 'create', 'commands', targets);
+        if (refusal) await request.denyAccess!(refusal);
+      };
+      return reply
+        .code(202)
+        .send(await deps.commands.issue(request.body as SignedCommand, request.actor, check));
+    },
   );
   app.get(
     '/v1/commands',
