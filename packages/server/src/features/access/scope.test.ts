@@ -134,6 +134,12 @@ for (const dialect of dialects()) {
       assert.equal((await t.admin('GET', '/v1/commands/cmd-olga-prod1')).status, 404, 'nothing was stored');
       const inside = await as(t, ops, 'POST', '/v1/commands', signed(t, 'cmd-olga-stage1', 'stage-1'));
       assert.equal(inside.status, 202, inside.body);
+      assert.equal((await as(t, ops, 'GET', '/v1/commands/cmd-olga-stage1')).status, 200);
+      const other = assertProblem(await as(t, ops, 'GET', '/v1/commands/cmd-prod-00001'), 403, 'forbidden');
+      assert.equal(
+        other.detail,
+        'role staging-ops may not read commands outside its scope (command cmd-prod-00001)',
+      );
       const ledger = await t.admin('GET', '/v1/ledger/decisions?subject=command:cmd-olga-stage1');
       assert.equal(ledger.json.items[0].actor, 'user:olga');
     });

@@ -17,6 +17,12 @@ export function readableNodes(
   return (node) => mayAccess(principal, { verb, resource, node });
 }
 
+/** The name of the principal's role that is narrowed for the verb and resource (for a refusal). */
+export function narrowedRole(principal: Principal | null, verb: Verb, resource: Resource): string {
+  const roles = principal?.roles ?? [];
+  return (roles.find((role) => !roleAllows(role, { verb, resource })) ?? roles[0])?.name ?? 'none';
+}
+
 /**
  * Why a request about these nodes is outside the principal's scope (naming the role and up to
  * five of the nodes), or undefined when every node is within it.

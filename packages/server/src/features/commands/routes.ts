@@ -13,7 +13,7 @@ import {
 } from '@muster/proto';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { outsideScope, type ScopeFilter } from '../access/scope.js';
+import { narrowedRole, outsideScope, type ScopeFilter } from '../access/scope.js';
 import type { NodeIdentity } from '../nodes/service.js';
 import type { PolicyService } from './policy.js';
 import type { CommandQueries } from './queries.js';
@@ -109,7 +109,7 @@ export function commandRoutes(
   app.get(
     '/v1/commands/:id',
     {
-      config: { access: { verb: 'read', resource: 'commands' } },
+      config: { access: { verb: 'read', resource: 'commands', scoped: true } },
       schema: {
         params: Type.Object({
           id: Type.String({
@@ -122,7 +122,18 @@ export function commandRoutes(
         response: { 200: CommandView },
       },
     },
-    async (request) => deps.queries.get((request.params as { id: string }).id),
+    async (request) => {
+      const command = await deps.queries.get((request.params as { id: string }).id);
+      const { scope } = deps;
+      if (
+        scope &&
+        (await scope.items(request.principal, 'commands', [command], scope.commandTargets)).length === 0
+      )
+        await request.denyAccess!(
+          `role ${narrowedRole(request.principal, 'read', 'commands')} may not read commands outside its scope (command ${command.id})`,
+        );
+      return command;
+    },
   );
 }
 
