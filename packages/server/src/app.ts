@@ -414,7 +414,10 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
         const row = await store.db
           .selectFrom('nodes')
           .select(['labels', 'profile'])
-          .where('id', '=', id)
+          // By id, or by name as the node routes take it (the active node of that name).
+          .where((eb) =>
+            eb.or([eb('id', '=', id), eb.and([eb('name', '=', id), eb('decommissioned_at', 'is', null)])]),
+          )
           .executeTakeFirst();
         return row
           ? { labels: JSON.parse(row.labels) as Record<string, string>, profile: row.profile }

@@ -149,6 +149,8 @@ for (const dialect of dialects()) {
         `role staging-ops may not delete nodes outside its scope (node ${prod.nodeId})`,
       );
       assert.equal((await as(t, secret, 'GET', `/v1/nodes/${staging.nodeId}`)).status, 200);
+      assert.equal((await as(t, secret, 'GET', `/v1/nodes/${staging.name}`)).status, 200, 'by name too');
+      assertProblem(await as(t, secret, 'GET', `/v1/nodes/${prod.name}`), 403, 'forbidden');
       assert.equal((await as(t, secret, 'DELETE', `/v1/nodes/${staging.nodeId}`)).status, 204);
       staging.agent.destroy();
       prod.agent.destroy();

@@ -108,13 +108,7 @@ export function installAccessGuard(scope: FastifyInstance, deps: GuardDeps): voi
     if (access.own) return;
     const refusal = await refused(request, principal, access, deps);
     if (refusal === undefined) return;
-    const eventId = await deps.recordDenial(
-      principal,
-      access,
-      refusal,
-      request.routeOptions.url ?? request.url,
-    );
-    throw new AccessDeniedError(refusal, eventId);
+    await request.denyAccess(refusal);
   });
 }
 
