@@ -42,11 +42,18 @@ export function keyFingerprint(text: string): string {
 
 export const FINGERPRINT_PATTERN = /^sha256:[0-9a-f]{64}$/;
 
-function signingInput(context: string, value: unknown): Buffer {
+/** The bytes every envelope signs: its context line and the RFC 8785 text (jobs reuse it). */
+export function signingInput(context: string, value: unknown): Buffer {
   return Buffer.from(context + canonicalJson(value), 'utf8');
 }
 
-function ed25519Verifies(context: string, value: unknown, signature: string, publicKey: KeyObject): boolean {
+/** An Ed25519 signature over `signingInput(context, value)`, in canonical base64 only. */
+export function ed25519Verifies(
+  context: string,
+  value: unknown,
+  signature: string,
+  publicKey: KeyObject,
+): boolean {
   const bytes = Buffer.from(signature, 'base64');
   // Base64 that does not round-trip is not the signature it pretends to be.
   if (bytes.length !== 64 || bytes.toString('base64') !== signature) return false;

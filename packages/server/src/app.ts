@@ -33,6 +33,8 @@ import type { EventStreams } from './features/events/streams.js';
 import { HeartbeatPacer } from './features/heartbeats/pacer.js';
 import { heartbeatAcker, heartbeatRoutes } from './features/heartbeats/routes.js';
 import { HeartbeatWriter } from './features/heartbeats/writer.js';
+import { jobRoutes } from './features/jobs/routes.js';
+import { JobService } from './features/jobs/service.js';
 import { ledgerAgentRoutes, ledgerRoutes } from './features/ledger/routes.js';
 import { LedgerService } from './features/ledger/service.js';
 import { countNodesByStatus, Metrics } from './features/metrics/metrics.js';
@@ -462,6 +464,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
       queries: commanding.queries,
       scope: scopeFilter,
     });
+    jobRoutes(scope, new JobService({ db: store.db, clock, nodes }));
   });
 
   await Promise.all([agent.ready(), admin.ready()]);

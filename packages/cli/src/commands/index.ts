@@ -6,7 +6,9 @@ import { caFinish, caRotate, caStatus } from './ca.js';
 import { commandsList, commandsShow } from './commands.js';
 import { consoleLink } from './console.js';
 import { demoCommand } from './demo.js';
+import { doctorCommand } from './doctor.js';
 import { eventsCommand } from './events.js';
+import { jobsPlan } from './jobs.js';
 import {
   ledgerCheckpoint,
   ledgerExport,
@@ -62,6 +64,7 @@ export const COMMANDS: readonly Command[] = [
   runCommand,
   commandsList,
   commandsShow,
+  jobsPlan,
   ledgerList,
   ledgerKey,
   ledgerCheckpoint,
@@ -80,5 +83,6 @@ export const COMMANDS: readonly Command[] = [
   apitokenCreate,
   apitokenList,
   apitokenRevoke,
+  doctorCommand,
   benchCommand,
 ];

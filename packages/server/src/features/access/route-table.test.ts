@@ -25,6 +25,7 @@ const LEAST: Record<string, Role> = {
   'POST /v1/events': 'operator',
   'GET /v1/events/stream': 'viewer',
   'GET /v1/fleet': 'viewer',
+  'POST /v1/jobs/plan': 'operator',
   'GET /v1/ledger/checkpoint': 'viewer',
   'GET /v1/ledger/decisions': 'viewer',
   'GET /v1/ledger/entries': 'viewer',
