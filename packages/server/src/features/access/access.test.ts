@@ -123,6 +123,24 @@ for (const dialect of dialects()) {
       assert.notEqual(await lastUsed(), first);
     });
 
+    test('a role with an unknown verb or resource, or named like a built-in, is refused by the server too', async () => {
+      const unknown = await t.admin('POST', '/v1/roles', {
+        name: 'wide',
+        allow: [
+          { verbs: ['read'], resources: ['nodes'] },
+          { verbs: ['reboot'], resources: ['planets'] },
+        ],
+      });
+      const problem = assertProblem(unknown, 422, 'bad_role');
+      assert.match(
+        problem.detail,
+        /allow\[1\]: unknown verb "reboot".*allow\[1\]: unknown resource "planets"/,
+      );
+      const builtin = await t.admin('POST', '/v1/roles', { name: 'viewer', allow: [] });
+      assert.match(assertProblem(builtin, 422, 'bad_role').detail, /built-in/);
+      assert.equal((await t.admin('GET', '/v1/roles/wide')).status, 404);
+    });
+
     test('a role narrowed to env=staging reaches only the nodes it selects', async () => {
       const role = await t.admin('POST', '/v1/roles', {
         name: 'staging-ops',
@@ -154,6 +172,31 @@ for (const dialect of dialects()) {
       assert.equal((await as(t, secret, 'DELETE', `/v1/nodes/${staging.nodeId}`)).status, 204);
       staging.agent.destroy();
       prod.agent.destroy();
+    });
+
+    test('a console session belongs to the user who signed in, and stops when they are disabled', async () => {
+      const { secret } = await userToken(t, 'cora', 'viewer');
+      const signin = await t.server.app.admin.inject({
+        method: 'POST',
+        url: '/v1/session',
+        payload: { token: secret },
+      });
+      assert.equal(signin.statusCode, 201, signin.body);
+      const cookie = String(signin.headers['set-cookie']).split(';')[0]!;
+      const csrf = signin.json().csrf as string;
+      const read = await t.server.app.admin.inject({ method: 'GET', url: '/v1/nodes', headers: { cookie } });
+      assert.equal(read.statusCode, 200);
+      const write = await t.server.app.admin.inject({
+        method: 'POST',
+        url: '/v1/tokens',
+        headers: { cookie, 'x-muster-csrf': csrf },
+        payload: {},
+      });
+      assert.equal(write.statusCode, 403, 'the session acts with the viewer role');
+      assert.equal(write.json().detail, 'role viewer may not create tokens');
+      assert.equal((await t.admin('POST', '/v1/users/cora/disable')).status, 200);
+      const after = await t.server.app.admin.inject({ method: 'GET', url: '/v1/nodes', headers: { cookie } });
+      assert.equal(after.statusCode, 401);
     });
 
     test('revoking bootstrap retires admin.token', async () => {
