@@ -2,7 +2,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
+import { launchChromium } from './chromium.js';
 import { emit, enroll, makeApplicants, pool, progress, spawnServer } from './support.js';
 
 export interface ConsoleOptions {
@@ -13,8 +14,6 @@ export interface ConsoleOptions {
   durationMs: number;
   db?: string;
 }
-
-const CHROMIUM = '/usr/bin/chromium';
 
 /**
  * Runs in the page before the console: records when the node list first shows every node, the
@@ -108,17 +107,7 @@ export async function consoleScenario(opts: ConsoleOptions): Promise<void> {
   });
 
   const server = await spawnServer(['--enroll-rate', '100000'], opts.db);
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  const browser = await launchChromium();
   try {
     const applicants = await makeApplicants(opts.nodes, 'node');
     const { secret } = await server.admin<{ secret: string }>('POST', '/v1/tokens', {

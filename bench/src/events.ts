@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
+import { createParser } from 'eventsource-parser';
 import { emit, progress, spawnServer } from './support.js';
 
 export interface EventsOptions {
@@ -27,16 +28,17 @@ function openStream(adminUrl: string, token: string): Promise<Stream> {
     });
     req.on('response', (res) => {
       if (res.statusCode !== 200) return reject(new Error(`the stream answered ${res.statusCode}`));
-      let buffer = '';
+      // An event arrives when the chunk that completes it does.
+      let now = 0;
+      const parser = createParser({
+        onEvent: ({ id }) => {
+          if (id && /^\d+$/.test(id)) arrivals.set(Number(id), now);
+        },
+      });
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => {
-        const now = performance.now();
-        buffer += chunk;
-        for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
-          const id = /^id: (\d+)$/m.exec(buffer.slice(0, end))?.[1];
-          if (id) arrivals.set(Number(id), now);
-          buffer = buffer.slice(end + 2);
-        }
+        now = performance.now();
+        parser.feed(chunk);
       });
       resolve({ arrivals, close: () => req.destroy() });
     });

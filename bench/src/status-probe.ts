@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
+import { createParser } from 'eventsource-parser';
 import WebSocket from 'ws';
 import { type BenchServer, enroll, heartbeat, makeApplicants } from './support.js';
 
@@ -62,17 +63,10 @@ function openStatusStream(
     });
     req.on('response', (res) => {
       if (res.statusCode !== 200) return reject(new Error(`the stream answered ${res.statusCode}`));
-      let buffer = '';
-      res.setEncoding('utf8').on('data', (chunk: string) => {
-        buffer += chunk;
-        let end = buffer.indexOf('\n\n');
-        while (end >= 0) {
-          const data = /^data: (.*)$/m.exec(buffer.slice(0, end))?.[1];
-          buffer = buffer.slice(end + 2);
-          if (data) onChange((JSON.parse(data) as { data: { to: string } }).data.to);
-          end = buffer.indexOf('\n\n');
-        }
+      const parser = createParser({
+        onEvent: ({ data }) => onChange((JSON.parse(data) as { data: { to: string } }).data.to),
       });
+      res.setEncoding('utf8').on('data', (chunk: string) => parser.feed(chunk));
       resolve(req);
     });
     req.on('error', reject);

@@ -58,14 +58,19 @@ describe('run by key, node output in run --wait and commands show, id prefixes',
       'out-1',
       ...server.adminFlags,
     ]);
-    const agent = sandbox.spawn([
+    sandbox.spawn([
       ...agentArgsFromJoinLine(token.agentCommand, server.agentUrl),
       '--data-dir',
       sandbox.tempDir('agent'),
     ]);
-    await waitFor('the agent channel', async () =>
-      /channel to the control plane is open/.test(agent.stderr) ? true : undefined,
-    );
+    // Held as the server sees it, not as the agent's log words it.
+    const adminToken = readFileSync(join(server.dataDir, 'admin.token'), 'utf8').trim();
+    await waitFor('the agent channel', async () => {
+      const metrics = await fetch(`${server.adminUrl}/metrics`, {
+        headers: { authorization: `Bearer ${adminToken}` },
+      });
+      return /^muster_channels_held [1-9]/m.test(await metrics.text()) ? true : undefined;
+    });
   });
 
   test('run --key without --operator signs as the operator the policy lists with that key; --wait prints the output', async () => {

@@ -1,26 +1,8 @@
-import { existsSync } from 'node:fs';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { DEADLINE_MS } from './processes.js';
 
-/** Debian's Chromium: `.ci/run` installs it; the console tests drive nothing else. */
-export const CHROMIUM = '/usr/bin/chromium';
-
-export async function launchChromium(): Promise<Browser> {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`the console tests need ${CHROMIUM} (apt-get install chromium); .ci/run installs it`);
-  }
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-}
+// One launcher for the tests, the console benchmark and the screenshots: bench owns it.
+export { CHROMIUM, launchChromium } from '@muster/bench/chromium';
 
 /**
  * What a page did that a console must never let it do: open a dialog, or run script a name or

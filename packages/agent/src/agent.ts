@@ -1,6 +1,5 @@
 import { X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { Agent as HttpsAgent } from 'node:https';
 import {
   backoffDelay,
   createCsrPem,
@@ -16,11 +15,13 @@ import type { ChannelDown, HeartbeatAck, RenewResponse } from '@muster/proto';
 import { AgentChannel, type ChannelTls } from './channel.js';
 import { type AgentCommands, startCommands } from './commands/index.js';
 import type { AgentConfig } from './config.js';
+import { DialingAgent } from './dial.js';
 import { AgentFatalError, assertCanEnroll, enrollWithRetry, reenroll } from './enrollment.js';
 import { identityPaths, loadIdentity, type StoredIdentity, saveRenewedIdentity } from './identity.js';
 import { lockDataDir } from './lock.js';
 import { MetricsSampler } from './metrics.js';
 import { renewalTime, ServerTime, validityOf } from './renewal.js';
+import { ServerList, serverUrls, unreachable } from './servers.js';
 import { Witness } from './witness.js';
 
 export { AgentFatalError };
@@ -123,18 +124,15 @@ function channelTls(identity: StoredIdentity): ChannelTls {
   return { key: identity.keyPem, cert: identity.certPem, ca: identity.caPem };
 }
 
-function identityAgent(identity: StoredIdentity): HttpsAgent {
-  return new HttpsAgent({
-    keepAlive: true,
-    maxSockets: 1,
-    key: identity.keyPem,
-    cert: identity.certPem,
-    ca: identity.caPem,
-  });
+function identityAgent(identity: StoredIdentity): DialingAgent {
+  return new DialingAgent(
+    { key: identity.keyPem, cert: identity.certPem, ca: identity.caPem },
+    { keepAlive: true, maxSockets: 1 },
+  );
 }
 
 /** Closes an agent's connections once no request is using them. */
-function retireWhenIdle(agent: HttpsAgent): void {
+function retireWhenIdle(agent: DialingAgent): void {
   const busy = () => Object.values(agent.sockets).some((list) => (list?.length ?? 0) > 0);
   if (!busy()) {
     agent.destroy();
@@ -146,7 +144,7 @@ function retireWhenIdle(agent: HttpsAgent): void {
 /** Asks for a new certificate over the current identity; checks it before anything is replaced. */
 async function renew(
   identity: StoredIdentity,
-  tls: HttpsAgent,
+  tls: DialingAgent,
   server: URL,
   rekey: boolean,
   signal: AbortSignal,
@@ -188,7 +186,8 @@ async function heartbeatLoop(
   time: ServerTime,
   canEnrollAgain: boolean,
 ): Promise<StoredIdentity | undefined> {
-  const server = config.server ?? new URL(start.server);
+  // One list for the heartbeats, the channel, renewals and everything else: they move together.
+  const servers = new ServerList(serverUrls(config, start.server), log);
   let identity = start;
   let tls = identityAgent(identity);
   // One channel held open in the background; heartbeats fall back to HTTP while it is down.
@@ -196,7 +195,7 @@ async function heartbeatLoop(
   let commands: AgentCommands | undefined;
   const early: ChannelDown[] = [];
   const channel = new AgentChannel(
-    server,
+    servers,
     channelTls(identity),
     log,
     (sec) => {
@@ -212,8 +211,14 @@ async function heartbeatLoop(
     signal,
     send: (message) => channel.send(message),
     request: async <T>(method: 'GET' | 'POST', path: string, body?: unknown) =>
-      (await requestJson<T>(new URL(path, server), { method, ...(body ? { body } : {}), agent: tls, signal }))
-        .body,
+      (
+        await requestJson<T>(new URL(path, servers.current()), {
+          method,
+          ...(body ? { body } : {}),
+          agent: tls,
+          signal,
+        })
+      ).body,
   });
   for (const message of early.splice(0)) commands.onMessage(message);
   const schedule = (id: StoredIdentity) => {
@@ -231,13 +236,12 @@ async function heartbeatLoop(
   let renewFailures = 0;
   let renewError = '';
   const sampler = new MetricsSampler(config.services);
-  const url = new URL('/v1/agent/heartbeat', server);
   const witness = start.ledgerKey
     ? new Witness(
         config.dataDir,
         start.ledgerKey,
         async (from, to) => {
-          const proofUrl = new URL(`/v1/agent/ledger/consistency?from=${from}&to=${to}`, server);
+          const proofUrl = new URL(`/v1/agent/ledger/consistency?from=${from}&to=${to}`, servers.current());
           // Whichever identity the agent holds now: `tls` is swapped at each renewal.
           return (await requestJson<{ hashes: string[] }>(proofUrl, { method: 'GET', agent: tls, signal }))
             .body.hashes;
@@ -251,6 +255,7 @@ async function heartbeatLoop(
     while (!signal.aborted) {
       let wait: number;
       let refused = false;
+      const target = servers.current();
       try {
         const sample = await sampler.sample(seq++, identity.notAfter);
         if (witness) sample.checks.push(await witness.check());
@@ -260,9 +265,12 @@ async function heartbeatLoop(
         // The host's own clock goes out, so the server can see how far off it is.
         const sentAt = time.localNow();
         const body = { ...sample, sentAt: new Date(sentAt).toISOString() };
-        const ack =
-          (await channel.heartbeat(body)) ??
-          (await requestJson<HeartbeatAck>(url, { method: 'POST', body, agent: tls, signal })).body;
+        let ack = await channel.heartbeat(body);
+        if (!ack) {
+          const url = new URL('/v1/agent/heartbeat', target);
+          ack = (await requestJson<HeartbeatAck>(url, { method: 'POST', body, agent: tls, signal })).body;
+          servers.succeeded(target);
+        }
         time.observe(ack.serverTime, sentAt);
         if (failures > 0) log.info('reporting again', { afterFailures: failures });
         failures = 0;
@@ -287,8 +295,12 @@ async function heartbeatLoop(
       } catch (err) {
         if (signal.aborted) break;
         failures++;
-        wait = Math.max(1000, backoffDelay(failures, 1000, Math.max(intervalMs * 3, 60_000)));
-        if (err instanceof ServerError && err.status === 401) {
+        wait = backoffDelay(failures, 1000, Math.max(intervalMs * 3, 60_000));
+        if (unreachable(err)) {
+          // The list says which server failed and where it goes next, once per backoff step.
+          wait = servers.failed(target, err);
+          log.debug('heartbeat failed; trying the next server', { error: (err as Error).message });
+        } else if (err instanceof ServerError && err.status === 401) {
           refused = true;
           log.error(refusedMessage(identity, err), { detail: err.message, retryInMs: wait });
           if (canEnrollAgain) return identity;
@@ -297,10 +309,13 @@ async function heartbeatLoop(
           // finished while the host was away, only enrolling again (with a new pin) helps.
           refused = true;
           log.error(untrustedMessage(identity, canEnrollAgain), {
+            server: target.origin,
             error: (err as Error).message,
             ...(canEnrollAgain ? {} : { retryInMs: wait }),
           });
           if (canEnrollAgain) return identity;
+          // With several servers, the others may still hold this node's CA: try the next.
+          if (servers.urls.length > 1) wait = servers.failed(target, err, 'not trusting the server at');
         } else {
           log.warn('heartbeat failed; retrying', { error: (err as Error).message, retryInMs: wait });
         }
@@ -308,8 +323,9 @@ async function heartbeatLoop(
       // Renewal comes after a heartbeat, so the first answer has corrected the clock by then.
       if (!refused && (rekeyAsked || time.now() >= renewAt)) {
         const rekey = config.rekey || rekeyAsked;
+        const renewVia = servers.current();
         try {
-          const renewed = await renew(identity, tls, server, rekey, signal);
+          const renewed = await renew(identity, tls, renewVia, rekey, signal);
           await saveRenewedIdentity(config.dataDir, renewed);
           const old = tls;
           tls = identityAgent(renewed);
@@ -332,6 +348,8 @@ async function heartbeatLoop(
             if (canEnrollAgain) return identity;
           }
           if (err instanceof ServerError && err.problem?.code === 'rekey_required') rekeyAsked = true;
+          // The next attempt goes to the next server; its own schedule below stands.
+          if (unreachable(err)) servers.failed(renewVia, err);
           renewFailures++;
           renewError = (err as Error).message;
           const left = Date.parse(identity.notAfter) - time.now();

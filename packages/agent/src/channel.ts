@@ -8,6 +8,8 @@ import {
   type HeartbeatAck,
 } from '@muster/proto';
 import WebSocket from 'ws';
+import { DialingAgent } from './dial.js';
+import { type ServerList, unreachable } from './servers.js';
 
 export interface ChannelTls {
   key: string;
@@ -35,7 +37,7 @@ export class AgentChannel {
   private running: Promise<void>;
 
   constructor(
-    private readonly server: URL,
+    private readonly servers: ServerList,
     private tls: ChannelTls,
     private readonly log: Log,
     private readonly onSettings: (heartbeatIntervalSec: number) => void = () => {},
@@ -102,21 +104,37 @@ export class AgentChannel {
 
   private async keepOpen(): Promise<void> {
     for (let attempt = 0; !this.stop.signal.aborted; ) {
-      const outcome = await this.connectOnce();
+      const server = this.servers.current();
+      const { outcome, error } = await this.connectOnce(server);
       if (this.stop.signal.aborted) return;
       if (outcome === 'held') attempt = 0;
       else attempt++;
       this.failedAttempts = attempt;
-      await sleep(outcome === 'held' ? 0 : backoffDelay(attempt, 1000, 60_000), this.stop.signal);
+      let wait = 0;
+      if (outcome === 'held') this.servers.succeeded(server);
+      // Nothing answered there: the list moves on (and backs off once every server failed).
+      else if (unreachable(error)) wait = this.servers.failed(server, error);
+      else wait = backoffDelay(attempt, 1000, 60_000);
+      await sleep(wait, this.stop.signal);
     }
   }
 
-  /** Opens one channel and resolves when it ends: 'held' if it was open, 'failed' if not. */
-  private connectOnce(): Promise<'held' | 'failed'> {
-    return new Promise((resolve) => {
-      const url = new URL(CHANNEL_PATH, this.server.href.replace(/^https:/, 'wss:'));
-      const ws = new WebSocket(url, { ...this.tls, handshakeTimeout: 15_000, maxPayload: 1024 * 1024 });
+  /**
+   * Opens one channel and resolves when it ends: 'held' if it was open, 'failed' if not, with
+   * the error that kept it from opening.
+   */
+  private connectOnce(server: URL): Promise<{ outcome: 'held' | 'failed'; error?: Error }> {
+    return new Promise((resolveEnd) => {
+      const url = new URL(CHANNEL_PATH, server.href.replace(/^https:/, 'wss:'));
+      // The dialer makes the connection (each DNS address, the proxy if any); TLS is the identity's.
+      const agent = new DialingAgent(this.tls);
+      const ws = new WebSocket(url, { agent, handshakeTimeout: 15_000, maxPayload: 1024 * 1024 });
       this.ws = ws;
+      let error: Error | undefined;
+      const resolve = (outcome: 'held' | 'failed') => {
+        agent.destroy();
+        resolveEnd({ outcome, ...(error ? { error } : {}) });
+      };
       let opened = false;
       let silence: NodeJS.Timeout | undefined;
       const heard = () => {
@@ -150,7 +168,9 @@ export class AgentChannel {
         this.log.warn('the control plane refused the channel', { status: res.statusCode });
         ws.terminate();
       });
-      ws.on('error', () => {});
+      ws.on('error', (err) => {
+        error = err;
+      });
       ws.on('close', (code) => {
         clearTimeout(silence);
         for (const resolveWaiter of this.waiting.values()) resolveWaiter(undefined);

@@ -34,3 +34,25 @@ test('--rekey is off unless asked for', () => {
   assert.equal(agentConfigFrom({}, undefined).rekey, false);
   assert.equal(agentConfigFrom({ rekey: true }, undefined).rekey, true);
 });
+
+test('--server is repeatable: every URL kept in order, the first also the enrollment server; duplicates once', () => {
+  const config = agentConfigFrom(
+    { server: ['https://a.test:8443', 'https://b.test:8443/', 'https://a.test:8443'] },
+    undefined,
+  );
+  assert.equal(config.server?.origin, 'https://a.test:8443');
+  assert.deepEqual(
+    config.servers?.map((u) => u.origin),
+    ['https://a.test:8443', 'https://b.test:8443'],
+  );
+});
+
+test('a --server that is not an https:// URL is refused, each one named', () => {
+  assert.throws(
+    () => agentConfigFrom({ server: ['https://a.test:8443', 'http://b.test:8443', 'nope'] }, undefined),
+    (err: unknown) =>
+      err instanceof ConfigError &&
+      err.problems.join('\n') ===
+        '--server: "http://b.test:8443" must be an https:// URL\n--server: "nope" is not a URL',
+  );
+});

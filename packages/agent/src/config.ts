@@ -11,7 +11,10 @@ import { isNodeName, isProfile, parseLabels } from '@muster/proto';
 
 /** The agent's configuration: read once at start, validated, frozen. */
 export interface AgentConfig {
+  /** The first server: where enrollment goes first, and what the identity records. */
   readonly server?: URL;
+  /** Every server to try, in order, the first one included; without it just `server`. */
+  readonly servers?: readonly URL[];
   readonly token?: string;
   readonly caPin?: string;
   /** SHA-256 of the fleet root key that signs command policies, from the join line. */
@@ -34,9 +37,9 @@ export const AGENT_SETTINGS: readonly SettingSpec[] = [
   {
     flag: 'server',
     env: 'MUSTER_SERVER',
-    kind: 'string',
+    kind: 'list',
     value: 'URL',
-    help: 'agent-plane URL of the control plane, https://HOST:8443',
+    help: 'agent-plane URL of the control plane, https://HOST:8443; repeatable, one per replica or load balancer, tried in order (env: comma-separated)',
   },
   {
     flag: 'token-file',
@@ -129,15 +132,17 @@ export function agentConfigFrom(
 ): AgentConfig {
   const problems: string[] = [];
   const str = (flag: string) => raw[flag] as string | undefined;
-  let server: URL | undefined;
-  if (str('server') !== undefined) {
+  const servers: URL[] = [];
+  for (const text of (raw.server as string[] | undefined) ?? []) {
     try {
-      server = new URL(str('server')!);
-      if (server.protocol !== 'https:') problems.push('--server: must be an https:// URL');
+      const url = new URL(text);
+      if (url.protocol !== 'https:') problems.push(`--server: "${text}" must be an https:// URL`);
+      else if (!servers.some((s) => s.origin === url.origin)) servers.push(url);
     } catch {
-      problems.push(`--server: "${str('server')}" is not a URL`);
+      problems.push(`--server: "${text}" is not a URL`);
     }
   }
+  const server = servers[0];
   const token = str('token') ?? tokenFromFile;
   if (str('token') !== undefined && tokenFromFile !== undefined)
     problems.push('--token and --token-file exclude each other');
@@ -177,7 +182,7 @@ export function agentConfigFrom(
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({
-    ...(server ? { server } : {}),
+    ...(server ? { server, servers: Object.freeze(servers) } : {}),
     ...(token ? { token } : {}),
     ...(caPin ? { caPin } : {}),
     ...(rootPin ? { rootPin } : {}),

@@ -12,9 +12,11 @@ import {
 } from '@muster/host';
 import { type EnrollRequest, type EnrollResponse, keyFingerprint } from '@muster/proto';
 import type { AgentConfig } from './config.js';
+import { DialingAgent } from './dial.js';
 import { type StoredIdentity, saveRenewedIdentity } from './identity.js';
 import { hostFacts } from './metrics.js';
 import { fetchPinnedCa, PinMismatchError, pinsIn } from './pinning.js';
+import { ServerList, serverUrls, unreachable } from './servers.js';
 
 /** The agent cannot go on without an operator: a bad token, a taken name, a wrong pin. */
 export class AgentFatalError extends Error {
@@ -50,6 +52,7 @@ export async function reenroll(
         ...config,
         token,
         name: identity.name,
+        servers: serverUrls(config, identity.server),
         server: config.server ?? new URL(identity.server),
         caPin: config.caPin ?? held[0] ?? identity.caPin,
         ...(config.rootPin ? {} : identity.fleetRoot ? { rootPin: keyFingerprint(identity.fleetRoot) } : {}),
@@ -95,11 +98,15 @@ export async function enrollWithRetry(
   signal: AbortSignal,
   alsoTrusted: readonly string[] = [],
 ): Promise<StoredIdentity | undefined> {
-  const { server, token, caPin } = assertCanEnroll(config);
+  const { token, caPin } = assertCanEnroll(config);
+  const servers = new ServerList(serverUrls(config), log);
+  const pinFailed = new Set<string>();
   const pins = [...new Set([caPin, ...alsoTrusted])];
   const keys = await generateKeyPair();
   const keyPem = await exportPrivateKeyPem(keys.privateKey);
-  for (let attempt = 0; !signal.aborted; attempt++) {
+  for (let attempt = 0; !signal.aborted; ) {
+    // Every server is held to the same pin: the join line names the fleet, not one replica.
+    const server = servers.current();
     try {
       const caPem = await fetchPinnedCa(server, pins);
       const trustedPin = caPinOf(caPem);
@@ -112,12 +119,13 @@ export async function enrollWithRetry(
         ...(config.profile ? { profile: config.profile } : {}),
         ...(Object.keys(config.labels).length > 0 ? { labels: { ...config.labels } } : {}),
       };
+      const pinned = new DialingAgent({ ca: caPem });
       const { body: enrolled } = await requestJson<EnrollResponse>(new URL('/v1/enroll', server), {
         method: 'POST',
         body,
-        ca: caPem,
+        agent: pinned,
         signal,
-      });
+      }).finally(() => pinned.destroy());
       if (enrolled.trust.caPin !== trustedPin)
         throw new AgentFatalError('the server answered with a different CA than pinned');
       const fleetRoot = pinnedFleetRoot(enrolled, config, log);
@@ -139,10 +147,22 @@ export async function enrollWithRetry(
       return identity;
     } catch (err) {
       if (err instanceof AgentFatalError) throw err;
-      if (err instanceof PinMismatchError) throw new AgentFatalError(err.message, true);
+      if (err instanceof PinMismatchError) {
+        // Nothing was sent to it. One impostor among several URLs is skipped; all of them is fatal.
+        pinFailed.add(server.href);
+        if (pinFailed.size === servers.urls.length) throw new AgentFatalError(err.message, true);
+        await sleep(servers.failed(server, err, 'refusing the server that fails the --ca-pin at'), signal);
+        continue;
+      }
       if (err instanceof ServerError && err.status !== 429 && err.status < 500) {
         throw new AgentFatalError(`enrollment refused (${err.status}): ${err.message}`);
       }
+      if (signal.aborted) break;
+      if (unreachable(err)) {
+        await sleep(servers.failed(server, err), signal);
+        continue;
+      }
+      attempt++;
       const wait =
         err instanceof ServerError && err.retryAfterSec
           ? err.retryAfterSec * 1000

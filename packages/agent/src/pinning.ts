@@ -1,7 +1,7 @@
 import { X509Certificate } from 'node:crypto';
-import { isIP } from 'node:net';
-import { connect, type PeerCertificate } from 'node:tls';
+import type { PeerCertificate } from 'node:tls';
 import { caPinOf } from '@muster/host';
+import { dialTls } from './dial.js';
 
 /** The server's chain does not lead to the CA the join line pinned. */
 export class PinMismatchError extends Error {
@@ -17,37 +17,25 @@ export class PinMismatchError extends Error {
  * issued the server's certificate. Returns that CA's PEM, which from then on is the only root
  * the agent trusts.
  */
-export async function fetchPinnedCa(
-  server: URL,
-  pin: string | readonly string[],
-  timeoutMs = 15_000,
-): Promise<string> {
+export async function fetchPinnedCa(server: URL, pin: string | readonly string[]): Promise<string> {
   const pins = typeof pin === 'string' ? [pin] : pin;
-  const host = server.hostname.replace(/^\[|\]$/g, '');
-  const socket = connect({
-    host,
-    port: Number(server.port || 443),
-    ...(isIP(host) ? {} : { servername: host }),
-    rejectUnauthorized: false, // trust is decided by the pin below, not by a public root
-    timeout: timeoutMs,
-  });
-  const chain = await new Promise<X509Certificate[]>((resolve, reject) => {
-    socket.once('secureConnect', () => {
-      const certs: X509Certificate[] = [];
-      let peer: PeerCertificate | undefined = socket.getPeerCertificate(true);
-      const seen = new Set<string>();
-      while (peer?.raw && !seen.has(peer.fingerprint256)) {
-        seen.add(peer.fingerprint256);
-        certs.push(new X509Certificate(peer.raw));
-        peer = (peer as PeerCertificate & { issuerCertificate?: PeerCertificate }).issuerCertificate;
-      }
-      resolve(certs);
-    });
-    socket.once('timeout', () =>
-      reject(new Error(`no TLS answer from ${server.host} within ${timeoutMs} ms`)),
-    );
-    socket.once('error', reject);
-  }).finally(() => socket.destroy());
+  // Through the same dialer as every other request: each address of the name, the proxy if any.
+  const socket = await dialTls(
+    { host: server.hostname, port: Number(server.port || 443) },
+    { rejectUnauthorized: false }, // trust is decided by the pin below, not by a public root
+  );
+  const chain: X509Certificate[] = [];
+  try {
+    let peer: PeerCertificate | undefined = socket.getPeerCertificate(true);
+    const seen = new Set<string>();
+    while (peer?.raw && !seen.has(peer.fingerprint256)) {
+      seen.add(peer.fingerprint256);
+      chain.push(new X509Certificate(peer.raw));
+      peer = (peer as PeerCertificate & { issuerCertificate?: PeerCertificate }).issuerCertificate;
+    }
+  } finally {
+    socket.destroy();
+  }
 
   const [leaf] = chain;
   if (!leaf) throw new PinMismatchError('it presented no certificate');

@@ -1,4 +1,5 @@
 import type { EventEnvelope, EventGap } from '@muster/proto';
+import { createParser, type EventSourceMessage } from 'eventsource-parser';
 
 export type StreamState = 'connecting' | 'live' | 'lost';
 
@@ -84,40 +85,23 @@ export class EventStream {
   private async read(body: ReadableStream<Uint8Array>, alive: () => void): Promise<void> {
     const reader = body.getReader();
     const decoder = new TextDecoder();
-    let buffer = '';
+    const parser = createParser({ onEvent: (message) => this.frame(message) });
     for (;;) {
       const { value, done } = await reader.read();
       if (done) return;
       alive();
-      buffer += decoder.decode(value, { stream: true }).replace(/\r\n?/g, '\n');
-      let end = buffer.indexOf('\n\n');
-      while (end >= 0) {
-        this.frame(buffer.slice(0, end));
-        buffer = buffer.slice(end + 2);
-        end = buffer.indexOf('\n\n');
-      }
+      parser.feed(decoder.decode(value, { stream: true }));
     }
   }
 
-  private frame(text: string): void {
-    let id: number | undefined;
-    let name = 'message';
-    const data: string[] = [];
-    for (const line of text.split('\n')) {
-      if (line.startsWith(':')) continue;
-      const colon = line.indexOf(':');
-      const field = colon < 0 ? line : line.slice(0, colon);
-      const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
-      if (field === 'id' && /^\d+$/.test(value)) id = Number(value);
-      else if (field === 'event') name = value;
-      else if (field === 'data') data.push(value);
-    }
-    if (id === undefined || data.length === 0) return;
+  private frame({ id: rawId, event, data }: EventSourceMessage): void {
+    if (rawId === undefined || !/^\d+$/.test(rawId)) return;
+    const id = Number(rawId);
     if (id <= this.lastId) return; // already shown: never twice
     this.lastId = id;
     try {
-      const payload = JSON.parse(data.join('\n')) as unknown;
-      if (name === 'gap') this.on.gap(payload as EventGap);
+      const payload = JSON.parse(data) as unknown;
+      if (event === 'gap') this.on.gap(payload as EventGap);
       else this.on.event(payload as EventEnvelope);
     } catch {
       // A frame that is not JSON is not an event; the cursor still moves past it.

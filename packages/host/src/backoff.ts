@@ -1,10 +1,19 @@
 /**
- * Exponential backoff with full jitter (a uniformly random wait up to the exponential bound),
- * so a fleet that lost its server does not come back in lockstep.
+ * The bound of the n-th backoff step: `base·2^n`, capped. The cap applies to this bound, never
+ * to the jittered wait, so a fleet that has been failing for a while still spreads over the whole
+ * window instead of piling up at the cap (fleet#53357).
+ */
+export function backoffWindow(attempt: number, baseMs = 1000, capMs = 60_000): number {
+  return Math.min(capMs, baseMs * 2 ** Math.min(Math.max(0, attempt), 30));
+}
+
+/**
+ * Exponential backoff with full jitter (a uniformly random wait in [0, window)), so a fleet
+ * that lost its server does not come back in lockstep. The one backoff every retry loop in the
+ * agent uses.
  */
 export function backoffDelay(attempt: number, baseMs = 1000, capMs = 60_000, random = Math.random): number {
-  const bound = Math.min(capMs, baseMs * 2 ** Math.min(attempt, 30));
-  return Math.floor(random() * bound);
+  return Math.floor(random() * backoffWindow(attempt, baseMs, capMs));
 }
 
 /** Waits, or resolves early (returning false) when the signal aborts. */

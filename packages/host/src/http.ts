@@ -86,7 +86,11 @@ export function requestJson<T>(
       },
     );
     req.on('timeout', () =>
-      req.destroy(new Error(`no answer from ${url.host} within ${opts.timeoutMs ?? 15_000} ms`)),
+      req.destroy(
+        Object.assign(new Error(`no answer from ${url.host} within ${opts.timeoutMs ?? 15_000} ms`), {
+          code: 'ETIMEDOUT',
+        }),
+      ),
     );
     req.on('error', reject);
     req.end(payload);

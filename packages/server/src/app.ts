@@ -57,6 +57,7 @@ import { FailedCredentials, RateLimiter } from './http/rate-limit.js';
 import type { ServerIdentity } from './pki/datadir.js';
 import { fleetRoots } from './pki/fleet.js';
 import { serverChain } from './pki/server-identity.js';
+import { rateLimitedLog } from './rate-limited-log.js';
 import type { Store } from './store/db.js';
 
 export interface AppDeps {
@@ -169,6 +170,12 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   const statusWatcher = new StatusWatcher({
     db: store.db,
     write,
+    nudgeFailed: rateLimitedLog(
+      logger,
+      'status-nudge',
+      'could not check the nodes a heartbeat nudged',
+      clock,
+    ),
     nodes,
     events,
     clock,

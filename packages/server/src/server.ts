@@ -60,7 +60,7 @@ export async function startServer(
   // The store first: whether a CA rotation is under way decides what the data dir must hold.
   // But only in a data dir no other local user can change, which also holds the default store.
   await openDataDir(config.dataDir, trustFilesOutside(config));
-  const store = await openStore(config.db);
+  const store = await openStore(config.db, { logger, clock });
   let app: MusterApp | undefined;
   let identity: ServerIdentity;
   let renewer: ServerIdentityRenewer;

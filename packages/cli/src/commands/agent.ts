@@ -14,7 +14,10 @@ export const agentCommand: Command = {
     "  printf '%s' 'mjt_…' | muster agent --server https://HOST:8443 --ca-pin sha256:… --root-pin sha256:… --token-file -\n" +
     'The token goes in on stdin (or from a 0600 file with --token-file FILE), never on the command\n' +
     'line, where every local user could read it in ps. The key is made here and never leaves the\n' +
-    'host. Later runs need no token: the agent resumes with the identity in its data dir.',
+    'host. Later runs need no token: the agent resumes with the identity in its data dir.\n' +
+    'With several replicas, give --server once for each (or one name with several addresses): the\n' +
+    'agent stays with the one that answers and moves to the next when it is lost. HTTPS_PROXY and\n' +
+    'NO_PROXY are honoured (HTTP CONNECT, mTLS end to end).',
   settings: AGENT_SETTINGS,
   async run({ values, env, signal }) {
     if (env.MUSTER_JOIN_TOKEN !== undefined)

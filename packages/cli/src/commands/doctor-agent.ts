@@ -191,7 +191,7 @@ async function serverChecks(
 }
 
 /** The checks for an agent host: its data dir, identity, and every server it talks to. */
-export function agentChecks(dataDir: string, extraServer?: URL): Check[] {
+export function agentChecks(dataDir: string, extraServers: readonly URL[] = []): Check[] {
   const paths = identityPaths(dataDir);
   const enroll = `enroll this host first: run the line "muster token create" prints, with --data-dir ${dataDir}`;
   return [
@@ -207,9 +207,7 @@ export function agentChecks(dataDir: string, extraServer?: URL): Check[] {
         `the agent renews it while it runs; now on the server run "muster token create --name ${identity.name}" and start the agent with that line`,
       );
       const urls = [
-        ...new Set(
-          [identity.server, ...(extraServer ? [extraServer.href] : [])].map((u) => new URL(u).origin),
-        ),
+        ...new Set([identity.server, ...extraServers.map((u) => u.href)].map((u) => new URL(u).origin)),
       ];
       const reached = await Promise.all(urls.map((u) => serverChecks(new URL(u), identity)));
       return [expiry, ...reached.flat()];
@@ -217,19 +215,21 @@ export function agentChecks(dataDir: string, extraServer?: URL): Check[] {
   ];
 }
 
-/** `--server`: one more agent-plane URL to check besides the one the node enrolled with. */
+/** `--server` (repeatable, as for the agent): more agent-plane URLs to check besides the one the node enrolled with. */
 export const DOCTOR_SERVER_SETTING = AGENT_SETTINGS.find((s) => s.flag === 'server')!;
 
-export function agentServerUrl(raw: unknown): URL | undefined {
-  if (raw === undefined) return undefined;
-  let url: URL | undefined;
-  try {
-    url = new URL(raw as string);
-  } catch {
-    url = undefined;
-  }
-  if (url?.protocol !== 'https:') throw new UsageError(`--server: "${raw}" is not an https:// URL`);
-  return url;
+export function agentServerUrls(raw: unknown): URL[] {
+  if (raw === undefined) return [];
+  return (Array.isArray(raw) ? raw : [raw]).map((text) => {
+    let url: URL | undefined;
+    try {
+      url = new URL(text as string);
+    } catch {
+      url = undefined;
+    }
+    if (url?.protocol !== 'https:') throw new UsageError(`--server: "${text}" is not an https:// URL`);
+    return url;
+  });
 }
 
 /** `muster-agent doctor`: the agent host checks of `muster doctor --agent-data-dir`, with the agent's own flags. */
@@ -242,6 +242,6 @@ export const doctorAgentCommand: Command = {
   settings: AGENT_SETTINGS.filter((s) => s.flag === 'data-dir' || s.flag === 'server'),
   async run({ values }) {
     const dataDir = resolve((values['data-dir'] as string | undefined) ?? '.muster-agent');
-    return runChecks(agentChecks(dataDir, agentServerUrl(values.server)));
+    return runChecks(agentChecks(dataDir, agentServerUrls(values.server)));
   },
 };

@@ -11,7 +11,7 @@ import { type RawSettings, type SettingSpec, UsageError } from '@muster/host';
 import type { Command } from '../command.js';
 import {
   agentChecks,
-  agentServerUrl,
+  agentServerUrls,
   type Check,
   certificateExpiry,
   DOCTOR_SERVER_SETTING,
@@ -244,7 +244,7 @@ export const doctorCommand: Command = {
     const asServer = values['data-dir'] !== undefined || agentDir === undefined;
     return runChecks([
       ...(asServer ? await serverHostChecks(values) : []),
-      ...(agentDir ? agentChecks(resolve(agentDir), agentServerUrl(values.server)) : []),
+      ...(agentDir ? agentChecks(resolve(agentDir), agentServerUrls(values.server)) : []),
     ]);
   },
 };

@@ -67,11 +67,17 @@ function checked(text: string, from: string): string {
   }
 }
 
+/**
+ * Whether a key file is there. Only "no such file" means no: a root.pub that cannot be read (a
+ * directory, no permission) must stop the start, not make a new fleet root over the old key.
+ */
 async function exists(path: string): Promise<boolean> {
   try {
     await readFile(path);
     return true;
-  } catch {
-    return false;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return false;
+    throw new Error(`cannot read ${path}: ${code}`);
   }
 }

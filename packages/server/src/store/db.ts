@@ -10,7 +10,10 @@ import {
   sql,
 } from 'kysely';
 import pg from 'pg';
+import type { Logger } from 'pino';
+import type { Clock } from '../clock.js';
 import { UnavailableError } from '../errors.js';
+import { rateLimitedLog } from '../rate-limited-log.js';
 import { type DialectTraits, postgresTraits, sqliteTraits } from './dialect.js';
 import { GroupCommit } from './group-commit.js';
 import { migrate } from './migrations/index.js';
@@ -34,10 +37,21 @@ export interface Store {
   close(): Promise<void>;
 }
 
-/** `sqlite:<path>` (or a bare path) for the embedded store, `postgres://…` for PostgreSQL. */
-export async function openStore(url: string): Promise<Store> {
+/** Where a store says what goes wrong in the background (a lost connection): the server's log. */
+export interface StoreLog {
+  logger: Pick<Logger, 'warn'>;
+  clock?: Clock;
+}
+
+/**
+ * `sqlite:<path>` (or a bare path) for the embedded store, `postgres://…` for PostgreSQL.
+ * Without `log`, background connection errors are dropped (a bench, a test of something else).
+ */
+export async function openStore(url: string, log?: StoreLog): Promise<Store> {
   const store =
-    url.startsWith('postgres://') || url.startsWith('postgresql://') ? openPostgres(url) : openSqlite(url);
+    url.startsWith('postgres://') || url.startsWith('postgresql://')
+      ? openPostgres(url, log)
+      : openSqlite(url);
   try {
     await migrate(store.db as Kysely<unknown>, store.traits);
   } catch (err) {
@@ -171,7 +185,7 @@ const pgTypes = {
   },
 };
 
-function openPostgres(url: string): Store {
+function openPostgres(url: string, log: StoreLog | undefined): Store {
   const pool = new pg.Pool({
     connectionString: url,
     max: 10,
@@ -183,14 +197,18 @@ function openPostgres(url: string): Store {
   });
   // A client losing its connection (PostgreSQL restarted, a failover) must not crash the
   // process: idle ones are dropped by the pool, and one in use fails its query and is dropped
-  // when released; the next query connects afresh.
+  // when released; the next query connects afresh. Each loss is said in the log (a line a
+  // minute at most); the pool's own 'error' repeats what the client's handler already said.
+  const lost = log
+    ? rateLimitedLog(log.logger, 'postgres-pool', 'lost a PostgreSQL connection', log.clock)
+    : () => {};
   pool.on('error', () => {});
-  pool.on('connect', (client) => client.on('error', () => {}));
+  pool.on('connect', (client) => client.on('error', lost));
   const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
   return {
     db,
     traits: postgresTraits,
-    notifications: postgresNotifications(url),
+    notifications: postgresNotifications(url, log),
     write: (fn) => failClosed(db.transaction().execute(fn), postgresTraits),
     ping: async () => {
       await sql`select 1`.execute(db);

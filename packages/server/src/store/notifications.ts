@@ -1,5 +1,7 @@
 import { type Kysely, sql } from 'kysely';
 import pg from 'pg';
+import { rateLimitedLog } from '../rate-limited-log.js';
+import type { StoreLog } from './db.js';
 import type { Schema } from './schema.js';
 
 /**
@@ -20,7 +22,7 @@ export interface Notifications {
 
 const CHANNEL_RE = /^[a-z_][a-z0-9_]{0,62}$/;
 
-export function postgresNotifications(url: string): Notifications {
+export function postgresNotifications(url: string, log?: StoreLog): Notifications {
   return {
     async notify(trx, channel) {
       await sql`select pg_notify(${channel}, '')`.execute(trx);
@@ -28,14 +30,24 @@ export function postgresNotifications(url: string): Notifications {
     listen(channel, onNotify, signal) {
       if (!CHANNEL_RE.test(channel)) throw new Error(`not a channel name: ${channel}`);
       let failures = 0;
+      const failed = log
+        ? rateLimitedLog(
+            log.logger,
+            `postgres-listen:${channel}`,
+            'the PostgreSQL LISTEN connection failed; reconnecting',
+            log.clock,
+          )
+        : () => {};
       const connect = async () => {
         if (signal.aborted) return;
         const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
+        // Ending a client that already failed may fail too: that failure was already said.
         const stop = () => void client.end().catch(() => {});
         let retried = false;
-        const retry = () => {
+        const retry = (err?: unknown) => {
           if (retried) return;
           retried = true;
+          if (!signal.aborted) failed(err ?? new Error('the connection ended'));
           signal.removeEventListener('abort', stop);
           stop();
           if (signal.aborted) return;
@@ -54,8 +66,8 @@ export function postgresNotifications(url: string): Notifications {
           await client.query(`LISTEN ${channel}`);
           failures = 0;
           onNotify();
-        } catch {
-          retry();
+        } catch (err) {
+          retry(err);
         }
       };
       void connect();

@@ -1,6 +1,7 @@
 import type { CommandList, CommandTargetView, CommandView, SignedCommand, TargetState } from '@muster/proto';
 import { type Kysely, type Selectable, sql } from 'kysely';
-import { BadRequestError, ConflictError, NotFoundError } from '../../errors.js';
+import { ConflictError, NotFoundError } from '../../errors.js';
+import { decodeCursor, encodeCursor } from '../../http/cursor.js';
 import type { CommandsTable, Schema } from '../../store/schema.js';
 
 /** A shorter prefix would match half the history; it is taken as a whole id. */
@@ -15,7 +16,7 @@ export class CommandQueries {
   async list(query: { limit: number; cursor?: string }): Promise<CommandList> {
     let q = this.db.selectFrom('commands').selectAll().orderBy('created_at', 'desc').orderBy('id', 'desc');
     if (query.cursor) {
-      const after = decodeCursor(query.cursor);
+      const after = decodeCursor(query.cursor, readCommandPosition);
       q = q.where((eb) =>
         eb.or([
           eb('created_at', '<', after.at),
@@ -29,8 +30,7 @@ export class CommandQueries {
     const last = page.at(-1);
     return {
       items: page.map((row) => view(row, summaries.get(row.id) ?? {})),
-      nextCursor:
-        rows.length > query.limit && last ? encodeCursor({ at: Number(last.created_at), id: last.id }) : null,
+      nextCursor: rows.length > query.limit && last ? encodeCursor([Number(last.created_at), last.id]) : null,
     };
   }
 
@@ -121,15 +121,14 @@ function view(row: Selectable<CommandsTable>, summary: Record<string, number>): 
   };
 }
 
-function encodeCursor(position: { at: number; id: string }): string {
-  return Buffer.from(JSON.stringify([position.at, position.id])).toString('base64url');
-}
-
-function decodeCursor(cursor: string): { at: number; id: string } {
-  try {
-    const value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
-    if (Array.isArray(value) && Number.isSafeInteger(value[0]) && typeof value[1] === 'string')
-      return { at: value[0], id: value[1] };
-  } catch {}
-  throw new BadRequestError('cursor is not one this server handed out', 'bad_cursor');
+/** A command listing's position, `[at, id]` on the wire (see http/cursor.ts). */
+function readCommandPosition(value: unknown): { at: number; id: string } | undefined {
+  if (
+    Array.isArray(value) &&
+    value.length === 2 &&
+    Number.isSafeInteger(value[0]) &&
+    typeof value[1] === 'string'
+  )
+    return { at: value[0], id: value[1] };
+  return undefined;
 }

@@ -1,7 +1,8 @@
 import type { EventCreateRequest, EventEnvelope, EventList, EventSeverity } from '@muster/proto';
 import { type Kysely, type Selectable, sql } from 'kysely';
 import type { Clock } from '../../clock.js';
-import { BadRequestError, UnprocessableError } from '../../errors.js';
+import { UnprocessableError } from '../../errors.js';
+import { decodeCursor, encodeCursor } from '../../http/cursor.js';
 import type { Store } from '../../store/db.js';
 import type { Notifications } from '../../store/notifications.js';
 import type { EventsTable, Schema } from '../../store/schema.js';
@@ -181,7 +182,7 @@ export class EventService implements EventSink {
   /** History, newest first; `nextCursor` continues further back. */
   async list(query: EventQuery): Promise<EventList> {
     const limit = Math.min(Math.max(1, Math.floor(query.limit)), MAX_EVENTS_PER_PAGE);
-    const before = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+    const before = query.cursor === undefined ? undefined : decodeCursor(query.cursor, readEventPosition);
     let q = this.deps.db.selectFrom('events').selectAll();
     if (before !== undefined) q = q.where('id', '<', before);
     if (query.since !== undefined) q = q.where('ts', '>=', query.since);
@@ -201,7 +202,7 @@ export class EventService implements EventSink {
       .execute();
     const more = rows.length > limit;
     const items = rows.slice(0, limit).map(envelope);
-    return { items, nextCursor: more ? encodeCursor(items[items.length - 1]!.id) : null };
+    return { items, nextCursor: more ? encodeCursor({ before: items[items.length - 1]!.id }) : null };
   }
 
   /** The ids a node name or id stands for (a name may have been several nodes over time). */
@@ -302,26 +303,17 @@ export function envelope(row: Selectable<EventsTable>): EventEnvelope {
   };
 }
 
-function encodeCursor(before: number): string {
-  return Buffer.from(JSON.stringify({ before })).toString('base64url');
-}
-
-function decodeCursor(cursor: string): number {
-  try {
-    const value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
-    if (
-      typeof value === 'object' &&
-      value !== null &&
-      Object.keys(value).length === 1 &&
-      'before' in value &&
-      Number.isSafeInteger(value.before) &&
-      (value.before as number) > 0 &&
-      encodeCursor(value.before as number) === cursor
-    ) {
-      return value.before as number;
-    }
-  } catch {
-    // falls through to the one answer for every bad cursor
+/** History's position, `{"before": id}` on the wire (see http/cursor.ts). */
+function readEventPosition(value: unknown): number | undefined {
+  if (
+    typeof value === 'object' &&
+    value !== null &&
+    Object.keys(value).length === 1 &&
+    'before' in value &&
+    Number.isSafeInteger(value.before) &&
+    (value.before as number) > 0
+  ) {
+    return value.before as number;
   }
-  throw new BadRequestError('cursor is not one this server handed out', 'bad_cursor');
+  return undefined;
 }

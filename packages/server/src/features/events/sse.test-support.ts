@@ -1,4 +1,5 @@
 import { request } from 'node:http';
+import { createParser } from 'eventsource-parser';
 
 /** One parsed Server-Sent Event. */
 export interface SseFrame {
@@ -51,31 +52,14 @@ export function openSse(
           close: () => req.destroy(),
           resume: () => res.resume(),
         };
-        let buffer = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => {
-          buffer += chunk;
-          for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
-            const block = buffer.slice(0, end);
-            buffer = buffer.slice(end + 2);
-            const frame: SseFrame = { event: 'message', data: '' };
-            let isComment = true;
-            for (const line of block.split('\n')) {
-              if (line.startsWith(':')) {
-                client.comments.push(line.slice(1).trim());
-                continue;
-              }
-              isComment = false;
-              const at = line.indexOf(':');
-              const field = at < 0 ? line : line.slice(0, at);
-              const value = at < 0 ? '' : line.slice(at + 1).replace(/^ /, '');
-              if (field === 'event') frame.event = value;
-              else if (field === 'id') frame.id = value;
-              else if (field === 'data') frame.data += frame.data ? `\n${value}` : value;
-            }
-            if (!isComment) client.frames.push(frame);
-          }
+        // The one SSE parser the CLI and the console use too, so the tests read what they read.
+        const parser = createParser({
+          onEvent: ({ event, id, data }) =>
+            client.frames.push({ event: event ?? 'message', ...(id !== undefined ? { id } : {}), data }),
+          onComment: (comment) => client.comments.push(comment.trim()),
         });
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => parser.feed(chunk));
         res.on('close', () => {
           client.closed = true;
         });

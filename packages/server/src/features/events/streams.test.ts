@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { sql } from 'kysely';
 import { dialects, enrollAgent, startTestServer, type TestServer } from '../../testing/harness.js';
 import { openSse, poll, type SseFrame } from './sse.test-support.js';
 
@@ -166,32 +167,63 @@ for (const dialect of dialects()) {
       sse.close();
     });
 
-    test('an event still being committed is not skipped by one committed after it', async () => {
-      const { events } = t.server.app;
-      const sse = await openSse(t.server.adminUrl, token, { query: '?kind=note' });
-      await poll(() => sse.comments.includes('connected'));
-      const append = (text: string) =>
-        t.server.store.write((trx) =>
-          events.append(trx, { kind: 'note', actor: 'admin', severity: 'info', data: { text } }),
-        );
-      // The slow transaction takes its id first and commits last; the fast one must wait for it
-      // (the event_head lock), or a reader would see the later id and step past the earlier.
-      let slowHasId!: () => void;
-      const idTaken = new Promise<void>((resolve) => {
-        slowHasId = resolve;
+    // Only PostgreSQL can interleave two writers. On SQLite every write goes through the one
+    // writer (group commit runs them one after another), so no id is taken while an earlier one
+    // is uncommitted; the concurrent-writers test above covers the order there.
+    if (dialect === 'postgres') {
+      test('an event still being committed is not skipped by one committed after it', async () => {
+        const { events } = t.server.app;
+        const { store } = t.server;
+        const sse = await openSse(t.server.adminUrl, token, { query: '?kind=note' });
+        await poll(() => sse.comments.includes('connected'));
+        const append = (text: string) =>
+          store.write((trx) =>
+            events.append(trx, { kind: 'note', actor: 'admin', severity: 'info', data: { text } }),
+          );
+        // The slow transaction takes its id first and stays open until the fast one has either
+        // committed (the bug: a reader would see the later id and step past the earlier) or is
+        // seen waiting on a lock (the event_head row). No sleep decides it.
+        let slowHasId!: () => void;
+        const idTaken = new Promise<void>((resolve) => {
+          slowHasId = resolve;
+        });
+        let releaseSlow!: () => void;
+        const released = new Promise<void>((resolve) => {
+          releaseSlow = resolve;
+        });
+        const slow = store.write(async (trx) => {
+          await events.append(trx, {
+            kind: 'note',
+            actor: 'admin',
+            severity: 'info',
+            data: { text: 'slow' },
+          });
+          slowHasId();
+          await released;
+        });
+        await idTaken;
+        let fastCommitted = false;
+        const fast = append('fast').then(() => {
+          fastCommitted = true;
+          events.afterCommit();
+        });
+        const waitingOnLock = async () => {
+          const row = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
+            where datname = current_database() and wait_event_type = 'Lock'`.execute(store.db);
+          return row.rows[0]!.n > 0;
+        };
+        try {
+          await poll(async () => fastCommitted || (await waitingOnLock()));
+          assert.equal(fastCommitted, false, 'a later event committed while an earlier one was still open');
+        } finally {
+          releaseSlow(); // whatever happened, the transaction ends (so does the server, after)
+        }
+        await Promise.all([slow.then(() => events.afterCommit()), fast]);
+        await sse.until((frames) => frames.length >= 2);
+        assert.deepEqual(notes(sse.frames), ['slow', 'fast']);
+        sse.close();
       });
-      const slow = t.server.store.write(async (trx) => {
-        await events.append(trx, { kind: 'note', actor: 'admin', severity: 'info', data: { text: 'slow' } });
-        slowHasId();
-        await new Promise((r) => setTimeout(r, 300));
-      });
-      await idTaken;
-      const fast = append('fast').then(() => events.afterCommit());
-      await Promise.all([slow.then(() => events.afterCommit()), fast]);
-      await sse.until((frames) => frames.length >= 2);
-      assert.deepEqual(notes(sse.frames), ['slow', 'fast']);
-      sse.close();
-    });
+    }
 
     test('without the admin token there is no stream', async () => {
       const sse = await openSse(t.server.adminUrl, 'not-the-token');

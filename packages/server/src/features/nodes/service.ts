@@ -11,8 +11,9 @@ import {
 import type { Kysely } from 'kysely';
 import type { Clock } from '../../clock.js';
 import type { DecisionRecorder } from '../../decisions/recorder.js';
-import { BadRequestError, ConflictError, NotFoundError } from '../../errors.js';
+import { ConflictError, NotFoundError } from '../../errors.js';
 import type { LiveConnections } from '../../http/connections.js';
+import { decodeCursor, encodeCursor } from '../../http/cursor.js';
 import { BatchedLookup } from '../../store/batched-lookup.js';
 import type { Store } from '../../store/db.js';
 import type { NodesTable, Schema } from '../../store/schema.js';
@@ -213,7 +214,7 @@ export class NodeService {
 
   async list(query: NodeQuery): Promise<NodeList> {
     const items: NodeView[] = [];
-    let after = query.cursor ? decodeCursor(query.cursor) : undefined;
+    let after = query.cursor ? decodeCursor(query.cursor, readNodePosition) : undefined;
     const now = this.deps.clock.now();
     // Status is computed, not stored, so filter page by page until the answer is full.
     for (;;) {
@@ -235,7 +236,7 @@ export class NodeService {
         if (query.label && view.labels[query.label.key] !== query.label.value) continue;
         if (query.visible && !query.visible(view)) continue;
         items.push(view);
-        if (items.length === query.limit) return { items, nextCursor: encodeCursor(after) };
+        if (items.length === query.limit) return { items, nextCursor: encodeCursor([after.name, after.id]) };
       }
       if (rows.length < PAGE) return { items, nextCursor: null };
     }
@@ -365,16 +366,10 @@ function certificateFacts(serial: string, pem: string): { issuer: string; notBef
   return facts;
 }
 
-function encodeCursor(position: { name: string; id: string }): string {
-  return Buffer.from(JSON.stringify([position.name, position.id])).toString('base64url');
-}
-
-function decodeCursor(cursor: string): { name: string; id: string } {
-  try {
-    const value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
-    if (Array.isArray(value) && value.length === 2 && value.every((v) => typeof v === 'string')) {
-      return { name: value[0] as string, id: value[1] as string };
-    }
-  } catch {}
-  throw new BadRequestError('cursor is not one this server handed out', 'bad_cursor');
+/** A node listing's position, `[name, id]` on the wire (see http/cursor.ts). */
+function readNodePosition(value: unknown): { name: string; id: string } | undefined {
+  if (Array.isArray(value) && value.length === 2 && value.every((v) => typeof v === 'string')) {
+    return { name: value[0] as string, id: value[1] as string };
+  }
+  return undefined;
 }

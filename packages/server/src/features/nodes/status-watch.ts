@@ -29,6 +29,8 @@ export class StatusWatcher {
     private readonly deps: {
       db: Kysely<Schema>;
       write: Store['write'];
+      /** Where a failed nudge is said (rate-limited, see rate-limited-log.ts). */
+      nudgeFailed?: (err: unknown) => void;
       nodes: Pick<NodeService, 'list' | 'views'>;
       events: Pick<EventSink, 'append'>;
       clock: Clock;
@@ -73,8 +75,9 @@ export class StatusWatcher {
         for (const id of ids) this.nudged.delete(id);
         try {
           await this.check(ids);
-        } catch {
-          // The next sweep looks at every node anyway.
+        } catch (err) {
+          // The next sweep looks at every node anyway, but a failing store is still said.
+          this.deps.nudgeFailed?.(err);
         }
       }
       this.checking = undefined;
