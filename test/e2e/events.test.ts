@@ -41,7 +41,7 @@ describe('muster events', () => {
     const text = await sandbox.run(['events', '--kind', 'note', ...server.adminFlags]);
     assert.equal(text.code, 0, describeResult(text));
     assert.match(text.stdout, /^TIME\s+SEVERITY\s+KIND/);
-    assert.match(text.stdout, /note\s+-\s+admin\s+maintenance window opens/);
+    assert.match(text.stdout, /note\s+-\s+user:admin\s+maintenance window opens/);
     assert.doesNotMatch(text.stdout, /token\.created/);
   });
 

@@ -18,6 +18,9 @@ export type OperatorEventKind = (typeof OPERATOR_EVENT_KINDS)[number];
  * against it; a server test keeps it in step with the kinds the server records.
  */
 export const EVENT_KINDS = [
+  'access.denied',
+  'apitoken.created',
+  'apitoken.revoked',
   'ca.rotation_finished',
   'ca.rotation_started',
   'command.answered',
@@ -33,11 +36,16 @@ export const EVENT_KINDS = [
   'node.status_changed',
   'operator.added',
   'policy.pushed',
+  'role.applied',
   'security.duplicate_channel',
   'security.name_takeover_refused',
   'security.superseded_certificate_used',
   'token.created',
   'token.revoked',
+  'user.added',
+  'user.disabled',
+  'user.enabled',
+  'user.role_changed',
   ...OPERATOR_EVENT_KINDS,
 ] as const;
 

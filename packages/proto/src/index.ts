@@ -1,3 +1,4 @@
+export * from './access.js';
 export * from './channel.js';
 export * from './closed.js';
 export * from './commands.js';

@@ -6,6 +6,8 @@ export interface Problem {
   detail?: string;
   code?: string;
   requestId?: string;
+  /** On a 403: the `access.denied` event recorded for the refusal. */
+  eventId?: number;
 }
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';

@@ -7,6 +7,11 @@ import type { Logger } from 'pino';
 import type { Clock, IdSource } from './clock.js';
 import { isLoopback, joinUrl, type ServerConfig } from './config.js';
 import type { DecisionRecorder } from './decisions/recorder.js';
+import { CredentialService } from './features/access/credentials.js';
+import { installAccessGuard, withCredential } from './features/access/guard.js';
+import { PeopleService } from './features/access/people.js';
+import { accessRoutes } from './features/access/routes.js';
+import { ScopeFilter } from './features/access/scope.js';
 import { CaRotationService, startCaSync } from './features/ca/rotation.js';
 import { caRoutes } from './features/ca/routes.js';
 import { CaService } from './features/ca/service.js';
@@ -97,6 +102,8 @@ export interface MusterApp {
   readonly adminTls: boolean;
   /** Console sessions; `issueCode()` makes the one-time code of a sign-in link. */
   readonly sessions: SessionService;
+  /** API tokens and the users behind every admin credential. */
+  readonly credentials: CredentialService;
   /** The agent-plane URL join lines carry. */
   joinUrl(): string;
   close(): Promise<void>;
@@ -125,7 +132,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   });
   // Every decision is a ledger entry, appended in the transaction that makes the change, and
   // an event in that same transaction.
-  const decisions = withEvents(deps.decisions ?? ledger.recorder(), events);
+  const decisions = withCredential(withEvents(deps.decisions ?? ledger.recorder(), events));
   const connections = new LiveConnections();
   const roots = fleetRoots(identity);
   let metrics: Metrics | undefined; // made below; writes before it exist are not timed
@@ -389,6 +396,8 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   admin.decorateRequest('node', null);
   admin.decorateRequest('actor', '');
   admin.decorateRequest('consoleSession', null);
+  admin.decorateRequest('principal', null);
+  admin.decorateRequest('denyAccess', null);
   admin.get('/openapi.json', async () => openapi.document());
   metrics = new Metrics({
     nodesByStatus: () => statusWatcher.counts(),
@@ -399,6 +408,17 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   const observed = metrics;
   observabilityRoutes({ agent, admin }, observed, () => store.ping());
   const sessions = new SessionService({ db: store.db, write, clock });
+  const people = new PeopleService({ db: store.db, write, clock, decisions });
+  const credentials = new CredentialService({
+    db: store.db,
+    write,
+    clock,
+    decisions,
+    people,
+    traits: store.traits,
+    logger,
+  });
+  await credentials.ensureBootstrap(identity.adminToken);
   const refusals = new FailedCredentials({
     clock,
     perMinute: config.authFailureRate,
@@ -411,7 +431,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   consoleRoutes(admin, {
     assets: loadAssets(consoleDistDir()),
     sessions,
-    adminToken: identity.adminToken,
+    principals: credentials,
     secureCookie: adminTls || config.adminBehindProxy,
     hosts: adminHosts,
     refusals,
@@ -424,9 +444,44 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   await admin.register(async (scope) => {
     scope.addHook(
       'onRequest',
-      adminTokenCheck(identity.adminToken, sessionCredential(sessions, adminHosts), refusals),
+      adminTokenCheck(
+        (secret) => credentials.byBearer(secret),
+        sessionCredential(sessions, adminHosts, credentials),
+        refusals,
+      ),
     );
     openapi.secured(scope, [{ adminToken: [] }, { consoleSession: [] }]);
+    installAccessGuard(scope, {
+      nodeFacets: async (id) => {
+        const row = await store.db
+          .selectFrom('nodes')
+          .select(['labels', 'profile'])
+          // By id, or by name as the node routes take it (the active node of that name).
+          .where((eb) =>
+            eb.or([eb('id', '=', id), eb.and([eb('name', '=', id), eb('decommissioned_at', 'is', null)])]),
+          )
+          .executeTakeFirst();
+        return row
+          ? { labels: JSON.parse(row.labels) as Record<string, string>, profile: row.profile }
+          : undefined;
+      },
+      recordDenial: (principal, access, detail, route) =>
+        write((trx) =>
+          events.append(trx, {
+            kind: 'access.denied',
+            actor: `user:${principal.user}`,
+            severity: 'warning',
+            data: {
+              verb: access.verb,
+              resource: access.resource,
+              route,
+              detail,
+              credential: principal.credential,
+            },
+          }),
+        ),
+    });
+    accessRoutes(scope, { people, credentials });
     fleetRoutes(scope, () =>
       fleetSummary({
         db: store.db,
@@ -442,8 +497,14 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     telemetryRoutes(scope, { db: store.db, clock, nodes, rawRetentionMs: config.telemetryRetentionMs.raw });
     caRoutes(scope, new CaService({ db: store.db, clock, roots }), caRotation);
     ledgerRoutes(scope, ledger);
-    eventRoutes(scope, events, streams);
-    commandRoutes(scope, commanding);
+    const scopeFilter = new ScopeFilter(store.db);
+    eventRoutes(scope, events, streams, scopeFilter);
+    commandRoutes(scope, {
+      policy: commanding.policy,
+      commands: commanding.commands,
+      queries: commanding.queries,
+      scope: scopeFilter,
+    });
     jobRoutes(scope, new JobService({ db: store.db, clock, nodes }));
   });
 
@@ -461,6 +522,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     caRotation,
     applyServerIdentity,
     sessions,
+    credentials,
     joinUrl: () => joinUrl(config, boundPort()),
     channels,
     metrics: observed,
@@ -472,6 +534,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
       await commanding.idle();
       await Promise.all([agent.close(), admin.close()]);
       await writer.idle();
+      await credentials.idle();
     },
   };
 }

@@ -11,6 +11,10 @@ export class AppError extends Error {
     super(message);
     this.name = new.target.name;
   }
+  /** Fields the problem document carries beyond the standard ones. */
+  problemFields(): Record<string, unknown> {
+    return {};
+  }
 }
 
 export class BadRequestError extends AppError {

@@ -1,5 +1,6 @@
 import type { Command } from '../command.js';
 import { agentCommand } from './agent.js';
+import { apitokenCreate, apitokenList, apitokenRevoke } from './apitokens.js';
 import { benchCommand } from './bench.js';
 import { caFinish, caRotate, caStatus } from './ca.js';
 import { commandsList, commandsShow } from './commands.js';
@@ -23,6 +24,17 @@ import { rootInit } from './root.js';
 import { runCommand } from './run.js';
 import { serverCommand } from './server.js';
 import { tokenCreate, tokenList, tokenRevoke } from './tokens.js';
+import {
+  roleApply,
+  roleList,
+  roleShow,
+  userAdd,
+  userDisable,
+  userEnable,
+  userList,
+  userSetRole,
+  userShow,
+} from './users.js';
 
 /** Every verb of `muster`, in the order `--help` lists them. */
 export const COMMANDS: readonly Command[] = [
@@ -59,6 +71,18 @@ export const COMMANDS: readonly Command[] = [
   ledgerProof,
   ledgerExport,
   ledgerVerify,
+  userAdd,
+  userList,
+  userShow,
+  userSetRole,
+  userDisable,
+  userEnable,
+  roleApply,
+  roleList,
+  roleShow,
+  apitokenCreate,
+  apitokenList,
+  apitokenRevoke,
   doctorCommand,
   benchCommand,
 ];

@@ -298,7 +298,8 @@ async function exportLines(client: AdminClient): Promise<string[]> {
 export const ledgerList: Command = {
   path: ['ledger', 'ls'],
   summary: 'list decisions from the ledger, newest first, by kind and subject',
-  details: 'Example:\n  muster ledger ls --kind node.decommissioned\n  muster ledger ls --subject node:<id>',
+  details:
+    'Example:\n  muster ledger ls --kind node.decommissioned\n  muster ledger ls --subject node:<id>\n  muster ledger ls --actor user:alice',
   settings: [
     {
       flag: 'kind',
@@ -312,6 +313,12 @@ export const ledgerList: Command = {
       value: 'SUBJECT',
       help: 'only about this subject, e.g. node:<id> or token:<id>',
     },
+    {
+      flag: 'actor',
+      kind: 'string',
+      value: 'ACTOR',
+      help: 'only decided by this principal: user:<name>, node:<id> or system',
+    },
     { flag: 'limit', kind: 'string', value: 'N', help: 'at most N decisions (default 50, at most 1000)' },
     ...ADMIN_SETTINGS,
   ],
@@ -323,6 +330,11 @@ export const ledgerList: Command = {
     const query = new URLSearchParams({ limit });
     if (values.kind) query.set('kind', values.kind as string);
     if (values.subject) query.set('subject', values.subject as string);
+    if (values.actor !== undefined) {
+      if (!/^(user|node):[A-Za-z0-9._-]{1,128}$|^system$/.test(values.actor as string))
+        throw new UsageError(`--actor: "${values.actor}" is not user:<name>, node:<id> or system`);
+      query.set('actor', values.actor as string);
+    }
     const client = adminClient(values);
     if (values.kind)
       await checkKinds('--kind', [values.kind as string], DECISION_KINDS, async (kind) => {

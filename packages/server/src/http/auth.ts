@@ -1,8 +1,9 @@
-import { createHash, timingSafeEqual, type X509Certificate } from 'node:crypto';
+import type { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { FastifyRequest } from 'fastify';
 import type { Clock } from '../clock.js';
 import { type AppError, UnauthorizedError } from '../errors.js';
+import type { Principal } from '../features/access/credentials.js';
 import type { NodeIdentity, RefusedSerial } from '../features/nodes/service.js';
 import type { FleetRoots } from '../pki/fleet.js';
 import type { LiveConnections } from './connections.js';
@@ -11,12 +12,10 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The node a verified client certificate belongs to (agent plane). */
     node: NodeIdentity | null;
-    /** Who is acting, as recorded in decisions: `admin` on the admin plane. */
+    /** Who is acting, as recorded in decisions: `user:<name>` on the admin plane. */
     actor: string;
   }
 }
-
-const sha256 = (text: string) => createHash('sha256').update(text).digest();
 
 /**
  * Another way to sign admin requests in (the console's session cookie): resolves true when it
@@ -31,19 +30,22 @@ export interface CredentialRefusals {
   refuse(source: string, refusal: AppError): AppError;
 }
 
+/** Resolves a bearer secret to the user it belongs to; undefined for an unknown or dead one. */
+export type BearerResolver = (secret: string) => Promise<Principal | undefined>;
+
 /**
- * Checks `Authorization: Bearer <admin token>` in constant time: both sides are hashed first,
- * so neither the length nor the content leaks through timing. Without that header, the
+ * Checks `Authorization: Bearer <API token>` against the store on every request: only the
+ * secret's hash is looked up, so neither its length nor its content leaks through timing, and a
+ * revoked token or a disabled user stops at once on every replica. Without that header, the
  * alternative credential (a console session) may authenticate the request instead. A credential
  * presented and refused counts against its source address in `refusals` (a request with none
  * does not); a valid one is accepted whatever its address has spent.
  */
 export function adminTokenCheck(
-  adminToken: string,
+  resolve: BearerResolver,
   alternative?: AlternativeCredential,
   refusals?: CredentialRefusals,
 ): (request: FastifyRequest) => Promise<void> {
-  const expected = sha256(adminToken);
   const refused = (request: FastifyRequest, err: AppError) => refusals?.refuse(request.ip, err) ?? err;
   return async (request) => {
     const header = request.headers.authorization;
@@ -55,11 +57,13 @@ export function adminTokenCheck(
       }
     }
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
-    if (!match || !timingSafeEqual(sha256(match[1]!), expected)) {
-      const err = new UnauthorizedError('a valid admin token is required (Authorization: Bearer …)');
+    const principal = match ? await resolve(match[1]!) : undefined;
+    if (!principal) {
+      const err = new UnauthorizedError('a valid API token is required (Authorization: Bearer …)');
       throw header === undefined ? err : refused(request, err);
     }
-    request.actor = 'admin';
+    request.principal = principal;
+    request.actor = `user:${principal.user}`;
   };
 }
 

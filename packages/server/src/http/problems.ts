@@ -41,8 +41,14 @@ function problemOf(status: number, code: string, detail: string, requestId: stri
   };
 }
 
-/** The one way an error is answered: a problem document, never cached. */
-export function sendProblem(reply: FastifyReply, status: number, code: string, detail: string): FastifyReply {
+/** The one way an error is answered: a problem document, never cached; `extra` adds fields (a 403's `eventId`). */
+export function sendProblem(
+  reply: FastifyReply,
+  status: number,
+  code: string,
+  detail: string,
+  extra: Record<string, unknown> = {},
+): FastifyReply {
   return (
     reply
       .code(status)
@@ -50,7 +56,7 @@ export function sendProblem(reply: FastifyReply, status: number, code: string, d
       .header('cache-control', 'no-store')
       // Set here too: an error raised before any hook runs (the router's) still names its request.
       .header('x-request-id', String(reply.request.id))
-      .send(problemOf(status, code, detail, String(reply.request.id)))
+      .send({ ...extra, ...problemOf(status, code, detail, String(reply.request.id)) })
   );
 }
 
@@ -123,7 +129,8 @@ export function installProblemHandlers(
 ): void {
   app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     if (err instanceof RateLimitedError) reply.header('retry-after', String(err.retryAfterSec));
-    if (err instanceof AppError) return sendProblem(reply, err.status, err.code, err.message);
+    if (err instanceof AppError)
+      return sendProblem(reply, err.status, err.code, err.message, err.problemFields());
     if (err.validation) return sendProblem(reply, 400, 'invalid_request', validationDetail(err));
     const known = err.code ? FRAMEWORK_ERRORS[err.code] : undefined;
     if (known) return sendProblem(reply, known.status, known.code, known.detail);

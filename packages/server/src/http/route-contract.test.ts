@@ -81,11 +81,14 @@ for (const dialect of dialects()) {
         .filter((r) => !r.operation.requestBody!.required)
         .map((r) => `${r.method} ${r.path}`);
       assert.deepEqual(none.sort(), [
+        'delete /v1/apitokens/{id}',
         'delete /v1/nodes/{id}',
         'delete /v1/session',
         'delete /v1/tokens/{id}',
         'post /v1/ca/rotate',
         'post /v1/nodes/{id}/rotate',
+        'post /v1/users/{name}/disable',
+        'post /v1/users/{name}/enable',
       ]);
     });
 
@@ -133,7 +136,9 @@ for (const dialect of dialects()) {
         (r) => MUTATING.has(r.method) && r.operation.requestBody?.required === false,
       );
       for (const route of none) {
-        const url = route.path.replace('{id}', route.path.startsWith('/v1/tokens') ? token : agent.nodeId);
+        const url = route.path
+          .replace('{id}', route.path.startsWith('/v1/tokens') ? token : agent.nodeId)
+          .replace('{name}', 'admin');
         for (const payload of ['{"x":1}', '[]', '"rotate"', '{"force":true}']) {
           const res = await t.server.app.admin.inject({
             method: route.method.toUpperCase() as 'POST',

@@ -197,6 +197,9 @@ export interface ConsoleSessionsTable {
   id_hash: string;
   created_at: number;
   expires_at: number;
+  /** The user signed in, and the credential they signed in with (an API token's id). */
+  user: string;
+  credential: string;
 }
 
 /** A one-time sign-in link's code (hashed), as `muster server` and `muster demo` print it. */
@@ -204,9 +207,43 @@ export interface ConsoleSigninCodesTable {
   code_hash: string;
   expires_at: number;
   used_at: number | null;
+  /** The user the link signs in. */
+  user: string;
+}
+
+/** A person or a robot user of the admin plane. */
+export interface UsersTable {
+  name: string;
+  role: string;
+  disabled_at: number | null;
+  created_at: number;
+  created_by: string;
+}
+
+/** A custom role; `spec` is its JSON ({name, allow, deny}). */
+export interface RolesTable {
+  name: string;
+  spec: string;
+  updated_at: number;
+}
+
+/** An API token of a user; only the secret's hash is stored. `role` null: the user's own. */
+export interface ApiTokensTable {
+  id: string;
+  user: string;
+  name: string | null;
+  role: string | null;
+  secret_hash: string;
+  created_at: number;
+  expires_at: number | null;
+  revoked_at: number | null;
+  last_used_at: number | null;
 }
 
 export interface Schema {
+  users: UsersTable;
+  roles: RolesTable;
+  api_tokens: ApiTokensTable;
   policies: PoliciesTable;
   operators: OperatorsTable;
   commands: CommandsTable;

@@ -8,11 +8,18 @@ export function caRoutes(
   ca: Pick<CaService, 'status'>,
   rotation: Pick<CaRotationService, 'rotate' | 'finish'>,
 ): void {
-  app.get('/v1/ca', { schema: { response: { 200: CaStatus } } }, async () => ca.status());
+  app.get(
+    '/v1/ca',
+    { config: { access: { verb: 'read', resource: 'ca' } }, schema: { response: { 200: CaStatus } } },
+    async () => ca.status(),
+  );
   // Both answer with the status as it stands after the step, so the CLI shows what changed.
   app.post(
     '/v1/ca/rotate',
-    { schema: { body: NoBody, response: { 201: CaStatus } } },
+    {
+      config: { access: { verb: 'update', resource: 'ca' } },
+      schema: { body: NoBody, response: { 201: CaStatus } },
+    },
     async (request, reply) => {
       await rotation.rotate(request.actor);
       return reply.code(201).send(await ca.status());
@@ -20,7 +27,10 @@ export function caRoutes(
   );
   app.post(
     '/v1/ca/finish',
-    { schema: { body: CaFinishRequest, response: { 200: CaStatus } } },
+    {
+      config: { access: { verb: 'update', resource: 'ca' } },
+      schema: { body: CaFinishRequest, response: { 200: CaStatus } },
+    },
     async (request) => {
       await rotation.finish(request.actor, (request.body as CaFinishRequest | undefined)?.force === true);
       return ca.status();

@@ -9,9 +9,11 @@ import {
   Receipt,
   SignedCommand,
   SignedPolicy,
+  type TargetCandidate,
 } from '@muster/proto';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
+import { narrowedRole, outsideScope, type ScopeFilter } from '../access/scope.js';
 import type { NodeIdentity } from '../nodes/service.js';
 import type { PolicyService } from './policy.js';
 import type { CommandQueries } from './queries.js';
@@ -30,23 +32,38 @@ export function commandRoutes(
     policy: Pick<PolicyService, 'state' | 'push' | 'addOperator' | 'operators'>;
     commands: Pick<CommandService, 'issue'>;
     queries: Pick<CommandQueries, 'list' | 'get'>;
+    /** Filters the listing down to commands on nodes a narrowed role reaches. */
+    scope?: Pick<ScopeFilter, 'items' | 'commandTargets'>;
   },
 ): void {
-  app.get('/v1/policy', { schema: { response: { 200: PolicyState } } }, async () => deps.policy.state());
+  app.get(
+    '/v1/policy',
+    { config: { access: { verb: 'read', resource: 'policy' } }, schema: { response: { 200: PolicyState } } },
+    async () => deps.policy.state(),
+  );
   app.post(
     '/v1/policy',
-    { schema: { body: SignedPolicy, response: { 201: SignedPolicy } } },
+    {
+      config: { access: { verb: 'update', resource: 'policy' } },
+      schema: { body: SignedPolicy, response: { 201: SignedPolicy } },
+    },
     async (request, reply) =>
       reply.code(201).send(await deps.policy.push(request.body as SignedPolicy, request.actor)),
   );
   app.get(
     '/v1/operators',
-    { schema: { response: { 200: Type.Object({ items: Type.Array(OperatorView) }) } } },
+    {
+      config: { access: { verb: 'read', resource: 'operators' } },
+      schema: { response: { 200: Type.Object({ items: Type.Array(OperatorView) }) } },
+    },
     async () => ({ items: await deps.policy.operators() }),
   );
   app.post(
     '/v1/operators',
-    { schema: { body: OperatorCreateRequest, response: { 201: OperatorView } } },
+    {
+      config: { access: { verb: 'create', resource: 'operators' } },
+      schema: { body: OperatorCreateRequest, response: { 201: OperatorView } },
+    },
     async (request, reply) =>
       reply
         .code(201)
@@ -54,21 +71,45 @@ export function commandRoutes(
   );
   app.post(
     '/v1/commands',
-    { schema: { body: SignedCommand, response: { 202: CommandAccepted } } },
-    async (request, reply) =>
-      reply.code(202).send(await deps.commands.issue(request.body as SignedCommand, request.actor)),
+    {
+      // Scoped: a role narrowed to some nodes may submit, if every node the command selects is in scope.
+      config: { access: { verb: 'create', resource: 'commands', scoped: true } },
+      schema: { body: SignedCommand, response: { 202: CommandAccepted } },
+    },
+    async (request, reply) => {
+      const check = async (targets: TargetCandidate[]) => {
+        const refusal = outsideScope(request.principal, 'create', 'commands', targets);
+        if (refusal) await request.denyAccess!(refusal);
+      };
+      return reply
+        .code(202)
+        .send(await deps.commands.issue(request.body as SignedCommand, request.actor, check));
+    },
   );
   app.get(
     '/v1/commands',
-    { schema: { querystring: ListQuery, response: { 200: CommandList } } },
+    {
+      config: { access: { verb: 'read', resource: 'commands', scoped: true } },
+      schema: { querystring: ListQuery, response: { 200: CommandList } },
+    },
     async (request) => {
       const q = request.query as { limit?: number; cursor?: string };
-      return deps.queries.list({ limit: q.limit ?? 50, ...(q.cursor ? { cursor: q.cursor } : {}) });
+      const page = await deps.queries.list({
+        limit: q.limit ?? 50,
+        ...(q.cursor ? { cursor: q.cursor } : {}),
+      });
+      const { scope } = deps;
+      if (!scope) return page;
+      return {
+        ...page,
+        items: await scope.items(request.principal, 'commands', page.items, scope.commandTargets),
+      };
     },
   );
   app.get(
     '/v1/commands/:id',
     {
+      config: { access: { verb: 'read', resource: 'commands', scoped: true } },
       schema: {
         params: Type.Object({
           id: Type.String({
@@ -81,7 +122,18 @@ export function commandRoutes(
         response: { 200: CommandView },
       },
     },
-    async (request) => deps.queries.get((request.params as { id: string }).id),
+    async (request) => {
+      const command = await deps.queries.get((request.params as { id: string }).id);
+      const { scope } = deps;
+      if (
+        scope &&
+        (await scope.items(request.principal, 'commands', [command], scope.commandTargets)).length === 0
+      )
+        await request.denyAccess!(
+          `role ${narrowedRole(request.principal, 'read', 'commands')} may not read commands outside its scope (command ${command.id})`,
+        );
+      return command;
+    },
   );
 }
 

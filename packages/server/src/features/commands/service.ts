@@ -8,6 +8,7 @@ import {
   findOperator,
   type SignedCommand,
   type SignedPolicy,
+  type TargetCandidate,
 } from '@muster/proto';
 import type { Kysely } from 'kysely';
 import type { Clock } from '../../clock.js';
@@ -47,7 +48,15 @@ export interface CommandServiceDeps {
 export class CommandService {
   constructor(private readonly deps: CommandServiceDeps) {}
 
-  async issue(signed: SignedCommand, actor: string): Promise<CommandAccepted> {
+  /**
+   * `checkTargets` sees the nodes the command selects before anything is stored, and may
+   * refuse them (a role narrowed to some nodes).
+   */
+  async issue(
+    signed: SignedCommand,
+    actor: string,
+    checkTargets?: (targets: TargetCandidate[]) => Promise<void>,
+  ): Promise<CommandAccepted> {
     const { db, write, clock, decisions, traits } = this.deps;
     const { command } = signed;
     const policy = await this.deps.policy.current();
@@ -67,6 +76,7 @@ export class CommandService {
     const now = clock.now();
     refuseWith(() => checkTiming(command, now, this.deps.skewAllowanceMs));
     const targets = await resolveTargets(db, command.target);
+    await checkTargets?.(targets);
     for (const profile of new Set(targets.map((t) => t.profile)))
       refuseWith(() => authorize(policy.policy, command, profile));
     const ids = targets.map((t) => t.id);

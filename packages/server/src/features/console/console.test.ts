@@ -136,9 +136,9 @@ for (const dialect of dialects()) {
       await assertProblem(await post({ 'x-muster-csrf': csrf, 'sec-fetch-site': 'cross-site' }), 403);
       const ok = await post({ 'x-muster-csrf': csrf, origin: 'http://localhost:80', host: 'localhost:80' });
       assert.equal(ok.statusCode, 201, ok.body);
-      // The decision names the console as the actor.
+      // The decision names the user signed in to the console as the actor.
       const tokens = await t.admin('GET', '/v1/events?kind=token.created&limit=1');
-      assert.equal(tokens.json.items[0].actor, 'console');
+      assert.equal(tokens.json.items[0].actor, 'user:admin');
     });
 
     test('a session ends at its lifetime', async () => {

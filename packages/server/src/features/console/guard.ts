@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import { ForbiddenError, UnauthorizedError } from '../../errors.js';
 import type { AlternativeCredential } from '../../http/auth.js';
 import type { AdminHosts } from '../../http/host-check.js';
+import type { CredentialService } from '../access/credentials.js';
 import { type ConsoleSession, CSRF_HEADER, cookieValue, csrfMatches, SESSION_COOKIE } from './sessions.js';
 
 declare module 'fastify' {
@@ -36,6 +37,7 @@ export function sameOrigin(request: FastifyRequest, hosts: Pick<AdminHosts, 'ori
 export function sessionCredential(
   sessions: { find(secret: string): Promise<ConsoleSession | undefined> },
   hosts: Pick<AdminHosts, 'originAllowed'>,
+  principals: Pick<CredentialService, 'bySession'>,
 ): AlternativeCredential {
   return async (request) => {
     const secret = cookieValue(request.headers.cookie, SESSION_COOKIE);
@@ -52,8 +54,13 @@ export function sessionCredential(
         );
       }
     }
+    // The user behind the session is checked now: a disabled user's session stops at once.
+    const principal = await principals.bySession(session.user, session.credential);
+    if (!principal)
+      throw new UnauthorizedError('the console session has ended; sign in again', 'session_ended');
     request.consoleSession = session;
-    request.actor = 'console';
+    request.principal = principal;
+    request.actor = `user:${principal.user}`;
     return true;
   };
 }

@@ -1,4 +1,3 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import {
   FleetSummary,
   NoBody,
@@ -12,6 +11,7 @@ import { ForbiddenError, UnauthorizedError } from '../../errors.js';
 import type { CredentialRefusals } from '../../http/auth.js';
 import type { AdminHosts } from '../../http/host-check.js';
 import { sendProblem } from '../../http/problems.js';
+import type { CredentialService } from '../access/credentials.js';
 import type { Asset } from './assets.js';
 import { sameOrigin, sessionCredential } from './guard.js';
 import {
@@ -51,15 +51,14 @@ export const CONSOLE_CSP = [
   "frame-ancestors 'none'",
 ].join('; ');
 
-const sha256 = (text: string) => createHash('sha256').update(text).digest();
-
 /** Static files, sign-in and sign-out: the console's routes outside the admin guard. */
 export function consoleRoutes(
   app: FastifyInstance,
   deps: {
     assets: Map<string, Asset> | undefined;
     sessions: SessionService;
-    adminToken: string;
+    /** Resolves an API token given at sign-in, and the user behind a session. */
+    principals: Pick<CredentialService, 'byBearer' | 'bySession'>;
     /** Whether the cookie must be `Secure`: the browser reaches the admin plane over HTTPS. */
     secureCookie: boolean;
     /** The admin plane's names, which a console request's `Origin` must carry. */
@@ -69,7 +68,6 @@ export function consoleRoutes(
   },
 ): void {
   const { assets, sessions } = deps;
-  const expectedToken = sha256(deps.adminToken);
   const send = (request: FastifyRequest, reply: FastifyReply, asset: Asset, cache: string) => {
     reply
       .header('content-security-policy', CONSOLE_CSP)
@@ -127,21 +125,24 @@ export function consoleRoutes(
       if (!sameOrigin(request, deps.hosts))
         throw new ForbiddenError('sign in from the console itself', 'csrf');
       const body = request.body as SessionCreateRequest;
-      const tokenOk =
-        body.token !== undefined &&
-        timingSafeEqual(sha256(body.token), expectedToken) &&
-        body.code === undefined;
-      const codeOk = !tokenOk && body.code !== undefined && (await sessions.redeemCode(body.code));
-      if (!tokenOk && !codeOk) {
+      const byToken =
+        body.token !== undefined && body.code === undefined
+          ? await deps.principals.byBearer(body.token)
+          : undefined;
+      const linkUser = !byToken && body.code !== undefined ? await sessions.redeemCode(body.code) : undefined;
+      const byLink =
+        linkUser === undefined ? undefined : await deps.principals.bySession(linkUser, `link:${linkUser}`);
+      const principal = byToken ?? byLink;
+      if (!principal) {
         const refusal = new UnauthorizedError(
           'that admin token or sign-in link is not valid (links work once, for 15 minutes)',
           'bad_credential',
         );
         throw deps.refusals?.refuse(request.ip, refusal) ?? refusal;
       }
-      const session = await sessions.create();
+      const session = await sessions.create(principal.user, principal.credential);
       request.log.info(
-        { session: session.idHash.slice(0, 12), via: tokenOk ? 'token' : 'link' },
+        { session: session.idHash.slice(0, 12), user: principal.user, via: byToken ? 'token' : 'link' },
         'console sign-in',
       );
       return reply
@@ -161,7 +162,7 @@ export function consoleRoutes(
   );
   // Sign-out checks the session and its CSRF token like any state-changing call, then ends it in
   // the store, so the cookie is worthless on every replica even if a copy of it survives.
-  const guard = sessionCredential(sessions, deps.hosts);
+  const guard = sessionCredential(sessions, deps.hosts, deps.principals);
   app.delete('/v1/session', { schema: { body: NoBody, security: SESSION } }, async (request, reply) => {
     reply.header('set-cookie', cookie('', 0));
     if (!(await guard(request))) throw new UnauthorizedError('not signed in to the console', 'session_ended');
@@ -173,26 +174,34 @@ export function consoleRoutes(
 
 /** `GET /v1/fleet`: the fleet bar's figures, behind the admin guard. */
 export function fleetRoutes(app: FastifyInstance, summary: () => Promise<FleetSummary>): void {
-  app.get('/v1/fleet', { schema: { response: { 200: FleetSummary } } }, async () => summary());
+  app.get(
+    '/v1/fleet',
+    { config: { access: { verb: 'read', resource: 'nodes' } }, schema: { response: { 200: FleetSummary } } },
+    async () => summary(),
+  );
 }
 
 /**
  * `POST /v1/console/links`, behind the admin guard: a fresh one-time sign-in link, so that the
- * server need not print one where logs keep it. The admin token only: a console session must not
- * mint sessions that outlive its own 12 hours.
+ * server need not print one where logs keep it, for the user whose API token asks. A console
+ * session may not: it must not mint sessions that outlive its own 12 hours.
  */
 export function signInLinkRoutes(app: FastifyInstance, sessions: Pick<SessionService, 'issueCode'>): void {
   app.post(
     '/v1/console/links',
-    { schema: { body: SignInLinkRequest, response: { 201: SignInLinkCreated } } },
+    {
+      // A link signs in the user who asks for it, so any user may make one for themselves.
+      config: { access: { verb: 'create', resource: 'users', own: true } },
+      schema: { body: SignInLinkRequest, response: { 201: SignInLinkCreated } },
+    },
     async (request, reply) => {
-      if (request.actor !== 'admin') {
+      if (request.consoleSession !== null || !request.principal) {
         throw new ForbiddenError(
-          'sign-in links are made with the admin token, not from the console',
+          'sign-in links are made with an API token (such as admin.token), not from the console',
           'admin_only',
         );
       }
-      const { code, expiresAt } = await sessions.issueCode();
+      const { code, expiresAt } = await sessions.issueCode(request.principal.user);
       request.log.info('console sign-in link issued'); // never the code itself
       return reply
         .code(201)

@@ -17,6 +17,9 @@ export interface ConsoleSession {
   /** The secret's hash: what the store keys the session by, safe to log. */
   idHash: string;
   expiresAt: number;
+  /** The user signed in, and the credential they signed in with. */
+  user: string;
+  credential: string;
   /** The token the console must echo in `x-muster-csrf`; derived from the secret, never stored. */
   csrf: string;
 }
@@ -41,7 +44,7 @@ export class SessionService {
   ) {}
 
   /** A new session; the secret goes into the cookie and is never seen again here. */
-  async create(): Promise<ConsoleSession & { secret: string }> {
+  async create(user: string, credential: string): Promise<ConsoleSession & { secret: string }> {
     const { write, clock } = this.deps;
     const now = clock.now();
     const secret = randomBytes(32).toString('base64url');
@@ -52,10 +55,10 @@ export class SessionService {
       await trx.deleteFrom('console_signin_codes').where('expires_at', '<=', now).execute();
       await trx
         .insertInto('console_sessions')
-        .values({ id_hash: hash(secret), created_at: now, expires_at: expiresAt })
+        .values({ id_hash: hash(secret), created_at: now, expires_at: expiresAt, user, credential })
         .execute();
     });
-    return { secret, idHash: hash(secret), expiresAt, csrf: csrfOf(secret) };
+    return { secret, idHash: hash(secret), expiresAt, csrf: csrfOf(secret), user, credential };
   }
 
   /** The session a cookie's secret belongs to, or undefined when it is unknown, ended or expired. */
@@ -63,11 +66,17 @@ export class SessionService {
     if (secret.length === 0 || secret.length > 256) return undefined;
     const row = await this.deps.db
       .selectFrom('console_sessions')
-      .select(['id_hash', 'expires_at'])
+      .select(['id_hash', 'expires_at', 'user', 'credential'])
       .where('id_hash', '=', hash(secret))
       .executeTakeFirst();
     if (!row || Number(row.expires_at) <= this.deps.clock.now()) return undefined;
-    return { idHash: row.id_hash, expiresAt: Number(row.expires_at), csrf: csrfOf(secret) };
+    return {
+      idHash: row.id_hash,
+      expiresAt: Number(row.expires_at),
+      csrf: csrfOf(secret),
+      user: row.user,
+      credential: row.credential,
+    };
   }
 
   /** Ends a session everywhere (sign-out). */
@@ -77,35 +86,35 @@ export class SessionService {
     );
   }
 
-  /** A one-time sign-in code, valid for a short while; only its hash is stored. */
-  async issueCode(): Promise<{ code: string; expiresAt: number }> {
+  /** A one-time sign-in code for one user, valid for a short while; only its hash is stored. */
+  async issueCode(user = 'admin'): Promise<{ code: string; expiresAt: number }> {
     const code = randomBytes(24).toString('base64url');
     const expiresAt = this.deps.clock.now() + SIGNIN_CODE_LIFETIME_MS;
     await this.deps.write((trx) =>
       trx
         .insertInto('console_signin_codes')
-        .values({ code_hash: hash(code), expires_at: expiresAt })
+        .values({ code_hash: hash(code), expires_at: expiresAt, user })
         .execute(),
     );
     return { code, expiresAt };
   }
 
   /**
-   * Uses a sign-in code up: true once for a known, unexpired code, false ever after. The
+   * Uses a sign-in code up: its user once for a known, unexpired code, undefined ever after. The
    * conditional update makes two replicas racing for one code give one session.
    */
-  async redeemCode(code: string): Promise<boolean> {
-    if (code.length === 0 || code.length > 256) return false;
+  async redeemCode(code: string): Promise<string | undefined> {
+    if (code.length === 0 || code.length > 256) return undefined;
     const now = this.deps.clock.now();
     // A read first: a flood of wrong codes must not cost a write (a transaction) each.
     const live = await this.deps.db
       .selectFrom('console_signin_codes')
-      .select('code_hash')
+      .select(['code_hash', 'user'])
       .where('code_hash', '=', hash(code))
       .where('used_at', 'is', null)
       .where('expires_at', '>', now)
       .executeTakeFirst();
-    if (!live) return false;
+    if (!live) return undefined;
     const result = await this.deps.write((trx) =>
       trx
         .updateTable('console_signin_codes')
@@ -115,7 +124,7 @@ export class SessionService {
         .where('expires_at', '>', now)
         .executeTakeFirst(),
     );
-    return result.numUpdatedRows === 1n;
+    return result.numUpdatedRows === 1n ? live.user : undefined;
   }
 }
 

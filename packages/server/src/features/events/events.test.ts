@@ -58,7 +58,7 @@ for (const dialect of dialects()) {
       assert.match(enrolled.ts, /^\d{4}-\d{2}-\d{2}T/);
       const decommissioned = list.json.items.find((e: { kind: string }) => e.kind === 'node.decommissioned');
       assert.equal(decommissioned.severity, 'warning');
-      assert.equal(decommissioned.actor, 'admin');
+      assert.equal(decommissioned.actor, 'user:admin');
 
       // The node filter takes an id or a name; the kind filter one kind or several.
       for (const node of [agent.nodeId, 'web-1']) {
@@ -85,7 +85,7 @@ for (const dialect of dialects()) {
         nodeId: agent.nodeId,
       });
       assert.equal(incident.status, 201);
-      assert.equal(incident.json.actor, 'admin');
+      assert.equal(incident.json.actor, 'user:admin');
       assert.equal(incident.json.severity, 'warning');
       assert.equal(incident.json.nodeId, agent.nodeId);
       const ack = await t.admin('POST', '/v1/events', { kind: 'ack', ref: incident.json.id });

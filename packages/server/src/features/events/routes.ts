@@ -2,6 +2,7 @@ import { EventCreateRequest, EventEnvelope, EventList } from '@muster/proto';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { BadRequestError } from '../../errors.js';
+import { eventNodes, type ScopeFilter } from '../access/scope.js';
 import { DEFAULT_EVENTS_PER_PAGE, type EventService } from './service.js';
 import type { EventStreams } from './streams.js';
 
@@ -36,10 +37,15 @@ export function eventRoutes(
   app: FastifyInstance,
   events: Pick<EventService, 'list' | 'create' | 'nodeIds'>,
   streams: Pick<EventStreams, 'serve'>,
+  /** Filters listings down to the nodes a narrowed role reaches. */
+  scope?: Pick<ScopeFilter, 'items'>,
 ): void {
   app.get(
     '/v1/events',
-    { schema: { querystring: ListQuery, response: { 200: EventList } } },
+    {
+      config: { access: { verb: 'read', resource: 'events', scoped: true } },
+      schema: { querystring: ListQuery, response: { 200: EventList } },
+    },
     async (request) => {
       const q = request.query as {
         since?: string;
@@ -49,44 +55,55 @@ export function eventRoutes(
         cursor?: string;
       };
       const kinds = parseKinds(q.kind);
-      return events.list({
+      const page = await events.list({
         limit: q.limit ?? DEFAULT_EVENTS_PER_PAGE,
         ...(q.since !== undefined ? { since: parseSince(q.since) } : {}),
         ...(kinds ? { kinds } : {}),
         ...(q.node !== undefined && q.node !== '' ? { node: q.node } : {}),
         ...(q.cursor !== undefined ? { cursor: q.cursor } : {}),
       });
+      // A page may come back shorter than asked; its cursor still goes on from where it ended.
+      return scope
+        ? { ...page, items: await scope.items(request.principal, 'events', page.items, eventNodes) }
+        : page;
     },
   );
   app.post(
     '/v1/events',
-    { schema: { body: EventCreateRequest, response: { 201: EventEnvelope } } },
+    {
+      config: { access: { verb: 'create', resource: 'events' } },
+      schema: { body: EventCreateRequest, response: { 201: EventEnvelope } },
+    },
     async (request, reply) => {
       const created = await events.create(request.body as EventCreateRequest, request.actor || 'admin');
       return reply.code(201).send(created);
     },
   );
-  app.get('/v1/events/stream', { schema: { querystring: StreamQuery } }, async (request, reply) => {
-    const q = request.query as { kind?: string; node?: string; lastEventId?: string };
-    const node = q.node?.trim() || undefined;
-    const wants = streamFilter(parseKinds(q.kind), node, node ? await events.nodeIds(node) : []);
-    const header = request.headers['last-event-id'];
-    const text = (Array.isArray(header) ? header[0] : header) ?? q.lastEventId;
-    let resumeAfter: number | undefined;
-    if (text !== undefined && text.trim() !== '') {
-      if (!/^\d{1,15}$/.test(text.trim())) {
-        throw new BadRequestError(
-          'Last-Event-ID must be an event id this server handed out',
-          'bad_last_event_id',
-        );
+  app.get(
+    '/v1/events/stream',
+    { config: { access: { verb: 'read', resource: 'events' } }, schema: { querystring: StreamQuery } },
+    async (request, reply) => {
+      const q = request.query as { kind?: string; node?: string; lastEventId?: string };
+      const node = q.node?.trim() || undefined;
+      const wants = streamFilter(parseKinds(q.kind), node, node ? await events.nodeIds(node) : []);
+      const header = request.headers['last-event-id'];
+      const text = (Array.isArray(header) ? header[0] : header) ?? q.lastEventId;
+      let resumeAfter: number | undefined;
+      if (text !== undefined && text.trim() !== '') {
+        if (!/^\d{1,15}$/.test(text.trim())) {
+          throw new BadRequestError(
+            'Last-Event-ID must be an event id this server handed out',
+            'bad_last_event_id',
+          );
+        }
+        resumeAfter = Number(text.trim());
       }
-      resumeAfter = Number(text.trim());
-    }
-    // The stream outlives this handler: Fastify lets go of the response and the streams own it.
-    reply.hijack();
-    reply.raw.setHeader('x-request-id', request.id);
-    await streams.serve(reply.raw, resumeAfter, wants);
-  });
+      // The stream outlives this handler: Fastify lets go of the response and the streams own it.
+      reply.hijack();
+      reply.raw.setHeader('x-request-id', request.id);
+      await streams.serve(reply.raw, resumeAfter, wants);
+    },
+  );
 }
 
 /** A comma-separated list of kinds; undefined when none is asked for. */

@@ -38,7 +38,7 @@ for (const dialect of dialects()) {
       assert.equal(frame!.id, String(written.id));
       const envelope = JSON.parse(frame!.data);
       assert.equal(envelope.id, written.id);
-      assert.equal(envelope.actor, 'admin');
+      assert.equal(envelope.actor, 'user:admin');
       assert.equal(envelope.severity, 'info');
       assert.deepEqual(envelope.data, { text: 'live one' });
       // Decisions arrive the same way.

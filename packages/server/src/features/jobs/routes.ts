@@ -6,7 +6,11 @@ import type { JobService } from './service.js';
 export function jobRoutes(app: FastifyInstance, jobs: Pick<JobService, 'plan'>): void {
   app.post(
     '/v1/jobs/plan',
-    { schema: { body: JobPlanRequest, response: { 200: Placement } } },
+    {
+      // Planning runs nothing, but shows where a job would go: as submitting does, it needs create.
+      config: { access: { verb: 'create', resource: 'jobs' } },
+      schema: { body: JobPlanRequest, response: { 200: Placement } },
+    },
     async (request) => jobs.plan((request.body as JobPlanRequest).job),
   );
 }

@@ -180,7 +180,7 @@ for (const dialect of dialects()) {
       // edited: one field of entry k changed in place
       await db
         .updateTable('ledger_entries')
-        .set({ entry: original[0]!.entry.replace('"admin"', '"mallory"') })
+        .set({ entry: original[0]!.entry.replace('"user:admin"', '"user:mallory"') })
         .where('seq', '=', k)
         .execute();
       let result = await verifyExport(iterate(await exportLines(t)), vkey);

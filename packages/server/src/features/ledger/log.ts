@@ -9,7 +9,7 @@ import {
   nodeHash,
   type SubtreeId,
 } from '@muster/proto';
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { Schema } from '../../store/schema.js';
 
 /** One ledger entry as it is hashed: `{v, seq, ts, kind, actor, subject, data}`. */
@@ -146,10 +146,15 @@ export async function readEntries(db: Kysely<Schema>, start: number, end: number
 /** The newest decisions first, filtered by kind and subject: the operators' view of the ledger. */
 export async function recentEntries(
   db: Kysely<Schema>,
-  filter: { kind?: string; subject?: string; before?: number; limit: number },
+  filter: { kind?: string; subject?: string; actor?: string; before?: number; limit: number },
 ) {
   let q = db.selectFrom('ledger_entries').select(['seq', 'entry']).orderBy('seq', 'desc').limit(filter.limit);
   if (filter.kind) q = q.where('kind', '=', filter.kind);
+  if (filter.actor) {
+    // Canonical JSON sorts keys, so an entry's text starts with its actor: a prefix says it all.
+    const prefix = `{"actor":${JSON.stringify(filter.actor)},`;
+    q = q.where(sql<string>`substr(${sql.ref('entry')}, 1, ${sql.lit(prefix.length)})`, '=', prefix);
+  }
   if (filter.subject) q = q.where('subject', '=', filter.subject);
   if (filter.before !== undefined) q = q.where('seq', '<', filter.before);
   return q.execute();

@@ -142,7 +142,13 @@ export class LedgerService {
     return { from, to: target, hashes: hashes.map((h) => h.toString('base64')) };
   }
 
-  async decisions(filter: { kind?: string; subject?: string; before?: number; limit: number }) {
+  async decisions(filter: {
+    kind?: string;
+    subject?: string;
+    actor?: string;
+    before?: number;
+    limit: number;
+  }) {
     const rows = await recentEntries(this.deps.db, filter);
     return {
       items: rows.map((r) => JSON.parse(r.entry) as unknown),

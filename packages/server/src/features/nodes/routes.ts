@@ -10,6 +10,7 @@ import {
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { BadRequestError } from '../../errors.js';
+import { readableNodes } from '../access/scope.js';
 import type { NodeService } from './service.js';
 
 const ListQuery = Type.Object({
@@ -27,7 +28,10 @@ export function nodeRoutes(
 ): void {
   app.get(
     '/v1/nodes',
-    { schema: { querystring: ListQuery, response: { 200: NodeList } } },
+    {
+      config: { access: { verb: 'read', resource: 'nodes', scoped: true } },
+      schema: { querystring: ListQuery, response: { 200: NodeList } },
+    },
     async (request) => {
       const q = request.query as {
         status?: NodeStatus;
@@ -44,8 +48,10 @@ export function nodeRoutes(
           throw new BadRequestError('label must be key=value');
         label = { key, value: q.label.slice(eq + 1) };
       }
+      const visible = readableNodes(request.principal, 'nodes');
       return nodes.list({
         limit: q.limit ?? 100,
+        ...(visible ? { visible } : {}),
         ...(q.status ? { status: q.status } : {}),
         ...(q.profile ? { profile: q.profile } : {}),
         ...(q.cursor ? { cursor: q.cursor } : {}),
@@ -53,17 +59,32 @@ export function nodeRoutes(
       });
     },
   );
-  app.get('/v1/nodes/:id', { schema: { params: NodeParams, response: { 200: NodeView } } }, async (request) =>
-    nodes.get((request.params as { id: string }).id),
+  app.get(
+    '/v1/nodes/:id',
+    {
+      config: { access: { verb: 'read', resource: 'nodes', nodeParam: 'id' } },
+      schema: { params: NodeParams, response: { 200: NodeView } },
+    },
+    async (request) => nodes.get((request.params as { id: string }).id),
   );
   app.post(
     '/v1/nodes/:id/rotate',
-    { schema: { params: NodeParams, body: NoBody, response: { 202: NodeView } } },
+    {
+      config: { access: { verb: 'update', resource: 'nodes', nodeParam: 'id' } },
+      schema: { params: NodeParams, body: NoBody, response: { 202: NodeView } },
+    },
     async (request, reply) =>
       reply.code(202).send(await nodes.requestRotation((request.params as { id: string }).id, request.actor)),
   );
-  app.delete('/v1/nodes/:id', { schema: { params: NodeParams, body: NoBody } }, async (request, reply) => {
-    await nodes.decommission((request.params as { id: string }).id, request.actor);
-    return reply.code(204).send();
-  });
+  app.delete(
+    '/v1/nodes/:id',
+    {
+      config: { access: { verb: 'delete', resource: 'nodes', nodeParam: 'id' } },
+      schema: { params: NodeParams, body: NoBody },
+    },
+    async (request, reply) => {
+      await nodes.decommission((request.params as { id: string }).id, request.actor);
+      return reply.code(204).send();
+    },
+  );
 }

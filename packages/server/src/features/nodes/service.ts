@@ -42,6 +42,8 @@ export interface NodeQuery {
   profile?: string;
   limit: number;
   cursor?: string;
+  /** Only the nodes this says the asker may see (a role narrowed to some nodes). */
+  visible?: (node: NodeView) => boolean;
 }
 
 /** The identity a verified client certificate maps to. */
@@ -235,6 +237,7 @@ export class NodeService {
         const view = this.view(row, now, false);
         if (query.status && view.status !== query.status) continue;
         if (query.label && view.labels[query.label.key] !== query.label.value) continue;
+        if (query.visible && !query.visible(view)) continue;
         items.push(view);
         if (items.length === query.limit) return { items, nextCursor: encodeCursor([after.name, after.id]) };
       }

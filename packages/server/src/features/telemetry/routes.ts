@@ -33,6 +33,7 @@ export function telemetryRoutes(
   app.get(
     '/v1/nodes/:id/telemetry',
     {
+      config: { access: { verb: 'read', resource: 'nodes', nodeParam: 'id' } },
       schema: {
         params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) }),
         querystring: Type.Object({

@@ -9,7 +9,10 @@ export function tokenRoutes(
 ): void {
   app.post(
     '/v1/tokens',
-    { schema: { body: TokenCreateRequest, response: { 201: TokenCreated } } },
+    {
+      config: { access: { verb: 'create', resource: 'tokens' } },
+      schema: { body: TokenCreateRequest, response: { 201: TokenCreated } },
+    },
     async (request, reply) => {
       const created = await tokens.create((request.body ?? {}) as TokenCreateRequest, request.actor);
       return reply.code(201).send(created);
@@ -17,14 +20,20 @@ export function tokenRoutes(
   );
   app.get(
     '/v1/tokens',
-    { schema: { response: { 200: Type.Object({ items: Type.Array(TokenView) }) } } },
+    {
+      config: { access: { verb: 'read', resource: 'tokens' } },
+      schema: { response: { 200: Type.Object({ items: Type.Array(TokenView) }) } },
+    },
     async () => ({
       items: await tokens.list(),
     }),
   );
   app.delete(
     '/v1/tokens/:id',
-    { schema: { params: Type.Object({ id: Type.String({ maxLength: 64 }) }), body: NoBody } },
+    {
+      config: { access: { verb: 'delete', resource: 'tokens' } },
+      schema: { params: Type.Object({ id: Type.String({ maxLength: 64 }) }), body: NoBody },
+    },
     async (request, reply) => {
       await tokens.revoke((request.params as { id: string }).id, request.actor);
       return reply.code(204).send();

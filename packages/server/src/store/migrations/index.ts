@@ -10,6 +10,7 @@ import { nodeStatus } from './0006_node_status.js';
 import { commands } from './0007_commands.js';
 import { caRotation } from './0008_ca_rotation.js';
 import { consoleSessions } from './0009_console_sessions.js';
+import { people } from './0010_people.js';
 import type { MigrationDialect } from './dialect-v1.js';
 
 /*
@@ -32,6 +33,7 @@ export function migrations(dialect: MigrationDialect): Record<string, Migration>
     '0007_commands': commands,
     '0008_ca_rotation': caRotation,
     '0009_console_sessions': consoleSessions,
+    '0010_people': people,
   };
 }
 

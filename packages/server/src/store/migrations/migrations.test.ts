@@ -9,7 +9,7 @@ import { canonicalJson, leafHash, verifyExport } from '@muster/proto';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
 import { createPgDatabase, dialects, startTestServer, type TestServer } from '../../testing/harness.js';
-import { migrate, migrationProvider } from './index.js';
+import { migrationProvider } from './index.js';
 
 /** A bare Kysely on the store's database, without the migrations openStore runs. */
 function bareKysely(url: string): Kysely<unknown> {
@@ -118,6 +118,9 @@ async function schemaOf(db: Kysely<unknown>, dialect: string): Promise<unknown[]
   return [...columns.rows, ...indexes.rows];
 }
 
+/** The last migration 0.1.0 shipped, the store the fixture holds. */
+const RELEASED_THROUGH = '0009_console_sessions';
+
 const fixture = new URL('../../../../../test/fixtures/store-0.1.0/', import.meta.url).pathname;
 
 // The files are a copy of what 0.1.0 ran: a store they build today must be the store 0.1.0 built.
@@ -139,7 +142,9 @@ for (const dialect of dialects()) {
       const fresh = bareKysely(made?.url ?? `sqlite:${join(dir, 'fresh.db')}`);
       const old = bareKysely(released?.url ?? `sqlite:${join(dir, 'released.db')}`);
       try {
-        await migrate(fresh, { name: dialect });
+        // Up to 0.1.0's last migration: later ones are not released yet, so they change nothing here.
+        const migrator = new Migrator({ db: fresh, provider: migrationProvider(dialect) });
+        assert.equal((await migrator.migrateTo(RELEASED_THROUGH)).error, undefined);
         assert.deepEqual(await schemaOf(fresh, dialect), await schemaOf(old, dialect));
       } finally {
         await fresh.destroy();

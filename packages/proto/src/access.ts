@@ -1,0 +1,250 @@
+import { type Static, Type } from '@sinclair/typebox';
+import { isProfile } from './names.js';
+import { Labels } from './wire.js';
+
+/** What a request does: the verbs a role's rule grants or denies. */
+export const VERBS = ['read', 'create', 'update', 'delete', 'approve'] as const;
+export type Verb = (typeof VERBS)[number];
+
+/** What a request is about: the resources a role's rule names. */
+export const RESOURCES = [
+  'nodes',
+  'tokens',
+  'events',
+  'commands',
+  'jobs',
+  'rollouts',
+  'ledger',
+  'policy',
+  'operators',
+  'users',
+  'roles',
+  'ca',
+  'apitokens',
+] as const;
+export type Resource = (typeof RESOURCES)[number];
+
+/** Resources a rule's `nodes` narrowing applies to: the ones whose items are about nodes. */
+export const NODE_RESOURCES: ReadonlySet<Resource> = new Set([
+  'nodes',
+  'events',
+  'commands',
+  'jobs',
+  'rollouts',
+]);
+
+export const BUILTIN_ROLE_NAMES = ['viewer', 'operator', 'admin'] as const;
+export const ROLE_NAME_PATTERN = '^[a-z][a-z0-9-]{0,62}$';
+export const USER_NAME_PATTERN = '^[a-z][a-z0-9._-]{0,62}$';
+
+/** The nodes a rule is narrowed to: all given labels and the profile must match. */
+export interface NodeSelector {
+  labels?: Record<string, string>;
+  profile?: string;
+}
+
+export interface RoleRule {
+  verbs: string[];
+  resources: string[];
+  nodes?: NodeSelector;
+}
+
+/** A role: what its holders may do. `deny` wins over `allow`. */
+export interface RoleSpec {
+  name: string;
+  allow: RoleRule[];
+  deny?: RoleRule[];
+}
+
+const RuleSchema = Type.Object(
+  {
+    verbs: Type.Array(Type.String({ maxLength: 32 }), { minItems: 1, maxItems: 16 }),
+    resources: Type.Array(Type.String({ maxLength: 32 }), { minItems: 1, maxItems: 32 }),
+    nodes: Type.Optional(
+      Type.Object(
+        {
+          labels: Type.Optional(Labels),
+          profile: Type.Optional(Type.String({ maxLength: 64 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+export const RoleSpecSchema = Type.Object(
+  {
+    name: Type.String({ pattern: ROLE_NAME_PATTERN }),
+    allow: Type.Array(RuleSchema, { maxItems: 256 }),
+    deny: Type.Optional(Type.Array(RuleSchema, { maxItems: 256 })),
+  },
+  { additionalProperties: false },
+);
+export const RoleView = Type.Object({
+  name: Type.String(),
+  builtin: Type.Boolean(),
+  allow: Type.Array(RuleSchema),
+  deny: Type.Array(RuleSchema),
+  updatedAt: Type.Union([Type.String(), Type.Null()]),
+});
+export type RoleView = Static<typeof RoleView>;
+
+export const UserView = Type.Object({
+  name: Type.String(),
+  role: Type.String(),
+  disabled: Type.Boolean(),
+  disabledAt: Type.Union([Type.String(), Type.Null()]),
+  createdAt: Type.String(),
+  createdBy: Type.String(),
+});
+export type UserView = Static<typeof UserView>;
+export const UserCreateRequest = Type.Object(
+  { name: Type.String({ pattern: USER_NAME_PATTERN }), role: Type.String({ pattern: ROLE_NAME_PATTERN }) },
+  { additionalProperties: false },
+);
+export type UserCreateRequest = Static<typeof UserCreateRequest>;
+export const UserRoleRequest = Type.Object(
+  { role: Type.String({ pattern: ROLE_NAME_PATTERN }) },
+  { additionalProperties: false },
+);
+export type UserRoleRequest = Static<typeof UserRoleRequest>;
+
+export const ApiTokenView = Type.Object({
+  id: Type.String(),
+  user: Type.String(),
+  name: Type.Union([Type.String(), Type.Null()]),
+  /** The role the token acts with; null: its user's own role. */
+  role: Type.Union([Type.String(), Type.Null()]),
+  createdAt: Type.String(),
+  expiresAt: Type.Union([Type.String(), Type.Null()]),
+  revokedAt: Type.Union([Type.String(), Type.Null()]),
+  lastUsedAt: Type.Union([Type.String(), Type.Null()]),
+  state: Type.Union([Type.Literal('active'), Type.Literal('expired'), Type.Literal('revoked')]),
+});
+export type ApiTokenView = Static<typeof ApiTokenView>;
+export const ApiTokenCreateRequest = Type.Object(
+  {
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    ttlSec: Type.Optional(Type.Integer({ minimum: 60, maximum: 366 * 86_400 })),
+    role: Type.Optional(Type.String({ pattern: ROLE_NAME_PATTERN })),
+    user: Type.Optional(Type.String({ pattern: USER_NAME_PATTERN })),
+  },
+  { additionalProperties: false },
+);
+export type ApiTokenCreateRequest = Static<typeof ApiTokenCreateRequest>;
+export const ApiTokenCreated = Type.Composite([ApiTokenView, Type.Object({ secret: Type.String() })]);
+export type ApiTokenCreated = Static<typeof ApiTokenCreated>;
+
+const ALL_RULE: RoleRule = { verbs: [...VERBS], resources: [...RESOURCES] };
+
+/** The built-in roles, as CONTRACT section 8 defines them. */
+export const BUILTIN_ROLES: Readonly<Record<(typeof BUILTIN_ROLE_NAMES)[number], RoleSpec>> = {
+  viewer: { name: 'viewer', allow: [{ verbs: ['read'], resources: [...RESOURCES] }] },
+  operator: {
+    name: 'operator',
+    allow: [
+      { verbs: ['read'], resources: [...RESOURCES] },
+      // Notes and incidents are events an operator writes.
+      { verbs: ['create'], resources: ['events'] },
+      { verbs: ['create', 'approve'], resources: ['commands', 'jobs', 'rollouts'] },
+    ],
+  },
+  admin: { name: 'admin', allow: [ALL_RULE] },
+};
+
+export function builtinRole(name: string): RoleSpec | undefined {
+  return Object.hasOwn(BUILTIN_ROLES, name) ? BUILTIN_ROLES[name as keyof typeof BUILTIN_ROLES] : undefined;
+}
+
+/** A node as a rule's narrowing sees it. */
+export interface NodeFacets {
+  labels: Record<string, string>;
+  profile: string;
+}
+
+/** One request as authorization sees it. */
+export interface AccessRequest {
+  verb: Verb;
+  resource: Resource;
+  /** The node the request is about, when it is about one. */
+  node?: NodeFacets;
+}
+
+function selects(selector: NodeSelector, node: NodeFacets): boolean {
+  if (selector.profile !== undefined && selector.profile !== node.profile) return false;
+  for (const [key, value] of Object.entries(selector.labels ?? {})) {
+    if (!Object.hasOwn(node.labels, key) || node.labels[key] !== value) return false;
+  }
+  return true;
+}
+
+function names(rule: RoleRule, request: AccessRequest): boolean {
+  return rule.verbs.includes(request.verb) && rule.resources.includes(request.resource);
+}
+
+/**
+ * Whether a role allows a request: the one decision behind every admin-plane request. A rule
+ * narrowed to nodes counts only for a request about a node it selects; a narrowed deny counts
+ * for a request about no node in particular too, since it may be about one the deny covers.
+ * A deny that names the request always wins.
+ */
+export function roleAllows(role: RoleSpec, request: AccessRequest): boolean {
+  const narrowable = NODE_RESOURCES.has(request.resource);
+  for (const rule of role.deny ?? []) {
+    if (!names(rule, request)) continue;
+    if (!rule.nodes || !narrowable || !request.node || selects(rule.nodes, request.node)) return false;
+  }
+  return role.allow.some(
+    (rule) =>
+      names(rule, request) &&
+      (!rule.nodes || !narrowable || (request.node !== undefined && selects(rule.nodes, request.node))),
+  );
+}
+
+/**
+ * Whether a role allows the verb on at least some items of the resource: a listing is then
+ * answered, filtered item by item with `roleAllows`.
+ */
+export function roleAllowsSome(role: RoleSpec, verb: Verb, resource: Resource): boolean {
+  const request = { verb, resource };
+  if ((role.deny ?? []).some((rule) => names(rule, request) && !rule.nodes)) return false;
+  return role.allow.some((rule) => names(rule, request));
+}
+
+/**
+ * Whether every request `lesser` allows, `greater` allows too (so a credential with `lesser` is
+ * not above a holder of `greater`). Answered safely: a custom role is under itself and under
+ * any built-in role that grants each of its rules' verbs and resources outright.
+ */
+export function roleWithin(lesser: RoleSpec, greater: RoleSpec): boolean {
+  if (lesser.name === greater.name) return true;
+  if (!builtinRole(greater.name)) return false;
+  return lesser.allow.every((rule) =>
+    rule.verbs.every((verb) =>
+      rule.resources.every((resource) =>
+        roleAllows(greater, { verb: verb as Verb, resource: resource as Resource }),
+      ),
+    ),
+  );
+}
+
+/** What is wrong with a role file, one sentence each, naming the rule by its list and index. */
+export function roleProblems(spec: RoleSpec): string[] {
+  const problems: string[] = [];
+  if (builtinRole(spec.name)) problems.push(`"${spec.name}" is a built-in role and cannot be changed`);
+  const check = (list: 'allow' | 'deny', rules: RoleRule[]) =>
+    rules.forEach((rule, i) => {
+      const where = `${list}[${i}]`;
+      for (const verb of rule.verbs)
+        if (!(VERBS as readonly string[]).includes(verb))
+          problems.push(`${where}: unknown verb "${verb}" (verbs: ${VERBS.join(', ')})`);
+      for (const resource of rule.resources)
+        if (!(RESOURCES as readonly string[]).includes(resource))
+          problems.push(`${where}: unknown resource "${resource}" (resources: ${RESOURCES.join(', ')})`);
+      if (rule.nodes?.profile !== undefined && !isProfile(rule.nodes.profile))
+        problems.push(`${where}: nodes.profile "${rule.nodes.profile}" is not a profile name`);
+    });
+  check('allow', spec.allow);
+  check('deny', spec.deny ?? []);
+  return problems;
+}
