@@ -28,6 +28,8 @@ export interface RouteAccess {
   scoped?: boolean;
   /** The principal's own credentials: the route decides, since any user may manage their own. */
   own?: boolean;
+  /** Any principal with a valid credential, whatever its role (CONTRACT section 8: `/metrics`). */
+  anyPrincipal?: boolean;
 }
 
 declare module 'fastify' {
@@ -105,7 +107,7 @@ export function installAccessGuard(scope: FastifyInstance, deps: GuardDeps): voi
     request.denyAccess = async (detail) => {
       throw new AccessDeniedError(detail, await deps.recordDenial(principal, access, detail, path));
     };
-    if (access.own) return;
+    if (access.own || access.anyPrincipal) return;
     const refusal = await refused(request, principal, access, deps);
     if (refusal === undefined) return;
     await request.denyAccess(refusal);

@@ -32,7 +32,8 @@ export function observabilityRoutes(
  * may scrape it (CONTRACT section 8); `--metrics-listen` serves it without one.
  */
 export function metricsRoute(scope: FastifyInstance, metrics: Metrics): void {
-  scope.get('/metrics', async (_request, reply) => {
+  const access = { verb: 'read', resource: 'nodes', anyPrincipal: true } as const;
+  scope.get('/metrics', { config: { access } }, async (_request, reply) => {
     const { contentType, body } = await metrics.text();
     return reply.type(contentType).send(body);
   });
