@@ -65,7 +65,7 @@ describe('muster server, its hints and the admin credentials', () => {
       body: '{}',
     });
     assert.equal(fromConsole.status, 403);
-    assert.match(((await fromConsole.json()) as { detail: string }).detail, /admin token/);
+    assert.match(((await fromConsole.json()) as { detail: string }).detail, /API token/);
   });
 
   test('on a terminal it prints the one-time sign-in link itself, and that link signs in once', async () => {
