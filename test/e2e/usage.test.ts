@@ -19,7 +19,9 @@ async function pool<T, R>(items: readonly T[], limit: number, job: (item: T) => 
 
 // What `muster --help` lists: every verb, as a user finds them.
 function verbsOf(help: string): string[][] {
-  return [...help.matchAll(/^ {2}muster ([a-z]+(?: [a-z]+)?)\b/gm)].map((m) => m[1]!.split(' '));
+  return [...help.matchAll(/^ {2}muster ([a-z][a-z-]*(?: [a-z][a-z-]*)?)(?= |$)/gm)].map((m) =>
+    m[1]!.split(' '),
+  );
 }
 
 describe('usage and exit codes of the muster binary', () => {
