@@ -186,7 +186,8 @@ export const nodesRotate: Command = {
 
 function oneNode(positionals: string[]): string {
   const [node, extra] = positionals;
-  if (!node || extra !== undefined) throw new UsageError('expected exactly one NODE (a name, an id, or a unique prefix of an id)');
+  if (!node || extra !== undefined)
+    throw new UsageError('expected exactly one NODE (a name, an id, or a unique prefix of an id)');
   return node;
 }
 
