@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readdir, readFile, statfs } from 'node:fs/promises';
 import { arch, cpus, freemem, hostname, loadavg, platform, release, totalmem, uptime } from 'node:os';
+import { basename } from 'node:path';
 import { type Facts, type Heartbeat, MUSTER_VERSION, type Service } from '@muster/proto';
 
 /** Facts a host reports once, at enrollment. */
@@ -176,6 +177,10 @@ async function runningCommands(): Promise<Set<string> | undefined> {
       if (!/^\d+$/.test(pid)) continue;
       const comm = await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '');
       if (comm) names.add(comm.trim());
+      // comm is the main thread's name, which a program may change (Node 24 names it
+      // MainThread), so the program's own name from argv[0] counts too.
+      const argv0 = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0')[0];
+      if (argv0) names.add(basename(argv0).slice(0, COMM_LENGTH));
     }
   } catch {
     return undefined;
