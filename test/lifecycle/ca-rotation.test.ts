@@ -103,8 +103,14 @@ for (const dialect of dialects()) {
         await Promise.all(runs.map((r) => r.stop()));
         for (const [i, run] of runs.entries()) {
           assert.deepEqual(problems(run, ['error']), [], `${NAMES[i]}: nothing refused`);
-          // Every heartbeat the agent saw answered, the server kept: none was lost.
-          assert.equal(await storedHeartbeats(t, NAMES[i]!), run.acks.length, NAMES[i]);
+          // Every heartbeat the agent saw answered, the server kept: none was lost. The server may
+          // hold one or two more: a heartbeat in flight when the connections were cut, or when the
+          // agent stopped, is stored though its answer never reaches the agent.
+          const stored = await storedHeartbeats(t, NAMES[i]!);
+          assert.ok(
+            stored >= run.acks.length && stored <= run.acks.length + 2,
+            `${NAMES[i]}: the server stored ${stored} heartbeats, the agent saw ${run.acks.length} answered`,
+          );
         }
       } finally {
         await Promise.all(runs.map((r) => r.stop()));
