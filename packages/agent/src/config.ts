@@ -2,9 +2,13 @@ import { resolve } from 'node:path';
 import {
   CA_PIN_PATTERN,
   ConfigError,
+  configSettings,
+  defaultOf,
   LEVELS,
   type Level,
   type RawSettings,
+  readSettings,
+  type SettingSource,
   type SettingSpec,
 } from '@muster/host';
 import { isNodeName, isProfile, parseLabels } from '@muster/proto';
@@ -49,9 +53,11 @@ export const AGENT_SETTINGS: readonly SettingSpec[] = [
     help: 'read the one-time join token from FILE, or from stdin with - (only needed to enroll)',
   },
   {
-    // No environment variable: a literal secret does not belong in the environment either.
+    // No environment variable: a literal secret does not belong in the environment either, nor
+    // in a config file (there it is token-file).
     flag: 'token',
     kind: 'string',
+    secret: true,
     value: 'TOKEN',
     help: 'the join token itself; less safe than --token-file, since every local user can read it in ps',
   },
@@ -74,7 +80,8 @@ export const AGENT_SETTINGS: readonly SettingSpec[] = [
     env: 'MUSTER_AGENT_DATA_DIR',
     kind: 'string',
     value: 'DIR',
-    help: 'where the key and certificate live (default ./.muster-agent)',
+    default: './.muster-agent',
+    help: 'where the key and certificate live',
   },
   {
     flag: 'name',
@@ -109,7 +116,8 @@ export const AGENT_SETTINGS: readonly SettingSpec[] = [
     env: 'MUSTER_RENEW_FRACTION',
     kind: 'string',
     value: 'F',
-    help: 'renew when this fraction of the certificate lifetime has passed, strictly between 0 and 1 (default 0.67)',
+    default: String(DEFAULT_RENEW_FRACTION),
+    help: 'renew when this fraction of the certificate lifetime has passed, strictly between 0 and 1',
   },
   {
     flag: 'rekey',
@@ -121,7 +129,8 @@ export const AGENT_SETTINGS: readonly SettingSpec[] = [
     env: 'MUSTER_LOG_LEVEL',
     kind: 'string',
     value: 'LEVEL',
-    help: 'error, warn, info or debug (default info)',
+    default: 'info',
+    help: 'error, warn, info or debug',
   },
 ];
 
@@ -170,10 +179,11 @@ export function agentConfigFrom(
     if (!/^[A-Za-z0-9@._:-]{1,256}$/.test(service))
       problems.push(`--service: "${service}" is not a service name`);
   }
-  const logLevel = (str('log-level') ?? 'info') as Level;
+  const def = (flag: string) => defaultOf(AGENT_SETTINGS, flag);
+  const logLevel = (str('log-level') ?? def('log-level')) as Level;
   if (!LEVELS.includes(logLevel))
     problems.push(`--log-level: "${logLevel}" is not one of ${LEVELS.join(', ')}`);
-  const fractionText = str('renew-fraction') ?? String(DEFAULT_RENEW_FRACTION);
+  const fractionText = str('renew-fraction') ?? def('renew-fraction');
   const renewFraction = Number(fractionText);
   if (!/^\d*\.?\d+$/.test(fractionText.trim()) || !(renewFraction > 0 && renewFraction < 1)) {
     problems.push(
@@ -186,7 +196,7 @@ export function agentConfigFrom(
     ...(token ? { token } : {}),
     ...(caPin ? { caPin } : {}),
     ...(rootPin ? { rootPin } : {}),
-    dataDir: resolve(cwd, str('data-dir') ?? '.muster-agent'),
+    dataDir: resolve(cwd, str('data-dir') ?? def('data-dir')),
     ...(name ? { name } : {}),
     ...(profile ? { profile } : {}),
     labels,
@@ -195,4 +205,38 @@ export function agentConfigFrom(
     renewFraction,
     rekey: raw.rekey === true,
   });
+}
+
+/** What `muster agent` reads: `--config` and `--print-config`, then every setting. */
+export const AGENT_COMMAND_SETTINGS: readonly SettingSpec[] = [
+  ...configSettings('MUSTER_AGENT_CONFIG', 'server = ["https://HOST:8443"]'),
+  ...AGENT_SETTINGS,
+];
+
+/**
+ * The agent's raw settings from a command line, the environment and a config file
+ * (`--config` or MUSTER_AGENT_CONFIG), in that order of precedence, with where each came from.
+ * Every bad flag, variable, key and value, checked as agentConfigFrom checks them, is among the
+ * problems; only the join token is read later, since it may come from stdin.
+ */
+export function readAgentSettings(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+): {
+  values: RawSettings;
+  sources: Record<string, SettingSource>;
+  problems: string[];
+  printConfig: boolean;
+} {
+  const { values, sources, problems, positionals } = readSettings(AGENT_COMMAND_SETTINGS, argv, env, {
+    flagsAsProblems: true,
+  });
+  if (positionals.length > 0) problems.push(`unexpected argument "${positionals[0]}"`);
+  try {
+    agentConfigFrom(values, undefined);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    problems.push(...err.problems);
+  }
+  return { values, sources, problems, printConfig: values['print-config'] === true };
 }

@@ -1,5 +1,12 @@
 export { AgentFatalError, type AgentHooks, type AgentOptions, runAgent } from './agent.js';
-export { AGENT_SETTINGS, type AgentConfig, agentConfigFrom, DEFAULT_RENEW_FRACTION } from './config.js';
+export {
+  AGENT_COMMAND_SETTINGS,
+  AGENT_SETTINGS,
+  type AgentConfig,
+  agentConfigFrom,
+  DEFAULT_RENEW_FRACTION,
+  readAgentSettings,
+} from './config.js';
 export { identityPaths, loadIdentity, type StoredIdentity } from './identity.js';
 export { DataDirInUseError, LOCK_FILE, lockDataDir } from './lock.js';
 export { hostFacts, MetricsSampler } from './metrics.js';

@@ -55,6 +55,9 @@ async function main(argv: string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
+    const context = { argv: args, env: process.env, signal: controller.signal };
+    if (command.readsOwnSettings)
+      return (await command.run({ ...context, values: {}, positionals: [] })) ?? 0;
     const { values, positionals, problems } = readSettings(
       command.settings as readonly SettingSpec[],
       args,
@@ -63,8 +66,7 @@ async function main(argv: string[]): Promise<number> {
     if (problems.length > 0) throw new ConfigError(problems);
     if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
     return (
-      (await command.run({ values, positionals, argv: args, env: process.env, signal: controller.signal })) ??
-      0
+(await command.run({ ...context, values, positionals })) ?? 0
     );
   } catch (err) {
     const e = err as Error;

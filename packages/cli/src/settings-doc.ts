@@ -1,11 +1,11 @@
-import { AGENT_SETTINGS } from '@muster/agent';
-import type { SettingSpec } from '@muster/host';
-import { SERVER_SETTINGS } from '@muster/server';
+import { AGENT_COMMAND_SETTINGS } from '@muster/agent';
+import { type SettingSpec, settingHelp } from '@muster/host';
+import { SERVER_COMMAND_SETTINGS } from '@muster/server';
 import { ADMIN_SETTINGS } from './client.js';
 
 const GROUPS: Record<string, readonly SettingSpec[]> = {
-  server: SERVER_SETTINGS,
-  agent: AGENT_SETTINGS,
+  server: SERVER_COMMAND_SETTINGS,
+  agent: AGENT_COMMAND_SETTINGS,
   admin: ADMIN_SETTINGS,
 };
 
@@ -16,7 +16,7 @@ export function settingsMarkdown(group: string): string {
   const rows = specs.map((s) => {
     const flag = `\`--${s.flag}${s.kind === 'boolean' ? '' : ` ${s.value ?? 'VALUE'}`}\``;
     const env = s.env ? `\`${s.secret ? `${s.env}_FILE` : s.env}\`` : '';
-    return `| ${flag} | ${env} | ${s.help.replaceAll('|', '\\|').replaceAll('<', '&lt;')} |`;
+    return `| ${flag} | ${env} | ${settingHelp(s).replaceAll('|', '\\|').replaceAll('<', '&lt;')} |`;
   });
   return ['| flag | environment | meaning |', '|---|---|---|', ...rows].join('\n');
 }

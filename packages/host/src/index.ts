@@ -1,4 +1,5 @@
 export * from './backoff.js';
+export * from './config-file.js';
 export * from './files.js';
 export * from './http.js';
 export * from './log.js';

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { readConfigFile } from './config-file.js';
 
 /**
  * One description per setting drives the flag parser, the environment, `*_FILE` secrets,
@@ -15,12 +16,35 @@ export interface SettingSpec {
   secret?: boolean;
   /** A placeholder for `--help`, e.g. `DIR`. */
   value?: string;
-  /** What `--help` says about it, default included. */
+  /** What `--help` says about it; `(default …)` is added from `default` unless it says so itself. */
   help: string;
   short?: string;
+  /**
+   * The value in force when it is given nowhere, as it would be written on the command line: the
+   * one place the default lives (the validation reads it, `--help` and `--print-config` show it).
+   * Unset where the default is derived from other settings or the host.
+   */
+  default?: string;
 }
 
 export type RawSettings = Record<string, string | boolean | string[] | undefined>;
+
+/** Where a setting's value came from: `flag`, `env:VAR`, `file:PATH` (a config file) or `default`. */
+export type SettingSource = 'flag' | 'default' | `env:${string}` | `file:${string}`;
+
+/** The default a setting's spec gives; a setting without one is a mistake in the code. */
+export function defaultOf(specs: readonly SettingSpec[], flag: string): string {
+  const value = specs.find((s) => s.flag === flag)?.default;
+  if (value === undefined) throw new Error(`setting --${flag} has no default in its spec`);
+  return value;
+}
+
+/** The help text of a setting as `--help` and README show it, its default included. */
+export function settingHelp(spec: SettingSpec): string {
+  return spec.default === undefined || spec.help.includes('(default')
+    ? spec.help
+    : `${spec.help} (default ${spec.default})`;
+}
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -32,17 +56,24 @@ export class UsageError extends Error {
 type ParseOptions = Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }>;
 
 /**
- * Reads flags first, then the environment, then `<ENV>_FILE` files. Unknown flags and a flag
- * missing its value are usage errors, thrown, unless `flagsAsProblems` lists them among the
- * problems (a loader that reports everything at once). Values are returned raw; the caller
- * validates them all and reports every bad one at once.
+ * Reads flags first, then the environment (with `<ENV>_FILE` files), then a config file, when
+ * the specs hold a `config` setting (see configSettings) and it is given. Unknown flags and a
+ * flag missing its value are usage errors, thrown, unless `flagsAsProblems` lists them among the
+ * problems (a loader that reports everything at once). Values are returned raw, with where each
+ * came from; the caller validates them all and reports every bad one at once. Defaults are the
+ * caller's too (see defaultOf).
  */
 export function readSettings(
   specs: readonly SettingSpec[],
   argv: readonly string[],
   env: NodeJS.ProcessEnv,
   { flagsAsProblems = false } = {},
-): { values: RawSettings; positionals: string[]; problems: string[] } {
+): {
+  values: RawSettings;
+  positionals: string[];
+  problems: string[];
+  sources: Record<string, SettingSource>;
+} {
   const options: ParseOptions = {};
   for (const spec of specs) {
     options[spec.flag] = {
@@ -65,45 +96,68 @@ export function readSettings(
     throw new UsageError(cleanParseError((err as Error).message));
   }
   const values: RawSettings = {};
+  const sources: Record<string, SettingSource> = {};
+  const set = (flag: string, value: string | boolean | string[], source: SettingSource) => {
+    values[flag] = value;
+    sources[flag] = source;
+  };
   for (const spec of specs) {
     const flagValue = parsed.values[spec.flag];
-    if (flagValue !== undefined) {
-      values[spec.flag] = flagValue as string | boolean | string[];
-      continue;
-    }
-    if (!spec.env) continue;
-    const fileVar = `${spec.env}_FILE`;
-    const filePath = env[fileVar];
-    if (spec.secret && env[spec.env] !== undefined && filePath === undefined) {
-      problems.push(`${spec.env} must not hold a secret; put it in a file and set ${fileVar} to its path`);
-      continue;
-    }
-    let raw: string | undefined = spec.secret ? undefined : env[spec.env];
-    if (filePath !== undefined) {
-      try {
-        raw = readFileSync(filePath, 'utf8').trim();
-      } catch (err) {
-        problems.push(
-          `${fileVar}: cannot read ${filePath} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
-        );
-        continue;
-      }
-    }
-    if (raw === undefined || raw === '') continue;
-    if (spec.kind === 'boolean') {
-      if (raw === 'true' || raw === '1') values[spec.flag] = true;
-      else if (raw === 'false' || raw === '0') values[spec.flag] = false;
-      else problems.push(`${spec.env}: expected true or false, got "${raw}"`);
-    } else if (spec.kind === 'list') {
-      values[spec.flag] = raw
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean);
-    } else {
-      values[spec.flag] = raw;
+    if (flagValue !== undefined) set(spec.flag, flagValue as string | boolean | string[], 'flag');
+    else if (spec.env) {
+      const fromEnv = envValue(spec, spec.env, env, problems);
+      if (fromEnv) set(spec.flag, fromEnv.value, fromEnv.source);
     }
   }
-  return { values, positionals: parsed.positionals, problems };
+  const configPath = values.config as string | undefined;
+  if (configPath !== undefined && specs.some((s) => s.flag === 'config')) {
+    const file = readConfigFile(configPath, specs);
+    problems.push(...file.problems);
+    for (const [flag, value] of Object.entries(file.values)) {
+      if (values[flag] === undefined && value !== undefined) set(flag, value, `file:${configPath}`);
+    }
+  }
+  return { values, positionals: parsed.positionals, problems, sources };
+}
+
+/** A setting from its variable, or a secret from `<VAR>_FILE`; undefined when unset or bad. */
+function envValue(
+  spec: SettingSpec,
+  name: string,
+  env: NodeJS.ProcessEnv,
+  problems: string[],
+): { value: string | boolean | string[]; source: SettingSource } | undefined {
+  const fileVar = `${name}_FILE`;
+  const filePath = env[fileVar];
+  if (spec.secret && env[name] !== undefined && filePath === undefined) {
+    problems.push(`${name} must not hold a secret; put it in a file and set ${fileVar} to its path`);
+    return undefined;
+  }
+  let raw: string | undefined = spec.secret ? undefined : env[name];
+  if (filePath !== undefined) {
+    try {
+      raw = readFileSync(filePath, 'utf8').trim();
+    } catch (err) {
+      problems.push(`${fileVar}: cannot read ${filePath} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      return undefined;
+    }
+  }
+  if (raw === undefined || raw === '') return undefined;
+  const source: SettingSource = `env:${filePath !== undefined ? fileVar : name}`;
+  if (spec.kind === 'boolean') {
+    if (raw === 'true' || raw === '1') return { value: true, source };
+    if (raw === 'false' || raw === '0') return { value: false, source };
+    problems.push(`${name}: expected true or false, got "${raw}"`);
+    return undefined;
+  }
+  if (spec.kind === 'list') {
+    const list = raw
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+    return { value: list, source };
+  }
+  return { value: raw, source };
 }
 
 /** Unknown flags and flags used wrongly, each as a problem, and the words left once they are dropped. */
@@ -163,7 +217,7 @@ export function formatSettingsHelp(specs: readonly SettingSpec[]): string {
   const rows = specs.map((spec) => {
     const flag = `--${spec.flag}${spec.kind === 'boolean' ? '' : ` ${spec.value ?? 'VALUE'}`}`;
     const env = spec.env ? ` [${spec.secret ? `${spec.env}_FILE` : spec.env}]` : '';
-    return [`  ${flag}`, `${spec.help}${env}`] as const;
+    return [`  ${flag}`, `${settingHelp(spec)}${env}`] as const;
   });
   const width = Math.min(34, Math.max(...rows.map(([flag]) => flag.length)) + 2);
   return rows

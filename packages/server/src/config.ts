@@ -1,7 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
-import { type RawSettings, readSettings } from '@muster/host';
+import {
+  configSettings,
+  defaultOf,
+  type RawSettings,
+  readSettings,
+  type SettingSource,
+  type SettingSpec,
+} from '@muster/host';
 import { parseDuration } from '@muster/proto';
 import { ConfigError } from './errors.js';
 import { LOG_LEVELS, type LogLevel, SERVER_SETTINGS } from './settings.js';
@@ -93,23 +100,24 @@ export function isLoopback(host: string): boolean {
 export function serverConfigFrom(raw: RawSettings, cwd = process.cwd()): ServerConfig {
   const problems: string[] = [];
   const str = (flag: string) => raw[flag] as string | undefined;
-  const hostPort = (flag: string, fallback: string): HostPort => {
+  const def = (flag: string) => defaultOf(SERVER_SETTINGS, flag);
+  const hostPort = (flag: string, fallback = def(flag)): HostPort => {
     const text = str(flag) ?? fallback;
     const parsed = parseHostPort(text);
     if (!parsed) problems.push(`--${flag}: "${text}" is not HOST:PORT`);
     return parsed ?? { host: '127.0.0.1', port: 0 };
   };
-  const duration = (flag: string, fallback: string, minMs: number): number => {
-    const text = str(flag) ?? fallback;
+  const duration = (flag: string, minMs: number): number => {
+    const text = str(flag) ?? def(flag);
     const ms = parseDuration(text);
     if (ms === undefined) problems.push(`--${flag}: "${text}" is not a duration such as 30s, 10m or 24h`);
     else if (ms < minMs) problems.push(`--${flag}: ${text} is shorter than the minimum of ${minMs / 1000}s`);
     return ms ?? minMs;
   };
 
-  const dataDir = resolve(cwd, str('data-dir') ?? '.muster');
-  const listen = hostPort('listen', '127.0.0.1:8443');
-  const adminListen = hostPort('admin-listen', '127.0.0.1:8080');
+  const dataDir = resolve(cwd, str('data-dir') ?? def('data-dir'));
+  const listen = hostPort('listen');
+  const adminListen = hostPort('admin-listen');
   const dbRaw = str('db');
   let db = `sqlite:${dataDir}/muster.db`;
   if (dbRaw !== undefined) {
@@ -124,47 +132,47 @@ export function serverConfigFrom(raw: RawSettings, cwd = process.cwd()): ServerC
     if (!/^[A-Za-z0-9.:*-]{1,253}$/.test(san))
       problems.push(`--san: "${san}" is not a DNS name or IP address`);
   }
-  const trustDomain = str('trust-domain') ?? 'muster.local';
+  const trustDomain = str('trust-domain') ?? def('trust-domain');
   if (!TRUST_DOMAIN_RE.test(trustDomain))
     problems.push(`--trust-domain: "${trustDomain}" is not a lowercase DNS name`);
-  const certLifetimeMs = duration('cert-lifetime', '24h', 60_000);
-  const heartbeatIntervalMs = duration('heartbeat-interval', '10s', 1000);
-  const checkpointIntervalMs = duration('checkpoint-interval', '1s', 100);
-  const eventRetentionMs = duration('event-retention', '7d', 60_000);
-  const statusDebounceMs = duration('status-debounce', '15s', 1000);
+  const certLifetimeMs = duration('cert-lifetime', 60_000);
+  const heartbeatIntervalMs = duration('heartbeat-interval', 1000);
+  const checkpointIntervalMs = duration('checkpoint-interval', 100);
+  const eventRetentionMs = duration('event-retention', 60_000);
+  const statusDebounceMs = duration('status-debounce', 1000);
   const thresholds = readThresholds(str('thresholds'), cwd, problems);
   const telemetryRetentionMs = {
-    raw: duration('telemetry-raw-retention', '1h', 60_000),
-    minute: duration('telemetry-minute-retention', '7d', 3_600_000),
-    hour: duration('telemetry-hour-retention', '90d', 86_400_000),
+    raw: duration('telemetry-raw-retention', 60_000),
+    minute: duration('telemetry-minute-retention', 3_600_000),
+    hour: duration('telemetry-hour-retention', 86_400_000),
   };
-  const maxRateText = str('max-heartbeat-rate') ?? '5000';
+  const maxRateText = str('max-heartbeat-rate') ?? def('max-heartbeat-rate');
   const maxHeartbeatRate = Number(maxRateText);
   if (!/^\d+$/.test(maxRateText) || !(maxHeartbeatRate > 0)) {
     problems.push(`--max-heartbeat-rate: "${maxRateText}" is not a positive whole number`);
   }
-  const enrollRateText = str('enroll-rate') ?? '20';
+  const enrollRateText = str('enroll-rate') ?? def('enroll-rate');
   const enrollRate = Number(enrollRateText);
   if (!/^\d+(\.\d+)?$/.test(enrollRateText) || !(enrollRate > 0)) {
     problems.push(`--enroll-rate: "${enrollRateText}" is not a positive number`);
   }
-  const renewRateText = str('renew-rate') ?? '6';
+  const renewRateText = str('renew-rate') ?? def('renew-rate');
   const renewRate = Number(renewRateText);
   if (!/^\d+(\.\d+)?$/.test(renewRateText) || !(renewRate > 0)) {
     problems.push(`--renew-rate: "${renewRateText}" is not a positive number`);
   }
-  const clockSkewAllowanceMs = duration('clock-skew-allowance', '5m', 1000);
+  const clockSkewAllowanceMs = duration('clock-skew-allowance', 1000);
   const adminHosts = (raw['admin-host'] as string[] | undefined) ?? [];
   for (const name of adminHosts) {
     if (!/^[A-Za-z0-9.:*-]{1,253}$/.test(name))
       problems.push(`--admin-host: "${name}" is not a DNS name or IP address`);
   }
-  const authFailureRateText = str('auth-failure-rate') ?? '30';
+  const authFailureRateText = str('auth-failure-rate') ?? def('auth-failure-rate');
   const authFailureRate = Number(authFailureRateText);
   if (!/^\d+$/.test(authFailureRateText) || !(authFailureRate > 0)) {
     problems.push(`--auth-failure-rate: "${authFailureRateText}" is not a positive whole number`);
   }
-  const logLevel = (str('log-level') ?? 'info') as LogLevel;
+  const logLevel = (str('log-level') ?? def('log-level')) as LogLevel;
   if (!LOG_LEVELS.includes(logLevel))
     problems.push(`--log-level: "${logLevel}" is not one of ${LOG_LEVELS.join(', ')}`);
   const adminCert = str('admin-cert');
@@ -227,33 +235,35 @@ export function serverConfigFrom(raw: RawSettings, cwd = process.cwd()): ServerC
 function denialOfServiceSettings(
   raw: RawSettings,
   parse: {
-    hostPort(flag: string, fallback: string): HostPort;
-    duration(flag: string, fallback: string, minMs: number): number;
+    hostPort(flag: string, fallback?: string): HostPort;
+    duration(flag: string, minMs: number): number;
     problems: string[];
   },
 ): Pick<ServerConfig, 'metricsListen' | 'heartbeatBurst' | 'connections'> {
-  const whole = (flag: string, fallback?: number): number | undefined => {
-    const text = raw[flag] as string | undefined;
-    if (text === undefined) return fallback;
+  // A setting whose spec has a default always has a value; max-connections has none of its own.
+  const whole = (flag: string): number | undefined => {
+    const fallback = SERVER_SETTINGS.find((s) => s.flag === flag)?.default;
+    const text = (raw[flag] as string | undefined) ?? fallback;
+    if (text === undefined) return undefined;
     if (!/^\d+$/.test(text) || !(Number(text) > 0)) {
       parse.problems.push(`--${flag}: "${text}" is not a positive whole number`);
-      return fallback;
+      return fallback === undefined ? undefined : Number(fallback);
     }
     return Number(text);
   };
   const total = whole('max-connections');
   return {
     ...(raw['metrics-listen'] !== undefined ? { metricsListen: parse.hostPort('metrics-listen', '') } : {}),
-    heartbeatBurst: whole('heartbeat-burst', 5)!,
+    heartbeatBurst: whole('heartbeat-burst')!,
     connections: Object.freeze({
-      handshakeTimeoutMs: parse.duration('tls-handshake-timeout', '5s', 100),
+      handshakeTimeoutMs: parse.duration('tls-handshake-timeout', 100),
       agent: Object.freeze({
         ...(total !== undefined ? { total } : {}),
-        perSource: whole('max-connections-per-source', 1000)!,
+        perSource: whole('max-connections-per-source')!,
       }),
       admin: Object.freeze({
-        total: whole('admin-max-connections', 256)!,
-        perSource: whole('admin-max-connections-per-source', 64)!,
+        total: whole('admin-max-connections')!,
+        perSource: whole('admin-max-connections-per-source')!,
       }),
     }),
   };
@@ -274,30 +284,56 @@ function hostnameForUrl(): string {
   return hostname().toLowerCase() || 'localhost';
 }
 
+/** What `muster server` and `muster demo` read: `--config` and `--print-config`, then every setting. */
+export const SERVER_COMMAND_SETTINGS: readonly SettingSpec[] = [
+  ...configSettings('MUSTER_CONFIG', 'listen = "0.0.0.0:8443"'),
+  ...SERVER_SETTINGS,
+];
+
+/** A validated configuration with the raw settings it came from, and where each came from. */
+export interface LoadedServerSettings {
+  readonly config: ServerConfig;
+  readonly values: RawSettings;
+  readonly sources: Readonly<Record<string, SettingSource>>;
+  /** `--print-config` was given: show the settings, start nothing. */
+  readonly printConfig: boolean;
+}
+
 /**
- * Reads and validates the server's configuration from a command line and the environment: what
- * `muster server` and `muster demo` run. Bad flags, variables, files and values are listed
- * together in one ConfigError. `defaults` stand in for settings given neither way (the demo's).
+ * Reads and validates the server's configuration from a command line, the environment and a
+ * config file (`--config` or MUSTER_CONFIG), in that order of precedence: what `muster server`
+ * and `muster demo` run. Bad flags, variables, files, keys and values are listed together in one
+ * ConfigError. `defaults` stand in for settings given no way at all (the demo's).
  */
-export function loadServerConfig(
+export function loadServerSettings(
   argv: readonly string[],
   env: NodeJS.ProcessEnv = process.env,
   defaults: RawSettings = {},
-): ServerConfig {
-  const { values, problems, positionals } = readSettings(SERVER_SETTINGS, argv, env, {
+): LoadedServerSettings {
+  const { values, problems, positionals, sources } = readSettings(SERVER_COMMAND_SETTINGS, argv, env, {
     flagsAsProblems: true,
   });
   if (positionals.length > 0) problems.push(`unexpected argument "${positionals[0]}"`);
+  const merged = { ...defaults, ...values };
   let config: ServerConfig;
   try {
-    config = serverConfigFrom({ ...defaults, ...values });
+    config = serverConfigFrom(merged);
   } catch (err) {
     if (err instanceof ConfigError) throw new ConfigError([...problems, ...err.problems]);
     throw err;
   }
   // Thrown outside the try: inside, the catch would add these problems a second time.
   if (problems.length > 0) throw new ConfigError(problems);
-  return config;
+  return { config, values: merged, sources, printConfig: values['print-config'] === true };
+}
+
+/** loadServerSettings' configuration alone. */
+export function loadServerConfig(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+  defaults: RawSettings = {},
+): ServerConfig {
+  return loadServerSettings(argv, env, defaults).config;
 }
 
 /**

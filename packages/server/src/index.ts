@@ -2,8 +2,11 @@ export { type AppDeps, buildApp, type MusterApp } from './app.js';
 export { type Clock, type IdSource, ManualClock, randomIds, systemClock } from './clock.js';
 export {
   isLoopback,
+  type LoadedServerSettings,
   loadServerConfig,
+  loadServerSettings,
   parseHostPort,
+  SERVER_COMMAND_SETTINGS,
   SERVER_SETTINGS,
   type ServerConfig,
   serverConfigFrom,

@@ -1,6 +1,12 @@
 import { readFile } from 'node:fs/promises';
-import { AGENT_SETTINGS, agentConfigFrom, runAgent } from '@muster/agent';
-import { jsonLog, UsageError } from '@muster/host';
+import {
+  AGENT_COMMAND_SETTINGS,
+  AGENT_SETTINGS,
+  agentConfigFrom,
+  readAgentSettings,
+  runAgent,
+} from '@muster/agent';
+import { ConfigError, formatSettingsInForce, jsonLog, UsageError } from '@muster/host';
 import type { Command } from '../command.js';
 
 /** More than any join token: a file this large is not one. */
@@ -17,13 +23,22 @@ export const agentCommand: Command = {
     'host. Later runs need no token: the agent resumes with the identity in its data dir.\n' +
     'With several replicas, give --server once for each (or one name with several addresses): the\n' +
     'agent stays with the one that answers and moves to the next when it is lost. HTTPS_PROXY and\n' +
-    'NO_PROXY are honoured (HTTP CONNECT, mTLS end to end).',
-  settings: AGENT_SETTINGS,
-  async run({ values, env, signal }) {
+    'NO_PROXY are honoured (HTTP CONNECT, mTLS end to end). Every setting can also be a key in a\n' +
+    '--config file (TOML; server = ["https://HOST:8443"], token-file = "/etc/muster/join-token");\n' +
+    'flags beat the environment, which beats the file. --print-config shows what is in force.',
+  settings: AGENT_COMMAND_SETTINGS,
+  readsOwnSettings: true,
+  async run({ argv, env, signal }) {
     if (env.MUSTER_JOIN_TOKEN !== undefined)
       throw new UsageError(
         'MUSTER_JOIN_TOKEN is not read, a secret does not belong in the environment: put the token in a file and set MUSTER_JOIN_TOKEN_FILE to its path',
       );
+    const { values, sources, problems, printConfig } = readAgentSettings(argv, env);
+    if (problems.length > 0) throw new ConfigError(problems);
+    if (printConfig) {
+      process.stdout.write(formatSettingsInForce(AGENT_SETTINGS, values, sources));
+      return 0;
+    }
     const file = values['token-file'] as string | undefined;
     const tokenFromFile = file === undefined ? undefined : await readToken(file);
     const config = agentConfigFrom(values, tokenFromFile);

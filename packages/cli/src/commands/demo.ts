@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type AgentConfig, DEFAULT_RENEW_FRACTION, loadIdentity, runAgent } from '@muster/agent';
-import { jsonLog } from '@muster/host';
+import { formatSettingsInForce, jsonLog } from '@muster/host';
 import { keyFingerprint, type TokenCreated } from '@muster/proto';
 import type { Command } from '../command.js';
 import { displayPath } from '../output.js';
@@ -20,11 +20,16 @@ export const demoCommand: Command = {
   summary: 'a control plane on SQLite plus three local agents, in one go (what `npm start` runs)',
   details:
     'Everything lives in the data dir (default ./.muster); running the demo again resumes the same\nfleet. Ctrl-C stops the agents and the server cleanly.',
-  settings: async () => (await loadServer()).SERVER_SETTINGS,
+  settings: async () => (await loadServer()).SERVER_COMMAND_SETTINGS,
   readsOwnSettings: true,
   async run({ argv, env, signal }) {
-    const { loadServerConfig, startServer } = await loadServer();
-    const config = loadServerConfig(argv, env, { 'heartbeat-interval': '5s', 'log-level': 'warn' });
+    const { loadServerSettings, startServer, SERVER_SETTINGS } = await loadServer();
+    const loaded = loadServerSettings(argv, env, { 'heartbeat-interval': '5s', 'log-level': 'warn' });
+    if (loaded.printConfig) {
+      process.stdout.write(formatSettingsInForce(SERVER_SETTINGS, loaded.values, loaded.sources));
+      return 0;
+    }
+    const { config } = loaded;
     const server = await startServer(config);
     const agents = new AbortController();
     const running: Promise<void>[] = [];

@@ -3,7 +3,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { request } from 'node:https';
 import { join, resolve } from 'node:path';
 import { AGENT_SETTINGS, identityPaths, loadIdentity } from '@muster/agent';
-import { UsageError } from '@muster/host';
+import { defaultOf, UsageError } from '@muster/host';
 import type { Command } from '../command.js';
 
 // The agent host's checks of `muster doctor`, and what both roles share. This file stays free of server code: the
@@ -241,7 +241,7 @@ export const doctorAgentCommand: Command = {
     'It reads the same --data-dir and --server (and MUSTER_* variables) as muster agent.',
   settings: AGENT_SETTINGS.filter((s) => s.flag === 'data-dir' || s.flag === 'server'),
   async run({ values }) {
-    const dataDir = resolve((values['data-dir'] as string | undefined) ?? '.muster-agent');
+    const dataDir = resolve((values['data-dir'] as string | undefined) ?? defaultOf(AGENT_SETTINGS, 'data-dir'));
     return runChecks(agentChecks(dataDir, agentServerUrls(values.server)));
   },
 };

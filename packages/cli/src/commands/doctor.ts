@@ -216,8 +216,10 @@ async function serverHostChecks(values: RawSettings): Promise<Check[]> {
 }
 
 /** `--agent-data-dir`: the agent's `--data-dir`, under a name of its own beside the server's. */
+// Without the agent's default: given no --agent-data-dir, the doctor checks no agent.
+const { default: _agentDefault, ...agentDataDir } = AGENT_SETTINGS.find((s) => s.flag === 'data-dir')!;
 const AGENT_DATA_DIR: SettingSpec = {
-  ...AGENT_SETTINGS.find((s) => s.flag === 'data-dir')!,
+  ...agentDataDir,
   flag: 'agent-data-dir',
   help: "an agent's data dir: check this host as an agent host (with --data-dir too: as both)",
 };

@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { formatSettingsInForce } from '@muster/host';
 import type { Command } from '../command.js';
 import { displayPath } from '../output.js';
 
@@ -6,12 +7,16 @@ export const serverCommand: Command = {
   path: ['server'],
   summary: 'run the control plane',
   details:
-    'On first start it makes the data dir: the fleet CA, its own TLS identity and an admin\ntoken (mode 0600). Every flag has an environment variable; secrets are read from *_FILE.\nEvery bad flag, variable and value is reported at once.',
-  settings: async () => (await loadServer()).SERVER_SETTINGS,
+    'On first start it makes the data dir: the fleet CA, its own TLS identity and an admin\ntoken (mode 0600). Every flag has an environment variable and a key of the same name in\na --config file (TOML); flags beat the environment, which beats the file. Secrets are read\nfrom *_FILE variables and *-file keys. Every bad flag, variable, key and value is reported\nat once. --print-config shows what is in force and where each value came from.',
+  settings: async () => (await loadServer()).SERVER_COMMAND_SETTINGS,
   readsOwnSettings: true,
   async run({ argv, env, signal }) {
-    const { loadServerConfig, startServer } = await loadServer();
-    const config = loadServerConfig(argv, env);
+    const { loadServerSettings, startServer, SERVER_SETTINGS } = await loadServer();
+    const { config, values, sources, printConfig } = loadServerSettings(argv, env);
+    if (printConfig) {
+      process.stdout.write(formatSettingsInForce(SERVER_SETTINGS, values, sources));
+      return 0;
+    }
     const server = await startServer(config);
     const out = process.stdout;
     const reach = adminFlagsFor(server.adminUrl, config, { always: true });
