@@ -65,9 +65,7 @@ async function main(argv: string[]): Promise<number> {
     );
     if (problems.length > 0) throw new ConfigError(problems);
     if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
-    return (
-(await command.run({ ...context, values, positionals })) ?? 0
-    );
+    return (await command.run({ ...context, values, positionals })) ?? 0;
   } catch (err) {
     const e = err as Error;
     if (err instanceof UsageError || err instanceof ConfigError) {

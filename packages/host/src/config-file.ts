@@ -103,7 +103,9 @@ export function readConfigFile(
 function unknownKey(key: string, specs: readonly SettingSpec[], keys: Map<string, FileKey>): string {
   const secret = specs.find((s) => s.secret && s.flag === key);
   if (secret) {
-    const fileKey = keys.has(`${key}-file`) ? `${key}-file` : specs.find((s) => s.flag === `${key}-file`)?.flag;
+    const fileKey = keys.has(`${key}-file`)
+      ? `${key}-file`
+      : specs.find((s) => s.flag === `${key}-file`)?.flag;
     return `${key} is a secret and is not written in the config file; put it in a file of its own and set ${fileKey} to its path`;
   }
   if (META_FLAGS.has(key)) return `${key} is not read from a config file`;
@@ -126,7 +128,12 @@ function editDistance(a: string, b: string): number {
   return row[b.length]!;
 }
 
-function typeProblem(key: string, spec: SettingSpec, secretFile: boolean, value: unknown): string | undefined {
+function typeProblem(
+  key: string,
+  spec: SettingSpec,
+  secretFile: boolean,
+  value: unknown,
+): string | undefined {
   const kind = secretFile ? 'string' : spec.kind;
   const got = describeType(value);
   if (kind === 'string' && typeof value !== 'string')

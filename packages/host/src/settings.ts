@@ -138,7 +138,9 @@ function envValue(
     try {
       raw = readFileSync(filePath, 'utf8').trim();
     } catch (err) {
-      problems.push(`${fileVar}: cannot read ${filePath} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      problems.push(
+        `${fileVar}: cannot read ${filePath} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
       return undefined;
     }
   }

@@ -241,7 +241,9 @@ export const doctorAgentCommand: Command = {
     'It reads the same --data-dir and --server (and MUSTER_* variables) as muster agent.',
   settings: AGENT_SETTINGS.filter((s) => s.flag === 'data-dir' || s.flag === 'server'),
   async run({ values }) {
-    const dataDir = resolve((values['data-dir'] as string | undefined) ?? defaultOf(AGENT_SETTINGS, 'data-dir'));
+    const dataDir = resolve(
+      (values['data-dir'] as string | undefined) ?? defaultOf(AGENT_SETTINGS, 'data-dir'),
+    );
     return runChecks(agentChecks(dataDir, agentServerUrls(values.server)));
   },
 };
