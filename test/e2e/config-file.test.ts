@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { TokenCreated } from '@muster/proto';
 import { agentArgsFromJoinLine, assertHealthy, waitForNode } from '../support/fleet.js';
 import { closedPort } from '../support/ports.js';
+import { REPO_ROOT } from '../support/processes.js';
 import { assertNoStackTrace, type CliResult, describeResult, Sandbox } from '../support/sandbox.js';
 
 // `--config FILE` as an operator uses it: a server and an agent started from TOML files by the
@@ -37,6 +38,28 @@ describe('config files', () => {
     writeFileSync(path, text);
     return path;
   };
+
+  test("README's server.toml and agent.toml are taken as they are written", async () => {
+    const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+    const blocks = [...readme.matchAll(/```toml\n(# (server|agent)\.toml:[\s\S]*?)```/g)];
+    assert.deepEqual(
+      blocks.map((b) => b[2]),
+      ['server', 'agent'],
+      'README has a server.toml and an agent.toml example',
+    );
+    for (const [, text, role] of blocks) {
+      const toml = write(`${role}.toml`, text!);
+      const result = await sandbox.run([role!, '--config', toml, '--print-config']);
+      assert.equal(result.code, 0, describeResult(result));
+      const fromFile = result.stdout.split('\n').filter((l) => l.endsWith(`# file:${toml}`));
+      const keys = text!.split('\n').filter((l) => /^[a-z]/.test(l));
+      assert.equal(
+        fromFile.length,
+        keys.length,
+        `every key of README's ${role}.toml is in force:\n${result.stdout}`,
+      );
+    }
+  });
 
   test('a server listens where its config file says, the environment beating the file; an agent enrolls from its own file', async () => {
     const [agentPort, filePort, envPort] = [await closedPort(), await closedPort(), await closedPort()];

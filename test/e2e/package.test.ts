@@ -123,37 +123,31 @@ describe('npm run package', () => {
   });
 
   /**
-   * Enrolls a packaged agent the way its unit runs it: `env -i`, its settings in the MUSTER_*
-   * variables /etc/muster/agent.env names, the token in a file. Waits for its node to report,
-   * then runs its own doctor on the state dir.
+   * Enrolls a packaged agent the way its unit runs it: `env -i`, `--config agent.toml` made from
+   * the .deb's /etc/muster/agent.toml with the join line's values filled in, the token in a file.
+   * Waits for its node to report, then runs its own doctor on the state dir.
    */
   async function enrollPackaged(name: string, host: string, program: string[]): Promise<void> {
     server ??= await sandbox.startServer();
     const token = await sandbox.json<TokenCreated>(['token', 'create', '--name', name, ...server.adminFlags]);
     const flags = agentArgsFromJoinLine(token.agentCommand, server.agentUrl).slice(1);
-    const envNames: Record<string, string> = {
-      '--server': 'MUSTER_SERVER',
-      '--ca-pin': 'MUSTER_CA_PIN',
-      '--root-pin': 'MUSTER_ROOT_PIN',
-      '--token-file': 'MUSTER_JOIN_TOKEN_FILE',
-      '--name': 'MUSTER_NODE_NAME',
-    };
-    const envFile = readFileSync(join(REPO_ROOT, 'deploy/debian/agent.env'), 'utf8');
-    const env: Record<string, string> = { MUSTER_AGENT_DATA_DIR: join(host, 'state') };
+    const values: Record<string, string> = { 'data-dir': JSON.stringify(join(host, 'state')) };
     for (let i = 0; i < flags.length; i += 2) {
-      const variable = envNames[flags[i]!];
-      assert.ok(variable, `the join line carries ${flags[i]}, which agent.env does not name`);
-      assert.match(envFile, new RegExp(`^#?${variable}=`, 'm'));
-      env[variable] = flags[i + 1]!;
+      const key = flags[i]!.slice(2);
+      values[key] = key === 'server' ? `[${JSON.stringify(flags[i + 1])}]` : JSON.stringify(flags[i + 1]);
     }
-    const agent = spawn(
-      '/usr/bin/env',
-      ['-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...program],
-      {
-        cwd: host,
-        stdio: ['ignore', 'ignore', 'pipe'],
-      },
-    );
+    // The shipped file, each key the join line carries uncommented and set, as its comments say.
+    let toml = readFileSync(join(REPO_ROOT, 'deploy/debian/agent.toml'), 'utf8');
+    for (const [key, value] of Object.entries(values)) {
+      const line = new RegExp(`^#?${key} = .*$`, 'm');
+      assert.match(toml, line, `the join line carries --${key}, which agent.toml does not name`);
+      toml = toml.replace(line, `${key} = ${value}`);
+    }
+    writeFileSync(join(host, 'agent.toml'), toml);
+    const agent = spawn('/usr/bin/env', ['-i', ...program, '--config', 'agent.toml'], {
+      cwd: host,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     agents.push(agent);
     let stderr = '';
     agent.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
@@ -168,9 +162,11 @@ describe('npm run package', () => {
       assertHealthy(node);
       assert.equal(node.facts.agentVersion, MUSTER_VERSION);
     } catch (err) {
-      throw new Error(`${(err as Error).message}\n--- ${program.join(' ')} stderr ---\n${stderr}`);
+      throw new Error(
+        `${(err as Error).message}\n--- ${program.join(' ')} --config agent.toml stderr ---\n${stderr}`,
+      );
     }
-    assert.ok(existsSync(join(host, 'state', 'node.key')), 'the key was not kept in MUSTER_AGENT_DATA_DIR');
+    assert.ok(existsSync(join(host, 'state', 'node.key')), "the key was not kept in agent.toml's data-dir");
     // The doctor comes in the same file, for hosts that have only the agent.
     const doctor = bare(program[0]!, [...program.slice(1), 'doctor', '--data-dir', 'state'], host);
     assert.match(
@@ -179,7 +175,7 @@ describe('npm run package', () => {
     );
   }
 
-  test('the bundle enrolls against a real muster server, with its settings in the environment, and its node reports ok', async () => {
+  test('the bundle enrolls against a real muster server, with its settings in agent.toml, and its node reports ok', async () => {
     const host = sandbox.tempDir('bundle-host');
     copyFileSync(join(out, 'muster-agent.cjs'), join(host, 'muster-agent.cjs'));
     await enrollPackaged('bundled-1', host, [process.execPath, 'muster-agent.cjs']);
@@ -227,16 +223,14 @@ describe('npm run package', () => {
     ]);
   });
 
-  test('the .deb holds the executable, the unit, agent.env as a conffile, and maintainer scripts that parse', () => {
+  test('the .deb holds the executable, the unit, agent.toml as a conffile, and maintainer scripts that parse', () => {
     const contents = ok(spawnSync('dpkg-deb', ['-c', deb], { encoding: 'utf8' }), 'dpkg-deb -c');
     const entry = (path: string) => contents.split('\n').find((line) => line.endsWith(` ./${path}`));
     assert.match(entry('usr/bin/muster-agent') ?? '', /^-rwxr-xr-x root\/root /);
     assert.match(entry('usr/lib/systemd/system/muster-agent.service') ?? '', /^-rw-r--r-- root\/root /);
-    assert.match(
-      entry('etc/muster/agent.env') ?? '',
-      /^-rw------- root\/root /,
-      'agent.env is readable by others',
-    );
+    // Read by the agent as the muster user, and holding no secret.
+    assert.match(entry('etc/muster/agent.toml') ?? '', /^-rw-r--r-- root\/root /);
+    assert.equal(entry('etc/muster/agent.env'), undefined, 'the .deb still ships agent.env');
 
     const info = ok(spawnSync('dpkg-deb', ['-I', deb], { encoding: 'utf8' }), 'dpkg-deb -I');
     assert.match(info, /^ Package: muster-agent$/m);
@@ -244,7 +238,7 @@ describe('npm run package', () => {
     for (const script of ['conffiles', 'postinst', 'prerm', 'postrm'])
       assert.match(info, new RegExp(` ${script} `));
     const conffiles = ok(spawnSync('dpkg-deb', ['-I', deb, 'conffiles'], { encoding: 'utf8' }), 'conffiles');
-    assert.equal(conffiles, '/etc/muster/agent.env\n');
+    assert.equal(conffiles, '/etc/muster/agent.toml\n');
 
     const control = sandbox.tempDir('control');
     ok(spawnSync('dpkg-deb', ['-e', deb, control], { encoding: 'utf8' }), 'dpkg-deb -e');
@@ -299,6 +293,17 @@ describe('npm run package', () => {
     ok(spawnSync('dpkg-deb', ['-x', deb, root], { encoding: 'utf8' }), 'dpkg-deb -x');
     const installed = bare(join(root, 'usr/bin/muster-agent'), ['--version'], root);
     assert.equal(ok(installed, "the .deb's /usr/bin/muster-agent --version"), `${MUSTER_VERSION}\n`);
+    // The unit reads the shipped config file, which the packaged agent takes as it comes.
+    const unit = readFileSync(join(root, 'usr/lib/systemd/system/muster-agent.service'), 'utf8');
+    assert.match(unit, /^ExecStart=\/usr\/bin\/muster-agent --config \/etc\/muster\/agent\.toml$/m);
+    assert.doesNotMatch(unit, /^EnvironmentFile=/m);
+    const shipped = join(root, 'etc/muster/agent.toml');
+    const inForce = ok(
+      bare(join(root, 'usr/bin/muster-agent'), ['--config', shipped, '--print-config'], root),
+      'muster-agent --config /etc/muster/agent.toml --print-config',
+    );
+    assert.match(inForce, new RegExp(`^data-dir = "/var/lib/muster-agent" +# file:${shipped}$`, 'm'));
+    assert.match(inForce, /^server = \[\] +# default$/m);
     const verify = () => {
       const result = spawnSync(
         SYSTEMD_ANALYZE,

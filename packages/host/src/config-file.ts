@@ -182,7 +182,9 @@ export function formatSettingsInForce(
     const implied = spec.kind === 'boolean' ? false : spec.kind === 'list' ? [] : undefined;
     const value = values[spec.flag] ?? spec.default ?? implied;
     if (value === undefined) {
-      rows.push([`# ${spec.flag} is not set`, '']);
+      // What the help says happens then (a default derived from other settings), if it says.
+      const derived = /\(default:? ([^)]*)\)/.exec(spec.help)?.[1];
+      rows.push([`# ${spec.flag} is not set${derived ? ` (default ${derived})` : ''}`, '']);
       continue;
     }
     const source = sources[spec.flag] ?? 'default';
@@ -197,7 +199,9 @@ export function formatSettingsInForce(
       : `# config file ${values.config as string} (${config === 'flag' ? '--config' : config})`;
   return [
     head,
-    ...rows.map(([left, right]) => (right ? `${left.padEnd(width)}${right}`.trimEnd() : left)),
+    ...rows.map(([left, right]) =>
+      right ? `${left}${' '.repeat(Math.max(2, width - left.length))}${right}` : left,
+    ),
     '',
   ].join('\n');
 }
