@@ -166,7 +166,7 @@ describe('config files', () => {
     assert.deepEqual(printed(out, 'admin-host'), { value: '["admin.test"]', source: `file:${toml}` });
     assert.deepEqual(printed(out, 'heartbeat-interval'), { value: '"10s"', source: 'default' });
     assert.deepEqual(printed(out, 'db'), { value: '"(redacted)"', source: `file:${toml}` });
-    assert.match(out, /^# public-url is not set$/m);
+    assert.match(out, /^# public-url is not set \(default https:\/\/<listen or hostname>:<port>\)$/m);
     assert.doesNotMatch(out, /hunter2/, 'the secret is not printed');
     assert.equal(existsSync(dataDir), false, '--print-config starts nothing and writes nothing');
 

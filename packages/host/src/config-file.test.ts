@@ -16,7 +16,7 @@ const SPECS: SettingSpec[] = [
     default: '127.0.0.1:1',
     help: 'where',
   },
-  { flag: 'admin-listen', env: 'T_ADMIN_LISTEN', kind: 'string', help: 'admin' },
+  { flag: 'admin-listen', env: 'T_ADMIN_LISTEN', kind: 'string', help: 'admin (default: the listen host)' },
   { flag: 'verbose', env: 'T_VERBOSE', kind: 'boolean', help: 'say more' },
   { flag: 'san', env: 'T_SANS', kind: 'list', help: 'names' },
   { flag: 'db', env: 'T_DB', kind: 'string', secret: true, help: 'store' },
@@ -166,7 +166,7 @@ describe('--print-config', () => {
       [
         '# config file /etc/m.toml (--config)',
         'listen = "0.0.0.0:9"  # file:/etc/m.toml',
-        '# admin-listen is not set',
+        '# admin-listen is not set (default: the listen host)',
         'verbose = false       # default',
         'san = ["a", "b"]      # env:T_SANS',
         'db = "(redacted)"     # env:T_DB_FILE',

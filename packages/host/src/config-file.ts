@@ -183,8 +183,8 @@ export function formatSettingsInForce(
     const value = values[spec.flag] ?? spec.default ?? implied;
     if (value === undefined) {
       // What the help says happens then (a default derived from other settings), if it says.
-      const derived = /\(default:? ([^)]*)\)/.exec(spec.help)?.[1];
-      rows.push([`# ${spec.flag} is not set${derived ? ` (default ${derived})` : ''}`, '']);
+      const derived = /\(default:? [^)]*\)/.exec(spec.help)?.[0];
+      rows.push([`# ${spec.flag} is not set${derived ? ` ${derived}` : ''}`, '']);
       continue;
     }
     const source = sources[spec.flag] ?? 'default';
