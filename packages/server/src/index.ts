@@ -2,15 +2,17 @@ export { type AppDeps, buildApp, type MusterApp } from './app.js';
 export { type Clock, type IdSource, ManualClock, randomIds, systemClock } from './clock.js';
 export {
   isLoopback,
-  type LoadedServerSettings,
-  loadServerConfig,
-  loadServerSettings,
   parseHostPort,
-  SERVER_COMMAND_SETTINGS,
   SERVER_SETTINGS,
   type ServerConfig,
   serverConfigFrom,
 } from './config.js';
+export {
+  type LoadedServerSettings,
+  loadServerConfig,
+  loadServerSettings,
+  SERVER_COMMAND_SETTINGS,
+} from './config-load.js';
 export { AppError, ConfigError } from './errors.js';
 export { appendEntries, type NewEntry } from './features/ledger/log.js';
 export { LedgerService } from './features/ledger/service.js';
