@@ -182,7 +182,7 @@ describe('config files', () => {
     const dataDir = join(sandbox.tempDir('never'), 'data');
     const cases: Array<[string, string]> = [
       ['lisen = "127.0.0.1:8443"\n', 'unknown key "lisen" (did you mean listen?)'],
-      ['listen = 8443\n', 'listen must be a string, not a number: listen = "8443"'],
+      ['listen = true\n', 'listen must be a string, not a boolean: listen = "true"'],
       ['san = "muster.test"\n', 'san must be an array of strings, not a string: san = ["muster.test"]'],
       [
         'admin-behind-proxy = "yes"\n',
@@ -286,7 +286,7 @@ describe('config files', () => {
         'server = "https://a.test:8443"\n',
         'server must be an array of strings, not a string: server = ["https://a.test:8443"]',
       ],
-      ['renew-fraction = 0.5\n', 'renew-fraction must be a string, not a number: renew-fraction = "0.5"'],
+      ['renew-fraction = true\n', 'renew-fraction must be a string, not a boolean: renew-fraction = "true"'],
       ['listen = "127.0.0.1:8443"\n', 'unknown key "listen"'],
     ] as const) {
       const bad = write('agent.toml', `data-dir = "${dataDir}"\n${text}`);

@@ -57,6 +57,13 @@ describe('config files', () => {
     });
   });
 
+  test('a number where text is wanted stands for its text, to be judged by the setting itself', async () => {
+    const path = await file('listen = 8443\n');
+    assert.deepEqual(readConfigFile(path, SPECS), { values: { listen: '8443' }, problems: [] });
+    const secret = await file('db-file = 5\n');
+    assert.match(readConfigFile(secret, SPECS).problems[0]!, /db-file must be a string, not a number/);
+  });
+
   test('flags beat the environment, which beats the file; each value says where it came from', async () => {
     const path = await file('listen = "10.0.0.1:1"\nadmin-listen = "10.0.0.1:2"\nsan = ["f"]\n');
     const env = { T_LISTEN: '10.0.0.2:1', T_ADMIN_LISTEN: '10.0.0.2:2', T_CONFIG: path };
@@ -85,7 +92,7 @@ describe('config files', () => {
     const path = await file(
       [
         'lisen = "x"',
-        'listen = 8443',
+        'listen = true',
         'san = "a.example"',
         'verbose = "yes"',
         'db = "postgres://u:pw@db/m"',
@@ -100,7 +107,7 @@ describe('config files', () => {
     const { problems } = readConfigFile(path, SPECS);
     assert.deepEqual(problems, [
       `${path}: unknown key "lisen" (did you mean listen?)`,
-      `${path}: listen must be a string, not a number: listen = "8443"`,
+      `${path}: listen must be a string, not a boolean: listen = "true"`,
       `${path}: san must be an array of strings, not a string: san = ["a.example"]`,
       `${path}: verbose must be true or false, not a string: verbose = true`,
       `${path}: db is a secret and is not written in the config file; put it in a file of its own and set db-file to its path`,

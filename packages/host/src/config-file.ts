@@ -86,7 +86,8 @@ export function readConfigFile(
       continue;
     }
     if (!secretFile) {
-      values[spec.flag] = value as string | boolean | string[];
+      // A number stands for its text (`heartbeat-burst = 5`); the setting's validation judges it.
+      values[spec.flag] = isNumber(value) ? String(value) : (value as string | boolean | string[]);
       continue;
     }
     try {
@@ -136,7 +137,7 @@ function typeProblem(
 ): string | undefined {
   const kind = secretFile ? 'string' : spec.kind;
   const got = describeType(value);
-  if (kind === 'string' && typeof value !== 'string')
+  if (kind === 'string' && typeof value !== 'string' && !(isNumber(value) && !secretFile))
     return `${key} must be a string, not ${got}: ${key} = "${exampleText(value)}"`;
   if (kind === 'boolean' && typeof value !== 'boolean')
     return `${key} must be true or false, not ${got}: ${key} = true`;
@@ -144,6 +145,9 @@ function typeProblem(
     return `${key} must be an array of strings, not ${got}: ${key} = ["${Array.isArray(value) ? 'A", "B' : exampleText(value)}"]`;
   return undefined;
 }
+
+const isNumber = (value: unknown): value is number | bigint =>
+  (typeof value === 'number' && Number.isFinite(value)) || typeof value === 'bigint';
 
 function describeType(value: unknown): string {
   if (Array.isArray(value))
