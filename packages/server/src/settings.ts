@@ -252,4 +252,26 @@ export const SERVER_SETTINGS: readonly SettingSpec[] = [
     value: 'N',
     help: 'refused admin credentials per minute per source address, in bursts of N, before 429 (default 30)',
   },
+  // Enrollment without a join token: how long a request waits, how many may, how often one source may ask.
+  {
+    flag: 'request-ttl',
+    env: 'MUSTER_REQUEST_TTL',
+    kind: 'string',
+    value: 'DURATION',
+    help: 'how long an enrollment request (muster agent --request) waits for approval before it expires (default 1h)',
+  },
+  {
+    flag: 'request-rate',
+    env: 'MUSTER_REQUEST_RATE',
+    kind: 'string',
+    value: 'N',
+    help: 'enrollment requests per minute per source address, in bursts of N, before 429 (default 10)',
+  },
+  {
+    flag: 'max-pending-requests',
+    env: 'MUSTER_MAX_PENDING_REQUESTS',
+    kind: 'string',
+    value: 'N',
+    help: 'most enrollment requests waiting at once; more are refused with 429 (default 1000)',
+  },
 ];

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { AGENT_SETTINGS, agentConfigFrom, runAgent } from '@muster/agent';
 import { jsonLog, UsageError } from '@muster/host';
 import type { Command } from '../command.js';
+import { requestedText } from './agent-request.js';
 
 /** More than any join token: a file this large is not one. */
 const MAX_TOKEN_BYTES = 4096;
@@ -17,7 +18,10 @@ export const agentCommand: Command = {
     'host. Later runs need no token: the agent resumes with the identity in its data dir.\n' +
     'With several replicas, give --server once for each (or one name with several addresses): the\n' +
     'agent stays with the one that answers and moves to the next when it is lost. HTTPS_PROXY and\n' +
-    'NO_PROXY are honoured (HTTP CONNECT, mTLS end to end).',
+    'NO_PROXY are honoured (HTTP CONNECT, mTLS end to end).\n' +
+    'Without a token: --request --server URL --ca-pin sha256:… queues a request, prints the key\n' +
+    'fingerprint for the operator to compare (muster nodes approve NAME --fingerprint …), and waits.\n' +
+    'With no route to the server: muster agent request --out FILE, then muster agent --grant GRANT.',
   settings: AGENT_SETTINGS,
   async run({ values, env, signal }) {
     if (env.MUSTER_JOIN_TOKEN !== undefined)
@@ -28,7 +32,9 @@ export const agentCommand: Command = {
     const tokenFromFile = file === undefined ? undefined : await readToken(file);
     const config = agentConfigFrom(values, tokenFromFile);
     const log = jsonLog(config.logLevel, { svc: 'muster-agent' });
-    await runAgent(config, log, signal);
+    await runAgent(config, log, signal, {
+      onRequested: (state, server) => console.log(requestedText(state, server)),
+    });
     return 0;
   },
 };
