@@ -299,7 +299,10 @@ describe('the request queue refuses what it must: expiry and a flood from one ad
     const limited = answers.filter((a) => a.status === 429);
     assert.ok(limited.length > 0, JSON.stringify(answers.map((a) => a.status)));
     assert.match(limited[0]!.body.detail, /^too many enrollment requests from this address; retry in \d+ s/);
-    assert.ok(answers.slice(0, 3).every((a) => a.status === 202), 'refused before the burst was spent');
+    assert.ok(
+      answers.slice(0, 3).every((a) => a.status === 202),
+      'refused before the burst was spent',
+    );
 
     const agent = askToJoin(sandbox, server, 'flooded', sandbox.tempDir('host-flooded'));
     await agent.waitForOutput('the agent to report the refusal', (p) =>
