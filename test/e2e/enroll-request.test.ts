@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -204,6 +204,22 @@ describe('enrolling without a join token: real server, real agents', () => {
     assert.equal(asked, keyFingerprint(join(host, 'request.key')));
     assert.doesNotMatch(readFileSync(requestFile, 'utf8'), /PRIVATE KEY/, 'the key left the host');
 
+    // A request file altered on the way (another key's fingerprint written in) is refused, unsent.
+    const tampered = join(sandbox.tempDir('tampered'), 'edge.request');
+    const original = JSON.parse(readFileSync(requestFile, 'utf8'));
+    writeFileSync(tampered, JSON.stringify({ ...original, fingerprint: `sha256:${'1'.repeat(64)}` }));
+    const altered = await sandbox.run([
+      'nodes',
+      'sign',
+      tampered,
+      '--out',
+      `${tampered}.grant`,
+      ...server.adminFlags,
+    ]);
+    assert.equal(altered.code, 2, describeResult(altered));
+    assert.match(altered.stderr, /its fingerprint is not its CSR's key .*: the file was altered/);
+    assert.ok(!existsSync(`${tampered}.grant`));
+
     const grant = join(sandbox.tempDir('carry-back'), 'edge.grant');
     const signed = await sandbox.run(['nodes', 'sign', requestFile, '--out', grant, ...server.adminFlags]);
     assert.equal(signed.code, 0, describeResult(signed));
@@ -247,6 +263,10 @@ describe('enrolling without a join token: real server, real agents', () => {
     );
     assertNoStackTrace(foreign.stderr);
     assert.ok(!existsSync(join(elsewhere, 'identity.json')));
+
+    const notGrant = await sandbox.run(['agent', '--grant', requestFile, '--data-dir', host]);
+    assert.equal(notGrant.code, 2, describeResult(notGrant));
+    assert.match(notGrant.stderr, /is not a grant file \(muster nodes sign FILE --out GRANT writes one\)/);
 
     const agent = sandbox.spawn(['agent', '--grant', grant, '--server', server.agentUrl, '--data-dir', host]);
     const node = await waitForNode(sandbox, server, 'edge-1', 'to report', reportedAfter(null));

@@ -179,6 +179,14 @@ for (const dialect of dialects()) {
       const twice = await t.admin('POST', '/v1/enrollment/grants', { ...body, name: 'edge-2' });
       assert.equal(twice.status, 409, twice.body);
       assert.equal(twice.json.code, 'already_signed');
+      // One request file signed twice at once, under two names: one node.
+      const twin = await asker('twin');
+      const both = await Promise.all(
+        ['twin-a', 'twin-b'].map((name) =>
+          t.admin('POST', '/v1/enrollment/grants', { csr: twin.csr, name, facts: testFacts(name) }),
+        ),
+      );
+      assert.deepEqual(both.map((r) => r.status).sort(), [201, 409], both.map((r) => r.body).join('\n'));
     });
   });
 

@@ -2,8 +2,6 @@ import { randomBytes } from 'node:crypto';
 import {
   type Facts,
   FINGERPRINT_PATTERN,
-  isNodeName,
-  isProfile,
   type Labels,
   type NodeRequestBody,
   type NodeRequestState,
@@ -11,7 +9,6 @@ import {
   type RequestDecision,
   type RequestStatus,
   type SignedGrant,
-  spkiFingerprint,
 } from '@muster/proto';
 import type { Kysely } from 'kysely';
 import { ConflictError, NotFoundError, RateLimitedError, UnprocessableError } from '../../errors.js';
@@ -19,7 +16,6 @@ import { verifiedCsrKey } from '../../pki/csr.js';
 import type { Store } from '../../store/db.js';
 import type { DialectTraits } from '../../store/dialect.js';
 import type { NodeRequestsTable, Schema } from '../../store/schema.js';
-import { nameFromHostname } from '../enrollment/service.js';
 import type { EventSink } from '../events/service.js';
 import { DEFAULT_PROFILE } from '../tokens/service.js';
 import {
@@ -31,6 +27,7 @@ import {
   refuseHeldName,
 } from './admit.js';
 import type { RequestQueueSettings } from './settings.js';
+import { commitNode, readAsked, signRequest } from './sign.js';
 
 export interface RequestServiceDeps extends AdmitDeps {
   db: Kysely<Schema>;
@@ -40,16 +37,6 @@ export interface RequestServiceDeps extends AdmitDeps {
   settings: Pick<RequestQueueSettings, 'ttlMs' | 'maxPending'>;
   /** The agent-plane URL a grant names, for a host that was given no --server. */
   publicUrl: () => string;
-}
-
-/** A request as the CSR and the name it asks for make it, checked before anything is stored. */
-interface Asked {
-  name: string;
-  fingerprint: string;
-  spki: Uint8Array;
-  profile: string | undefined;
-  labels: Labels;
-  facts: Facts;
 }
 
 /**
@@ -63,7 +50,7 @@ export class RequestService {
   /** Queues a host's request; the same key asking again gets the request it already has. */
   async request(body: NodeRequestBody, source: string): Promise<NodeRequestState> {
     const { db, clock } = this.deps;
-    const asked = this.asked(body);
+    const asked = readAsked(body);
     const now = clock.now();
     await this.expireDue(now);
     const waiting = await this.pendingFor(asked.name);
@@ -181,26 +168,30 @@ export class RequestService {
     const admitted = this.admittedFrom(row);
     const nodeId = this.deps.ids.nodeId();
     const issued = issueFor(this.deps, admitted, nodeId, now);
-    await this.commitNode(async (trx) => {
-      const taken = await trx
-        .updateTable('node_requests')
-        .set({
-          status: 'approved',
-          decided_at: now,
-          decided_by: actor,
-          node_id: nodeId,
-          cert_pem: issued.pem,
-          not_after: issued.notAfter,
-        })
-        .where('id', '=', row.id)
-        .where('status', '=', 'pending')
-        .where('expires_at', '>', now)
-        .returning('id')
-        .executeTakeFirst();
-      // Another operator, or the clock, decided it in between: nothing is issued.
-      if (!taken) throw this.noPending(name);
-      await insertNode(trx, this.deps, admitted, nodeId, issued, actor, now);
-    }, name);
+    await commitNode(
+      this.deps,
+      async (trx) => {
+        const taken = await trx
+          .updateTable('node_requests')
+          .set({
+            status: 'approved',
+            decided_at: now,
+            decided_by: actor,
+            node_id: nodeId,
+            cert_pem: issued.pem,
+            not_after: issued.notAfter,
+          })
+          .where('id', '=', row.id)
+          .where('status', '=', 'pending')
+          .where('expires_at', '>', now)
+          .returning('id')
+          .executeTakeFirst();
+        // Another operator, or the clock, decided it in between: nothing is issued.
+        if (!taken) throw this.noPending(name);
+        await insertNode(trx, this.deps, admitted, nodeId, issued, actor, now);
+      },
+      name,
+    );
     return { name, fingerprint, status: 'approved', nodeId };
   }
 
@@ -229,66 +220,8 @@ export class RequestService {
   }
 
   /** Signs a request file brought over by hand: the node exists at once, and a key is signed once. */
-  async sign(body: NodeRequestBody, actor: string): Promise<SignedGrant> {
-    const asked = this.asked(body);
-    const now = this.deps.clock.now();
-    const signed = await this.deps.db
-      .selectFrom('node_requests')
-      .select(['name', 'node_id'])
-      .where('fingerprint', '=', asked.fingerprint)
-      .where('status', '=', 'approved')
-      .executeTakeFirst();
-    if (signed)
-      throw new ConflictError(
-        `this key (${asked.fingerprint}) was already let in as node ${signed.name}; a request is signed once`,
-        'already_signed',
-      );
-    await refuseHeldName(this.deps.db, asked.name);
-    const requestId = `req_${randomBytes(16).toString('hex')}`;
-    const admitted: Admitted = {
-      ...asked,
-      requestId,
-      profile: asked.profile ?? DEFAULT_PROFILE,
-      via: 'grant',
-    };
-    const nodeId = this.deps.ids.nodeId();
-    const issued = issueFor(this.deps, admitted, nodeId, now);
-    await this.commitNode(async (trx) => {
-      await trx
-        .insertInto('node_requests')
-        .values({
-          id: requestId,
-          name: asked.name,
-          fingerprint: asked.fingerprint,
-          csr: body.csr,
-          profile: asked.profile ?? null,
-          labels: JSON.stringify(asked.labels),
-          facts: JSON.stringify(asked.facts),
-          source: 'offline',
-          status: 'approved',
-          created_at: now,
-          expires_at: now,
-          decided_at: now,
-          decided_by: actor,
-          node_id: nodeId,
-          cert_pem: issued.pem,
-          not_after: issued.notAfter,
-        })
-        .execute();
-      await insertNode(trx, this.deps, admitted, nodeId, issued, actor, now);
-    }, asked.name);
-    return {
-      fingerprint: asked.fingerprint,
-      server: this.deps.publicUrl(),
-      enrolled: enrolledAnswer(this.deps, {
-        nodeId,
-        name: asked.name,
-        certPem: issued.pem,
-        notAfter: issued.notAfter,
-        profile: admitted.profile,
-        labels: asked.labels,
-      }),
-    };
+  sign(body: NodeRequestBody, actor: string): Promise<SignedGrant> {
+    return signRequest(this.deps, body, actor);
   }
 
   /**
@@ -322,29 +255,6 @@ export class RequestService {
     });
   }
 
-  private asked(body: NodeRequestBody): Asked {
-    const name = body.name ?? nameFromHostname(body.facts.hostname);
-    if (!isNodeName(name))
-      throw new UnprocessableError(
-        'node name must be 1-63 lowercase letters, digits or dashes, starting and ending with a letter or digit',
-        'bad_name',
-      );
-    if (body.profile !== undefined && !isProfile(body.profile))
-      throw new UnprocessableError(
-        'profile must be lowercase letters, digits, dots, dashes or underscores',
-        'bad_profile',
-      );
-    const spki = verifiedCsrKey(body.csr);
-    return {
-      name,
-      spki,
-      fingerprint: spkiFingerprint(spki),
-      profile: body.profile,
-      labels: body.labels ?? {},
-      facts: body.facts,
-    };
-  }
-
   private admittedFrom(row: NodeRequestsTable): Admitted {
     return {
       requestId: row.id,
@@ -356,17 +266,6 @@ export class RequestService {
       facts: JSON.parse(row.facts) as Facts,
       via: 'request',
     };
-  }
-
-  /** A node made in one transaction; two let in under one name at once, the unique index decides. */
-  private async commitNode(fn: (trx: Kysely<Schema>) => Promise<void>, name: string): Promise<void> {
-    try {
-      await this.deps.write(fn);
-    } catch (err) {
-      if (this.deps.traits.isUniqueViolation(err))
-        throw new ConflictError(`the name ${name} is held by an active node`, 'name_taken');
-      throw err;
-    }
   }
 
   private pendingFor(name: string): Promise<NodeRequestsTable | undefined> {

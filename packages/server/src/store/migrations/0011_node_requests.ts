@@ -38,10 +38,13 @@ export const nodeRequests: Migration = {
       .on('node_requests')
       .columns(['status', 'expires_at'])
       .execute();
+    // A key is let in once: two signatures of one request file at once, the index decides.
     await db.schema
-      .createIndex('node_requests_fingerprint')
+      .createIndex('node_requests_approved_fingerprint')
       .on('node_requests')
       .column('fingerprint')
+      .unique()
+      .where(sql.ref('status'), '=', 'approved')
       .execute();
   },
 };
