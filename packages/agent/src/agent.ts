@@ -17,10 +17,12 @@ import { type AgentCommands, startCommands } from './commands/index.js';
 import type { AgentConfig } from './config.js';
 import { DialingAgent } from './dial.js';
 import { AgentFatalError, assertCanEnroll, enrollWithRetry, reenroll } from './enrollment.js';
+import { installGrant } from './grant.js';
 import { identityPaths, loadIdentity, type StoredIdentity, saveRenewedIdentity } from './identity.js';
 import { lockDataDir } from './lock.js';
 import { MetricsSampler } from './metrics.js';
 import { renewalTime, ServerTime, validityOf } from './renewal.js';
+import { assertCanRequest, enrollByRequest, type OnRequested } from './request.js';
 import { ServerList, serverUrls, unreachable } from './servers.js';
 import { Witness } from './witness.js';
 
@@ -28,6 +30,8 @@ export { AgentFatalError };
 
 export interface AgentHooks {
   onEnrolled?(identity: StoredIdentity): void;
+  /** `--request`: the request is queued; the host shows its fingerprint for the operator to compare. */
+  onRequested?: OnRequested;
   onHeartbeat?(ack: HeartbeatAck): void;
   onRenewed?(identity: StoredIdentity): void;
 }
@@ -55,7 +59,10 @@ export async function runAgent(
   options: AgentOptions = {},
 ): Promise<void> {
   // A command line that cannot enroll is refused before the data dir is made or locked.
-  if (!existsSync(identityPaths(config.dataDir).meta)) assertCanEnroll(config);
+  if (!existsSync(identityPaths(config.dataDir).meta)) {
+    if (config.request) assertCanRequest(config);
+    else if (!config.grant) assertCanEnroll(config);
+  }
   // One agent per data dir: two would hold one identity and keep replacing each other's channel.
   const release = await lockDataDir(config.dataDir);
   try {
@@ -74,8 +81,13 @@ async function runHoldingDataDir(
 ): Promise<void> {
   const local = options.localClock ?? Date.now;
   let token = config.token;
-  let identity = await loadIdentity(config.dataDir);
-  if (identity) {
+  let identity = config.grant
+    ? await installGrant(config, config.grant, log)
+    : await loadIdentity(config.dataDir);
+  if (!identity && config.request) {
+    identity = await enrollByRequest(config, log, signal, hooks.onRequested ?? (() => {}));
+    if (!identity) return;
+  } else if (identity) {
     const expired = Date.parse(identity.notAfter) <= local();
     if (expired && token) {
       log.warn('the stored identity has expired; enrolling again under the same name with the join token', {

@@ -33,6 +33,10 @@ export interface AgentConfig {
   readonly renewFraction: number;
   /** Renew onto a fresh key each time, not the key held now. */
   readonly rekey: boolean;
+  /** Enroll without a token: queue a request and wait for an operator to approve it. */
+  readonly request?: boolean;
+  /** Enroll from a grant file (`muster nodes sign --out`) for this host's request. */
+  readonly grant?: string;
 }
 
 export const DEFAULT_RENEW_FRACTION = 0.67;
@@ -125,6 +129,17 @@ export const AGENT_SETTINGS: readonly SettingSpec[] = [
     help: 'renew onto a fresh key each time instead of the key held now',
   },
   {
+    flag: 'request',
+    kind: 'boolean',
+    help: 'enroll without a join token: queue a request, print its key fingerprint, and wait for "muster nodes approve" (needs --server and --ca-pin)',
+  },
+  {
+    flag: 'grant',
+    kind: 'string',
+    value: 'FILE',
+    help: 'enroll from a grant file that "muster nodes sign" wrote for this host\'s "muster agent request"',
+  },
+  {
     flag: 'log-level',
     env: 'MUSTER_LOG_LEVEL',
     kind: 'string',
@@ -190,6 +205,14 @@ export function agentConfigFrom(
       `--renew-fraction: "${fractionText}" must be a number strictly between 0 and 1, such as 0.67 (renew after two thirds of the lifetime)`,
     );
   }
+  const request = raw.request === true;
+  const grant = str('grant');
+  const joinWays = [
+    token && '--token/--token-file',
+    request && '--request',
+    grant !== undefined && '--grant',
+  ].filter(Boolean);
+  if (joinWays.length > 1) problems.push(`${joinWays.join(', ')} exclude each other: a host joins one way`);
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({
     ...(server ? { server, servers: Object.freeze(servers) } : {}),
@@ -204,6 +227,8 @@ export function agentConfigFrom(
     logLevel,
     renewFraction,
     rekey: raw.rekey === true,
+    request,
+    ...(grant !== undefined ? { grant: resolve(cwd, grant) } : {}),
   });
 }
 

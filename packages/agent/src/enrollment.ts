@@ -180,7 +180,7 @@ export async function enrollWithRetry(
  * The fleet root key the server named, if it is the one the join line pinned. No pin, no
  * root: the node then runs no commands rather than trust a key on first use.
  */
-function pinnedFleetRoot(enrolled: EnrollResponse, config: AgentConfig, log: Log): string | undefined {
+export function pinnedFleetRoot(enrolled: EnrollResponse, config: AgentConfig, log: Log): string | undefined {
   const offered = enrolled.trust.fleetRoot;
   if (!config.rootPin) {
     log.warn(

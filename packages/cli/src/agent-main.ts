@@ -14,6 +14,7 @@ import {
 import { MUSTER_VERSION } from '@muster/proto';
 import type { Command } from './command.js';
 import { agentCommand } from './commands/agent.js';
+import { agentRequest } from './commands/agent-request.js';
 import { doctorAgentCommand } from './commands/doctor-agent.js';
 
 const NAME = 'muster-agent';
@@ -39,14 +40,16 @@ async function main(argv: string[]): Promise<number> {
   const given = argv.filter((a) => a !== '--debug');
   // `muster-agent agent …` is accepted too, so a join line pasted with its verb still works.
   const doctor = given[0] === 'doctor';
-  const command = doctor ? doctorAgentCommand : agentCommand;
-  const name = doctor ? `${NAME} doctor` : NAME;
-  const args = doctor || given[0] === 'agent' ? given.slice(1) : given;
+  // `muster-agent request --out FILE`: the offline request, on a host that has only the agent.
+  const request = given[0] === 'request';
+  const command = doctor ? doctorAgentCommand : request ? agentRequest : agentCommand;
+  const name = doctor ? `${NAME} doctor` : request ? `${NAME} request` : NAME;
+  const args = doctor || request || given[0] === 'agent' ? given.slice(1) : given;
   if (args.includes('--help') || args.includes('-h')) {
     console.log(await help(command, name));
     return 0;
   }
-  if (!doctor && (args[0] === '--version' || args[0] === 'version')) {
+  if (!doctor && !request && (args[0] === '--version' || args[0] === 'version')) {
     console.log(MUSTER_VERSION);
     return 0;
   }

@@ -16,6 +16,7 @@ export * from './note.js';
 export * from './placement.js';
 export * from './policy.js';
 export * from './problem.js';
+export * from './requests.js';
 export * from './signatures.js';
 export * from './version.js';
 export * from './wire.js';

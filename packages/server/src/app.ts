@@ -45,6 +45,8 @@ import { NodeService } from './features/nodes/service.js';
 import { StatusWatcher } from './features/nodes/status-watch.js';
 import { renewalRoutes } from './features/renewal/routes.js';
 import { RenewalService } from './features/renewal/service.js';
+import { requestAdminRoutes, requestAgentRoutes } from './features/requests/routes.js';
+import { RequestService } from './features/requests/service.js';
 import { telemetryRoutes } from './features/telemetry/routes.js';
 import { sweep as sweepTelemetry } from './features/telemetry/store.js';
 import { tokenRoutes } from './features/tokens/routes.js';
@@ -309,6 +311,28 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     },
     new RateLimiter(clock, config.enrollRate, config.enrollRate * 5),
   );
+  // Enrollment without a token: a queue an operator approves, and request files signed by hand.
+  const requests = new RequestService({
+    db: store.db,
+    write,
+    events,
+    traits: store.traits,
+    settings: config.requests,
+    publicUrl: () => joinUrl(config, boundPort()),
+    clock,
+    ids,
+    decisions,
+    roots,
+    certLifetimeMs: config.certLifetimeMs,
+    heartbeatIntervalMs: () => pacer.intervalMs(),
+    ledgerKey: ledger.vkey,
+    fleetRoot: identity.fleetRoot.publicKey,
+  });
+  requestAgentRoutes(
+    agent,
+    requests,
+    new RateLimiter(clock, config.requests.perMinute / 60, config.requests.perMinute),
+  );
   const identityDeps: SocketIdentityDeps = {
     identityBySerial: (s) => nodes.identityBySerial(s),
     promote: (id, s) => nodes.promote(id, s),
@@ -506,6 +530,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
       scope: scopeFilter,
     });
     jobRoutes(scope, new JobService({ db: store.db, clock, nodes }));
+    requestAdminRoutes(scope, requests);
   });
 
   await Promise.all([agent.ready(), admin.ready()]);

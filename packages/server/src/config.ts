@@ -11,6 +11,7 @@ export { loadServerConfig, loadServerSettings } from './config-load.js';
 export { LOG_LEVELS, type LogLevel, SERVER_SETTINGS };
 
 import { DEFAULT_THRESHOLDS, type Thresholds } from './features/nodes/status.js';
+import { type RequestQueueSettings, requestQueueSettings } from './features/requests/settings.js';
 
 /** The server's configuration: read once at start, validated, frozen, passed in. */
 export interface ServerConfig {
@@ -60,6 +61,8 @@ export interface ServerConfig {
   readonly heartbeatBurst: number;
   /** Connection budgets of each plane, and how long a TLS handshake may take. */
   readonly connections: ConnectionLimits;
+  /** The queue of enrollment requests (`muster agent --request`). */
+  readonly requests: RequestQueueSettings;
 }
 
 /** How many connections each plane holds; unset totals are derived from the open-file limit. */
@@ -187,6 +190,7 @@ export function serverConfigFrom(raw: RawSettings, cwd = process.cwd()): ServerC
     else publicUrl = url.origin;
   }
   const denial = denialOfServiceSettings(raw, { hostPort, duration, problems });
+  const requests = requestQueueSettings(str, def, duration, problems);
   if (problems.length > 0) throw new ConfigError(problems);
 
   return Object.freeze({
@@ -223,6 +227,7 @@ export function serverConfigFrom(raw: RawSettings, cwd = process.cwd()): ServerC
     adminHosts: Object.freeze([...adminHosts]),
     authFailureRate,
     ...denial,
+    requests,
   });
 }
 

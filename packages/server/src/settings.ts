@@ -275,4 +275,29 @@ export const SERVER_SETTINGS: readonly SettingSpec[] = [
     default: '30',
     help: 'refused admin credentials per minute per source address, in bursts of N, before 429',
   },
+  // Enrollment without a join token: how long a request waits, how many may, how often one source may ask.
+  {
+    flag: 'request-ttl',
+    env: 'MUSTER_REQUEST_TTL',
+    kind: 'string',
+    value: 'DURATION',
+    default: '1h',
+    help: 'how long an enrollment request (muster agent --request) waits for approval before it expires',
+  },
+  {
+    flag: 'request-rate',
+    env: 'MUSTER_REQUEST_RATE',
+    kind: 'string',
+    value: 'N',
+    default: '10',
+    help: 'enrollment requests per minute per source address, in bursts of N, before 429',
+  },
+  {
+    flag: 'max-pending-requests',
+    env: 'MUSTER_MAX_PENDING_REQUESTS',
+    kind: 'string',
+    value: 'N',
+    default: '1000',
+    help: 'most enrollment requests waiting at once; more are refused with 429',
+  },
 ];

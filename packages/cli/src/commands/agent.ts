@@ -8,6 +8,7 @@ import {
 } from '@muster/agent';
 import { ConfigError, formatSettingsInForce, jsonLog, UsageError } from '@muster/host';
 import type { Command } from '../command.js';
+import { requestedText } from './agent-request.js';
 
 /** More than any join token: a file this large is not one. */
 const MAX_TOKEN_BYTES = 4096;
@@ -25,7 +26,10 @@ export const agentCommand: Command = {
     'agent stays with the one that answers and moves to the next when it is lost. HTTPS_PROXY and\n' +
     'NO_PROXY are honoured (HTTP CONNECT, mTLS end to end). Every setting can also be a key in a\n' +
     '--config file (TOML; server = ["https://HOST:8443"], token-file = "/etc/muster/join-token");\n' +
-    'flags beat the environment, which beats the file. --print-config shows what is in force.',
+    'flags beat the environment, which beats the file. --print-config shows what is in force.\n' +
+    'Without a token: --request --server URL --ca-pin sha256:… queues a request, prints the key\n' +
+    'fingerprint for the operator to compare (muster nodes approve NAME --fingerprint …), and waits.\n' +
+    'With no route to the server: muster agent request --out FILE, then muster agent --grant GRANT.',
   settings: AGENT_COMMAND_SETTINGS,
   readsOwnSettings: true,
   async run({ argv, env, signal }) {
@@ -43,7 +47,9 @@ export const agentCommand: Command = {
     const tokenFromFile = file === undefined ? undefined : await readToken(file);
     const config = agentConfigFrom(values, tokenFromFile);
     const log = jsonLog(config.logLevel, { svc: 'muster-agent' });
-    await runAgent(config, log, signal);
+    await runAgent(config, log, signal, {
+      onRequested: (state, server) => console.log(requestedText(state, server)),
+    });
     return 0;
   },
 };

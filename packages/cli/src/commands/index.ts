@@ -1,5 +1,6 @@
 import type { Command } from '../command.js';
 import { agentCommand } from './agent.js';
+import { agentRequest } from './agent-request.js';
 import { apitokenCreate, apitokenList, apitokenRevoke } from './apitokens.js';
 import { benchCommand } from './bench.js';
 import { caFinish, caRotate, caStatus } from './ca.js';
@@ -17,6 +18,7 @@ import {
   ledgerProof,
   ledgerVerify,
 } from './ledger.js';
+import { nodesApprove, nodesPending, nodesReject, nodesSign } from './node-requests.js';
 import { nodesDecommission, nodesList, nodesRotate, nodesShow } from './nodes.js';
 import { operatorAdd, operatorKeygen, operatorList } from './operators.js';
 import { policyEdit, policyPush, policyShow, policySign } from './policy.js';
@@ -85,4 +87,9 @@ export const COMMANDS: readonly Command[] = [
   apitokenRevoke,
   doctorCommand,
   benchCommand,
+  agentRequest,
+  nodesPending,
+  nodesApprove,
+  nodesReject,
+  nodesSign,
 ];

@@ -240,6 +240,29 @@ export interface ApiTokensTable {
   last_used_at: number | null;
 }
 
+/** A host's request to enroll without a token (`muster agent --request`), or a signed request file. */
+export interface NodeRequestsTable {
+  id: string;
+  name: string;
+  /** `sha256:` of the requesting key's SubjectPublicKeyInfo. */
+  fingerprint: string;
+  csr: string;
+  profile: string | null;
+  labels: string;
+  facts: string;
+  /** The source address it came from; `offline` for a request file signed by hand. */
+  source: string;
+  /** pending, approved, rejected or expired. */
+  status: string;
+  created_at: number;
+  expires_at: number;
+  decided_at: number | null;
+  decided_by: string | null;
+  node_id: string | null;
+  cert_pem: string | null;
+  not_after: number | null;
+}
+
 export interface Schema {
   users: UsersTable;
   roles: RolesTable;
@@ -264,4 +287,5 @@ export interface Schema {
   ca_rotation: CaRotationTable;
   console_sessions: ConsoleSessionsTable;
   console_signin_codes: ConsoleSigninCodesTable;
+  node_requests: NodeRequestsTable;
 }
