@@ -31,7 +31,9 @@ import {
   userAdd,
   userDisable,
   userEnable,
+  userLink,
   userList,
+  userSetEmail,
   userSetRole,
   userShow,
 } from './users.js';
@@ -77,6 +79,8 @@ export const COMMANDS: readonly Command[] = [
   userSetRole,
   userDisable,
   userEnable,
+  userSetEmail,
+  userLink,
   roleApply,
   roleList,
   roleShow,
