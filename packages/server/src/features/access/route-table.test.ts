@@ -53,9 +53,18 @@ const LEAST: Record<string, Role> = {
   'POST /v1/users/{name}/disable': 'admin',
   'POST /v1/users/{name}/enable': 'admin',
   'POST /v1/users/{name}/role': 'admin',
+  'POST /v1/users/{name}/email': 'admin',
+  'POST /v1/users/{name}/links': 'admin',
 };
 /** Admin-plane routes outside the role guard: console sign-in and sign-out check their own credential. */
-const UNGUARDED = new Set(['POST /v1/session', 'GET /v1/session', 'DELETE /v1/session']);
+const UNGUARDED = new Set([
+  'POST /v1/session',
+  'GET /v1/session',
+  'DELETE /v1/session',
+  'GET /v1/session/sso',
+  'POST /v1/session/sso',
+  'POST /v1/session/sso/callback',
+]);
 
 for (const dialect of dialects()) {
   describe(`every admin route × every built-in role (${dialect})`, () => {
