@@ -66,7 +66,10 @@ for (const dialect of dialects()) {
     });
 
     /** Clicks "Sign in with SSO" and through the provider's login and consent pages as `login`. */
-    async function signInAs(login: string, beforeConsent?: () => void): Promise<{ page: Page; callback: string }> {
+    async function signInAs(
+      login: string,
+      beforeConsent?: () => void,
+    ): Promise<{ page: Page; callback: string }> {
       const context = await browser.newContext();
       const page = await context.newPage();
       watchForInjection(page);
@@ -150,7 +153,10 @@ for (const dialect of dialects()) {
       provider.issueForOtherAudience(true);
       try {
         const { page } = await signInAs('alice');
-        assert.match(await refusal(page), /ID token is meant for "wiki", not for this console \(client id muster\)/);
+        assert.match(
+          await refusal(page),
+          /ID token is meant for "wiki", not for this console \(client id muster\)/,
+        );
         await page.context().close();
       } finally {
         provider.issueForOtherAudience(false);
@@ -172,7 +178,10 @@ for (const dialect of dialects()) {
 
     test('an e-mail the provider has not verified is refused', async () => {
       const { page } = await signInAs('uma');
-      assert.match(await refusal(page), /the e-mail uma@example\.com is not verified at the identity provider/);
+      assert.match(
+        await refusal(page),
+        /the e-mail uma@example\.com is not verified at the identity provider/,
+      );
       assert.ok(await deniedEvent('unverified_email'));
       await page.context().close();
     });

@@ -4,7 +4,13 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { decisionsAbout, dialects, type HttpsResult, startTestServer, type TestServer } from '../../testing/harness.js';
+import {
+  decisionsAbout,
+  dialects,
+  type HttpsResult,
+  startTestServer,
+  type TestServer,
+} from '../../testing/harness.js';
 import { as, userToken } from '../../testing/people.js';
 import { assertProblem } from '../../testing/problems.js';
 import { SIGNIN_CODE_LIFETIME_MS } from './sessions.js';
@@ -93,7 +99,11 @@ for (const dialect of dialects()) {
 
     test('an operator may not make links; a user manager may not lend a role above their own', async () => {
       const operator = await userToken(t, 'olga', 'operator');
-      const refused = assertProblem(await as(t, operator.secret, 'POST', '/v1/users/bob/links', {}), 403, 'forbidden');
+      const refused = assertProblem(
+        await as(t, operator.secret, 'POST', '/v1/users/bob/links', {}),
+        403,
+        'forbidden',
+      );
       assert.equal(refused.detail, 'role operator may not update users');
       const role = {
         name: 'user-manager',
@@ -101,11 +111,18 @@ for (const dialect of dialects()) {
       };
       assert.equal((await t.admin('POST', '/v1/roles', role)).status, 200);
       const manager = await userToken(t, 'umberto', 'user-manager');
-      const above = assertProblem(await as(t, manager.secret, 'POST', '/v1/users/admin/links', {}), 403, 'forbidden');
+      const above = assertProblem(
+        await as(t, manager.secret, 'POST', '/v1/users/admin/links', {}),
+        403,
+        'forbidden',
+      );
       assert.equal(above.detail, 'role user-manager may not make a sign-in link for role admin');
       assert.equal(typeof (above as { eventId?: number }).eventId, 'number');
       // A custom role is compared by name: the manager may lend only their own role.
-      assert.equal((await t.admin('POST', '/v1/users', { name: 'ursula', role: 'user-manager' })).status, 201);
+      assert.equal(
+        (await t.admin('POST', '/v1/users', { name: 'ursula', role: 'user-manager' })).status,
+        201,
+      );
       assert.equal((await as(t, manager.secret, 'POST', '/v1/users/ursula/links', {})).status, 201);
     });
 
@@ -128,15 +145,30 @@ for (const dialect of dialects()) {
     });
 
     test('added lowercased, set and removed as ledger decisions; one e-mail names one user', async () => {
-      const added = await t.admin('POST', '/v1/users', { name: 'carol', role: 'viewer', email: 'Carol@Example.com' });
+      const added = await t.admin('POST', '/v1/users', {
+        name: 'carol',
+        role: 'viewer',
+        email: 'Carol@Example.com',
+      });
       assert.equal(added.status, 201, added.body);
       assert.equal(added.json.email, 'carol@example.com');
-      const taken = await t.admin('POST', '/v1/users', { name: 'carl', role: 'viewer', email: 'CAROL@example.com' });
-      assert.match(assertProblem(taken, 409, 'email_taken').detail, /user carol already has the e-mail carol@example\.com/);
+      const taken = await t.admin('POST', '/v1/users', {
+        name: 'carl',
+        role: 'viewer',
+        email: 'CAROL@example.com',
+      });
+      assert.match(
+        assertProblem(taken, 409, 'email_taken').detail,
+        /user carol already has the e-mail carol@example\.com/,
+      );
       assert.equal((await t.admin('GET', '/v1/users/carl')).status, 404, 'nothing half-written');
 
       assert.equal((await t.admin('POST', '/v1/users', { name: 'carl', role: 'viewer' })).status, 201);
-      assertProblem(await t.admin('POST', '/v1/users/carl/email', { email: 'carol@example.com' }), 409, 'email_taken');
+      assertProblem(
+        await t.admin('POST', '/v1/users/carl/email', { email: 'carol@example.com' }),
+        409,
+        'email_taken',
+      );
       const set = await t.admin('POST', '/v1/users/carl/email', { email: 'carl@example.com' });
       assert.equal(set.json.email, 'carl@example.com');
       const removed = await t.admin('POST', '/v1/users/carl/email', { email: null });
@@ -148,7 +180,11 @@ for (const dialect of dialects()) {
         ['user.email_changed', null],
       ]);
       assertProblem(await t.admin('POST', '/v1/users/carl/email', { email: 'not an e-mail' }), 400);
-      assertProblem(await t.admin('POST', '/v1/users/nobody/email', { email: 'x@example.com' }), 404, 'no_user');
+      assertProblem(
+        await t.admin('POST', '/v1/users/nobody/email', { email: 'x@example.com' }),
+        404,
+        'no_user',
+      );
     });
   });
 
@@ -240,9 +276,15 @@ describe('--oidc-* settings', () => {
     assert.deepEqual(read({ 'oidc-issuer': 'https://id.example.com' }).problems, [
       '--oidc-issuer, --oidc-client-id and --oidc-client-secret-file go together',
     ]);
-    assert.match(read({ ...full, 'oidc-issuer': 'http://id.example.com' }).problems[0]!, /http:\/\/ is allowed only on loopback/);
+    assert.match(
+      read({ ...full, 'oidc-issuer': 'http://id.example.com' }).problems[0]!,
+      /http:\/\/ is allowed only on loopback/,
+    );
     assert.deepEqual(read({ ...full, 'oidc-issuer': 'http://127.0.0.1:9000' }).problems, []);
-    assert.match(read({ ...full, 'oidc-client-secret-file': 'missing' }).problems[0]!, /cannot read missing \(ENOENT\)/);
+    assert.match(
+      read({ ...full, 'oidc-client-secret-file': 'missing' }).problems[0]!,
+      /cannot read missing \(ENOENT\)/,
+    );
     assert.match(read({ ...full, 'oidc-client-secret-file': 'empty' }).problems[0]!, /empty is empty/);
     assert.match(read({ ...full, 'oidc-client-id': 'two words' }).problems[0]!, /--oidc-client-id/);
     assert.match(

@@ -97,7 +97,10 @@ export function ssoRoutes(app: FastifyInstance, deps: SsoRouteDeps): void {
           .send(sessionView(session));
       } catch (err) {
         if (!(err instanceof SsoRefusal)) throw err;
-        request.log.warn({ reason: err.reason, user: err.facts.user }, 'security: console single sign-on refused');
+        request.log.warn(
+          { reason: err.reason, user: err.facts.user },
+          'security: console single sign-on refused',
+        );
         const refused = new SsoRefusedError(err.message, await deps.recordRefusal(err, request.ip));
         throw deps.refusals?.refuse(request.ip, refused) ?? refused;
       }

@@ -140,10 +140,17 @@ export class SsoService {
    * Finishes a sign-in with the query the provider sent the browser back with. Throws SsoRefusal
    * for anything a person should be told; returns the e-mail the provider vouched for.
    */
-  async finish(query: string, browserSecret: string | undefined): Promise<{ email: string; subject: string }> {
+  async finish(
+    query: string,
+    browserSecret: string | undefined,
+  ): Promise<{ email: string; subject: string }> {
     const params = new URLSearchParams(query.startsWith('?') ? query.slice(1) : query);
     const state = params.get('state');
-    if (!state) throw new SsoRefusal('no_state', 'the sign-in answer carries no state; start again from the sign-in page');
+    if (!state)
+      throw new SsoRefusal(
+        'no_state',
+        'the sign-in answer carries no state; start again from the sign-in page',
+      );
     const login = await this.claim(state, browserSecret);
     const providerError = params.get('error');
     if (providerError !== null) {
@@ -207,7 +214,10 @@ export class SsoService {
     if (Number(login.expires_at) <= now)
       throw new SsoRefusal('expired_state', `this sign-in took longer than 10 minutes; ${again}`);
     if (browserSecret === undefined || hash(browserSecret) !== login.browser_hash)
-      throw new SsoRefusal('other_browser', `this sign-in was started in another browser; ${again} in this one`);
+      throw new SsoRefusal(
+        'other_browser',
+        `this sign-in was started in another browser; ${again} in this one`,
+      );
     // Conditional, so two replicas handed one answer at once give one session.
     const used = await this.deps.write((trx) =>
       trx

@@ -39,7 +39,10 @@ export function userLinkRoutes(
         );
       const user = await deps.people.getUser(name);
       if (user.disabled)
-        throw new ConflictError(`user ${name} is disabled; enable them before making a sign-in link`, 'user_disabled');
+        throw new ConflictError(
+          `user ${name} is disabled; enable them before making a sign-in link`,
+          'user_disabled',
+        );
       // A link lends the user's role: never more than the asker's own.
       const role = await deps.people.role(deps.db, user.role);
       const ceiling = by.roles.find((mine) => !roleWithin(role, mine));
