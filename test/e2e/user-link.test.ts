@@ -43,6 +43,8 @@ describe('muster user link and user e-mails, through the real binary', () => {
     assert.equal(added.email, 'pat@example.com');
     const shown = await sandbox.run(['user', 'show', 'pat', ...server.adminFlags]);
     assert.match(shown.stdout, /User pat: role viewer, e-mail pat@example\.com, enabled/);
+    const ls = await sandbox.run(['user', 'ls', ...server.adminFlags]);
+    assert.match(ls.stdout, /^pat\s+viewer\s+enabled\s+pat@example\.com\s/m, describeResult(ls));
 
     const bad = await sandbox.run([
       'user',

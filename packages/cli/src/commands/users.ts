@@ -86,11 +86,12 @@ export const userList: Command = {
     }
     console.log(
       table(
-        ['NAME', 'ROLE', 'STATE', 'ADDED', 'BY'],
+        ['NAME', 'ROLE', 'STATE', 'EMAIL', 'ADDED', 'BY'],
         items.map((u) => [
           safe(u.name),
           safe(u.role),
           u.disabled ? 'disabled' : 'enabled',
+          u.email ? safe(u.email) : '-',
           u.createdAt,
           safe(u.createdBy),
         ]),
