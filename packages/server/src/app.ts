@@ -459,6 +459,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     hosts: adminHosts,
     secureCookie: adminTls || config.adminBehindProxy,
     refusals,
+    starts: new RateLimiter(clock, 1, 20),
     recordRefusal: (refusal, source) =>
       write((trx) =>
         events.append(trx, {

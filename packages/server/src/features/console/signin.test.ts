@@ -241,6 +241,14 @@ for (const dialect of dialects()) {
           headers: { 'sec-fetch-site': 'cross-site' },
         });
         assert.equal(crossSite.statusCode, 403, 'a page elsewhere cannot start a sign-in');
+        // Each start is a row in the store: one source may start 20 at once, then 1 a second.
+        const codes: number[] = [];
+        for (let i = 0; i < 20; i++)
+          codes.push(
+            (await t.server.app.admin.inject({ method: 'POST', url: '/v1/session/sso' })).statusCode,
+          );
+        assert.deepEqual(new Set(codes), new Set([502, 429]));
+        assert.equal(codes.at(-1), 429);
       } finally {
         await t.close();
         rmSync(dir, { recursive: true, force: true });

@@ -1,8 +1,9 @@
 import { SessionView, SsoCallbackRequest, SsoOptions, SsoStarted } from '@muster/proto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { ForbiddenError, NotFoundError } from '../../errors.js';
+import { ForbiddenError, NotFoundError, RateLimitedError } from '../../errors.js';
 import type { CredentialRefusals } from '../../http/auth.js';
 import type { AdminHosts } from '../../http/host-check.js';
+import { type RateLimiter, sourceOf } from '../../http/rate-limit.js';
 import type { CredentialService } from '../access/credentials.js';
 import type { PeopleService } from '../access/people.js';
 import { sameOrigin } from './guard.js';
@@ -22,6 +23,8 @@ export interface SsoRouteDeps {
   /** Records the `access.denied` event of a refused sign-on; returns its id. */
   recordRefusal(refusal: SsoRefusal, source: string): Promise<number>;
   refusals?: CredentialRefusals;
+  /** Sign-ins one source may start: each is a row in the store until it expires. */
+  starts?: RateLimiter;
 }
 
 /**
@@ -52,7 +55,11 @@ export function ssoRoutes(app: FastifyInstance, deps: SsoRouteDeps): void {
     '/v1/session/sso',
     { schema: { response: { 201: SsoStarted }, security: [] } },
     async (request, reply) => {
-      const { url, browserSecret } = await configured(request).start();
+      const sso = configured(request);
+      const wait = deps.starts?.take(sourceOf(request.ip)) ?? 0;
+      if (wait > 0)
+        throw new RateLimitedError(`too many sign-ins started from this address; wait ${wait} s`, wait);
+      const { url, browserSecret } = await sso.start();
       return reply
         .code(201)
         .header('cache-control', 'no-store')
