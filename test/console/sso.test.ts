@@ -27,22 +27,19 @@ for (const dialect of dialects()) {
     let provider: TestProvider;
     let adminUrl: string;
     let browser: Browser;
+    let oidcSettings: Record<string, string>;
 
     before(async () => {
       const started = await startProvider(ACCOUNTS);
       const secretFile = join(sandbox.tempDir('oidc'), 'client-secret');
       const ids = { clientId: 'muster', secret: 'test-client-secret-that-is-long-enough' };
       writeFileSync(secretFile, `${ids.secret}\n`, { mode: 0o600 });
-      muster = await startInProcessServer(
-        sandbox,
-        dialect,
-        {
-          'oidc-issuer': started.issuer,
-          'oidc-client-id': ids.clientId,
-          'oidc-client-secret-file': secretFile,
-        },
-        clock,
-      );
+      oidcSettings = {
+        'oidc-issuer': started.issuer,
+        'oidc-client-id': ids.clientId,
+        'oidc-client-secret-file': secretFile,
+      };
+      muster = await startInProcessServer(sandbox, dialect, oidcSettings, clock);
       const port = (muster.server.app.admin.server.address() as { port: number }).port;
       adminUrl = `http://127.0.0.1:${port}`;
       provider = started.configure(`${adminUrl}/signin/sso`, { idTokenTtlSec: ID_TOKEN_TTL_SEC });
@@ -201,5 +198,55 @@ for (const dialect of dialects()) {
       assert.equal((await deniedEvent('disabled_user'))?.actor, 'user:dora');
       await page.context().close();
     });
+
+    if (dialect === 'postgres') {
+      test('a sign-in started on one replica finishes on another, which shares the store', async () => {
+        // Behind one address both replicas are configured with the same redirect URL.
+        const replica = await startInProcessServer(
+          sandbox,
+          dialect,
+          { ...oidcSettings, 'oidc-redirect-url': `${adminUrl}/signin/sso` },
+          clock,
+          muster,
+        );
+        try {
+          const port = (replica.server.app.admin.server.address() as { port: number }).port;
+          const context = await browser.newContext();
+          const page = await context.newPage();
+          await page.route(/fonts\.googleapis\.com/, (route) => route.abort());
+          // The provider's answer comes back to replica A, whose page is kept from finishing
+          // there; it is taken to replica B instead (the browser's cookie for 127.0.0.1 goes to
+          // both: cookies do not care for ports).
+          let callback = '';
+          page.on('request', (request) => {
+            if (request.isNavigationRequest() && request.url().startsWith(`${adminUrl}/signin/sso?`))
+              callback = request.url();
+          });
+          await page.route(`${adminUrl}/v1/session/sso/callback`, (route) => route.abort());
+          await page.goto(`${adminUrl}/signin`);
+          await page.getByRole('button', { name: 'Sign in with SSO' }).click();
+          await page.locator('input[name=login]').fill('alice');
+          await page.locator('input[name=password]').fill('any password');
+          await page.getByRole('button', { name: 'Sign-in' }).click();
+          await page.getByRole('button', { name: 'Continue' }).click();
+          await waitForValue(() => callback);
+          await page.goto(callback.replace(adminUrl, `http://127.0.0.1:${port}`));
+          await page.waitForURL(`http://127.0.0.1:${port}/nodes`);
+          await page.getByRole('button', { name: 'Sign out' }).waitFor();
+          await context.close();
+        } finally {
+          await replica.close();
+        }
+      });
+    }
   });
+}
+
+/** Polls until `get` gives a non-empty value (a route handler ran). */
+async function waitForValue(get: () => string): Promise<string> {
+  for (let i = 0; i < 200; i++) {
+    if (get()) return get();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error('the provider never sent the browser back');
 }
