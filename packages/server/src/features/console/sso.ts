@@ -184,7 +184,7 @@ export class SsoService {
       email = info.email;
       verified = info.email_verified;
     }
-    if (typeof email !== 'string' || email === '')
+    if (typeof email !== 'string' || email === '' || email.length > 320)
       throw new SsoRefusal(
         'no_email',
         'the identity provider gave no e-mail for this account; Muster matches users by e-mail',
