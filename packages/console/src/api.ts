@@ -30,7 +30,8 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
     cache: 'no-store',
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
-  if (res.status === 401 && path !== '/v1/session') {
+  // Signing in answers 401 for a refused credential: that is the sign-in page's to show.
+  if (res.status === 401 && !path.startsWith('/v1/session')) {
     onSignedOut();
     throw new ApiError(401, 'your session has ended; sign in again');
   }

@@ -4,6 +4,7 @@ import { useEffect, useMemo, useState } from 'preact/hooks';
 import { ApiError, api, setSessionToken } from './api.js';
 import { FleetModel } from './model.js';
 import { currentPath, matchRoute, navigate, onNavigate } from './router.js';
+import { finishSso } from './sso.js';
 import './style.css';
 import { CommandDetail, CommandsView } from './views/commands.js';
 import { EventsView } from './views/events.js';
@@ -62,7 +63,7 @@ function App() {
     }
   };
   useEffect(() => {
-    void (async () => check(await redeemLinkCode()))();
+    void (async () => check((await finishSso()) ?? (await redeemLinkCode())))();
     // A link pasted into a tab already showing the console changes only the fragment: the page
     // is not loaded again, so the code is read here too.
     const onHash = () => {

@@ -96,10 +96,21 @@ export const UserView = Type.Object({
   disabledAt: Type.Union([Type.String(), Type.Null()]),
   createdAt: Type.String(),
   createdBy: Type.String(),
+  /** The e-mail single sign-on matches the user by (its verified `email` claim); null: none. */
+  email: Type.Union([Type.String(), Type.Null()]),
 });
 export type UserView = Static<typeof UserView>;
+/**
+ * An e-mail address as SSO matches it: one `@`, no spaces, compared lowercased. Not a full
+ * RFC 5322 check: the identity provider vouches for the address, this only keeps typos out.
+ */
+export const EMAIL_PATTERN = '^[^@\\s]{1,64}@[^@\\s]{1,254}$';
 export const UserCreateRequest = Type.Object(
-  { name: Type.String({ pattern: USER_NAME_PATTERN }), role: Type.String({ pattern: ROLE_NAME_PATTERN }) },
+  {
+    name: Type.String({ pattern: USER_NAME_PATTERN }),
+    role: Type.String({ pattern: ROLE_NAME_PATTERN }),
+    email: Type.Optional(Type.String({ pattern: EMAIL_PATTERN, maxLength: 320 })),
+  },
   { additionalProperties: false },
 );
 export type UserCreateRequest = Static<typeof UserCreateRequest>;
@@ -108,6 +119,12 @@ export const UserRoleRequest = Type.Object(
   { additionalProperties: false },
 );
 export type UserRoleRequest = Static<typeof UserRoleRequest>;
+/** `POST /v1/users/:name/email`: the address SSO matches the user by; null removes it. */
+export const UserEmailRequest = Type.Object(
+  { email: Type.Union([Type.String({ pattern: EMAIL_PATTERN, maxLength: 320 }), Type.Null()]) },
+  { additionalProperties: false },
+);
+export type UserEmailRequest = Static<typeof UserEmailRequest>;
 
 export const ApiTokenView = Type.Object({
   id: Type.String(),

@@ -38,6 +38,28 @@ export const SignInLinkCreated = Type.Object({
 });
 export type SignInLinkCreated = Static<typeof SignInLinkCreated>;
 
+/** `GET /v1/session/sso`: whether the sign-in page offers single sign-on, and through whom. */
+export const SsoOptions = Type.Object({
+  enabled: Type.Boolean(),
+  /** The identity provider's issuer URL, when enabled. */
+  issuer: Type.Union([Type.String(), Type.Null()]),
+});
+export type SsoOptions = Static<typeof SsoOptions>;
+
+/** `POST /v1/session/sso`: where to send the browser to sign in at the identity provider. */
+export const SsoStarted = Type.Object({ url: Type.String() });
+export type SsoStarted = Static<typeof SsoStarted>;
+
+/**
+ * `POST /v1/session/sso/callback`: the query string the identity provider sent the browser back
+ * to `/signin/sso` with (`code=…&state=…`, or `error=…`), exchanged for a console session.
+ */
+export const SsoCallbackRequest = Type.Object(
+  { query: Type.String({ minLength: 1, maxLength: 8192 }) },
+  { additionalProperties: false },
+);
+export type SsoCallbackRequest = Static<typeof SsoCallbackRequest>;
+
 /** `GET /v1/fleet`: the figures of the console's fleet bar. */
 export const FleetSummary = Type.Object({
   /** Agent channels held by the server that answered (each replica holds its own). */

@@ -47,7 +47,9 @@ export const EVENT_KINDS = [
   'token.revoked',
   'user.added',
   'user.disabled',
+  'user.email_changed',
   'user.enabled',
+  'user.link_issued',
   'user.role_changed',
   ...OPERATOR_EVENT_KINDS,
 ] as const;

@@ -22,7 +22,11 @@ import { consoleDistDir, loadAssets } from './features/console/assets.js';
 import { sessionCredential } from './features/console/guard.js';
 import { consoleRoutes, fleetRoutes, signInLinkRoutes } from './features/console/routes.js';
 import { SessionService } from './features/console/sessions.js';
+import { SsoService } from './features/console/sso.js';
+import { ssoRedirectUrl } from './features/console/sso-config.js';
+import { ssoRoutes } from './features/console/sso-routes.js';
 import { fleetSummary, RateMeter } from './features/console/summary.js';
+import { userLinkRoutes } from './features/console/user-links.js';
 import { enrollmentRoutes } from './features/enrollment/routes.js';
 import { EnrollmentService } from './features/enrollment/service.js';
 import { withEvents } from './features/events/recorder.js';
@@ -460,6 +464,36 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     hosts: adminHosts,
     refusals,
   });
+  const sso =
+    config.sso &&
+    new SsoService({
+      settings: config.sso,
+      db: store.db,
+      write,
+      clock,
+      redirectUrl: () =>
+        ssoRedirectUrl(config.sso!, adminTls, config.adminListen.host, admin.server.address()),
+    });
+  ssoRoutes(admin, {
+    sso,
+    issuer: config.sso?.issuer,
+    sessions,
+    principals: credentials,
+    people,
+    hosts: adminHosts,
+    secureCookie: adminTls || config.adminBehindProxy,
+    refusals,
+    starts: new RateLimiter(clock, 1, 20),
+    recordRefusal: (refusal, source) =>
+      write((trx) =>
+        events.append(trx, {
+          kind: 'access.denied',
+          actor: refusal.facts.user ? `user:${refusal.facts.user}` : 'system',
+          severity: 'warning',
+          data: { via: 'sso', reason: refusal.reason, detail: refusal.message, source, ...refusal.facts },
+        }),
+      ),
+  });
   const heartbeatRate = new RateMeter(
     async () => (await observed.heartbeats.get()).values.reduce((sum, v) => sum + v.value, 0),
     clock,
@@ -516,6 +550,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     );
     metricsRoute(scope, observed);
     signInLinkRoutes(scope, sessions);
+    userLinkRoutes(scope, { sessions, people, db: store.db, decisions });
     tokenRoutes(scope, tokens);
     nodeRoutes(scope, nodes);
     telemetryRoutes(scope, { db: store.db, clock, nodes, rawRetentionMs: config.telemetryRetentionMs.raw });

@@ -10,6 +10,7 @@ import { LOG_LEVELS, type LogLevel, SERVER_SETTINGS } from './settings.js';
 export { loadServerConfig, loadServerSettings } from './config-load.js';
 export { LOG_LEVELS, type LogLevel, SERVER_SETTINGS };
 
+import { readSsoSettings, type SsoSettings } from './features/console/sso-config.js';
 import { DEFAULT_THRESHOLDS, type Thresholds } from './features/nodes/status.js';
 import { type RequestQueueSettings, requestQueueSettings } from './features/requests/settings.js';
 
@@ -63,6 +64,8 @@ export interface ServerConfig {
   readonly connections: ConnectionLimits;
   /** The queue of enrollment requests (`muster agent --request`). */
   readonly requests: RequestQueueSettings;
+  /** Console single sign-on through an OpenID provider (`--oidc-*`), when configured. */
+  readonly sso?: SsoSettings;
 }
 
 /** How many connections each plane holds; unset totals are derived from the open-file limit. */
@@ -191,6 +194,10 @@ export function serverConfigFrom(raw: RawSettings, cwd = process.cwd()): ServerC
   }
   const denial = denialOfServiceSettings(raw, { hostPort, duration, problems });
   const requests = requestQueueSettings(str, def, duration, problems);
+  const sso = readSsoSettings(raw, cwd, problems, {
+    listenHost: adminListen.host,
+    behindProxy: raw['admin-behind-proxy'] === true,
+  });
   if (problems.length > 0) throw new ConfigError(problems);
 
   return Object.freeze({
@@ -228,6 +235,7 @@ export function serverConfigFrom(raw: RawSettings, cwd = process.cwd()): ServerC
     authFailureRate,
     ...denial,
     requests,
+    ...(sso ? { sso } : {}),
   });
 }
 

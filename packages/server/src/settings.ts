@@ -300,4 +300,33 @@ export const SERVER_SETTINGS: readonly SettingSpec[] = [
     default: '1000',
     help: 'most enrollment requests waiting at once; more are refused with 429',
   },
+  // Console single sign-on (OpenID Connect): all of issuer, client id and secret file, or none.
+  {
+    flag: 'oidc-issuer',
+    env: 'MUSTER_OIDC_ISSUER',
+    kind: 'string',
+    value: 'URL',
+    help: 'OpenID provider for console sign-in (https://…; http:// only on loopback); with --oidc-client-id and --oidc-client-secret-file',
+  },
+  {
+    flag: 'oidc-client-id',
+    env: 'MUSTER_OIDC_CLIENT_ID',
+    kind: 'string',
+    value: 'ID',
+    help: "the console's client id at the OpenID provider",
+  },
+  {
+    flag: 'oidc-client-secret-file',
+    env: 'MUSTER_OIDC_CLIENT_SECRET_FILE',
+    kind: 'string',
+    value: 'FILE',
+    help: 'file holding the client secret (only from a file, so it stays out of ps and shell history)',
+  },
+  {
+    flag: 'oidc-redirect-url',
+    env: 'MUSTER_OIDC_REDIRECT_URL',
+    kind: 'string',
+    value: 'URL',
+    help: "the console's /signin/sso as browsers reach it, registered at the provider (default: from --admin-listen; needed on a wildcard address or behind a proxy)",
+  },
 ];

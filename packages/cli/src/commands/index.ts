@@ -33,7 +33,9 @@ import {
   userAdd,
   userDisable,
   userEnable,
+  userLink,
   userList,
+  userSetEmail,
   userSetRole,
   userShow,
 } from './users.js';
@@ -79,6 +81,8 @@ export const COMMANDS: readonly Command[] = [
   userSetRole,
   userDisable,
   userEnable,
+  userSetEmail,
+  userLink,
   roleApply,
   roleList,
   roleShow,

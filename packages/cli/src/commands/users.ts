@@ -1,11 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { UsageError } from '@muster/host';
 import {
+  EMAIL_PATTERN,
   ROLE_NAME_PATTERN,
   type RoleRule,
   type RoleSpec,
   type RoleView,
   roleProblems,
+  type SignInLinkCreated,
   USER_NAME_PATTERN,
   type UserView,
 } from '@muster/proto';
@@ -21,9 +23,17 @@ function one(positionals: string[], what: string, pattern: string): string {
 }
 
 function printUser(user: UserView): void {
+  const email = user.email ? `, e-mail ${safe(user.email)}` : '';
   console.log(
-    `User ${safe(user.name)}: role ${safe(user.role)}, ${user.disabled ? `disabled since ${user.disabledAt}` : 'enabled'}, added ${user.createdAt} by ${safe(user.createdBy)}.`,
+    `User ${safe(user.name)}: role ${safe(user.role)}${email}, ${user.disabled ? `disabled since ${user.disabledAt}` : 'enabled'}, added ${user.createdAt} by ${safe(user.createdBy)}.`,
   );
+}
+
+/** An e-mail as SSO matches it, or a usage error naming the flag. */
+function emailOf(text: string, where: string): string {
+  if (text.length > 320 || !new RegExp(EMAIL_PATTERN).test(text))
+    throw new UsageError(`${where}: "${safe(text)}" is not an e-mail address (name@domain)`);
+  return text;
 }
 
 export const userAdd: Command = {
@@ -32,10 +42,17 @@ export const userAdd: Command = {
   summary: 'add a user (a person, or a robot user for automation) with a role',
   details:
     'Roles: viewer, operator, admin, or a custom one from `muster role apply`.\n' +
-    'Give the user a credential with `muster apitoken create --user NAME`.\n\n' +
-    'Example:\n  muster user add alice --role operator',
+    'Give the user a credential with `muster apitoken create --user NAME`, a console sign-in\n' +
+    'link with `muster user link NAME`, or an --email for single sign-on (--oidc-issuer).\n\n' +
+    'Example:\n  muster user add alice --role operator --email alice@example.com',
   settings: [
     { flag: 'role', kind: 'string', value: 'ROLE', help: 'required: the role the user acts with' },
+    {
+      flag: 'email',
+      kind: 'string',
+      value: 'EMAIL',
+      help: 'the e-mail single sign-on matches the user by (their verified e-mail at the provider)',
+    },
     ...ADMIN_SETTINGS,
   ],
   async run({ values, positionals }) {
@@ -45,7 +62,12 @@ export const userAdd: Command = {
       throw new UsageError('--role is required: viewer, operator, admin or a custom role');
     if (!new RegExp(ROLE_NAME_PATTERN).test(role))
       throw new UsageError(`--role: "${safe(role)}" is not a role name`);
-    const user = await adminClient(values).call<UserView>('POST', '/v1/users', { name, role });
+    const email = values.email === undefined ? undefined : emailOf(values.email as string, '--email');
+    const user = await adminClient(values).call<UserView>('POST', '/v1/users', {
+      name,
+      role,
+      ...(email !== undefined ? { email } : {}),
+    });
     if (values.json) printJson(user);
     else printUser(user);
     return 0;
@@ -64,11 +86,12 @@ export const userList: Command = {
     }
     console.log(
       table(
-        ['NAME', 'ROLE', 'STATE', 'ADDED', 'BY'],
+        ['NAME', 'ROLE', 'STATE', 'EMAIL', 'ADDED', 'BY'],
         items.map((u) => [
           safe(u.name),
           safe(u.role),
           u.disabled ? 'disabled' : 'enabled',
+          u.email ? safe(u.email) : '-',
           u.createdAt,
           safe(u.createdBy),
         ]),
@@ -267,6 +290,52 @@ export const roleShow: Command = {
     console.log(`Role ${safe(role.name)} (${role.builtin ? 'built-in' : 'custom'})`);
     for (const rule of role.allow) console.log(`  allow ${ruleText(rule)}`);
     for (const rule of role.deny) console.log(`  deny  ${ruleText(rule)}`);
+    return 0;
+  },
+};
+
+export const userSetEmail: Command = {
+  path: ['user', 'set-email'],
+  args: 'NAME [EMAIL]',
+  summary: 'set the e-mail single sign-on matches a user by, or remove it with --none',
+  details:
+    'Console single sign-on (--oidc-issuer on the server) signs in the user whose e-mail is the\n' +
+    'verified e-mail the identity provider vouches for. One e-mail names one user.\n\n' +
+    'Examples:\n  muster user set-email alice alice@example.com\n  muster user set-email alice --none',
+  settings: [
+    { flag: 'none', kind: 'boolean', help: 'remove the e-mail: the user can no longer sign in by SSO' },
+    ...ADMIN_SETTINGS,
+  ],
+  async run({ values, positionals }) {
+    const [name, email, extra] = positionals;
+    if (!name || extra !== undefined || (email === undefined) === (values.none !== true))
+      throw new UsageError('give a user NAME and an EMAIL, or NAME and --none');
+    one([name], 'user NAME', USER_NAME_PATTERN);
+    const body = { email: email === undefined ? null : emailOf(email, 'EMAIL') };
+    const user = await adminClient(values).call<UserView>('POST', `/v1/users/${name}/email`, body);
+    if (values.json) printJson(user);
+    else printUser(user);
+    return 0;
+  },
+};
+
+export const userLink: Command = {
+  path: ['user', 'link'],
+  args: 'NAME',
+  summary: "print a one-time link that opens the console signed in as that user, with the user's role",
+  details:
+    'The link works once, for 15 minutes, and gives a 12-hour console session that ends at once\n' +
+    'if the user is disabled. Making it is a ledger decision naming who asked and for whom.\n' +
+    'Send it to the user over a channel you trust: whoever opens it first is signed in.\n\n' +
+    'Example:\n  muster user link alice --url http://127.0.0.1:8080 --data-dir ./.muster',
+  settings: ADMIN_SETTINGS,
+  async run({ values, positionals }) {
+    const name = one(positionals, 'user NAME', USER_NAME_PATTERN);
+    const client = adminClient(values);
+    const created = await client.call<SignInLinkCreated>('POST', `/v1/users/${name}/links`, {});
+    const link = new URL(created.path, client.url).toString();
+    if (values.json) printJson({ user: name, link, expiresAt: created.expiresAt });
+    else process.stdout.write(`${link}\n`);
     return 0;
   },
 };

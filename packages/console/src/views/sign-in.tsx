@@ -1,11 +1,26 @@
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { api, message } from '../api.js';
+import { ssoOffered, startSso } from '../sso.js';
 
 /** The admin token exchanged for a session; the token itself is never kept by the page. */
 export function SignIn({ note, onSignedIn }: { note?: string | undefined; onSignedIn: () => void }) {
   const [token, setToken] = useState('');
   const [error, setError] = useState<string | undefined>();
   const [busy, setBusy] = useState(false);
+  const [sso, setSso] = useState(false);
+  useEffect(() => {
+    void ssoOffered().then(setSso);
+  }, []);
+  const signInWithSso = async () => {
+    setBusy(true);
+    setError(undefined);
+    try {
+      await startSso();
+    } catch (err) {
+      setError(message(err));
+      setBusy(false);
+    }
+  };
   const submit = async (e: Event) => {
     e.preventDefault();
     setBusy(true);
@@ -27,6 +42,11 @@ export function SignIn({ note, onSignedIn }: { note?: string | undefined; onSign
         <p class="note" role="status">
           {note}
         </p>
+      )}
+      {sso && (
+        <button type="button" class="sso" disabled={busy} onClick={signInWithSso}>
+          Sign in with SSO
+        </button>
       )}
       <form onSubmit={submit} aria-label="Sign in">
         <label for="admin-token">Admin token</label>

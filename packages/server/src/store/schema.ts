@@ -218,6 +218,19 @@ export interface UsersTable {
   disabled_at: number | null;
   created_at: number;
   created_by: string;
+  /** Lowercased; single sign-on matches the user by it. */
+  email: string | null;
+}
+
+/** A sign-in under way at the identity provider: one per `state`, used once. */
+export interface SsoLoginsTable {
+  state_hash: string;
+  /** The hash of the cookie that ties the sign-in to the browser that started it. */
+  browser_hash: string;
+  nonce: string;
+  code_verifier: string;
+  expires_at: number;
+  used_at: number | null;
 }
 
 /** A custom role; `spec` is its JSON ({name, allow, deny}). */
@@ -265,6 +278,7 @@ export interface NodeRequestsTable {
 
 export interface Schema {
   users: UsersTable;
+  sso_logins: SsoLoginsTable;
   roles: RolesTable;
   api_tokens: ApiTokensTable;
   policies: PoliciesTable;

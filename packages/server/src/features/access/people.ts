@@ -33,6 +33,7 @@ export function userView(row: UsersTable): UserView {
     disabledAt: iso(row.disabled_at),
     createdAt: iso(row.created_at)!,
     createdBy: row.created_by,
+    email: row.email ?? null,
   };
 }
 
@@ -52,13 +53,31 @@ export function parseRole(name: string, spec: string | null | undefined): RoleSp
   }
 }
 
+/** One address names one user: SSO could not tell two apart. The unique index backs this up. */
+async function requireFreeEmail(trx: Kysely<Schema>, email: string, name: string): Promise<void> {
+  const holder = await trx
+    .selectFrom('users')
+    .select('name')
+    .where('email', '=', email)
+    .where('name', '!=', name)
+    .executeTakeFirst();
+  if (holder) throw new ConflictError(`user ${holder.name} already has the e-mail ${email}`, 'email_taken');
+}
+
 /** Users and custom roles: each change a ledger decision (and an event) in its transaction. */
 export class PeopleService {
   constructor(private readonly deps: PeopleDeps) {}
 
-  async addUser(name: string, role: string, actor: string): Promise<UserView> {
+  async addUser(name: string, role: string, actor: string, email?: string): Promise<UserView> {
     const { write, clock, decisions } = this.deps;
-    const row: UsersTable = { name, role, disabled_at: null, created_at: clock.now(), created_by: actor };
+    const row: UsersTable = {
+      name,
+      role,
+      disabled_at: null,
+      created_at: clock.now(),
+      created_by: actor,
+      email: email === undefined ? null : email.toLowerCase(),
+    };
     await write(async (trx) => {
       await this.requireRole(trx, role);
       const existing = await trx
@@ -67,8 +86,14 @@ export class PeopleService {
         .where('name', '=', name)
         .executeTakeFirst();
       if (existing) throw new ConflictError(`a user named ${name} already exists`, 'user_exists');
+      if (row.email !== null) await requireFreeEmail(trx, row.email, name);
       await trx.insertInto('users').values(row).execute();
-      await decisions.record(trx, { kind: 'user.added', actor, subject: `user:${name}`, data: { role } });
+      await decisions.record(trx, {
+        kind: 'user.added',
+        actor,
+        subject: `user:${name}`,
+        data: { role, ...(row.email !== null ? { email: row.email } : {}) },
+      });
     });
     return userView(row);
   }
@@ -86,6 +111,16 @@ export class PeopleService {
       .executeTakeFirst();
     if (!row) throw new NotFoundError(`no user named ${name}`, 'no_user');
     return userView(row);
+  }
+
+  /** The user single sign-on matches to a verified e-mail, if any has it. */
+  async userByEmail(email: string): Promise<UserView | undefined> {
+    const row = await this.deps.db
+      .selectFrom('users')
+      .selectAll()
+      .where('email', '=', email.toLowerCase())
+      .executeTakeFirst();
+    return row ? userView(row) : undefined;
   }
 
   /** Changes a user's role or disables/enables them; each change its own decision. */
@@ -120,6 +155,25 @@ export class PeopleService {
         await decisions.record(trx, { kind: 'user.enabled', actor, subject, data: {} });
       }
       return userView(row);
+    });
+  }
+
+  /** Sets or removes the e-mail single sign-on matches a user by; a change is a decision. */
+  async setEmail(name: string, email: string | null, actor: string): Promise<UserView> {
+    const lower = email === null ? null : email.toLowerCase();
+    return this.deps.write(async (trx) => {
+      const row = await trx.selectFrom('users').selectAll().where('name', '=', name).executeTakeFirst();
+      if (!row) throw new NotFoundError(`no user named ${name}`, 'no_user');
+      if ((row.email ?? null) === lower) return userView(row);
+      if (lower !== null) await requireFreeEmail(trx, lower, name);
+      await trx.updateTable('users').set({ email: lower }).where('name', '=', name).execute();
+      await this.deps.decisions.record(trx, {
+        kind: 'user.email_changed',
+        actor,
+        subject: `user:${name}`,
+        data: { from: row.email ?? null, to: lower },
+      });
+      return userView({ ...row, email: lower });
     });
   }
 

@@ -57,9 +57,18 @@ const LEAST: Record<string, Role> = {
   'POST /v1/enrollment/requests/{name}/approve': 'admin',
   'POST /v1/enrollment/requests/{name}/reject': 'admin',
   'POST /v1/enrollment/grants': 'admin',
+  'POST /v1/users/{name}/email': 'admin',
+  'POST /v1/users/{name}/links': 'admin',
 };
 /** Admin-plane routes outside the role guard: console sign-in and sign-out check their own credential. */
-const UNGUARDED = new Set(['POST /v1/session', 'GET /v1/session', 'DELETE /v1/session']);
+const UNGUARDED = new Set([
+  'POST /v1/session',
+  'GET /v1/session',
+  'DELETE /v1/session',
+  'GET /v1/session/sso',
+  'POST /v1/session/sso',
+  'POST /v1/session/sso/callback',
+]);
 
 for (const dialect of dialects()) {
   describe(`every admin route × every built-in role (${dialect})`, () => {

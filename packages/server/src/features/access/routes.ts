@@ -9,6 +9,7 @@ import {
   RoleView,
   USER_NAME_PATTERN,
   UserCreateRequest,
+  UserEmailRequest,
   UserRoleRequest,
   UserView,
 } from '@muster/proto';
@@ -48,7 +49,7 @@ export function accessRoutes(
     },
     async (request, reply) => {
       const body = request.body as UserCreateRequest;
-      return reply.code(201).send(await people.addUser(body.name, body.role, request.actor));
+      return reply.code(201).send(await people.addUser(body.name, body.role, request.actor, body.email));
     },
   );
   app.get(
@@ -72,6 +73,19 @@ export function accessRoutes(
   change('role', UserRoleRequest, (b) => ({ role: (b as UserRoleRequest).role }));
   change('disable', undefined, () => ({ disabled: true }));
   change('enable', undefined, () => ({ disabled: false }));
+  app.post(
+    '/v1/users/:name/email',
+    {
+      config: { access: { verb: 'update', resource: 'users' } },
+      schema: { params: UserParams, body: UserEmailRequest, response: { 200: UserView } },
+    },
+    async (request) =>
+      people.setEmail(
+        (request.params as { name: string }).name,
+        (request.body as UserEmailRequest).email,
+        request.actor,
+      ),
+  );
   app.get(
     '/v1/roles',
     {

@@ -26,6 +26,7 @@ import {
 export const CONSOLE_PAGES = [
   '/',
   '/signin',
+  '/signin/sso',
   '/nodes',
   '/nodes/:id',
   '/events',
@@ -50,6 +51,16 @@ export const CONSOLE_CSP = [
   "form-action 'self'",
   "frame-ancestors 'none'",
 ].join('; ');
+
+/** The `Set-Cookie` of a console session (an empty value and 0 end it). */
+export function sessionCookie(value: string, maxAgeSec: number, secure: boolean): string {
+  return `${SESSION_COOKIE}=${value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAgeSec}${secure ? '; Secure' : ''}`;
+}
+
+/** A session as the console is told of it. */
+export function sessionView(session: Pick<ConsoleSession, 'csrf' | 'expiresAt'>): SessionView {
+  return { csrf: session.csrf, expiresAt: new Date(session.expiresAt).toISOString() };
+}
 
 /** Static files, sign-in and sign-out: the console's routes outside the admin guard. */
 export function consoleRoutes(
@@ -104,12 +115,8 @@ export function consoleRoutes(
     return send(request, reply, asset, 'public, max-age=31536000, immutable');
   });
 
-  const cookie = (value: string, maxAgeSec: number) =>
-    `${SESSION_COOKIE}=${value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAgeSec}${deps.secureCookie ? '; Secure' : ''}`;
-  const view = (session: Pick<ConsoleSession, 'csrf' | 'expiresAt'>): SessionView => ({
-    csrf: session.csrf,
-    expiresAt: new Date(session.expiresAt).toISOString(),
-  });
+  const cookie = (value: string, maxAgeSec: number) => sessionCookie(value, maxAgeSec, deps.secureCookie);
+  const view = sessionView;
   const current = async (request: FastifyRequest) => {
     const secret = cookieValue(request.headers.cookie, SESSION_COOKIE);
     return secret === undefined ? undefined : sessions.find(secret);

@@ -86,16 +86,23 @@ export class SessionService {
     );
   }
 
-  /** A one-time sign-in code for one user, valid for a short while; only its hash is stored. */
-  async issueCode(user = 'admin'): Promise<{ code: string; expiresAt: number }> {
+  /**
+   * A one-time sign-in code for one user, valid for a short while; only its hash is stored.
+   * `inTransaction` runs in the same transaction (a ledger decision that the link was made).
+   */
+  async issueCode(
+    user = 'admin',
+    inTransaction?: (trx: Kysely<Schema>, expiresAt: number) => Promise<void>,
+  ): Promise<{ code: string; expiresAt: number }> {
     const code = randomBytes(24).toString('base64url');
     const expiresAt = this.deps.clock.now() + SIGNIN_CODE_LIFETIME_MS;
-    await this.deps.write((trx) =>
-      trx
+    await this.deps.write(async (trx) => {
+      await trx
         .insertInto('console_signin_codes')
         .values({ code_hash: hash(code), expires_at: expiresAt, user })
-        .execute(),
-    );
+        .execute();
+      await inTransaction?.(trx, expiresAt);
+    });
     return { code, expiresAt };
   }
 
