@@ -8,6 +8,7 @@ import { LOG_LEVELS, type LogLevel, SERVER_SETTINGS } from './settings.js';
 
 export { LOG_LEVELS, type LogLevel, SERVER_SETTINGS };
 
+import { installSettings } from './features/install/config.js';
 import { DEFAULT_THRESHOLDS, type Thresholds } from './features/nodes/status.js';
 
 /** The server's configuration: read once at start, validated, frozen, passed in. */
@@ -58,6 +59,8 @@ export interface ServerConfig {
   readonly heartbeatBurst: number;
   /** Connection budgets of each plane, and how long a TLS handshake may take. */
   readonly connections: ConnectionLimits;
+  /** The agent package served at /v1/install (`--package-dir`); unset: `<repo>/dist-package`. */
+  readonly packageDir?: string;
 }
 
 /** How many connections each plane holds; unset totals are derived from the open-file limit. */
@@ -184,6 +187,7 @@ export function serverConfigFrom(raw: RawSettings, cwd = process.cwd()): ServerC
     else publicUrl = url.origin;
   }
   const denial = denialOfServiceSettings(raw, { hostPort, duration, problems });
+  const install = installSettings(raw, cwd, problems);
   if (problems.length > 0) throw new ConfigError(problems);
 
   return Object.freeze({
@@ -220,6 +224,7 @@ export function serverConfigFrom(raw: RawSettings, cwd = process.cwd()): ServerC
     adminHosts: Object.freeze([...adminHosts]),
     authFailureRate,
     ...denial,
+    ...install,
   });
 }
 

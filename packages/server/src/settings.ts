@@ -252,4 +252,12 @@ export const SERVER_SETTINGS: readonly SettingSpec[] = [
     value: 'N',
     help: 'refused admin credentials per minute per source address, in bursts of N, before 429 (default 30)',
   },
+  // The packaged agent the one-line installer fetches (features/install).
+  {
+    flag: 'package-dir',
+    env: 'MUSTER_PACKAGE_DIR',
+    kind: 'string',
+    value: 'DIR',
+    help: 'the agent package (npm run package) served at /v1/install for the installer line (default <repo>/dist-package)',
+  },
 ];
