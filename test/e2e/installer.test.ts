@@ -1,6 +1,16 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, copyFileSync, existsSync, readdirSync, statSync, symlinkSync } from 'node:fs';
+import {
+  appendFileSync,
+  copyFileSync,
+  existsSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+} from 'node:fs';
+import { createServer, get as httpsGet } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { MUSTER_VERSION, type TokenCreated, type TokenView } from '@muster/proto';
@@ -27,19 +37,16 @@ describe('the one-line installer (muster token create --install)', () => {
   let server: ServerUnderTest;
   /** Another control plane, with its own CA, serving a package whose bundle was changed after the build. */
   let tampered: ServerUnderTest;
-  /** One with nothing in its package dir. */
-  let unpackaged: ServerUnderTest;
 
   before(
     async () => {
       pkg = sandbox.tempDir('package');
       const changed = sandbox.tempDir('tampered-package');
       // The servers first: they read the package at each request, so it may be built after.
-      [server, tampered, unpackaged] = await Promise.all([
+      [server, tampered] = await Promise.all([
         sandbox.startServer({ args: ['--package-dir', pkg] }),
         // Logging every request, so the test can see what a refused installer asked it for.
         sandbox.startServer({ args: ['--package-dir', changed, '--log-level', 'info'] }),
-        sandbox.startServer({ args: ['--package-dir', sandbox.tempDir('empty-package')] }),
       ]);
       const started = Date.now();
       const build = spawn(
@@ -107,6 +114,17 @@ describe('the one-line installer (muster token create --install)', () => {
     args: string[],
   ): Promise<TokenCreated & { installCommand: string }> {
     return sandbox.json(['token', 'create', '--install', ...args, ...on.adminFlags]);
+  }
+
+  /** A GET over TLS that trusts nothing in particular: what anyone can fetch from the agent plane. */
+  function get(url: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      httpsGet(url, { rejectUnauthorized: false }, (res) => {
+        let body = '';
+        res.setEncoding('utf8').on('data', (c: string) => (body += c));
+        res.on('end', () => resolve(body));
+      }).on('error', reject);
+    });
   }
 
   /** `METHOD PATH` of each request a server logged (at --log-level info). */
@@ -244,8 +262,65 @@ describe('the one-line installer (muster token create --install)', () => {
     assert.equal(await usesLeft(server, token.id), 1);
   });
 
+  test('an impostor that serves the fleet CA certificate but holds no certificate from it gets no further than that', async () => {
+    const token = await tokenWithInstaller(server, ['--name', 'impostor-1']);
+    // The CA certificate is public: an impostor can copy it, and so pass the hash check.
+    const caPem = await get(`${server.agentUrl}/v1/install/ca.pem`);
+    const keys = sandbox.tempDir('impostor');
+    const cert = spawnSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        join(keys, 'key.pem'),
+        '-out',
+        join(keys, 'cert.pem'),
+      ],
+      { encoding: 'utf8' },
+    );
+    assert.equal(cert.status, 0, `openssl req: ${cert.stderr}`);
+    const asked: string[] = [];
+    const impostor = createServer(
+      { key: readFileSync(join(keys, 'key.pem')), cert: readFileSync(join(keys, 'cert.pem')) },
+      (req, res) => {
+        asked.push(`${req.method} ${req.url}`);
+        res.end(req.url === '/v1/install/ca.pem' ? caPem : 'touch IMPOSTOR-RAN\n');
+      },
+    );
+    await new Promise<void>((resolve) => impostor.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (impostor.address() as AddressInfo).port;
+      const line = token.installCommand.replaceAll(server.agentUrl, `https://127.0.0.1:${port}`);
+      const run = paste(line, 'host-impostor');
+      const code = await run.exited;
+      assert.equal(code, 1, run.output());
+      assert.match(
+        run.output(),
+        /^muster install: could not fetch install\.sh from https:\/\/\S+ over TLS that trusts only the fleet CA$/m,
+      );
+      assert.deepEqual(asked, ['GET /v1/install/ca.pem'], 'the impostor was asked for more than the CA');
+      assert.deepEqual(readdirSync(join(run.dir, 'muster-agent')), ['ca.pem']);
+      assert.ok(!existsSync(join(run.dir, 'IMPOSTOR-RAN')));
+      assert.equal(await usesLeft(server, token.id), 1);
+    } finally {
+      await new Promise((resolve) => impostor.close(resolve));
+    }
+  });
+
   test('without a package on the server, --install makes no token and says how to build one; a bad --install-agent is a usage error', async () => {
-    const bare = unpackaged;
+    const bare = await sandbox.startServer({ args: ['--package-dir', sandbox.tempDir('empty-package')] });
     const refused = await sandbox.run(['token', 'create', '--install', ...bare.adminFlags]);
     assert.equal(refused.code, 1, describeResult(refused));
     assert.match(

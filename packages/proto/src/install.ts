@@ -89,9 +89,12 @@ export function installLine(opts: {
     `d=${d}`,
     'mkdir -p -m 700 "$d"',
     // -k for this one request only: the certificate is not trusted until its hash is checked.
-    'curl -fsSgk -o "$d/ca.pem" "$u/ca.pem"',
+    // -q first: no ~/.curlrc may add options.
+    'curl -qfsSgk -o "$d/ca.pem" "$u/ca.pem"',
     `echo "${sum}  $d/ca.pem" | sha256sum -c --status || { rm -f "$d/ca.pem"; echo "muster install: the server at $u does not present the fleet CA this line pins (sha256 ${sum}); refusing it, nothing else was fetched" >&2; exit 1; }`,
-    'curl -fsSg --cacert "$d/ca.pem" -o "$d/install.sh" "$u/install.sh"',
+    // --capath: Debian's curl adds /etc/ssl/certs to --cacert; a directory with no hashed
+    // certificate names in it leaves the fleet CA the only one trusted.
+    'curl -qfsSg --cacert "$d/ca.pem" --capath "$d" -o "$d/install.sh" "$u/install.sh" || { rm -f "$d/install.sh"; echo "muster install: could not fetch install.sh from $u over TLS that trusts only the fleet CA" >&2; exit 1; }',
     `exec sh "$d/install.sh" "$u" ${opts.agent} ${agentFlags}`,
   ].join('; ');
   return `printf '%s' '${safeWord('the token', opts.secret)}' | sh -c '${script}'`;

@@ -48,7 +48,8 @@ export function installScript(manifest: InstallManifest): string {
     'part=$dir/$file.part',
     'rm -f "$part"',
     'say "fetching $file ($size bytes) from $url"',
-    'curl -fsSg --cacert "$dir/ca.pem" -o "$part" "$url/files/$file" || { rm -f "$part"; fail "could not fetch $url/files/$file"; }',
+    // The fleet CA alone: --capath replaces the system's certificates curl would add to it.
+    'curl -qfsSg --cacert "$dir/ca.pem" --capath "$dir" -o "$part" "$url/files/$file" || { rm -f "$part"; fail "could not fetch $url/files/$file"; }',
     'got=$(sha256sum "$part" | cut -d " " -f 1)',
     'if [ "$got" != "$sum" ]; then',
     '  rm -f "$part"',
