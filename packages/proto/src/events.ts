@@ -43,8 +43,10 @@ export const EVENT_KINDS = [
   'token.created',
   'token.revoked',
   'user.added',
+  'user.certificate_issued',
   'user.disabled',
   'user.enabled',
+  'user.login_code_issued',
   'user.role_changed',
   ...OPERATOR_EVENT_KINDS,
 ] as const;

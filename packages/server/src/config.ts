@@ -21,6 +21,8 @@ export interface ServerConfig {
   readonly publicUrl?: string;
   readonly trustDomain: string;
   readonly certLifetimeMs: number;
+  /** Lifetime of a user's personal certificate from `muster login`. */
+  readonly userCertLifetimeMs: number;
   readonly heartbeatIntervalMs: number;
   /** Disk, memory and load limits by profile; `default` for profiles not named. */
   readonly thresholds: Readonly<Record<string, Thresholds>>;
@@ -128,6 +130,7 @@ export function serverConfigFrom(raw: RawSettings, cwd = process.cwd()): ServerC
   if (!TRUST_DOMAIN_RE.test(trustDomain))
     problems.push(`--trust-domain: "${trustDomain}" is not a lowercase DNS name`);
   const certLifetimeMs = duration('cert-lifetime', '24h', 60_000);
+  const userCertLifetimeMs = duration('user-cert-lifetime', '12h', 60_000);
   const heartbeatIntervalMs = duration('heartbeat-interval', '10s', 1000);
   const checkpointIntervalMs = duration('checkpoint-interval', '1s', 100);
   const eventRetentionMs = duration('event-retention', '7d', 60_000);
@@ -195,6 +198,7 @@ export function serverConfigFrom(raw: RawSettings, cwd = process.cwd()): ServerC
     ...(publicUrl ? { publicUrl } : {}),
     trustDomain,
     certLifetimeMs,
+    userCertLifetimeMs,
     heartbeatIntervalMs,
     checkpointIntervalMs,
     eventRetentionMs,

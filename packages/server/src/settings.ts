@@ -63,6 +63,13 @@ export const SERVER_SETTINGS: readonly SettingSpec[] = [
     help: 'lifetime of node certificates (default 24h)',
   },
   {
+    flag: 'user-cert-lifetime',
+    env: 'MUSTER_USER_CERT_LIFETIME',
+    kind: 'string',
+    value: 'DURATION',
+    help: 'lifetime of the personal certificates muster login gets (default 12h)',
+  },
+  {
     flag: 'heartbeat-interval',
     env: 'MUSTER_HEARTBEAT_INTERVAL',
     kind: 'string',
@@ -250,6 +257,6 @@ export const SERVER_SETTINGS: readonly SettingSpec[] = [
     env: 'MUSTER_AUTH_FAILURE_RATE',
     kind: 'string',
     value: 'N',
-    help: 'refused admin credentials per minute per source address, in bursts of N, before 429 (default 30)',
+    help: 'refused admin credentials per minute per source address and per user, in bursts of N, before 429 (default 30)',
   },
 ];

@@ -17,6 +17,8 @@ import {
   ledgerProof,
   ledgerVerify,
 } from './ledger.js';
+import { loginCommand } from './login.js';
+import { userLoginCode } from './login-code.js';
 import { nodesDecommission, nodesList, nodesRotate, nodesShow } from './nodes.js';
 import { operatorAdd, operatorKeygen, operatorList } from './operators.js';
 import { policyEdit, policyPush, policyShow, policySign } from './policy.js';
@@ -83,6 +85,8 @@ export const COMMANDS: readonly Command[] = [
   apitokenCreate,
   apitokenList,
   apitokenRevoke,
+  userLoginCode,
+  loginCommand,
   doctorCommand,
   benchCommand,
 ];

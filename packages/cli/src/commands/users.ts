@@ -7,11 +7,13 @@ import {
   type RoleView,
   roleProblems,
   USER_NAME_PATTERN,
+  type UserCreated,
   type UserView,
 } from '@muster/proto';
 import { ADMIN_SETTINGS, adminClient } from '../client.js';
 import type { Command } from '../command.js';
 import { printJson, safe, table } from '../output.js';
+import { printLoginCode } from './login-code.js';
 
 function one(positionals: string[], what: string, pattern: string): string {
   const [name, extra] = positionals;
@@ -32,7 +34,8 @@ export const userAdd: Command = {
   summary: 'add a user (a person, or a robot user for automation) with a role',
   details:
     'Roles: viewer, operator, admin, or a custom one from `muster role apply`.\n' +
-    'Give the user a credential with `muster apitoken create --user NAME`.\n\n' +
+    'Prints a one-time login code (24 h) for their first `muster login`; or give the user\n' +
+    'a credential with `muster apitoken create --user NAME`.\n\n' +
     'Example:\n  muster user add alice --role operator',
   settings: [
     { flag: 'role', kind: 'string', value: 'ROLE', help: 'required: the role the user acts with' },
@@ -45,9 +48,13 @@ export const userAdd: Command = {
       throw new UsageError('--role is required: viewer, operator, admin or a custom role');
     if (!new RegExp(ROLE_NAME_PATTERN).test(role))
       throw new UsageError(`--role: "${safe(role)}" is not a role name`);
-    const user = await adminClient(values).call<UserView>('POST', '/v1/users', { name, role });
+    const client = adminClient(values);
+    const user = await client.call<UserCreated>('POST', '/v1/users', { name, role });
     if (values.json) printJson(user);
-    else printUser(user);
+    else {
+      printUser(user);
+      printLoginCode(user.loginCode, client.url);
+    }
     return 0;
   },
 };

@@ -240,6 +240,30 @@ export interface ApiTokensTable {
   last_used_at: number | null;
 }
 
+/** A one-time code for a user's first `muster login` (hashed). */
+export interface LoginCodesTable {
+  code_hash: string;
+  user: string;
+  created_at: number;
+  created_by: string;
+  expires_at: number;
+  used_at: number | null;
+}
+
+/** A personal client certificate issued to a user by `muster login`. */
+export interface UserCertificatesTable {
+  serial: string;
+  user: string;
+  not_before: number;
+  not_after: number;
+  issued_at: number;
+  /** The certificate this one renewed, superseded at this one's first use. */
+  renewed_from: string | null;
+  first_used_at: number | null;
+  superseded_at: number | null;
+  revoked_at: number | null;
+}
+
 export interface Schema {
   users: UsersTable;
   roles: RolesTable;
@@ -264,4 +288,6 @@ export interface Schema {
   ca_rotation: CaRotationTable;
   console_sessions: ConsoleSessionsTable;
   console_signin_codes: ConsoleSigninCodesTable;
+  login_codes: LoginCodesTable;
+  user_certificates: UserCertificatesTable;
 }

@@ -53,9 +53,10 @@ const LEAST: Record<string, Role> = {
   'POST /v1/users/{name}/disable': 'admin',
   'POST /v1/users/{name}/enable': 'admin',
   'POST /v1/users/{name}/role': 'admin',
+  'POST /v1/users/{name}/login-code': 'admin',
 };
-/** Admin-plane routes outside the role guard: console sign-in and sign-out check their own credential. */
-const UNGUARDED = new Set(['POST /v1/session', 'GET /v1/session', 'DELETE /v1/session']);
+/** Admin-plane routes outside the role guard: console sign-in and sign-out, and `muster login`, check their own credential. */
+const UNGUARDED = new Set(['POST /v1/session', 'GET /v1/session', 'DELETE /v1/session', 'POST /v1/login']);
 
 for (const dialect of dialects()) {
   describe(`every admin route × every built-in role (${dialect})`, () => {
