@@ -60,6 +60,12 @@ export class UserCertificates {
         'certificate_expired',
         user,
       );
+    if (code === 'CERT_NOT_YET_VALID')
+      throw new RefusedCredentialError(
+        "the client certificate is not valid yet; check this machine's clock",
+        'certificate_not_yet_valid',
+        user,
+      );
     if (code !== undefined || !this.deps.roots.trusts(cert))
       throw new RefusedCredentialError(
         "the client certificate was not issued by this fleet's CA",
