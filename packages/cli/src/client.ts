@@ -121,7 +121,7 @@ function adminCredential(
         `the certificate muster login got for ${url.origin} expired at ${new Date(login.notAfter).toISOString()}; run: muster login --url ${url.origin}`,
       );
     throw new ConnectionError(
-      `no admin credential: run muster login --url URL, pass --token-file (or set MUSTER_TOKEN_FILE), or run where ${displayPath(file)} exists (--data-dir)`,
+      `no admin token: pass --token-file (or set MUSTER_TOKEN_FILE), or run where ${displayPath(file)} exists (--data-dir); over HTTPS, muster login --url URL gets you a certificate instead`,
     );
   }
 }

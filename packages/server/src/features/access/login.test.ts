@@ -221,15 +221,20 @@ for (const dialect of dialects()) {
         const first = await call('/v1/login', { body: { code, csr }, localAddress: '127.0.0.9' });
         assert.equal(first.status, 201, first.body);
         const erin = held(first.json as LoginResponse, keyPem);
+        const erinsToken = await t.admin('POST', '/v1/apitokens', { user: 'erin' });
         assert.equal((await t.admin('POST', '/v1/users/erin/disable')).status, 200);
-        // Each from its own address, so no source spends its budget: only the user does.
-        for (const [i, address] of ['127.0.0.2', '127.0.0.3', '127.0.0.4'].entries()) {
-          const reused =
-            i === 1
-              ? await call('/v1/login', { body: { code, csr }, localAddress: address })
-              : await call('/v1/nodes', { ...erin, localAddress: address });
-          assert.equal(reused.status, 401, reused.body);
-        }
+        // Each from its own address, so no source spends its budget: only the user does, with
+        // her certificate, her used code and her token alike.
+        const refusals = [
+          () => call('/v1/nodes', { ...erin, localAddress: '127.0.0.2' }),
+          () => call('/v1/login', { body: { code, csr }, localAddress: '127.0.0.3' }),
+          () =>
+            call('/v1/nodes', {
+              headers: { authorization: `Bearer ${erinsToken.json.secret}` },
+              localAddress: '127.0.0.4',
+            }),
+        ];
+        for (const refusal of refusals) assertProblem(await refusal(), 401);
         const limited = assertProblem(
           await call('/v1/nodes', { ...erin, localAddress: '127.0.0.5' }),
           429,
