@@ -1,7 +1,7 @@
 import { LoginCode, LoginRequest, LoginResponse, NoBody, USER_NAME_PATTERN } from '@muster/proto';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { type AppError, UnauthorizedError } from '../../errors.js';
+import { UnauthorizedError } from '../../errors.js';
 import { type CredentialRefusals, RefusedCredentialError } from '../../http/auth.js';
 import type { LoginService } from './login.js';
 import type { UserCertificates } from './user-certificates.js';
@@ -41,9 +41,7 @@ export function loginRoutes(
         return reply.code(201).send(await logins.renew(principal, body.csr));
       } catch (err) {
         if (!(err instanceof UnauthorizedError)) throw err;
-        const user = err instanceof RefusedCredentialError ? err.user : undefined;
-        const answer: AppError = refusals.refuse(request.ip, err, user);
-        throw answer;
+        throw refusals.refuse(request.ip, err, err instanceof RefusedCredentialError ? err.user : undefined);
       }
     },
   );
