@@ -103,7 +103,7 @@ export class Sandbox {
     ]);
     const [agentUrl, adminUrl] = await proc.waitForOutput('the server to print its URLs', (p) => {
       const agent = /^ {2}agent plane {2}(https:\/\/127\.0\.0\.1:\d+)/m.exec(p.stdout)?.[1];
-      const admin = /^ {2}admin API {4}(http:\/\/127\.0\.0\.1:\d+)/m.exec(p.stdout)?.[1];
+      const admin = /^ {2}admin API {4}(https?:\/\/127\.0\.0\.1:\d+)/m.exec(p.stdout)?.[1];
       return agent && admin ? [agent, admin] : undefined;
     });
     return {

@@ -46,10 +46,12 @@ export const EVENT_KINDS = [
   'token.created',
   'token.revoked',
   'user.added',
+  'user.certificate_issued',
   'user.disabled',
   'user.email_changed',
   'user.enabled',
   'user.link_issued',
+  'user.login_code_issued',
   'user.role_changed',
   ...OPERATOR_EVENT_KINDS,
 ] as const;

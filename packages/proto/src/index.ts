@@ -11,6 +11,7 @@ export * from './jcs.js';
 export * from './jobs.js';
 export * from './jobs-cron.js';
 export * from './ledger-export.js';
+export * from './login.js';
 export * from './merkle.js';
 export * from './names.js';
 export * from './note.js';

@@ -9,9 +9,13 @@ import { isLoopback, joinUrl, type ServerConfig } from './config.js';
 import type { DecisionRecorder } from './decisions/recorder.js';
 import { CredentialService } from './features/access/credentials.js';
 import { installAccessGuard, withCredential } from './features/access/guard.js';
+import { LoginService } from './features/access/login.js';
+import { loginCodeRoutes, loginRoutes } from './features/access/login-routes.js';
 import { PeopleService } from './features/access/people.js';
+import { namingRefusedTokens } from './features/access/refused-tokens.js';
 import { accessRoutes } from './features/access/routes.js';
 import { ScopeFilter } from './features/access/scope.js';
+import { UserCertificates } from './features/access/user-certificates.js';
 import { CaRotationService, startCaSync } from './features/ca/rotation.js';
 import { caRoutes } from './features/ca/routes.js';
 import { CaService } from './features/ca/service.js';
@@ -287,8 +291,10 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     const key = identity.serverKeyPem;
     const ca = roots.trusted().map((root) => root.pem);
     plane(agent).setSecureContext({ key, cert, ca, minVersion: 'TLSv1.2' });
-    // The admin plane presents the server identity too, unless an operator gave it its own.
-    if (adminTls && !config.adminCert) plane(admin).setSecureContext({ key, cert });
+    // The admin plane presents the server identity too, unless an operator gave it its own;
+    // either way it asks for personal certificates from the roots trusted now.
+    if (adminTls)
+      plane(admin).setSecureContext({ ...(adminIdentity ?? { key, cert }), ca, minVersion: 'TLSv1.2' });
   };
   const caRotation = new CaRotationService({
     db: store.db,
@@ -410,7 +416,12 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     ledgerAgentRoutes(scope, ledger);
   });
 
-  const adminTls = !isLoopback(config.adminListen.host) && !config.adminBehindProxy;
+  // Given its own certificate the admin plane serves HTTPS on loopback too (CONTRACT section 8).
+  const adminTls =
+    config.adminCert !== undefined || (!isLoopback(config.adminListen.host) && !config.adminBehindProxy);
+  const adminIdentity = config.adminCert
+    ? { cert: readFileSync(config.adminCert), key: readFileSync(config.adminKey!) }
+    : undefined;
   const adminHosts = AdminHosts.from(config);
   const admin = createPlane({
     logger,
@@ -420,9 +431,13 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     ...(adminTls
       ? {
           https: {
-            ...(config.adminCert
-              ? { cert: readFileSync(config.adminCert), key: readFileSync(config.adminKey!) }
-              : { cert: serverChain(identity), key: identity.serverKeyPem }),
+            ...(adminIdentity ?? { cert: serverChain(identity), key: identity.serverKeyPem }),
+            // Asked for, never required: a personal certificate from `muster login` is one
+            // credential among others, checked on every request (user-certificates.ts).
+            ca: roots.trusted().map((root) => root.pem),
+            requestCert: true,
+            rejectUnauthorized: false,
+            minVersion: 'TLSv1.2',
             handshakeTimeout: config.connections.handshakeTimeoutMs,
           },
         }
@@ -461,12 +476,31 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   const refusals = new FailedCredentials({
     clock,
     perMinute: config.authFailureRate,
-    onLimited: (source, refused) =>
+    onLimited: (key, refused, kind) =>
       logger.warn(
-        { source, refusedInLastMinute: refused },
-        'security: too many refused admin credentials from one address; answering 429 until it slows down',
+        { [kind]: key, refusedInLastMinute: refused },
+        kind === 'user'
+          ? 'security: too many refused credentials of one user; answering 429 until it slows down'
+          : 'security: too many refused admin credentials from one address; answering 429 until it slows down',
       ),
   });
+  const logins = new LoginService({
+    db: store.db,
+    write,
+    clock,
+    ids,
+    decisions,
+    roots,
+    certLifetimeMs: config.userCertLifetimeMs,
+  });
+  const userCertificates = new UserCertificates({
+    db: store.db,
+    write,
+    clock,
+    trustDomain: config.trustDomain,
+    roots,
+  });
+  loginRoutes(admin, { logins, certificates: userCertificates, refusals });
   consoleRoutes(admin, {
     assets: loadAssets(consoleDistDir()),
     sessions,
@@ -514,12 +548,13 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     scope.addHook(
       'onRequest',
       adminTokenCheck(
-        (secret) => credentials.byBearer(secret),
+        namingRefusedTokens(store.db, (secret) => credentials.byBearer(secret)),
         sessionCredential(sessions, adminHosts, credentials),
         refusals,
+        adminTls ? (request) => userCertificates.principal(request) : undefined,
       ),
     );
-    openapi.secured(scope, [{ adminToken: [] }, { consoleSession: [] }]);
+    openapi.secured(scope, [{ adminToken: [] }, { consoleSession: [] }, { userCertificate: [] }]);
     installAccessGuard(scope, {
       nodeFacets: async (id) => {
         const row = await store.db
@@ -550,7 +585,8 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
           }),
         ),
     });
-    accessRoutes(scope, { people, credentials });
+    accessRoutes(scope, { people, credentials, logins });
+    loginCodeRoutes(scope, logins);
     fleetRoutes(scope, () =>
       fleetSummary({
         db: store.db,

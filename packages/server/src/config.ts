@@ -26,6 +26,8 @@ export interface ServerConfig {
   readonly publicUrl?: string;
   readonly trustDomain: string;
   readonly certLifetimeMs: number;
+  /** Lifetime of a user's personal certificate from `muster login`. */
+  readonly userCertLifetimeMs: number;
   readonly heartbeatIntervalMs: number;
   /** Disk, memory and load limits by profile; `default` for profiles not named. */
   readonly thresholds: Readonly<Record<string, Thresholds>>;
@@ -140,6 +142,7 @@ export function serverConfigFrom(raw: RawSettings, cwd = process.cwd()): ServerC
   if (!TRUST_DOMAIN_RE.test(trustDomain))
     problems.push(`--trust-domain: "${trustDomain}" is not a lowercase DNS name`);
   const certLifetimeMs = duration('cert-lifetime', 60_000);
+  const userCertLifetimeMs = duration('user-cert-lifetime', 60_000);
   const heartbeatIntervalMs = duration('heartbeat-interval', 1000);
   const checkpointIntervalMs = duration('checkpoint-interval', 100);
   const eventRetentionMs = duration('event-retention', 60_000);
@@ -213,6 +216,7 @@ export function serverConfigFrom(raw: RawSettings, cwd = process.cwd()): ServerC
     ...(publicUrl ? { publicUrl } : {}),
     trustDomain,
     certLifetimeMs,
+    userCertLifetimeMs,
     heartbeatIntervalMs,
     checkpointIntervalMs,
     eventRetentionMs,

@@ -68,6 +68,14 @@ export const SERVER_SETTINGS: readonly SettingSpec[] = [
     help: 'lifetime of node certificates',
   },
   {
+    flag: 'user-cert-lifetime',
+    env: 'MUSTER_USER_CERT_LIFETIME',
+    kind: 'string',
+    value: 'DURATION',
+    default: '12h',
+    help: 'lifetime of the personal certificates muster login gets',
+  },
+  {
     flag: 'heartbeat-interval',
     env: 'MUSTER_HEARTBEAT_INTERVAL',
     kind: 'string',
@@ -273,7 +281,7 @@ export const SERVER_SETTINGS: readonly SettingSpec[] = [
     kind: 'string',
     value: 'N',
     default: '30',
-    help: 'refused admin credentials per minute per source address, in bursts of N, before 429',
+    help: 'refused admin credentials per minute per source address and per user, in bursts of N, before 429',
   },
   // Enrollment without a join token: how long a request waits, how many may, how often one source may ask.
   {

@@ -19,6 +19,8 @@ import {
   ledgerVerify,
 } from './ledger.js';
 import { nodesApprove, nodesPending, nodesReject, nodesSign } from './node-requests.js';
+import { loginCommand } from './login.js';
+import { userLoginCode } from './login-code.js';
 import { nodesDecommission, nodesList, nodesRotate, nodesShow } from './nodes.js';
 import { operatorAdd, operatorKeygen, operatorList } from './operators.js';
 import { policyEdit, policyPush, policyShow, policySign } from './policy.js';
@@ -89,6 +91,8 @@ export const COMMANDS: readonly Command[] = [
   apitokenCreate,
   apitokenList,
   apitokenRevoke,
+  userLoginCode,
+  loginCommand,
   doctorCommand,
   benchCommand,
   agentRequest,

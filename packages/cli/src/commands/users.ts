@@ -9,11 +9,13 @@ import {
   roleProblems,
   type SignInLinkCreated,
   USER_NAME_PATTERN,
+  type UserCreated,
   type UserView,
 } from '@muster/proto';
 import { ADMIN_SETTINGS, adminClient } from '../client.js';
 import type { Command } from '../command.js';
 import { printJson, safe, table } from '../output.js';
+import { printLoginCode } from './login-code.js';
 
 function one(positionals: string[], what: string, pattern: string): string {
   const [name, extra] = positionals;
@@ -42,8 +44,9 @@ export const userAdd: Command = {
   summary: 'add a user (a person, or a robot user for automation) with a role',
   details:
     'Roles: viewer, operator, admin, or a custom one from `muster role apply`.\n' +
-    'Give the user a credential with `muster apitoken create --user NAME`, a console sign-in\n' +
-    'link with `muster user link NAME`, or an --email for single sign-on (--oidc-issuer).\n\n' +
+    'Prints a one-time login code (24 h) for their first `muster login`. Other credentials:\n' +
+    '`muster apitoken create --user NAME`, a console sign-in link with `muster user link NAME`,\n' +
+    'or an --email for single sign-on (--oidc-issuer).\n\n' +
     'Example:\n  muster user add alice --role operator --email alice@example.com',
   settings: [
     { flag: 'role', kind: 'string', value: 'ROLE', help: 'required: the role the user acts with' },
@@ -63,13 +66,17 @@ export const userAdd: Command = {
     if (!new RegExp(ROLE_NAME_PATTERN).test(role))
       throw new UsageError(`--role: "${safe(role)}" is not a role name`);
     const email = values.email === undefined ? undefined : emailOf(values.email as string, '--email');
-    const user = await adminClient(values).call<UserView>('POST', '/v1/users', {
+    const client = adminClient(values);
+    const user = await client.call<UserCreated>('POST', '/v1/users', {
       name,
       role,
       ...(email !== undefined ? { email } : {}),
     });
     if (values.json) printJson(user);
-    else printUser(user);
+    else {
+      printUser(user);
+      printLoginCode(user.loginCode, client.url);
+    }
     return 0;
   },
 };

@@ -24,11 +24,28 @@ declare module 'fastify' {
  */
 export type AlternativeCredential = (request: FastifyRequest) => Promise<boolean>;
 
-/** Counts refused credentials per source address; see FailedCredentials in rate-limit.ts. */
+/** Counts refused credentials per source address and per user; see FailedCredentials in rate-limit.ts. */
 export interface CredentialRefusals {
-  /** Returns the error to answer a refused credential from `source` with: itself, or a 429. */
-  refuse(source: string, refusal: AppError): AppError;
+  /** Returns the error to answer a refused credential from `source` (of `user`) with: itself, or a 429. */
+  refuse(source: string, refusal: AppError, user?: string): AppError;
 }
+
+/** A refused credential that names the user it belonged to, so the refusal counts against them too. */
+export class RefusedCredentialError extends UnauthorizedError {
+  constructor(
+    message: string,
+    code: string,
+    readonly user?: string,
+  ) {
+    super(message, code);
+  }
+}
+
+/**
+ * A personal client certificate on the admin plane: resolves to its user's principal, to
+ * undefined when the connection presented none, and throws UnauthorizedError when it is refused.
+ */
+export type CertificateResolver = (request: FastifyRequest) => Promise<Principal | undefined>;
 
 /** Resolves a bearer secret to the user it belongs to; undefined for an unknown or dead one. */
 export type BearerResolver = (secret: string) => Promise<Principal | undefined>;
@@ -37,27 +54,42 @@ export type BearerResolver = (secret: string) => Promise<Principal | undefined>;
  * Checks `Authorization: Bearer <API token>` against the store on every request: only the
  * secret's hash is looked up, so neither its length nor its content leaks through timing, and a
  * revoked token or a disabled user stops at once on every replica. Without that header, the
- * alternative credential (a console session) may authenticate the request instead. A credential
- * presented and refused counts against its source address in `refusals` (a request with none
- * does not); a valid one is accepted whatever its address has spent.
+ * alternative credential (a console session), then a personal client certificate, may
+ * authenticate the request instead. A credential presented and refused counts against its source
+ * address in `refusals`, and against its user when it names one (a request with none does not);
+ * a valid one is accepted whatever its address or user has spent.
  */
 export function adminTokenCheck(
   resolve: BearerResolver,
   alternative?: AlternativeCredential,
   refusals?: CredentialRefusals,
+  certificate?: CertificateResolver,
 ): (request: FastifyRequest) => Promise<void> {
-  const refused = (request: FastifyRequest, err: AppError) => refusals?.refuse(request.ip, err) ?? err;
+  const refused = (request: FastifyRequest, err: AppError) =>
+    refusals?.refuse(request.ip, err, err instanceof RefusedCredentialError ? err.user : undefined) ?? err;
+  const refusing = async <T>(request: FastifyRequest, check: () => Promise<T>): Promise<T> => {
+    try {
+      return await check();
+    } catch (err) {
+      throw err instanceof UnauthorizedError ? refused(request, err) : err;
+    }
+  };
   return async (request) => {
     const header = request.headers.authorization;
     if (header === undefined && alternative) {
-      try {
-        if (await alternative(request)) return;
-      } catch (err) {
-        throw err instanceof UnauthorizedError ? refused(request, err) : err;
-      }
+      if (await refusing(request, () => alternative(request))) return;
+    }
+    // A personal certificate when no bearer header names another credential; without one
+    // presented, the request goes on to be refused for want of a token.
+    const byCertificate =
+      header === undefined && certificate ? await refusing(request, () => certificate(request)) : undefined;
+    if (byCertificate) {
+      request.principal = byCertificate;
+      request.actor = `user:${byCertificate.user}`;
+      return;
     }
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
-    const principal = match ? await resolve(match[1]!) : undefined;
+    const principal = match ? await refusing(request, () => resolve(match[1]!)) : undefined;
     if (!principal) {
       const err = new UnauthorizedError('a valid API token is required (Authorization: Bearer …)');
       throw header === undefined ? err : refused(request, err);

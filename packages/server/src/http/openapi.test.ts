@@ -41,7 +41,12 @@ test('GET /openapi.json describes every route from the schemas that validate the
   // Signing in is how a credential is got; the console's cookie is how its session is used.
   assert.deepEqual(doc.paths['/v1/session'].post.security, []);
   assert.deepEqual(doc.paths['/v1/session'].delete.security, [{ consoleSession: [] }]);
-  assert.deepEqual(doc.paths['/v1/tokens'].post.security, [{ adminToken: [] }, { consoleSession: [] }]);
+  assert.deepEqual(doc.paths['/v1/tokens'].post.security, [
+    { adminToken: [] },
+    { consoleSession: [] },
+    { userCertificate: [] },
+  ]);
+  assert.deepEqual(doc.paths['/v1/login'].post.security, []);
   assert.deepEqual(doc.paths['/v1/enroll'].post.security, []);
 
   const text = `${JSON.stringify(doc, null, 2)}\n`;

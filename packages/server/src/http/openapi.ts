@@ -96,6 +96,11 @@ export class OpenApiRecorder {
               'The console session made by POST /v1/session; state-changing calls also send x-muster-csrf.',
           },
           nodeCertificate: { type: 'mutualTLS' },
+          userCertificate: {
+            type: 'mutualTLS',
+            description:
+              'a personal client certificate from `muster login` (URI SAN spiffe://<trust-domain>/user/<name>)',
+          },
         },
         schemas: {
           Problem: {

@@ -62,50 +62,66 @@ export function sourceOf(address: string): string {
 const LIMITED_WINDOW_MS = 60_000;
 
 /**
- * Refused admin credentials (bearer tokens, console sessions, sign-in tokens and codes) per
- * source address. Once a source has spent its budget its refusals are 429s instead of 401s,
- * with `retry-after`; a valid credential is still checked and accepted, as Teleport and GitHub
- * do, so an attacker sharing an address (a NAT, the proxy in front) cannot lock operators out.
- * Tokens of at least 128 bits make guessing hopeless anyway: the budget turns a flood into cheap
- * answers that tell the client to stop, and tells the operator once per window.
+ * Refused admin credentials (bearer tokens, console sessions, sign-in tokens and codes, login
+ * codes and user certificates) per source address, and per user when the refused credential
+ * names one. Once a source or a user has spent its budget its refusals are 429s instead of
+ * 401s, with `retry-after`; a valid credential is still checked and accepted, as Teleport and
+ * GitHub do, so an attacker sharing an address (a NAT, the proxy in front), or replaying a dead
+ * credential of someone else's from many addresses, cannot lock operators out. Tokens of at
+ * least 128 bits make guessing hopeless anyway: the budget turns a flood into cheap answers that
+ * tell the client to stop, and tells the operator once per window.
  */
 export class FailedCredentials {
-  private readonly limiter: RateLimiter;
+  private readonly bySource: RateLimiter;
+  private readonly byUser: RateLimiter;
   private readonly windows = new Map<string, { start: number; refused: number }>();
 
   constructor(
     private readonly deps: {
       clock: Clock;
-      /** Refusals per minute a source may have, in bursts of as many. */
+      /** Refusals per minute a source (and a user) may have, in bursts of as many. */
       perMinute: number;
-      /** Called when a source is first limited, then once per window while it stays so. */
-      onLimited: (source: string, refusedInLastWindow: number) => void;
+      /**
+       * Called when a source (`key` an address) or a user (`key` `user:<name>`) is first
+       * limited, then once per window while it stays so.
+       */
+      onLimited: (key: string, refusedInLastWindow: number, kind: 'source' | 'user') => void;
     },
   ) {
-    this.limiter = new RateLimiter(deps.clock, deps.perMinute / 60, deps.perMinute);
+    this.bySource = new RateLimiter(deps.clock, deps.perMinute / 60, deps.perMinute);
+    this.byUser = new RateLimiter(deps.clock, deps.perMinute / 60, deps.perMinute);
   }
 
-  /** Counts one refused credential from `address`; returns what to answer: `refusal`, or a 429. */
-  refuse(address: string, refusal: AppError): AppError {
+  /**
+   * Counts one refused credential from `address`, and against `user` when the credential named
+   * one (a dead token or certificate of theirs, a used code); returns `refusal`, or a 429.
+   */
+  refuse(address: string, refusal: AppError, user?: string): AppError {
     const source = sourceOf(address);
-    const wait = this.limiter.take(source);
-    if (wait === 0) return refusal;
+    const sourceWait = this.bySource.take(source);
+    const userWait = user === undefined ? 0 : this.byUser.take(user);
+    if (sourceWait === 0 && userWait === 0) return refusal;
+    const [key, kind, wait] =
+      userWait >= sourceWait
+        ? ([`user:${user}`, 'user', userWait] as const)
+        : ([source, 'source', sourceWait] as const);
     const now = this.deps.clock.now();
-    const window = this.windows.get(source);
+    const window = this.windows.get(key);
     if (!window || now - window.start >= LIMITED_WINDOW_MS) {
       const continued = window !== undefined && now - window.start < 2 * LIMITED_WINDOW_MS;
-      this.deps.onLimited(source, continued ? window.refused : 0);
-      this.windows.set(source, { start: now, refused: 1 });
+      this.deps.onLimited(key, continued ? window.refused : 0, kind);
+      this.windows.set(key, { start: now, refused: 1 });
       if (this.windows.size > 10_000) this.sweep(now);
     } else window.refused += 1;
+    const whose = kind === 'user' ? 'for this user' : 'from this address';
     return new RateLimitedError(
-      `too many refused credentials from this address; wait ${wait} s before trying again`,
+      `too many refused credentials ${whose}; wait ${wait} s before trying again`,
       wait,
     );
   }
 
   private sweep(now: number): void {
-    for (const [source, window] of this.windows)
-      if (now - window.start >= LIMITED_WINDOW_MS) this.windows.delete(source);
+    for (const [key, window] of this.windows)
+      if (now - window.start >= LIMITED_WINDOW_MS) this.windows.delete(key);
   }
 }

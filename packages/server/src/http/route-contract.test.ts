@@ -89,6 +89,7 @@ for (const dialect of dialects()) {
         'post /v1/nodes/{id}/rotate',
         'post /v1/users/{name}/disable',
         'post /v1/users/{name}/enable',
+        'post /v1/users/{name}/login-code',
       ]);
     });
 

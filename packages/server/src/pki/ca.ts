@@ -141,6 +141,39 @@ export class CertificateAuthority {
     return { pem, serial: req.serial, notBefore, notAfter };
   }
 
+  /** The SPIFFE ID of a user's personal certificate: a user is never a node. */
+  userSpiffeId(user: string): string {
+    return `spiffe://${this.trustDomain}/user/${user}`;
+  }
+
+  /** Issues a user's personal client certificate (`muster login`); policy decides all of it. */
+  issueUserCertificate(req: {
+    spki: Uint8Array;
+    user: string;
+    serial: string;
+    now: number;
+    lifetimeMs: number;
+  }): IssuedCertificate {
+    const notBefore = req.now - BACKDATE_MS;
+    const notAfter = req.now + req.lifetimeMs;
+    const pem = issueCertificate(
+      {
+        serialHex: req.serial,
+        issuer: this.subject,
+        subject: nameDer([[OIDS.commonName, req.user]]),
+        notBefore,
+        notAfter,
+        spki: req.spki,
+        ca: false,
+        extKeyUsage: ['clientAuth'],
+        subjectAltNames: [{ uri: this.userSpiffeId(req.user) }],
+        authorityKeyId: this.keyId,
+      },
+      this.key,
+    );
+    return { pem, serial: req.serial, notBefore, notAfter };
+  }
+
   /** Issues the server's own TLS identity for the names and addresses agents dial. */
   issueServerCertificate(opts: {
     keyPem: string;

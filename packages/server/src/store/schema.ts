@@ -276,6 +276,30 @@ export interface NodeRequestsTable {
   not_after: number | null;
 }
 
+/** A one-time code for a user's first `muster login` (hashed). */
+export interface LoginCodesTable {
+  code_hash: string;
+  user: string;
+  created_at: number;
+  created_by: string;
+  expires_at: number;
+  used_at: number | null;
+}
+
+/** A personal client certificate issued to a user by `muster login`. */
+export interface UserCertificatesTable {
+  serial: string;
+  user: string;
+  not_before: number;
+  not_after: number;
+  issued_at: number;
+  /** The certificate this one renewed, superseded at this one's first use. */
+  renewed_from: string | null;
+  first_used_at: number | null;
+  superseded_at: number | null;
+  revoked_at: number | null;
+}
+
 export interface Schema {
   users: UsersTable;
   sso_logins: SsoLoginsTable;
@@ -302,4 +326,6 @@ export interface Schema {
   console_sessions: ConsoleSessionsTable;
   console_signin_codes: ConsoleSigninCodesTable;
   node_requests: NodeRequestsTable;
+  login_codes: LoginCodesTable;
+  user_certificates: UserCertificatesTable;
 }

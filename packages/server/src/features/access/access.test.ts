@@ -63,7 +63,7 @@ for (const dialect of dialects()) {
       assert.equal((await t.admin('POST', '/v1/users/eve/enable')).status, 200);
       assert.equal((await as(t, live.json.secret, 'GET', '/v1/nodes')).status, 200);
       const kinds = (await decisionsAbout(t, 'user:eve')).map((d) => d.kind);
-      assert.deepEqual(kinds, ['user.added', 'user.disabled', 'user.enabled']);
+      assert.deepEqual(kinds, ['user.added', 'user.login_code_issued', 'user.disabled', 'user.enabled']);
     });
 
     test('an API token above its creator is 403; an operator makes their own, within their role', async () => {

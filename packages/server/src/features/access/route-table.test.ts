@@ -60,8 +60,9 @@ const LEAST: Record<string, Role> = {
   'POST /v1/enrollment/grants': 'admin',
   'POST /v1/users/{name}/email': 'admin',
   'POST /v1/users/{name}/links': 'admin',
+  'POST /v1/users/{name}/login-code': 'admin',
 };
-/** Admin-plane routes outside the role guard: console sign-in and sign-out check their own credential. */
+/** Admin-plane routes outside the role guard: console sign-in and sign-out, and `muster login`, check their own credential. */
 const UNGUARDED = new Set([
   'POST /v1/session',
   'GET /v1/session',
@@ -69,6 +70,7 @@ const UNGUARDED = new Set([
   'GET /v1/session/sso',
   'POST /v1/session/sso',
   'POST /v1/session/sso/callback',
+  'POST /v1/login',
 ]);
 
 for (const dialect of dialects()) {

@@ -8,6 +8,7 @@ import {
   RoleSpecSchema,
   RoleView,
   USER_NAME_PATTERN,
+  UserCreated,
   UserCreateRequest,
   UserEmailRequest,
   UserRoleRequest,
@@ -17,6 +18,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { CredentialService, Principal } from './credentials.js';
 import { mayAccess } from './guard.js';
+import type { LoginService } from './login.js';
 import type { PeopleService } from './people.js';
 
 const UserParams = Type.Object({ name: Type.String({ pattern: USER_NAME_PATTERN }) });
@@ -30,9 +32,9 @@ const principalOf = (request: FastifyRequest): Principal => request.principal!;
 /** `/v1/users`, `/v1/roles` and `/v1/apitokens`: people, their roles and their credentials. */
 export function accessRoutes(
   app: FastifyInstance,
-  deps: { people: PeopleService; credentials: CredentialService },
+  deps: { people: PeopleService; credentials: CredentialService; logins: LoginService },
 ): void {
-  const { people, credentials } = deps;
+  const { people, credentials, logins } = deps;
   app.get(
     '/v1/users',
     {
@@ -45,11 +47,14 @@ export function accessRoutes(
     '/v1/users',
     {
       config: { access: { verb: 'create', resource: 'users' } },
-      schema: { body: UserCreateRequest, response: { 201: UserView } },
+      schema: { body: UserCreateRequest, response: { 201: UserCreated } },
     },
     async (request, reply) => {
       const body = request.body as UserCreateRequest;
-      return reply.code(201).send(await people.addUser(body.name, body.role, request.actor, body.email));
+      const user = await people.addUser(body.name, body.role, request.actor, body.email);
+      // The code of their first `muster login`, shown once, like an API token's secret.
+      const loginCode = await logins.issueCode(user.name, request.actor);
+      return reply.code(201).send({ ...user, loginCode });
     },
   );
   app.get(

@@ -12,6 +12,7 @@ import { caRotation } from './0008_ca_rotation.js';
 import { consoleSessions } from './0009_console_sessions.js';
 import { people } from './0010_people.js';
 import { nodeRequests } from './0011_node_requests.js';
+import { userCertificates } from './0012_user_certificates.js';
 import { sso } from './0014_sso.js';
 import type { MigrationDialect } from './dialect-v1.js';
 
@@ -37,6 +38,7 @@ export function migrations(dialect: MigrationDialect): Record<string, Migration>
     '0009_console_sessions': consoleSessions,
     '0010_people': people,
     '0011_node_requests': nodeRequests,
+    '0012_user_certificates': userCertificates,
     '0014_sso': sso,
   };
 }
