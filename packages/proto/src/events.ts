@@ -46,6 +46,7 @@ export const EVENT_KINDS = [
   'user.disabled',
   'user.enabled',
   'user.role_changed',
+  'user.link_issued',
   ...OPERATOR_EVENT_KINDS,
 ] as const;
 

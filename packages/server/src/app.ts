@@ -123,12 +123,14 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   ledger.startCheckpointer(config.checkpointIntervalMs, background.signal, (err) =>
     logger.warn({ err }, 'could not sign a ledger checkpoint'),
   );
+  const nodeScope = new ScopeFilter(store.db);
   const { events, streams, writeWithEvents } = await startEvents({
     store,
     clock,
     retentionMs: config.eventRetentionMs,
     signal: background.signal,
     logger,
+    facetsOf: (ids) => nodeScope.facets(ids),
   });
   // Every decision is a ledger entry, appended in the transaction that makes the change, and
   // an event in that same transaction.
@@ -481,13 +483,16 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
           }),
         ),
     });
-    accessRoutes(scope, { people, credentials });
-    fleetRoutes(scope, () =>
+    accessRoutes(scope, { people, credentials, links: sessions });
+    fleetRoutes(scope, (principal) =>
       fleetSummary({
         db: store.db,
         ledgerSize: () => ledger.size(),
         channelsHeld: () => channels.size,
         heartbeats: heartbeatRate,
+        heldNodeIds: () => channels.heldNodeIds(),
+        facets: (ids) => nodeScope.facets(ids),
+        principal,
       }),
     );
     metricsRoute(scope, observed);
@@ -497,7 +502,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     telemetryRoutes(scope, { db: store.db, clock, nodes, rawRetentionMs: config.telemetryRetentionMs.raw });
     caRoutes(scope, new CaService({ db: store.db, clock, roots }), caRotation);
     ledgerRoutes(scope, ledger);
-    const scopeFilter = new ScopeFilter(store.db);
+    const scopeFilter = nodeScope;
     eventRoutes(scope, events, streams, scopeFilter);
     commandRoutes(scope, {
       policy: commanding.policy,

@@ -123,6 +123,29 @@ export class PeopleService {
     });
   }
 
+  /** Records that a sign-in link is being made for a user, who must exist and not be disabled. */
+  async linkIssued(name: string, actor: string): Promise<void> {
+    await this.deps.write(async (trx) => {
+      const row = await trx
+        .selectFrom('users')
+        .select('disabled_at')
+        .where('name', '=', name)
+        .executeTakeFirst();
+      if (!row) throw new NotFoundError(`no user named ${name}`, 'no_user');
+      if (row.disabled_at !== null)
+        throw new ConflictError(
+          `user ${name} is disabled; enable them before making a sign-in link`,
+          'user_disabled',
+        );
+      await this.deps.decisions.record(trx, {
+        kind: 'user.link_issued',
+        actor,
+        subject: `user:${name}`,
+        data: {},
+      });
+    });
+  }
+
   /** Creates or replaces a custom role. */
   async applyRole(spec: RoleSpec, actor: string): Promise<RoleView> {
     const problems = roleProblems(spec);

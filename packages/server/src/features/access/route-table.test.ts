@@ -53,6 +53,8 @@ const LEAST: Record<string, Role> = {
   'POST /v1/users/{name}/disable': 'admin',
   'POST /v1/users/{name}/enable': 'admin',
   'POST /v1/users/{name}/role': 'admin',
+  'GET /v1/me': 'viewer',
+  'POST /v1/users/{name}/link': 'admin',
 };
 /** Admin-plane routes outside the role guard: console sign-in and sign-out check their own credential. */
 const UNGUARDED = new Set(['POST /v1/session', 'GET /v1/session', 'DELETE /v1/session']);

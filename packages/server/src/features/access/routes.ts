@@ -2,11 +2,13 @@ import {
   ApiTokenCreated,
   ApiTokenCreateRequest,
   ApiTokenView,
+  MeView,
   NoBody,
   ROLE_NAME_PATTERN,
   type RoleSpec,
   RoleSpecSchema,
   RoleView,
+  SignInLinkCreated,
   USER_NAME_PATTERN,
   UserCreateRequest,
   UserRoleRequest,
@@ -14,6 +16,7 @@ import {
 } from '@muster/proto';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { SessionService } from '../console/sessions.js';
 import type { CredentialService, Principal } from './credentials.js';
 import { mayAccess } from './guard.js';
 import type { PeopleService } from './people.js';
@@ -29,9 +32,27 @@ const principalOf = (request: FastifyRequest): Principal => request.principal!;
 /** `/v1/users`, `/v1/roles` and `/v1/apitokens`: people, their roles and their credentials. */
 export function accessRoutes(
   app: FastifyInstance,
-  deps: { people: PeopleService; credentials: CredentialService },
+  deps: {
+    people: PeopleService;
+    credentials: CredentialService;
+    /** Where one-time console sign-in codes are issued (`POST /v1/users/:name/link`). */
+    links?: Pick<SessionService, 'issueCode'>;
+  },
 ): void {
   const { people, credentials } = deps;
+  app.get(
+    '/v1/me',
+    {
+      // Whoever holds a valid credential may learn who it says they are, whatever their role.
+      config: { access: { verb: 'read', resource: 'users', anyPrincipal: true } },
+      schema: { response: { 200: MeView } },
+    },
+    async (request) => {
+      const by = principalOf(request);
+      return { user: by.user, role: by.roles[0]?.name ?? 'none', credential: by.credential, roles: by.roles };
+    },
+  );
+  if (deps.links) signInLinkRoute(app, people, deps.links);
   app.get(
     '/v1/users',
     {
@@ -129,6 +150,35 @@ export function accessRoutes(
       const anyone = mayAccess(by, { verb: 'delete', resource: 'apitokens' });
       await credentials.revoke((request.params as { id: string }).id, by, anyone, request.actor);
       return reply.code(204).send();
+    },
+  );
+}
+
+/**
+ * `POST /v1/users/:name/link`: a one-time console sign-in link for a user, made by an admin (the
+ * console's Users view, `muster user link`). It lets whoever opens it act as that user, so it is
+ * a ledger decision, recorded before the code exists.
+ */
+function signInLinkRoute(
+  app: FastifyInstance,
+  people: PeopleService,
+  links: Pick<SessionService, 'issueCode'>,
+) {
+  app.post(
+    '/v1/users/:name/link',
+    {
+      config: { access: { verb: 'update', resource: 'users' } },
+      schema: { params: UserParams, body: NoBody, response: { 201: SignInLinkCreated } },
+    },
+    async (request, reply) => {
+      const { name } = request.params as { name: string };
+      await people.linkIssued(name, request.actor);
+      const { code, expiresAt } = await links.issueCode(name);
+      request.log.info({ user: name }, 'console sign-in link issued'); // never the code itself
+      return reply
+        .code(201)
+        .header('cache-control', 'no-store')
+        .send({ code, path: `/#code=${code}`, expiresAt: new Date(expiresAt).toISOString() });
     },
   );
 }

@@ -2,9 +2,9 @@ import { EventCreateRequest, EventEnvelope, EventList } from '@muster/proto';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { BadRequestError } from '../../errors.js';
-import { eventNodes, type ScopeFilter } from '../access/scope.js';
+import { eventNodes, readableNodes, type ScopeFilter } from '../access/scope.js';
 import { DEFAULT_EVENTS_PER_PAGE, type EventService } from './service.js';
-import type { EventStreams } from './streams.js';
+import type { EventStreams, StreamFilter } from './streams.js';
 
 const ListQuery = Type.Object({
   since: Type.Optional(
@@ -81,11 +81,19 @@ export function eventRoutes(
   );
   app.get(
     '/v1/events/stream',
-    { config: { access: { verb: 'read', resource: 'events' } }, schema: { querystring: StreamQuery } },
+    {
+      config: { access: { verb: 'read', resource: 'events', scoped: true } },
+      schema: { querystring: StreamQuery },
+    },
     async (request, reply) => {
       const q = request.query as { kind?: string; node?: string; lastEventId?: string };
       const node = q.node?.trim() || undefined;
-      const wants = streamFilter(parseKinds(q.kind), node, node ? await events.nodeIds(node) : []);
+      const asked = streamFilter(parseKinds(q.kind), node, node ? await events.nodeIds(node) : []);
+      // A role narrowed to some nodes sees events about them only, as in the listing above.
+      const visible = readableNodes(request.principal, 'events');
+      const wants: StreamFilter | undefined = visible
+        ? (event, about) => about !== undefined && visible(about) && (asked?.(event) ?? true)
+        : asked;
       const header = request.headers['last-event-id'];
       const text = (Array.isArray(header) ? header[0] : header) ?? q.lastEventId;
       let resumeAfter: number | undefined;
@@ -101,7 +109,7 @@ export function eventRoutes(
       // The stream outlives this handler: Fastify lets go of the response and the streams own it.
       reply.hijack();
       reply.raw.setHeader('x-request-id', request.id);
-      await streams.serve(reply.raw, resumeAfter, wants);
+      await streams.serve(reply.raw, resumeAfter, wants, visible !== undefined);
     },
   );
 }
