@@ -33,6 +33,7 @@ export const CONSOLE_PAGES = [
   '/commands/:id',
   '/tokens',
   '/ledger',
+  '/users',
 ];
 
 /**
