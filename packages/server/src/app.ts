@@ -444,13 +444,10 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   );
   heartbeatRate.start(1_000, background.signal, (err) => logger.warn({ err }, 'could not read heartbeats'));
   await admin.register(async (scope) => {
+    const signedIn = sessionCredential(sessions, adminHosts, credentials);
     scope.addHook(
       'onRequest',
-      adminTokenCheck(
-        (secret) => credentials.byBearer(secret),
-        sessionCredential(sessions, adminHosts, credentials),
-        refusals,
-      ),
+      adminTokenCheck((secret) => credentials.byBearer(secret), signedIn, refusals),
     );
     openapi.secured(scope, [{ adminToken: [] }, { consoleSession: [] }]);
     installAccessGuard(scope, {
@@ -503,7 +500,9 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     caRoutes(scope, new CaService({ db: store.db, clock, roots }), caRotation);
     ledgerRoutes(scope, ledger);
     const scopeFilter = nodeScope;
-    eventRoutes(scope, events, streams, scopeFilter);
+    // An open stream asks again now and then, without counting against its address.
+    const again = adminTokenCheck((secret) => credentials.byBearer(secret), signedIn);
+    eventRoutes(scope, events, streams, scopeFilter, (request) => again(request).then(() => true));
     commandRoutes(scope, {
       policy: commanding.policy,
       commands: commanding.commands,
