@@ -88,6 +88,18 @@ describe('people and roles in the console, in a real Chromium', () => {
     assert.equal(await viewer.locator('[data-field=user]').textContent(), 'vic');
     assert.equal(await viewer.locator('[data-field=role]').textContent(), 'viewer');
     assert.equal(await viewer.getByRole('link', { name: 'Users' }).count(), 0, 'no Users view for a viewer');
+    // A node's page offers a viewer no key rotation or decommission; it offers an admin both.
+    for (const [page, offered] of [
+      [viewer, 0],
+      [admin, 1],
+    ] as const) {
+      await page.getByRole('link', { name: 'Nodes' }).click();
+      await page.locator('tr[data-node="web-1"] a.node-link').click();
+      await page.getByRole('heading', { name: 'web-1' }).waitFor();
+      await page.getByRole('heading', { name: 'Telemetry' }).waitFor();
+      assert.equal(await page.getByRole('button', { name: 'Rotate key' }).count(), offered);
+      assert.equal(await page.getByRole('button', { name: 'Decommission…' }).count(), offered);
+    }
     await viewer.getByRole('link', { name: 'Tokens' }).click();
     await viewer.locator('tr[data-token]').first().waitFor();
     assert.equal(await viewer.getByRole('button', { name: 'Create token' }).count(), 0);
