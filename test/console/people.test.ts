@@ -128,6 +128,7 @@ describe('people and roles in the console, in a real Chromium', () => {
     assert.equal((await adminApi('GET', '/v1/tokens')).json.items.length, 1, 'no token was made');
 
     // The admin raises vic to operator in the Users view; the server holds the new role.
+    await admin.getByRole('link', { name: 'Users' }).click();
     await admin.locator('tr[data-user="vic"]').getByLabel('Role of vic').selectOption('operator');
     await waitFor('the role change', async () =>
       (await adminApi('GET', '/v1/users/vic')).json.role === 'operator' ? true : undefined,
