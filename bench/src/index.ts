@@ -1,5 +1,6 @@
 import { UsageError } from '@muster/host';
 import { parseDuration } from '@muster/proto';
+import { accessScenario } from './access.js';
 import { channelsScenario } from './channels.js';
 import { consoleScenario } from './console.js';
 import { enrollScenario } from './enroll.js';
@@ -122,6 +123,16 @@ export const SCENARIOS: Readonly<Record<string, Scenario>> = {
         writers: count(values.concurrency, 500, 'concurrency'),
         durationMs: duration(values.duration, '5s'),
         entries: count(values.entries, 1_000_000, 'entries'),
+      }),
+  },
+  access: {
+    summary: 'node listings per second as a custom role of 20 narrowed rules, beside admin, on N nodes',
+    run: (values) =>
+      accessScenario({
+        nodes: count(values.agents, 10_000, 'agents'),
+        durationMs: duration(values.duration, '5s'),
+        concurrency: count(values.concurrency, 16, 'concurrency'),
+        ...dbOf(values),
       }),
   },
 };

@@ -1,6 +1,7 @@
-import type { SessionView } from '@muster/proto';
+import type { MeView, SessionView } from '@muster/proto';
 import { render } from 'preact';
 import { useEffect, useMemo, useState } from 'preact/hooks';
+import { canFor, Me } from './access.js';
 import { ApiError, api, setSessionToken } from './api.js';
 import { FleetModel } from './model.js';
 import { currentPath, matchRoute, navigate, onNavigate } from './router.js';
@@ -14,11 +15,12 @@ import { NodeDetail } from './views/node-detail.js';
 import { NodesView } from './views/nodes.js';
 import { SignIn } from './views/sign-in.js';
 import { TokensView } from './views/tokens.js';
+import { UsersView } from './views/users.js';
 
 type Session =
   | { state: 'checking' }
   | { state: 'out'; note?: string }
-  | { state: 'in'; session: SessionView };
+  | { state: 'in'; session: SessionView; me: MeView };
 
 const NAV = [
   { path: '/nodes', page: 'nodes', label: 'Nodes' },
@@ -26,6 +28,7 @@ const NAV = [
   { path: '/commands', page: 'commands', label: 'Commands' },
   { path: '/tokens', page: 'tokens', label: 'Tokens' },
   { path: '/ledger', page: 'ledger', label: 'Ledger' },
+  { path: '/users', page: 'users', label: 'Users' },
 ];
 
 const linkCode = () => /(?:^#|&)code=([^&]+)/.exec(location.hash)?.[1];
@@ -56,7 +59,8 @@ function App() {
     try {
       const s = await api<SessionView>('GET', '/v1/session');
       setSessionToken(s.csrf, () => signedOut('Your session has ended. Sign in again.'));
-      setSession({ state: 'in', session: s });
+      const me = await api<MeView>('GET', '/v1/me');
+      setSession({ state: 'in', session: s, me });
     } catch {
       setSessionToken(undefined, () => {});
       signedOut(note);
@@ -91,15 +95,21 @@ function App() {
     );
   }
   return (
-    <Console
-      key={session.session.csrf}
-      path={path}
-      onSignedOut={() => signedOut('Your session has ended. Sign in again.')}
-    />
+    <Me.Provider value={session.me}>
+      <Console
+        key={session.session.csrf}
+        path={path}
+        me={session.me}
+        onSignedOut={() => signedOut('Your session has ended. Sign in again.')}
+      />
+    </Me.Provider>
   );
 }
 
-function Console({ path, onSignedOut }: { path: string; onSignedOut: () => void }) {
+function Console({ path, me, onSignedOut }: { path: string; me: MeView; onSignedOut: () => void }) {
+  const can = canFor(me);
+  // Users are for those who may manage them; everything else any role may read.
+  const nav = NAV.filter((n) => n.page !== 'users' || can('update', 'users'));
   const model = useMemo(() => new FleetModel(onSignedOut), []);
   useEffect(() => {
     void model.start().catch(() => {});
@@ -129,12 +139,19 @@ function Console({ path, onSignedOut }: { path: string; onSignedOut: () => void 
       <header class="top">
         <span class="brand">Muster</span>
         <nav aria-label="Console">
-          {NAV.map((n) => (
+          {nav.map((n) => (
             <a key={n.path} href={n.path} aria-current={active === n.page ? 'page' : undefined}>
               {n.label}
             </a>
           ))}
         </nav>
+        <span class="who" data-field="me">
+          <span class="sr-only">Signed in as </span>
+          <strong data-field="user">{me.user}</strong>{' '}
+          <span class="role" data-field="role">
+            {me.roles.map((r) => r.name).join(' + ')}
+          </span>
+        </span>
         <button type="button" class="quiet" onClick={signOut}>
           Sign out
         </button>
@@ -148,9 +165,19 @@ function Console({ path, onSignedOut }: { path: string; onSignedOut: () => void 
         {route.page === 'command' && route.id !== undefined && <CommandDetail model={model} id={route.id} />}
         {route.page === 'tokens' && <TokensView />}
         {route.page === 'ledger' && <LedgerView model={model} />}
-        {!['nodes', 'node', 'events', 'commands', 'command', 'tokens', 'ledger', 'signin', ''].includes(
-          route.page,
-        ) && (
+        {route.page === 'users' && <UsersView />}
+        {![
+          'nodes',
+          'node',
+          'events',
+          'commands',
+          'command',
+          'tokens',
+          'ledger',
+          'users',
+          'signin',
+          '',
+        ].includes(route.page) && (
           <p>
             There is no such page. <a href="/nodes">Go to the nodes</a>.
           </p>

@@ -1,4 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox';
+import { RoleSpecSchema } from './access.js';
 
 /**
  * The console's own admin routes: signing in (a session in an httpOnly cookie) and the fleet
@@ -66,10 +67,29 @@ export const FleetSummary = Type.Object({
   channelsHeld: Type.Integer(),
   /** Heartbeats per second taken by the server that answered, over the last few seconds. */
   heartbeatsPerSec: Type.Union([Type.Number(), Type.Null()]),
-  ledger: Type.Object({
-    size: Type.Integer(),
-    /** The newest signed checkpoint: its tree size and when it was signed. */
-    checkpoint: Type.Union([Type.Object({ size: Type.Integer(), signedAt: Type.String() }), Type.Null()]),
-  }),
+  /** Null for a role that may not read the ledger. */
+  ledger: Type.Union([
+    Type.Object({
+      size: Type.Integer(),
+      /** The newest signed checkpoint: its tree size and when it was signed. */
+      checkpoint: Type.Union([Type.Object({ size: Type.Integer(), signedAt: Type.String() }), Type.Null()]),
+    }),
+    Type.Null(),
+  ]),
 });
 export type FleetSummary = Static<typeof FleetSummary>;
+
+/**
+ * `GET /v1/me`: who the credential of the request belongs to, and the rules of every role that
+ * must allow what it asks (the user's own, then an API token's narrower one), so the console can
+ * leave out what the server would refuse.
+ */
+export const MeView = Type.Object({
+  user: Type.String(),
+  /** The user's own role. */
+  role: Type.String(),
+  /** The credential the request came with: an API token's id, or how a console session began. */
+  credential: Type.String(),
+  roles: Type.Array(RoleSpecSchema),
+});
+export type MeView = Static<typeof MeView>;

@@ -53,6 +53,7 @@ export const EVENT_KINDS = [
   'user.link_issued',
   'user.login_code_issued',
   'user.role_changed',
+  'user.link_issued',
   ...OPERATOR_EVENT_KINDS,
 ] as const;
 

@@ -140,3 +140,6 @@ export async function checkpointSignedBy(
   }
   return false;
 }
+
+/** The one authorization decision, so the console can leave out what the server would refuse. */
+export { roleAllows, roleAllowsSome } from './roles.js';

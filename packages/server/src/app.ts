@@ -2,7 +2,7 @@ import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Server as HttpsServer } from 'node:https';
 import { keyFingerprint } from '@muster/proto';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Clock, IdSource } from './clock.js';
 import { isLoopback, joinUrl, type ServerConfig } from './config.js';
@@ -136,12 +136,14 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   ledger.startCheckpointer(config.checkpointIntervalMs, background.signal, (err) =>
     logger.warn({ err }, 'could not sign a ledger checkpoint'),
   );
+  const nodeScope = new ScopeFilter(store.db);
   const { events, streams, writeWithEvents } = await startEvents({
     store,
     clock,
     retentionMs: config.eventRetentionMs,
     signal: background.signal,
     logger,
+    facetsOf: (ids) => nodeScope.facets(ids),
   });
   // Every decision is a ledger entry, appended in the transaction that makes the change, and
   // an event in that same transaction.
@@ -545,13 +547,15 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   );
   heartbeatRate.start(1_000, background.signal, (err) => logger.warn({ err }, 'could not read heartbeats'));
   await admin.register(async (scope) => {
+    const signedIn = sessionCredential(sessions, adminHosts, credentials);
+    const byCertificate = adminTls ? (request: FastifyRequest) => userCertificates.principal(request) : undefined;
     scope.addHook(
       'onRequest',
       adminTokenCheck(
         namingRefusedTokens(store.db, (secret) => credentials.byBearer(secret)),
-        sessionCredential(sessions, adminHosts, credentials),
+        signedIn,
         refusals,
-        adminTls ? (request) => userCertificates.principal(request) : undefined,
+        byCertificate,
       ),
     );
     openapi.secured(scope, [{ adminToken: [] }, { consoleSession: [] }, { userCertificate: [] }]);
@@ -587,12 +591,15 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     });
     accessRoutes(scope, { people, credentials, logins });
     loginCodeRoutes(scope, logins);
-    fleetRoutes(scope, () =>
+    fleetRoutes(scope, (principal) =>
       fleetSummary({
         db: store.db,
         ledgerSize: () => ledger.size(),
         channelsHeld: () => channels.size,
         heartbeats: heartbeatRate,
+        heldNodeIds: () => channels.heldNodeIds(),
+        facets: (ids) => nodeScope.facets(ids),
+        principal,
       }),
     );
     metricsRoute(scope, observed);
@@ -603,8 +610,10 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     telemetryRoutes(scope, { db: store.db, clock, nodes, rawRetentionMs: config.telemetryRetentionMs.raw });
     caRoutes(scope, new CaService({ db: store.db, clock, roots }), caRotation);
     ledgerRoutes(scope, ledger);
-    const scopeFilter = new ScopeFilter(store.db);
-    eventRoutes(scope, events, streams, scopeFilter);
+    const scopeFilter = nodeScope;
+    // An open stream asks again now and then, without counting against its address.
+    const again = adminTokenCheck((secret) => credentials.byBearer(secret), signedIn, undefined, byCertificate);
+    eventRoutes(scope, events, streams, scopeFilter, (request) => again(request).then(() => true));
     commandRoutes(scope, {
       policy: commanding.policy,
       commands: commanding.commands,

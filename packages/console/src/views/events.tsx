@@ -1,5 +1,6 @@
 import type { EventEnvelope, EventSeverity } from '@muster/proto';
 import { useMemo, useState } from 'preact/hooks';
+import { useCan } from '../access.js';
 import { api, message } from '../api.js';
 import { type FleetModel, useModel } from '../model.js';
 import { EventRow } from './event-line.js';
@@ -26,6 +27,7 @@ function kindMatches(kind: string, filter: string): boolean {
 /** The live feed, with forms to write a note and to open, acknowledge and resolve incidents. */
 export function EventsView({ model }: { model: FleetModel }) {
   useModel(model);
+  const can = useCan();
   const [kind, setKind] = useState('');
   const [severities, setSeverities] = useState<Set<EventSeverity>>(new Set(SEVERITIES));
   const events = model.events;
@@ -87,7 +89,7 @@ export function EventsView({ model }: { model: FleetModel }) {
         </form>
       </div>
       <div class="split">
-        <WriteForm model={model} />
+        {can.some('create', 'events') && <WriteForm model={model} />}
         <ol class="events feed" aria-label="Event feed, newest first">
           {shown.map((e) => (
             <EventRow
@@ -96,7 +98,11 @@ export function EventsView({ model }: { model: FleetModel }) {
               names={model.names}
               actions={
                 e.kind === 'incident' ? (
-                  <IncidentActions id={e.id} state={incidents.get(e.id) ?? 'open'} answer={answer} />
+                  <IncidentActions
+                    id={e.id}
+                    state={incidents.get(e.id) ?? 'open'}
+                    answer={can.some('create', 'events') ? answer : undefined}
+                  />
                 ) : undefined
               }
             />
@@ -115,23 +121,24 @@ function IncidentActions({
 }: {
   id: number;
   state: string;
-  answer: (ref: number, what: 'ack' | 'resolve') => Promise<unknown>;
+  /** Absent when the role may not answer incidents: the state is shown, no buttons. */
+  answer: ((ref: number, what: 'ack' | 'resolve') => Promise<unknown>) | undefined;
 }) {
   const [error, setError] = useState<string | undefined>();
   const run = (what: 'ack' | 'resolve') =>
-    answer(id, what).then(
+    answer?.(id, what).then(
       () => setError(undefined),
       (err) => setError(message(err)),
     );
   return (
     <span class="actions">
       <span class={`incident incident-${state}`}>{state}</span>
-      {state === 'open' && (
+      {answer && state === 'open' && (
         <button type="button" class="small" onClick={() => run('ack')}>
           Acknowledge
         </button>
       )}
-      {state !== 'resolved' && (
+      {answer && state !== 'resolved' && (
         <button type="button" class="small" onClick={() => run('resolve')}>
           Resolve
         </button>

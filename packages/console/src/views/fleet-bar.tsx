@@ -37,12 +37,12 @@ export function FleetBar({ model }: { model: FleetModel }) {
         </div>
         <div>
           <dt>Ledger</dt>
-          <dd data-figure="ledger">{s ? `${s.ledger.size} entries` : '–'}</dd>
+          <dd data-figure="ledger">{s?.ledger ? `${s.ledger.size} entries` : '–'}</dd>
         </div>
         <div>
           <dt>Checkpoint</dt>
           <dd data-figure="checkpoint">
-            {s?.ledger.checkpoint ? ago(s.ledger.checkpoint.signedAt, now) : '–'}
+            {s?.ledger?.checkpoint ? ago(s.ledger.checkpoint.signedAt, now) : '–'}
           </dd>
         </div>
       </dl>

@@ -8,6 +8,7 @@ import { useNow } from '../model.js';
 import { StatusCard, useRecentSecurity } from './attention.js';
 import { Chart, type Series } from './chart.js';
 import { EventRow } from './event-line.js';
+import { NodeActions } from './node-actions.js';
 import { StatusPill } from './pill.js';
 
 interface Point {
@@ -114,6 +115,7 @@ export function NodeDetail({ model, id }: { model: FleetModel; id: string }) {
       <div class="node-head">
         <h1 id="node-title">{node.name}</h1>
         <StatusPill status={node.status} />
+        <NodeActions node={node} onChanged={() => void load()} />
       </div>
       <div class="cards">
         <StatusCard node={node} security={security} statusSince={statusSince} now={now} />

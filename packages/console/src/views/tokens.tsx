@@ -1,5 +1,6 @@
 import type { TokenCreated, TokenView } from '@muster/proto';
 import { useEffect, useState } from 'preact/hooks';
+import { useCan } from '../access.js';
 import { api, message } from '../api.js';
 import { labelText, time } from '../format.js';
 
@@ -24,6 +25,7 @@ function parseLabels(text: string): Record<string, string> | string {
 
 /** Join tokens: make one (its secret is shown once, with the agent line), list them, revoke. */
 export function TokensView() {
+  const can = useCan();
   const [tokens, setTokens] = useState<TokenView[] | undefined>();
   const [error, setError] = useState<string | undefined>();
   const [created, setCreated] = useState<TokenCreated | undefined>();
@@ -91,32 +93,44 @@ export function TokensView() {
   return (
     <section aria-labelledby="tokens-title">
       <h1 id="tokens-title">Join tokens</h1>
+      {!can('create', 'tokens') && (
+        <p class="muted" data-field="read-only">
+          Your role may list join tokens but not make or revoke them.
+        </p>
+      )}
+      {error && !can('create', 'tokens') && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
       <div class="split">
-        <form class="card" onSubmit={create} aria-labelledby="create-title">
-          <h2 id="create-title">Create a token</h2>
-          <label for="t-name">Node name (optional)</label>
-          <input id="t-name" {...field('name')} placeholder="web-7" />
-          <label for="t-profile">Profile</label>
-          <input id="t-profile" {...field('profile')} placeholder="default" />
-          <label for="t-labels">Labels</label>
-          <input id="t-labels" {...field('labels')} placeholder="env=prod, role=web" />
-          <label for="t-uses">Uses</label>
-          <input id="t-uses" type="number" min={1} max={1000000} required {...field('uses')} />
-          <label for="t-ttl">Valid for</label>
-          <select id="t-ttl" {...field('ttl')}>
-            {TTLS.map((t) => (
-              <option key={t.sec} value={String(t.sec)}>
-                {t.label}
-              </option>
-            ))}
-          </select>
-          <button type="submit">Create token</button>
-          {error && (
-            <p class="error" role="alert">
-              {error}
-            </p>
-          )}
-        </form>
+        {can('create', 'tokens') && (
+          <form class="card" onSubmit={create} aria-labelledby="create-title">
+            <h2 id="create-title">Create a token</h2>
+            <label for="t-name">Node name (optional)</label>
+            <input id="t-name" {...field('name')} placeholder="web-7" />
+            <label for="t-profile">Profile</label>
+            <input id="t-profile" {...field('profile')} placeholder="default" />
+            <label for="t-labels">Labels</label>
+            <input id="t-labels" {...field('labels')} placeholder="env=prod, role=web" />
+            <label for="t-uses">Uses</label>
+            <input id="t-uses" type="number" min={1} max={1000000} required {...field('uses')} />
+            <label for="t-ttl">Valid for</label>
+            <select id="t-ttl" {...field('ttl')}>
+              {TTLS.map((t) => (
+                <option key={t.sec} value={String(t.sec)}>
+                  {t.label}
+                </option>
+              ))}
+            </select>
+            <button type="submit">Create token</button>
+            {error && (
+              <p class="error" role="alert">
+                {error}
+              </p>
+            )}
+          </form>
+        )}
         {created && (
           <section class="card created" aria-labelledby="created-title">
             <h2 id="created-title">Token {created.id} created</h2>
@@ -171,6 +185,7 @@ export function TokensView() {
                   </td>
                   <td>
                     {t.state === 'active' &&
+                      can('delete', 'tokens') &&
                       (confirming === t.id ? (
                         <>
                           <button type="button" class="small danger" onClick={() => revoke(t.id)}>

@@ -2,11 +2,13 @@ import {
   ApiTokenCreated,
   ApiTokenCreateRequest,
   ApiTokenView,
+  MeView,
   NoBody,
   ROLE_NAME_PATTERN,
   type RoleSpec,
   RoleSpecSchema,
   RoleView,
+  SignInLinkCreated,
   USER_NAME_PATTERN,
   UserCreated,
   UserCreateRequest,
@@ -16,6 +18,7 @@ import {
 } from '@muster/proto';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { SessionService } from '../console/sessions.js';
 import type { CredentialService, Principal } from './credentials.js';
 import { mayAccess } from './guard.js';
 import type { LoginService } from './login.js';
@@ -35,6 +38,18 @@ export function accessRoutes(
   deps: { people: PeopleService; credentials: CredentialService; logins: LoginService },
 ): void {
   const { people, credentials, logins } = deps;
+  app.get(
+    '/v1/me',
+    {
+      // Whoever holds a valid credential may learn who it says they are, whatever their role.
+      config: { access: { verb: 'read', resource: 'users', anyPrincipal: true } },
+      schema: { response: { 200: MeView } },
+    },
+    async (request) => {
+      const by = principalOf(request);
+      return { user: by.user, role: by.roles[0]?.name ?? 'none', credential: by.credential, roles: by.roles };
+    },
+  );
   app.get(
     '/v1/users',
     {
@@ -151,3 +166,4 @@ export function accessRoutes(
     },
   );
 }
+

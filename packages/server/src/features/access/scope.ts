@@ -78,7 +78,8 @@ export class ScopeFilter {
     return new Map(commands.map((c) => [c, byId.get(c.id) ?? []]));
   };
 
-  private async facets(ids: string[]): Promise<Map<string, NodeFacets>> {
+  /** The labels and profile of the nodes with these ids (those that exist). */
+  async facets(ids: string[]): Promise<Map<string, NodeFacets>> {
     if (ids.length === 0) return new Map();
     const rows = await this.db
       .selectFrom('nodes')

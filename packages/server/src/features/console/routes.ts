@@ -11,7 +11,7 @@ import { ForbiddenError, UnauthorizedError } from '../../errors.js';
 import type { CredentialRefusals } from '../../http/auth.js';
 import type { AdminHosts } from '../../http/host-check.js';
 import { sendProblem } from '../../http/problems.js';
-import type { CredentialService } from '../access/credentials.js';
+import type { CredentialService, Principal } from '../access/credentials.js';
 import type { Asset } from './assets.js';
 import { sameOrigin, sessionCredential } from './guard.js';
 import {
@@ -34,6 +34,7 @@ export const CONSOLE_PAGES = [
   '/commands/:id',
   '/tokens',
   '/ledger',
+  '/users',
 ];
 
 /**
@@ -179,12 +180,18 @@ export function consoleRoutes(
   });
 }
 
-/** `GET /v1/fleet`: the fleet bar's figures, behind the admin guard. */
-export function fleetRoutes(app: FastifyInstance, summary: () => Promise<FleetSummary>): void {
+/** `GET /v1/fleet`: the fleet bar's figures, behind the admin guard, counted within the asker's scope. */
+export function fleetRoutes(
+  app: FastifyInstance,
+  summary: (principal: Principal | null) => Promise<FleetSummary>,
+): void {
   app.get(
     '/v1/fleet',
-    { config: { access: { verb: 'read', resource: 'nodes' } }, schema: { response: { 200: FleetSummary } } },
-    async () => summary(),
+    {
+      config: { access: { verb: 'read', resource: 'nodes', scoped: true } },
+      schema: { response: { 200: FleetSummary } },
+    },
+    async (request) => summary(request.principal),
   );
 }
 

@@ -1,7 +1,9 @@
-import type { FleetSummary } from '@muster/proto';
+import { type FleetSummary, type NodeFacets, roleAllows } from '@muster/proto';
 import type { Kysely } from 'kysely';
 import type { Clock } from '../../clock.js';
 import type { Schema } from '../../store/schema.js';
+import type { Principal } from '../access/credentials.js';
+import { readableNodes } from '../access/scope.js';
 
 /** How long the heartbeat rate is averaged over. */
 const RATE_WINDOW_MS = 10_000;
@@ -40,13 +42,51 @@ export class RateMeter {
   }
 }
 
-/** The fleet bar's figures that the node list does not give. */
+/**
+ * The fleet bar's figures that the node list does not give, as the principal may see them: a
+ * role narrowed to some nodes counts the channels of those nodes only, and is not shown the
+ * server's heartbeat rate (a figure of the whole fleet); a role that may not read the ledger
+ * is not shown its size.
+ */
 export async function fleetSummary(deps: {
   db: Kysely<Schema>;
   ledgerSize(): Promise<number>;
   channelsHeld(): number;
+  heldNodeIds(): string[];
+  facets(ids: string[]): Promise<Map<string, NodeFacets>>;
   heartbeats: Pick<RateMeter, 'perSecond'>;
+  principal: Principal | null;
 }): Promise<FleetSummary> {
+  const { principal } = deps;
+  const visible = readableNodes(principal, 'nodes');
+  const ledgerShown =
+    !principal || principal.roles.every((r) => roleAllows(r, { verb: 'read', resource: 'ledger' }));
+  const [ledger, channelsHeld] = await Promise.all([
+    ledgerShown ? ledgerFigures(deps) : null,
+    visible ? countVisible(deps.heldNodeIds(), visible, deps.facets) : deps.channelsHeld(),
+  ]);
+  const rate = visible ? null : deps.heartbeats.perSecond();
+  return {
+    channelsHeld,
+    heartbeatsPerSec: rate === null ? null : Math.round(rate * 10) / 10,
+    ledger,
+  };
+}
+
+async function countVisible(
+  ids: string[],
+  visible: (node: NodeFacets) => boolean,
+  facets: (ids: string[]) => Promise<Map<string, NodeFacets>>,
+): Promise<number> {
+  let count = 0;
+  // In slices: a server may hold tens of thousands of channels, past a statement's parameter limit.
+  for (let i = 0; i < ids.length; i += 5000) {
+    for (const node of (await facets(ids.slice(i, i + 5000))).values()) if (visible(node)) count++;
+  }
+  return count;
+}
+
+async function ledgerFigures(deps: { db: Kysely<Schema>; ledgerSize(): Promise<number> }) {
   const [size, checkpoint] = await Promise.all([
     deps.ledgerSize(),
     deps.db
@@ -56,15 +96,10 @@ export async function fleetSummary(deps: {
       .limit(1)
       .executeTakeFirst(),
   ]);
-  const rate = deps.heartbeats.perSecond();
   return {
-    channelsHeld: deps.channelsHeld(),
-    heartbeatsPerSec: rate === null ? null : Math.round(rate * 10) / 10,
-    ledger: {
-      size,
-      checkpoint: checkpoint
-        ? { size: Number(checkpoint.size), signedAt: new Date(Number(checkpoint.ts)).toISOString() }
-        : null,
-    },
+    size,
+    checkpoint: checkpoint
+      ? { size: Number(checkpoint.size), signedAt: new Date(Number(checkpoint.ts)).toISOString() }
+      : null,
   };
 }

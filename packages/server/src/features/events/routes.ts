@@ -1,10 +1,11 @@
+import type { ServerResponse } from 'node:http';
 import { EventCreateRequest, EventEnvelope, EventList } from '@muster/proto';
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { BadRequestError } from '../../errors.js';
-import { eventNodes, type ScopeFilter } from '../access/scope.js';
+import { eventNodes, readableNodes, type ScopeFilter } from '../access/scope.js';
 import { DEFAULT_EVENTS_PER_PAGE, type EventService } from './service.js';
-import type { EventStreams } from './streams.js';
+import type { EventStreams, StreamFilter } from './streams.js';
 
 const ListQuery = Type.Object({
   since: Type.Optional(
@@ -32,6 +33,9 @@ const StreamQuery = Type.Object({
 
 const MAX_KINDS = 32;
 
+/** How often an open stream checks that its credential still holds, with the same role. */
+export const STREAM_RECHECK_MS = 5_000;
+
 /** Events: history newest first, operator events, and the live stream (Server-Sent Events). */
 export function eventRoutes(
   app: FastifyInstance,
@@ -39,6 +43,8 @@ export function eventRoutes(
   streams: Pick<EventStreams, 'serve'>,
   /** Filters listings down to the nodes a narrowed role reaches. */
   scope?: Pick<ScopeFilter, 'items'>,
+  /** Authenticates the request again: false once its credential is revoked, expired or its user disabled. */
+  recheck?: (request: FastifyRequest) => Promise<boolean>,
 ): void {
   app.get(
     '/v1/events',
@@ -81,11 +87,19 @@ export function eventRoutes(
   );
   app.get(
     '/v1/events/stream',
-    { config: { access: { verb: 'read', resource: 'events' } }, schema: { querystring: StreamQuery } },
+    {
+      config: { access: { verb: 'read', resource: 'events', scoped: true } },
+      schema: { querystring: StreamQuery },
+    },
     async (request, reply) => {
       const q = request.query as { kind?: string; node?: string; lastEventId?: string };
       const node = q.node?.trim() || undefined;
-      const wants = streamFilter(parseKinds(q.kind), node, node ? await events.nodeIds(node) : []);
+      const asked = streamFilter(parseKinds(q.kind), node, node ? await events.nodeIds(node) : []);
+      // A role narrowed to some nodes sees events about them only, as in the listing above.
+      const visible = readableNodes(request.principal, 'events');
+      const wants: StreamFilter | undefined = visible
+        ? (event, about) => about !== undefined && visible(about) && (asked?.(event) ?? true)
+        : asked;
       const header = request.headers['last-event-id'];
       const text = (Array.isArray(header) ? header[0] : header) ?? q.lastEventId;
       let resumeAfter: number | undefined;
@@ -101,9 +115,38 @@ export function eventRoutes(
       // The stream outlives this handler: Fastify lets go of the response and the streams own it.
       reply.hijack();
       reply.raw.setHeader('x-request-id', request.id);
-      await streams.serve(reply.raw, resumeAfter, wants);
+      if (recheck) endWhenRevoked(request, reply.raw, recheck);
+      await streams.serve(reply.raw, resumeAfter, wants, visible !== undefined);
     },
   );
+}
+
+/**
+ * A stream outlives the check made when it opened: it is cut once its credential no longer
+ * holds (a disabled user, a revoked token, a session signed out) or its roles changed, and the
+ * client's reconnect is decided afresh.
+ */
+function endWhenRevoked(
+  request: FastifyRequest,
+  res: ServerResponse,
+  recheck: (request: FastifyRequest) => Promise<boolean>,
+): void {
+  const roles = JSON.stringify(request.principal?.roles ?? null);
+  let checking = false;
+  const timer = setInterval(() => {
+    if (checking) return;
+    checking = true;
+    recheck(request)
+      .catch(() => false)
+      .then((ok) => {
+        if (!ok || JSON.stringify(request.principal?.roles ?? null) !== roles) res.destroy();
+      })
+      .finally(() => {
+        checking = false;
+      });
+  }, STREAM_RECHECK_MS);
+  timer.unref();
+  res.on('close', () => clearInterval(timer));
 }
 
 /** A comma-separated list of kinds; undefined when none is asked for. */

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../../clock.js';
 import type { Store } from '../../store/db.js';
 import { EVENTS_CHANNEL, EventService } from './service.js';
-import { DEFAULT_STREAM_LIMITS, EventStreams, type StreamLimits } from './streams.js';
+import { DEFAULT_STREAM_LIMITS, EventStreams, type FacetsOf, type StreamLimits } from './streams.js';
 
 /** How often old events are removed; retention is days, so once a minute is plenty. */
 const SWEEP_INTERVAL_MS = 60_000;
@@ -19,6 +19,8 @@ export async function startEvents(deps: {
   signal: AbortSignal;
   logger: Logger;
   limits?: StreamLimits;
+  /** The nodes events are about, for streams of roles narrowed to some nodes. */
+  facetsOf?: FacetsOf;
 }): Promise<{ events: EventService; streams: EventStreams; writeWithEvents: Store['write'] }> {
   const { store, clock, signal, logger } = deps;
   const events = new EventService({
@@ -41,6 +43,7 @@ export async function startEvents(deps: {
     limits,
     (err) => logger.warn({ err }, 'could not read events for the live streams'),
     (stream) => logger.info({ path: '/v1/events/stream', ...stream }, 'event stream ended'),
+    deps.facetsOf,
   );
   await streams.start();
   store.notifications?.listen(EVENTS_CHANNEL, () => void streams.nudge(), signal);

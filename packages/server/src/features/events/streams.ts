@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import type { EventEnvelope, EventGap } from '@muster/proto';
+import type { EventEnvelope, EventGap, NodeFacets } from '@muster/proto';
 import type { EventService } from './service.js';
 
 export interface StreamLimits {
@@ -29,6 +29,15 @@ const PAGE = 500;
  * that a burst of large events stays well under a reader's byte bound between two reads.
  */
 const LIVE_PAGE = 100;
+
+/**
+ * What one stream sends: each event, with the node it is about when the stream is `scoped` (a
+ * role narrowed to some nodes decides by the node's labels and profile, read as the event goes out).
+ */
+export type StreamFilter = (event: EventEnvelope, node: NodeFacets | undefined) => boolean;
+
+/** The labels and profile of the nodes with these ids (those that exist). */
+export type FacetsOf = (ids: string[]) => Promise<Map<string, NodeFacets>>;
 
 /** One SSE frame: `event:` is the kind, `id:` the event id, `data:` the envelope. */
 export function frame(event: EventEnvelope): string {
@@ -62,7 +71,9 @@ class StreamClient {
     cursor: number,
     private readonly onEvicted: () => void,
     /** Only events this accepts are sent; all when absent. */
-    readonly wants: (event: EventEnvelope) => boolean = () => true,
+    readonly wants: StreamFilter = () => true,
+    /** `wants` needs the node of each event. */
+    readonly scoped = false,
   ) {
     this.cursor = cursor;
     res.on('drain', () => {
@@ -73,9 +84,9 @@ class StreamClient {
   }
 
   /** A live event, in id order. */
-  offer(event: EventEnvelope, text: string): void {
+  offer(event: EventEnvelope, text: string, node: NodeFacets | undefined): void {
     const id = event.id;
-    if (this.closed || id <= this.cursor || !this.wants(event)) return;
+    if (this.closed || id <= this.cursor || !this.wants(event, node)) return;
     if (!this.live) {
       // They are all in the store too: past the bound, replay reads them rather than memory.
       if (this.pending.length < this.limits.maxEvents) this.pending.push({ id, text });
@@ -185,6 +196,8 @@ export class EventStreams {
     private readonly onError: (err: unknown) => void = () => {},
     /** Told when a stream ends (hijacked responses miss the request log): for one log line. */
     private readonly onEnded: (stream: { ms: number; sent: number; evicted: boolean }) => void = () => {},
+    /** Where scoped streams learn the nodes events are about; without it they see none. */
+    private readonly facetsOf: FacetsOf = async () => new Map(),
   ) {
     events.onCommitted(() => this.nudge());
   }
@@ -232,11 +245,14 @@ export class EventStreams {
     if (this.lastId < 0) return; // not started
     for (;;) {
       const batch = await this.events.after(this.lastId, LIVE_PAGE);
+      // One read of the batch's nodes for every scoped stream, and none when there is no such stream.
+      const nodes = [...this.clients].some((c) => c.scoped) ? await this.nodesOf(batch) : undefined;
       for (const event of batch) {
         this.lastId = event.id;
         if (this.clients.size === 0) continue;
         const text = frame(event);
-        for (const client of this.clients) client.offer(event, text);
+        const node = event.nodeId === undefined ? undefined : nodes?.get(event.nodeId);
+        for (const client of this.clients) client.offer(event, text, node);
       }
       if (batch.length < LIVE_PAGE) return;
     }
@@ -250,7 +266,8 @@ export class EventStreams {
   async serve(
     res: ServerResponse,
     resumeAfter: number | undefined,
-    wants?: (event: EventEnvelope) => boolean,
+    wants?: StreamFilter,
+    scoped = false,
   ): Promise<void> {
     if (this.stopped) {
       // The server is stopping: a stream opened now would hold its close up.
@@ -281,6 +298,7 @@ export class EventStreams {
         this.clients.delete(client);
       },
       wants,
+      scoped,
     );
     this.clients.add(client);
     const opened = performance.now();
@@ -320,8 +338,10 @@ export class EventStreams {
         const gap: EventGap = { lostFrom: from + 1, lostThrough: pruned };
         client.write(pruned, `id: ${pruned}\nevent: gap\ndata: ${JSON.stringify(gap)}\n\n`);
       }
+      const nodes = client.scoped ? await this.nodesOf(page) : undefined;
       for (const event of page) {
-        if (event.id > client.cursor && client.wants(event)) client.write(event.id, frame(event));
+        const node = event.nodeId === undefined ? undefined : nodes?.get(event.nodeId);
+        if (event.id > client.cursor && client.wants(event, node)) client.write(event.id, frame(event));
         // History goes out as fast as the client reads it, not faster: a long replay to a slow
         // but live reader holds one socket buffer, and only new events count against its limits.
         await client.drained();
@@ -329,6 +349,12 @@ export class EventStreams {
       }
       if (page.length < PAGE) return;
     }
+  }
+
+  private nodesOf(events: EventEnvelope[]): Promise<Map<string, NodeFacets>> {
+    const ids = new Set<string>();
+    for (const event of events) if (event.nodeId !== undefined) ids.add(event.nodeId);
+    return ids.size === 0 ? Promise.resolve(new Map()) : this.facetsOf([...ids]);
   }
 
   /** Ends every stream (the server is stopping) and stops the timers. */

@@ -4,6 +4,7 @@ import {
   type Heartbeat,
   type Labels,
   MUSTER_VERSION,
+  type NodeFacets,
   type NodeList,
   type NodeStatus,
   type NodeView,
@@ -43,7 +44,7 @@ export interface NodeQuery {
   limit: number;
   cursor?: string;
   /** Only the nodes this says the asker may see (a role narrowed to some nodes). */
-  visible?: (node: NodeView) => boolean;
+  visible?: (node: NodeFacets) => boolean;
 }
 
 /** The identity a verified client certificate maps to. */
@@ -234,10 +235,15 @@ export class NodeService {
       const rows = await select.execute();
       for (const row of rows) {
         after = { name: row.name, id: row.id };
+        // Scope first, on the labels alone: a node out of it costs no status assessment.
+        if (
+          query.visible &&
+          !query.visible({ labels: JSON.parse(row.labels) as Labels, profile: row.profile })
+        )
+          continue;
         const view = this.view(row, now, false);
         if (query.status && view.status !== query.status) continue;
         if (query.label && view.labels[query.label.key] !== query.label.value) continue;
-        if (query.visible && !query.visible(view)) continue;
         items.push(view);
         if (items.length === query.limit) return { items, nextCursor: encodeCursor([after.name, after.id]) };
       }
