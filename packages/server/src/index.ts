@@ -15,3 +15,4 @@ export { createLogger } from './logger.js';
 export { dataDirPaths, prepareDataDir, type ServerIdentity } from './pki/datadir.js';
 export { type RunningServer, startServer } from './server.js';
 export { openStore, type Store } from './store/db.js';
+export * from './backup/index.js';

@@ -1,6 +1,7 @@
 import type { Command } from '../command.js';
 import { agentCommand } from './agent.js';
 import { apitokenCreate, apitokenList, apitokenRevoke } from './apitokens.js';
+import { backupCommand, restoreCommand } from './backup.js';
 import { benchCommand } from './bench.js';
 import { caFinish, caRotate, caStatus } from './ca.js';
 import { commandsList, commandsShow } from './commands.js';
@@ -85,4 +86,6 @@ export const COMMANDS: readonly Command[] = [
   apitokenRevoke,
   doctorCommand,
   benchCommand,
+  backupCommand,
+  restoreCommand,
 ];
