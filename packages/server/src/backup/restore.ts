@@ -183,7 +183,7 @@ async function checkPostgres(url: string, force: boolean): Promise<void> {
     );
   if (tables.length > 0 && !force)
     throw new RestoreRefusedError(
-      `${where} is not empty (${tables.length} tables); restore into an empty database, or give --force to replace what it holds`,
+      `${where} is not empty (${tables.length} table${tables.length === 1 ? '' : 's'}); restore into an empty database, or give --force to replace what it holds`,
     );
 }
 

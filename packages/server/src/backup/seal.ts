@@ -40,9 +40,11 @@ export async function* unseal(sealed: Readable, passphrase: string): AsyncGenera
   try {
     plain = await decrypter.decrypt(Readable.toWeb(sealed) as unknown as WebBytes);
   } catch (err) {
+    sealed.destroy();
     throw headerProblem(err);
   }
   const reader = plain.getReader();
+  let done = false;
   try {
     for (;;) {
       let next: Awaited<ReturnType<typeof reader.read>>;
@@ -54,10 +56,18 @@ export async function* unseal(sealed: Readable, passphrase: string): AsyncGenera
           'it is damaged: truncated or changed after it was written (it fails authentication)',
         );
       }
-      if (next.done) return;
+      if (next.done) {
+        done = true;
+        return;
+      }
       yield next.value;
     }
   } finally {
+    // Stopped early (damage, or the reader gave up): the file is let go at once.
+    if (!done) {
+      await reader.cancel().catch(() => {});
+      sealed.destroy();
+    }
     reader.releaseLock();
   }
 }

@@ -154,6 +154,8 @@ async function insertRows(
       await flush();
       ({ table, columns } = item);
       counts[table] = 0;
+      // Migrations seed some tables (the CA rotation's one row): the backup's rows replace them.
+      await db.deleteFrom(table).execute();
       continue;
     }
     batch.push(Object.fromEntries(columns.map((c, i) => [c, item.values[i]])));
