@@ -279,6 +279,20 @@ describe('muster backup and restore refuse bad input and write nothing', () => {
       } finally {
         await check.end();
       }
+      // With --force the database is replaced by the backup's store (a SQLite backup, as rows).
+      const forced = await restore(backup, join(parent, 'pg-forced'), '--db', db, '--force');
+      assert.equal(forced.code, 0, describeResult(forced));
+      const after = new pg.Client({ connectionString: db });
+      await after.connect();
+      try {
+        const tables = (
+          await after.query("select table_name from information_schema.tables where table_schema = 'public'")
+        ).rows.map((r) => r.table_name as string);
+        assert.ok(!tables.includes('kept') && tables.includes('nodes'), tables.join(', '));
+      } finally {
+        await after.end();
+      }
+      assert.deepEqual(readdirSync(parent), ['pg-forced']);
     });
   }
 });

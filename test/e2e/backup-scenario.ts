@@ -11,20 +11,17 @@ import {
   waitForNode,
 } from '../support/fleet.js';
 import { type MusterProcess, waitFor } from '../support/processes.js';
-import {
-  type CliResult,
-  describeResult,
-  dialects,
-  Sandbox,
-  type ServerUnderTest,
-} from '../support/sandbox.js';
+import { type CliResult, describeResult, Sandbox, type ServerUnderTest } from '../support/sandbox.js';
 
-// CONTRACT section 11: `muster backup` is taken while the server works (agents heartbeating,
-// tokens being made); the backup restored into a fresh data dir (and a fresh PostgreSQL
-// database) is the same control plane: its nodes, every token made before the backup, a
-// ledger that verifies under the key pinned before, and agents that reconnect with the
-// certificates they hold, without a new token.
-for (const dialect of dialects()) {
+/**
+ * CONTRACT section 11: `muster backup` is taken while the server works (agents heartbeating,
+ * tokens being made); the backup restored into a fresh data dir (and, for PostgreSQL, a fresh
+ * database) is the same control plane: its nodes, every token made before the backup, a ledger
+ * that verifies under the key pinned before, and agents that reconnect with the certificates
+ * they hold, without a new token. One file per dialect (backup-load-*.test.ts), since each run
+ * takes real processes a while on a shared machine.
+ */
+export function backupUnderLoad(dialect: 'sqlite' | 'postgres'): void {
   describe(`a backup taken under load and restored (${dialect})`, () => {
     const sandbox = new Sandbox();
     after(() => sandbox.cleanup());
