@@ -55,6 +55,13 @@ export class RowsWriter {
     if (!this.out.write(`${JSON.stringify(line)}\n`)) await once(this.out, 'drain');
   }
 
+  /** Many rows in one write: a page of a cursor. */
+  async writeRows(rows: ReadonlyArray<ReadonlyArray<string | number | null>>): Promise<void> {
+    if (rows.length === 0) return;
+    const text = rows.map((values) => JSON.stringify(values)).join('\n');
+    if (!this.out.write(`${text}\n`)) await once(this.out, 'drain');
+  }
+
   async close(): Promise<void> {
     this.out.end();
     await once(this.out, 'close');

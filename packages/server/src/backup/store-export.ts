@@ -192,9 +192,9 @@ async function copyTable(client: pg.Client, writer: RowsWriter, table: string, c
   let count = 0;
   for (;;) {
     const page = await client.query({ text: 'fetch 1000 from backup_rows', rowMode: 'array' });
-    for (const values of page.rows as unknown[][]) {
-      await writer.write({ kind: 'row', values: values.map((v, i) => rowValue(v, table, columns[i]!)) });
-    }
+    await writer.writeRows(
+      (page.rows as unknown[][]).map((values) => values.map((v, i) => rowValue(v, table, columns[i]!))),
+    );
     count += page.rows.length;
     if (page.rows.length < 1000) break;
   }
