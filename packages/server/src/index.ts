@@ -1,4 +1,5 @@
 export { type AppDeps, buildApp, type MusterApp } from './app.js';
+export * from './backup/index.js';
 export { type Clock, type IdSource, ManualClock, randomIds, systemClock } from './clock.js';
 export {
   isLoopback,
@@ -15,4 +16,3 @@ export { createLogger } from './logger.js';
 export { dataDirPaths, prepareDataDir, type ServerIdentity } from './pki/datadir.js';
 export { type RunningServer, startServer } from './server.js';
 export { openStore, type Store } from './store/db.js';
-export * from './backup/index.js';
