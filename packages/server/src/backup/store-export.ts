@@ -62,7 +62,9 @@ const rotationOf = (row: unknown) => JSON.stringify(row ?? null);
 export async function storeRotation(db: string): Promise<string> {
   if (db.startsWith('sqlite:')) {
     const Database = loadSqlite();
-    const store = new Database(db.slice('sqlite:'.length), { readonly: true, fileMustExist: true });
+    // Not read-only: a read-only connection to a WAL store no server holds leaves -wal and -shm
+    // behind (owned by whoever ran the backup); the last read-write one to close removes them.
+    const store = new Database(db.slice('sqlite:'.length), { fileMustExist: true });
     try {
       store.pragma('busy_timeout = 5000');
       return rotationOf(store.prepare(ROTATION_SQL).get());
