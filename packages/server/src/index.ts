@@ -1,4 +1,5 @@
 export { type AppDeps, buildApp, type MusterApp } from './app.js';
+export * from './backup/index.js';
 export { type Clock, type IdSource, ManualClock, randomIds, systemClock } from './clock.js';
 export {
   isLoopback,

@@ -2,6 +2,7 @@ import type { Command } from '../command.js';
 import { agentCommand } from './agent.js';
 import { agentRequest } from './agent-request.js';
 import { apitokenCreate, apitokenList, apitokenRevoke } from './apitokens.js';
+import { backupCommand, restoreCommand } from './backup.js';
 import { benchCommand } from './bench.js';
 import { caFinish, caRotate, caStatus } from './ca.js';
 import { commandsList, commandsShow } from './commands.js';
@@ -100,4 +101,6 @@ export const COMMANDS: readonly Command[] = [
   nodesApprove,
   nodesReject,
   nodesSign,
+  backupCommand,
+  restoreCommand,
 ];

@@ -68,7 +68,7 @@ const require = createRequire(import.meta.url);
  * makes 12.x abort when a statement is collected outside a context; but 13 crashes on Node 20.
  * So Node 22 and later load 13, and Node 20 loads 12, installed under an alias.
  */
-function loadSqlite(): typeof BetterSqlite3 {
+export function loadSqlite(): typeof BetterSqlite3 {
   const major = Number(process.versions.node.split('.')[0]);
   const name = major >= 22 ? 'better-sqlite3' : 'better-sqlite3-node20';
   try {

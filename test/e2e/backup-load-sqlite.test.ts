@@ -1,0 +1,3 @@
+import { backupUnderLoad } from './backup-scenario.js';
+
+backupUnderLoad('sqlite');
