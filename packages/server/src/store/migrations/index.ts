@@ -11,6 +11,7 @@ import { commands } from './0007_commands.js';
 import { caRotation } from './0008_ca_rotation.js';
 import { consoleSessions } from './0009_console_sessions.js';
 import { people } from './0010_people.js';
+import { dualControl } from './0013_dual_control.js';
 import type { MigrationDialect } from './dialect-v1.js';
 
 /*
@@ -34,6 +35,7 @@ export function migrations(dialect: MigrationDialect): Record<string, Migration>
     '0008_ca_rotation': caRotation,
     '0009_console_sessions': consoleSessions,
     '0010_people': people,
+    '0013_dual_control': dualControl,
   };
 }
 
