@@ -172,7 +172,7 @@ export function withSignatures(command: Command, signatures: readonly CommandSig
   const [only] = signatures;
   return signatures.length === 1 && only!.operator === command.operator
     ? { command, signature: only!.signature }
-    : { command, signatures: [...signatures] };
+    : { command, signatures: signatures.map(({ operator, signature }) => ({ operator, signature })) };
 }
 
 export const RECEIPT_STATUSES = ['succeeded', 'failed', 'timed_out', 'rejected', 'interrupted'] as const;

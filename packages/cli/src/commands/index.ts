@@ -1,6 +1,7 @@
 import type { Command } from '../command.js';
 import { agentCommand } from './agent.js';
 import { apitokenCreate, apitokenList, apitokenRevoke } from './apitokens.js';
+import { commandsApprove } from './approve.js';
 import { benchCommand } from './bench.js';
 import { caFinish, caRotate, caStatus } from './ca.js';
 import { commandsList, commandsShow } from './commands.js';
@@ -64,6 +65,7 @@ export const COMMANDS: readonly Command[] = [
   runCommand,
   commandsList,
   commandsShow,
+  commandsApprove,
   jobsPlan,
   ledgerList,
   ledgerKey,
