@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { ApiTokenCreated, CommandList, TokenCreated } from '@muster/proto';
+import { launchChromium, watchForInjection } from '../support/browser.js';
 import { agentArgsFromJoinLine } from '../support/fleet.js';
 import { waitFor } from '../support/processes.js';
 import { describeResult, dialects, Sandbox } from '../support/sandbox.js';
@@ -28,7 +29,7 @@ for (const dialect of dialects()) {
         writeFileSync(tokenFile, `${token.secret}\n`, { mode: 0o600 });
         const key = join(home, `${name}.key`);
         assert.equal((await sandbox.run(['operator', 'keygen', '--out', key])).code, 0);
-        return { key, as: ['--url', server.adminUrl, '--token-file', tokenFile] };
+        return { key, tokenFile, as: ['--url', server.adminUrl, '--token-file', tokenFile] };
       };
       const alice = await person('alice');
       const bob = await person('bob');
@@ -116,6 +117,24 @@ for (const dialect of dialects()) {
       const shown = await sandbox.run(['commands', 'show', id.slice(0, 8), ...bob.as]);
       assert.match(shown.stdout, /state\s+awaiting approval: 1 of 2 signature\(s\) \(alice\)/);
       assert.match(shown.stdout, /dual-a\s+awaiting_approval/);
+
+      // The console's command view says the same, with who has signed.
+      const browser = await launchChromium();
+      try {
+        const page = await browser.newPage();
+        watchForInjection(page);
+        await page.goto(`${server.adminUrl}/`);
+        await page.getByLabel('Admin token').fill(readFileSync(bob.tokenFile, 'utf8').trim());
+        await page.getByRole('button', { name: 'Sign in' }).click();
+        await page.locator('[data-stream=live]').waitFor();
+        await page.goto(`${server.adminUrl}/commands/${id}`);
+        const approvals = page.locator('dd[data-field=approvals]');
+        assert.equal(await approvals.textContent(), 'awaiting approval: 1 of 2 signatures');
+        assert.match((await page.locator('dd[data-field=signers]').textContent()) ?? '', /^alice at /);
+        assert.equal(await page.locator('tr[data-node=dual-a] .pill').textContent(), 'awaiting approval');
+      } finally {
+        await browser.close();
+      }
 
       // alice cannot be her own second operator.
       const self = await sandbox.run(['commands', 'approve', id, '--key', alice.key, ...alice.as]);
