@@ -35,7 +35,7 @@ import { assertProblem } from '../../testing/problems.js';
 
 const MIN = 60_000;
 const key = () => generateKeyPairSync('ed25519').privateKey;
-const keys: Record<string, KeyObject> = { alice: key(), bob: key(), carol: key(), vic: key() };
+const keys: Record<string, KeyObject> = { alice: key(), alice2: key(), bob: key(), carol: key(), vic: key() };
 // One key under two names: alice's key again, registered for bob.
 keys.alias = keys.alice!;
 
@@ -85,7 +85,7 @@ for (const dialect of dialects()) {
       });
       const policy: Policy = {
         version: 1,
-        operators: [op('alice'), op('bob'), op('alias'), op('carol', ['db']), op('vic')],
+        operators: [op('alice'), op('alice2'), op('bob'), op('alias'), op('carol', ['db']), op('vic')],
         profiles: {
           default: {
             actions: {
@@ -107,7 +107,7 @@ for (const dialect of dialects()) {
       for (const entry of policy.operators) {
         const res = await t.admin('POST', '/v1/operators', {
           ...entry,
-          ...(entry.name === 'alias' ? { user: 'bob' } : {}),
+          ...(entry.name === 'alias' ? { user: 'bob' } : entry.name === 'alice2' ? { user: 'alice' } : {}),
         });
         assert.equal(res.status, 201, res.body);
       }
@@ -120,7 +120,14 @@ for (const dialect of dialects()) {
         items: Array<{ name: string; user: string | null }>;
       };
       const users = Object.fromEntries(items.map((o) => [o.name, o.user]));
-      assert.deepEqual(users, { alias: 'bob', alice: 'alice', bob: 'bob', carol: null, vic: 'vic' });
+      assert.deepEqual(users, {
+        alias: 'bob',
+        alice: 'alice',
+        alice2: 'alice',
+        bob: 'bob',
+        carol: null,
+        vic: 'vic',
+      });
       const missing = await t.admin('POST', '/v1/operators', {
         name: 'dave',
         publicKey: formatPublicKey(createPublicKey(key())),
@@ -176,6 +183,13 @@ for (const dialect of dialects()) {
         'already_signed',
       );
       assert.match(alias.detail, /operator alias has the same key as operator alice/);
+      // Another key of alice's own is still alice: dual control means two people.
+      const own = assertProblem(
+        await approve('alice', command.id, sig(command, 'alice2')),
+        409,
+        'already_signed',
+      );
+      assert.match(own.detail, /user alice has signed this command already \(as operator alice\)/);
       // The same at submission: two signatures by one operator, or by one key, are one.
       for (const twice of [
         [sig(command, 'alice'), sig(command, 'alice')],

@@ -56,7 +56,7 @@ export class ApprovalService {
     const users = await usersOf(db, [signature.operator]);
     const signer: Signer = {
       ...checkSignature(policy.policy, command, signature, targets),
-      user: users.get(signature.operator) ?? gate.sender,
+      user: users.get(signature.operator) ?? null,
     };
     const refuse = (m: string) => new ConflictError(m, 'already_signed');
     refuseRepeat(signer, await signersOf(db, id), refuse);

@@ -156,7 +156,7 @@ export function commandRoutes(
   );
 }
 
-/** The request's scope, sender and refusal, as the command service checks signers with them. */
+/** The request's scope and refusal, as the command service checks signers with them. */
 function gate(request: FastifyRequest, verb: 'create' | 'approve'): Gate {
   return {
     async targets(targets: TargetCandidate[]) {
@@ -167,7 +167,6 @@ function gate(request: FastifyRequest, verb: 'create' | 'approve'): Gate {
       if (request.denyAccess) return request.denyAccess(detail);
       throw new ForbiddenError(detail);
     },
-    sender: request.principal?.user ?? null,
   };
 }
 

@@ -138,7 +138,7 @@ export class CommandService {
     for (const [i, signature] of signatures.entries()) {
       const signer = {
         ...checkSignature(policy, command, signature, targets),
-        user: users.get(signature.operator) ?? gate?.sender ?? null,
+        user: users.get(signature.operator) ?? null,
       };
       refuseRepeat(signer, signers, (m) => new BadRequestError(m, 'duplicate_signer'));
       const refusal = await signerRefusal(this.deps.db, signer, i === 0 ? 'create' : 'approve', targets);
@@ -252,14 +252,12 @@ export class CommandService {
   }
 }
 
-/** What the route lets the service see of the request: its scope, its sender, and how it refuses. */
+/** What the route lets the service see of the request: its scope, and how it refuses. */
 export interface Gate {
   /** Refuses targets outside the sender's scope. */
   targets(targets: TargetCandidate[]): Promise<void>;
   /** Refuses as the access guard does (403 forbidden, an `access.denied` event). */
   deny(detail: string): Promise<never>;
-  /** The user sending the request: whom a key that belongs to no user acts for. */
-  sender: string | null;
 }
 
 function replay(id: string): ConflictError {
