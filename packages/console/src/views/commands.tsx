@@ -114,13 +114,15 @@ export function CommandsView({ model }: { model: FleetModel }) {
                   </td>
                   <td>
                     {approvalState(c) && (
-                      <span
-                        class={`pill pill-${c.state === 'issued' ? 'ok' : 'attention'}`}
-                        data-field="approvals"
-                      >
-                        {approvalState(c)}
-                      </span>
-                    )}{' '}
+                      <>
+                        <span
+                          class={`pill pill-${c.state === 'issued' ? 'ok' : 'attention'}`}
+                          data-field="approvals"
+                        >
+                          {approvalState(c)}
+                        </span>{' '}
+                      </>
+                    )}
                     {summary(c)}
                   </td>
                 </tr>
