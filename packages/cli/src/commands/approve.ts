@@ -14,8 +14,8 @@ export const commandsApprove: Command = {
   summary: 'approve a command awaiting approval by signing it with your own operator key',
   details:
     'Dual control: a policy action with "approvals": N runs only once N distinct operators have\n' +
-    'signed the same command. This reads the command, prints what you are approving, and signs\n' +
-    'the very bytes its operator signed with your key. The control plane cannot approve for you:\n' +
+    'signed the same command. This reads the command, signs the very bytes its operator signed\n' +
+    'with your key, and prints what you approved. The control plane cannot approve for you:\n' +
     'every node counts the signatures again against its own copy of the policy.\n' +
     'ID may be any unique prefix of the id (at least 4 characters).\n\n' +
     'Example:\n  muster commands ls\n  muster commands approve 3f2a9c1e',

@@ -217,31 +217,7 @@ export class CommandService {
           kind: 'command.issued',
           actor,
           subject: `command:${command.id}`,
-          data: {
-            operator: command.operator,
-            action: command.action,
-            args: command.args,
-            target: command.target,
-            // The operator's signature: anyone can check the ledger holds what the operator signed.
-            signature: signers[0]!.signature,
-            ...(required > 1 || signers.length > 1
-              ? {
-                  approvals: {
-                    required,
-                    signers: signers.map((s) => ({
-                      operator: s.operator,
-                      user: s.user,
-                      signature: s.signature,
-                    })),
-                  },
-                }
-              : {}),
-            commandSha256: sha256(JSON.stringify(command)),
-            targetCount: ids.length,
-            ...(ids.length <= LISTED_TARGETS
-              ? { targets: ids }
-              : { targetsSha256: sha256([...ids].sort().join('\n')) }),
-          },
+          data: issuedData(command, signers, required, ids),
         });
         if (!awaiting) await this.deps.notifications?.notify(trx, COMMANDS_CHANNEL);
       });
@@ -258,6 +234,31 @@ export interface Gate {
   targets(targets: TargetCandidate[]): Promise<void>;
   /** Refuses as the access guard does (403 forbidden, an `access.denied` event). */
   deny(detail: string): Promise<never>;
+}
+
+/** What the ledger keeps of an issued command: enough to check the operators really signed it. */
+function issuedData(command: Command, signers: Signer[], required: number, ids: string[]) {
+  return {
+    operator: command.operator,
+    action: command.action,
+    args: command.args,
+    target: command.target,
+    // The operator's signature: anyone can check the ledger holds what the operator signed.
+    signature: signers[0]!.signature,
+    ...(required > 1 || signers.length > 1
+      ? {
+          approvals: {
+            required,
+            signers: signers.map((s) => ({ operator: s.operator, user: s.user, signature: s.signature })),
+          },
+        }
+      : {}),
+    commandSha256: sha256(JSON.stringify(command)),
+    targetCount: ids.length,
+    ...(ids.length <= LISTED_TARGETS
+      ? { targets: ids }
+      : { targetsSha256: sha256([...ids].sort().join('\n')) }),
+  };
 }
 
 function replay(id: string): ConflictError {
