@@ -1,6 +1,12 @@
 import { createHash, createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { type ChannelDown, commandSignatureValid, signReceipt, type UnsignedReceipt } from '@muster/proto';
+import {
+  type ChannelDown,
+  commandSignatureValid,
+  signaturesOf,
+  signReceipt,
+  type UnsignedReceipt,
+} from '@muster/proto';
 import WebSocket from 'ws';
 
 /**
@@ -35,9 +41,10 @@ function open(identity: { keyPem: string; certPem: string; nodeId: string }): Pr
     ws.on('message', (data) => {
       const m = JSON.parse(String(data)) as ChannelDown;
       if (m.type !== 'command') return;
-      const { command, signature } = m.signed;
+      const { command } = m.signed;
+      const [first] = signaturesOf(m.signed);
       const at = new Date().toISOString();
-      const ok = commandSignatureValid(command, signature, operatorKey);
+      const ok = first !== undefined && commandSignatureValid(command, first.signature, operatorKey);
       const receipt: UnsignedReceipt = {
         commandId: command.id,
         nodeId: identity.nodeId,

@@ -34,7 +34,7 @@ describe('an operator runs a signed command from the CLI', () => {
     assert.equal(edit.code, 0, describeResult(edit));
     assert.match(edit.stdout, /policy version 1 signed and pushed/);
     const ls = await sandbox.run(['operator', 'ls', ...server.adminFlags]);
-    assert.match(ls.stdout, /alice\s+\*\s+yes/);
+    assert.match(ls.stdout, /alice\s+-\s+\*\s+yes/);
 
     const join_ = await sandbox.json<TokenCreated>([
       'token',

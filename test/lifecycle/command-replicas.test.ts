@@ -6,6 +6,7 @@ import {
   type NodeView,
   type Receipt,
   receiptSignatureValid,
+  signCommand,
   type TokenCreated,
 } from '@muster/proto';
 import {
@@ -109,6 +110,31 @@ for (const dialect of dialects()) {
       assert.equal(marks(join(dir, 'marks')), 1, 'the action ran exactly once');
       const again = (await a.admin('GET', `/v1/commands/${mark.command.id}`)).json as CommandView;
       assert.deepEqual(again.targets, view.targets, 'and its answer did not change');
+    });
+
+    test('a command issued on B and approved on A runs on the node B holds', async () => {
+      const carl = makeOperator('carl');
+      const policy = structuredClone(testPolicy(dir, [alice, carl], 2));
+      policy.profiles.web!.actions.echo!.approvals = 2;
+      delete policy.profiles.db;
+      const root = dataDirRoot(a.dataDir);
+      assert.equal((await a.admin('POST', '/v1/policy', signedPolicy(policy, root.privateKey))).status, 201);
+      await waitFor('the agent to hold version 2', async () =>
+        agent.logs.some((l) => l.msg === 'holding command policy' && l.fields?.version === 2)
+          ? true
+          : undefined,
+      );
+      const signed = command(alice, { nodes: ['web-replica'] }, 'echo', { text: 'two operators' });
+      const issued = await b.admin('POST', '/v1/commands', signed);
+      assert.equal(issued.json.state, 'awaiting_approval', JSON.stringify(issued.json));
+      const waiting = (await a.admin('GET', `/v1/commands/${signed.command.id}`)).json as CommandView;
+      assert.equal(waiting.state, 'awaiting_approval');
+      const approval = { operator: 'carl', signature: signCommand(signed.command, carl.privateKey) };
+      const approved = await a.admin('POST', `/v1/commands/${signed.command.id}/approvals`, approval);
+      assert.equal(approved.json.state, 'issued', JSON.stringify(approved.json));
+      const view = await answered(b, signed.command.id);
+      assert.equal(view.targets![0]!.state, 'succeeded', JSON.stringify(view.targets));
+      assert.equal(view.targets![0]!.receipt?.stdoutTail, 'two operators\n');
     });
   });
 }

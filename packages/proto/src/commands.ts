@@ -1,4 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox';
+import { USER_NAME_PATTERN } from './access.js';
 import { KeyedRecord } from './closed.js';
 import { PROFILE_PATTERN } from './names.js';
 import { Labels, Profile } from './wire.js';
@@ -24,6 +25,8 @@ export const MAX_COMMAND_LIFETIME_MS = 24 * 3_600_000;
  * into six: 2 × 64 KiB × 6 = 768 KiB.
  */
 export const MAX_OUTPUT_BYTES = 64 * 1024;
+/** The most signatures an action may ask for (and a command may carry). */
+export const MAX_APPROVALS = 16;
 /** Arguments are this long at most unless the policy says otherwise. */
 export const DEFAULT_ARG_MAX_LENGTH = 256;
 
@@ -49,6 +52,11 @@ export const ActionSpec = Type.Object(
     maxOutputBytes: Type.Integer({ minimum: 0, maximum: MAX_OUTPUT_BYTES }),
     /** Run `argv` joined by spaces with /bin/sh -c. Off unless the policy says so. */
     shell: Type.Optional(Type.Boolean()),
+    /**
+     * Dual control: how many distinct operators (counted by public key) must sign a command for
+     * this action. A policy without it means 1.
+     */
+    approvals: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_APPROVALS })),
     description: Type.Optional(Type.String({ maxLength: 1024 })),
   },
   { additionalProperties: false },
@@ -126,12 +134,46 @@ export const Command = Type.Object(
 );
 export type Command = Static<typeof Command>;
 
-/** `POST /v1/commands`: a command and its operator's Ed25519 signature. */
-export const SignedCommand = Type.Object(
-  { command: Command, signature: Type.String({ maxLength: 128 }) },
+/** One operator's Ed25519 signature over a command (dual control gathers several). */
+export const CommandSignature = Type.Object(
+  { operator: Type.String({ pattern: OPERATOR_NAME_PATTERN }), signature: Type.String({ maxLength: 128 }) },
   { additionalProperties: false },
 );
+export type CommandSignature = Static<typeof CommandSignature>;
+
+/**
+ * `POST /v1/commands`: a command and its operator's Ed25519 signature (`signature`), or the
+ * signatures of several operators (`signatures`) when the policy asks for approvals.
+ */
+export const SignedCommand = Type.Union([
+  Type.Object(
+    { command: Command, signature: Type.String({ maxLength: 128 }) },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    {
+      command: Command,
+      signatures: Type.Array(CommandSignature, { minItems: 1, maxItems: MAX_APPROVALS }),
+    },
+    { additionalProperties: false },
+  ),
+]);
 export type SignedCommand = Static<typeof SignedCommand>;
+
+/** Every signature a signed command carries, a lone `signature` being its operator's. */
+export function signaturesOf(signed: SignedCommand): CommandSignature[] {
+  return 'signatures' in signed
+    ? signed.signatures
+    : [{ operator: signed.command.operator, signature: signed.signature }];
+}
+
+/** The wire form for these signatures: one stays `{command, signature}`, as agents before dual control read it. */
+export function withSignatures(command: Command, signatures: readonly CommandSignature[]): SignedCommand {
+  const [only] = signatures;
+  return signatures.length === 1 && only!.operator === command.operator
+    ? { command, signature: only!.signature }
+    : { command, signatures: signatures.map(({ operator, signature }) => ({ operator, signature })) };
+}
 
 export const RECEIPT_STATUSES = ['succeeded', 'failed', 'timed_out', 'rejected', 'interrupted'] as const;
 export type ReceiptStatus = (typeof RECEIPT_STATUSES)[number];
@@ -159,6 +201,8 @@ export type UnsignedReceipt = Omit<Receipt, 'signature'>;
 
 /** Where a command stands on one node. */
 export const TARGET_STATES = [
+  /** Dual control: the command waits for more operators' signatures before it goes anywhere. */
+  'awaiting_approval',
   'pending',
   'delivered',
   'running',
@@ -189,6 +233,24 @@ export const CommandTargetView = Type.Object({
 });
 export type CommandTargetView = Static<typeof CommandTargetView>;
 
+/** Who has signed a command, and how many signatures its action needs. */
+export const CommandApprovals = Type.Object({
+  required: Type.Integer(),
+  signers: Type.Array(
+    Type.Object({
+      operator: Type.String(),
+      /** The user the operator's key belongs to, when the server knows. */
+      user: Type.Union([Type.String(), Type.Null()]),
+      signedAt: Type.Union([Type.String(), Type.Null()]),
+    }),
+  ),
+});
+export type CommandApprovals = Static<typeof CommandApprovals>;
+
+/** Where a command stands as a whole: waiting for signatures, gone out to its nodes, or expired waiting. */
+export const COMMAND_STATES = ['awaiting_approval', 'issued', 'expired'] as const;
+export type CommandState = (typeof COMMAND_STATES)[number];
+
 export const CommandView = Type.Object({
   id: Type.String(),
   operator: Type.String(),
@@ -200,6 +262,8 @@ export const CommandView = Type.Object({
   createdAt: Type.String(),
   /** Targets per state, e.g. `{succeeded: 9, running: 1}`. */
   summary: Type.Record(Type.String(), Type.Integer()),
+  state: Type.Optional(Type.Union(COMMAND_STATES.map((s) => Type.Literal(s)))),
+  approvals: Type.Optional(CommandApprovals),
   /** Present on `GET /v1/commands/:id`. */
   targets: Type.Optional(Type.Array(CommandTargetView)),
   signed: Type.Optional(SignedCommand),
@@ -215,11 +279,21 @@ export type CommandList = Static<typeof CommandList>;
 export const CommandAccepted = Type.Object({
   id: Type.String(),
   targets: Type.Array(Type.Object({ nodeId: Type.String(), name: Type.String() })),
+  /** `awaiting_approval` until as many operators signed as the action needs; then `issued`. */
+  state: Type.Optional(Type.Union(COMMAND_STATES.map((s) => Type.Literal(s)))),
+  approvals: Type.Optional(CommandApprovals),
 });
 export type CommandAccepted = Static<typeof CommandAccepted>;
 
-/** `POST /v1/operators`: an operator as a policy lists it. */
-export const OperatorCreateRequest = PolicyOperator;
+/** `POST /v1/operators`: an operator as a policy lists it, and the user whose key it is. */
+export const OperatorCreateRequest = Type.Object(
+  {
+    ...PolicyOperator.properties,
+    /** The user the key belongs to; omitted, the user of the same name if there is one. */
+    user: Type.Optional(Type.String({ pattern: USER_NAME_PATTERN })),
+  },
+  { additionalProperties: false },
+);
 export type OperatorCreateRequest = Static<typeof OperatorCreateRequest>;
 
 export const OperatorView = Type.Object({
@@ -227,6 +301,8 @@ export const OperatorView = Type.Object({
   publicKey: Type.String(),
   profiles: Type.Array(Type.String()),
   createdAt: Type.String(),
+  /** The user whose key this is; null for a key registered before keys belonged to users. */
+  user: Type.Optional(Type.Union([Type.String(), Type.Null()])),
   /** True once a root-signed policy carries this operator with this key: only then can it run commands. */
   inPolicy: Type.Boolean(),
 });

@@ -24,6 +24,7 @@ export const EVENT_KINDS = [
   'ca.rotation_finished',
   'ca.rotation_started',
   'command.answered',
+  'command.approved',
   'command.delivered',
   'command.expired',
   'command.issued',

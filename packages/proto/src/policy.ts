@@ -1,6 +1,14 @@
-import type { ActionSpec, Command, CommandTarget, Policy, PolicyOperator } from './commands.js';
+import type {
+  ActionSpec,
+  Command,
+  CommandSignature,
+  CommandTarget,
+  Policy,
+  PolicyOperator,
+} from './commands.js';
 import { DEFAULT_ARG_MAX_LENGTH, MAX_COMMAND_LIFETIME_MS } from './commands.js';
 import { formatDuration } from './duration.js';
+import { commandSignatureValid } from './signatures.js';
 
 /**
  * The checks a command must pass against a root-signed policy. The server runs them before it
@@ -45,6 +53,15 @@ export function policyProblems(policy: Policy): string[] {
           problems.push(`${where}: the pattern of argument ${arg} is not a regular expression`);
         }
       }
+      const required = action.approvals ?? 1;
+      const signers = new Set(
+        policy.operators.filter((op) => operatorMayRunOn(op, profile)).map((op) => op.publicKey),
+      );
+      // An action that asks for several operators must be able to get them (one is the usual case).
+      if (required > 1 && required > signers.size)
+        problems.push(
+          `${where} needs ${required} approvals, but only ${signers.size} distinct operator key(s) may run commands on profile ${profile}`,
+        );
       for (const element of action.argv)
         for (const [, arg] of element.matchAll(PLACEHOLDER_RE))
           if (!Object.hasOwn(action.args ?? {}, arg!))
@@ -139,6 +156,63 @@ function argvFor(action: ActionSpec, args: Readonly<Record<string, string>>): st
     element.replace(PLACEHOLDER_RE, (_, name: string) => (Object.hasOwn(args, name) ? args[name]! : '')),
   );
   return action.shell ? ['/bin/sh', '-c', argv.join(' ')] : argv;
+}
+
+/** How many distinct operators must sign `action` for a node of `profile`: 1 unless the policy says. */
+export function approvalsRequired(policy: Policy, action: string, profile: string): number {
+  const actions = Object.hasOwn(policy.profiles, profile) ? policy.profiles[profile]!.actions : {};
+  return (Object.hasOwn(actions, action) ? actions[action]!.approvals : undefined) ?? 1;
+}
+
+/**
+ * The signatures that count for `command` on a node of `profile`, one per distinct public key:
+ * each by an operator the policy lists, allowed on the profile, over these exact bytes. Two
+ * signatures by one key (or by one key listed under two names) count once. `ignored` says why
+ * each of the others does not count.
+ */
+export function countedSignatures(
+  policy: Policy,
+  command: Command,
+  signatures: readonly CommandSignature[],
+  profile: string,
+): { operators: string[]; ignored: string[] } {
+  const keys = new Set<string>();
+  const operators: string[] = [];
+  const ignored: string[] = [];
+  for (const { operator: name, signature } of signatures) {
+    const operator = findOperator(policy, name);
+    if (!operator) ignored.push(`operator ${name} is not in the policy`);
+    else if (!operatorMayRunOn(operator, profile))
+      ignored.push(`operator ${name} may not run commands on profile ${profile}`);
+    else if (!commandSignatureValid(command, signature, operator.publicKey))
+      ignored.push(`the signature of operator ${name} does not verify`);
+    else if (keys.has(operator.publicKey)) ignored.push(`operator ${name}'s key has signed already`);
+    else {
+      keys.add(operator.publicKey);
+      operators.push(name);
+    }
+  }
+  return { operators, ignored };
+}
+
+/**
+ * Refuses a command whose action needs more distinct operators' signatures than it carries.
+ * An agent runs this against its own policy copy, so no relay can make up an approval.
+ */
+export function checkApprovals(
+  policy: Policy,
+  command: Command,
+  signatures: readonly CommandSignature[],
+  profile: string,
+): void {
+  const required = approvalsRequired(policy, command.action, profile);
+  if (required <= 1) return;
+  const { operators, ignored } = countedSignatures(policy, command, signatures, profile);
+  if (operators.length >= required) return;
+  throw new CommandRefused(
+    `action ${command.action} needs the signatures of ${required} distinct operators; ${operators.length} valid (${operators.join(', ') || 'none'})${ignored.length > 0 ? `; ${ignored.join('; ')}` : ''}`,
+    'approvals',
+  );
 }
 
 /** What a node knows about itself when it decides whether a command is addressed to it. */

@@ -617,6 +617,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     commandRoutes(scope, {
       policy: commanding.policy,
       commands: commanding.commands,
+      approvals: commanding.approvals,
       queries: commanding.queries,
       scope: scopeFilter,
     });

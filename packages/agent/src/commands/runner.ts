@@ -3,6 +3,7 @@ import type { Log } from '@muster/host';
 import {
   authorize,
   CommandRefused,
+  checkApprovals,
   checkTiming,
   commandSignatureValid,
   findOperator,
@@ -10,6 +11,7 @@ import {
   type Receipt,
   type SignedCommand,
   SignedCommand as SignedCommandSchema,
+  signaturesOf,
   signReceipt,
   type TargetCandidate,
   type UnsignedReceipt,
@@ -145,7 +147,8 @@ export class CommandRunner {
       if (!(err instanceof CommandRefused)) throw err;
       this.deps.log.warn('refused a command', { commandId: command.id, reason: err.message });
       // Only a command its operator really signed burns its nonce; a forgery is just dropped.
-      if (err.code === 'signature' || err.code === 'operator' || err.code === 'target') {
+      // One short of approvals does not burn it either: the same command may yet come with them.
+      if (['signature', 'operator', 'target', 'approvals'].includes(err.code)) {
         await this.answer(command.id, refusal(err.message, now));
         return;
       }
@@ -195,7 +198,9 @@ export class CommandRunner {
     if (!policy) throw new CommandRefused('this node holds no command policy yet', 'policy');
     const operator = findOperator(policy, command.operator);
     if (!operator) throw new CommandRefused(`operator ${command.operator} is not in the policy`, 'operator');
-    if (!commandSignatureValid(command, signed.signature, operator.publicKey))
+    const signatures = signaturesOf(signed);
+    const own = signatures.find((s) => s.operator === command.operator);
+    if (!own || !commandSignatureValid(command, own.signature, operator.publicKey))
       throw new CommandRefused(
         `the signature does not verify with operator ${command.operator}'s key`,
         'signature',
@@ -205,6 +210,8 @@ export class CommandRunner {
       throw new CommandRefused('this node is not a target of the command', 'target');
     checkTiming(command, now, COMMAND_SKEW_ALLOWANCE_MS);
     const argv = authorize(policy, command, self.profile);
+    // Counted here, against this node's own policy copy: no relay can make up an approval.
+    checkApprovals(policy, command, signatures, self.profile);
     return { argv, spec: policy.profiles[self.profile]!.actions[command.action]! };
   }
 

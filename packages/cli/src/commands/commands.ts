@@ -5,6 +5,7 @@ import type { Command } from '../command.js';
 import { printJson, safe, table } from '../output.js';
 import { MIN_PREFIX } from '../prefix.js';
 import { receiptOutput } from '../receipt-text.js';
+import { approvalLine, signedCount } from './approvals-text.js';
 
 export const commandsList: Command = {
   path: ['commands', 'ls'],
@@ -28,12 +29,14 @@ export const commandsList: Command = {
     }
     console.log(
       table(
-        ['ID', 'CREATED', 'OPERATOR', 'ACTION', 'NODES'],
+        ['ID', 'CREATED', 'OPERATOR', 'ACTION', 'STATE', 'SIGNED', 'NODES'],
         list.items.map((c) => [
           c.id,
           c.createdAt,
           safe(c.operator),
           safe(c.action),
+          c.state ?? 'issued',
+          signedCount(c.approvals),
           Object.entries(c.summary)
             .map(([s, n]) => `${n} ${s}`)
             .join(', '),
@@ -64,7 +67,8 @@ export const commandsShow: Command = {
       .join(' ');
     console.log(
       `command   ${view.id}\noperator  ${safe(view.operator)}\naction    ${safe(`${view.action} ${args}`.trim())}\n` +
-        `issued    ${view.issuedAt}, expires ${view.expiresAt}\n`,
+        `issued    ${view.issuedAt}, expires ${view.expiresAt}\n` +
+        (view.approvals ? `state     ${approvalLine(view.state, view.approvals)}\n` : ''),
     );
     console.log(
       table(

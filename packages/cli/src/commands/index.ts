@@ -3,6 +3,7 @@ import { agentCommand } from './agent.js';
 import { agentRequest } from './agent-request.js';
 import { apitokenCreate, apitokenList, apitokenRevoke } from './apitokens.js';
 import { backupCommand, restoreCommand } from './backup.js';
+import { commandsApprove } from './approve.js';
 import { benchCommand } from './bench.js';
 import { caFinish, caRotate, caStatus } from './ca.js';
 import { commandsList, commandsShow } from './commands.js';
@@ -71,6 +72,7 @@ export const COMMANDS: readonly Command[] = [
   runCommand,
   commandsList,
   commandsShow,
+  commandsApprove,
   jobsPlan,
   ledgerList,
   ledgerKey,

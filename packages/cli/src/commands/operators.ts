@@ -1,5 +1,5 @@
 import { UsageError } from '@muster/host';
-import { OPERATOR_NAME_PATTERN, type OperatorView } from '@muster/proto';
+import { OPERATOR_NAME_PATTERN, type OperatorView, USER_NAME_PATTERN } from '@muster/proto';
 import { ADMIN_SETTINGS, adminClient } from '../client.js';
 import type { Command } from '../command.js';
 import { defaultOperatorKey, makeKeyFile, readPublicKey } from '../keys.js';
@@ -38,7 +38,11 @@ export const operatorAdd: Command = {
     '`muster policy edit` adds registered operators to the next version.\n\n' +
     "--profiles is required: name the profiles, or give '*' (quoted) for every profile, so that\n" +
     'all is never the result of leaving a flag out.\n\n' +
-    "Example:\n  muster operator add alice --pubkey ed25519:… --profiles web,db\n  muster operator add root --pubkey root.pub --profiles '*'",
+    'The key belongs to a user (--user; without it, the user of the same name, if there is one):\n' +
+    "a command it signs is accepted only if that user's role may create commands on every node\n" +
+    'it targets, and an approval only if it may approve them. A key that belongs to no user\n' +
+    '(registered before keys belonged to users) acts for whoever sends its signature.\n\n' +
+    "Example:\n  muster operator add alice --pubkey ed25519:… --profiles web,db\n  muster operator add ci-key --user ci --pubkey ci.pub --profiles web\n  muster operator add root --pubkey root.pub --profiles '*'",
   settings: [
     {
       flag: 'pubkey',
@@ -51,6 +55,12 @@ export const operatorAdd: Command = {
       kind: 'string',
       value: 'A,B',
       help: "required: the profiles it may run commands on (web,db), or '*' for every profile",
+    },
+    {
+      flag: 'user',
+      kind: 'string',
+      value: 'USER',
+      help: 'the user whose key this is (default: the user named like the operator, if any)',
     },
     ...ADMIN_SETTINGS,
   ],
@@ -69,15 +79,19 @@ export const operatorAdd: Command = {
       throw new UsageError(
         `--profiles is required: the profiles ${name} may run commands on (--profiles web,db), or --profiles '*' for every profile`,
       );
+    const user = values.user as string | undefined;
+    if (user !== undefined && !new RegExp(USER_NAME_PATTERN).test(user))
+      throw new UsageError(`--user: "${user}" is not a user name`);
     const added = await adminClient(values).call<OperatorView>('POST', '/v1/operators', {
       name,
       publicKey,
       profiles,
+      ...(user !== undefined ? { user } : {}),
     });
     if (values.json) printJson(added);
     else
       process.stdout.write(
-        `Operator ${added.name} registered for profiles ${added.profiles.join(', ')}.\n` +
+        `Operator ${added.name} registered for profiles ${added.profiles.join(', ')}; ${added.user ? `its key is user ${safe(added.user)}'s` : 'its key belongs to no user (it acts for whoever sends its signatures)'}.\n` +
           'It can run commands once a signed policy lists it: muster policy edit\n',
       );
     return 0;
@@ -100,8 +114,14 @@ export const operatorList: Command = {
     }
     console.log(
       table(
-        ['NAME', 'PROFILES', 'IN POLICY', 'PUBLIC KEY'],
-        items.map((op) => [safe(op.name), op.profiles.join(','), op.inPolicy ? 'yes' : 'no', op.publicKey]),
+        ['NAME', 'USER', 'PROFILES', 'IN POLICY', 'PUBLIC KEY'],
+        items.map((op) => [
+          safe(op.name),
+          op.user ? safe(op.user) : '-',
+          op.profiles.join(','),
+          op.inPolicy ? 'yes' : 'no',
+          op.publicKey,
+        ]),
       ),
     );
     return 0;

@@ -18,6 +18,7 @@ import { defaultOperatorKey, readPrivateKey } from '../keys.js';
 import { printJson, safe } from '../output.js';
 import { receiptOutput } from '../receipt-text.js';
 import { operatorForKey } from '../signer.js';
+import { approvalLine } from './approvals-text.js';
 
 /** `all`, `profile:web`, `env=prod,role=db` (labels), or node names and ids separated by commas. */
 export function parseTarget(selector: string): CommandTarget {
@@ -66,7 +67,9 @@ export const runCommand: Command = {
     'checks the signature and the policy again. The key says which operator signs: the one the\n' +
     'policy lists with its public key (--operator only when the key belongs to several).\n' +
     'Targets: node names or ids (web-1,web-2), labels (env=prod,role=db), profile:NAME, or all.\n' +
-    'Arguments are named: NAME=VALUE. With --wait it shows each node as it goes, with the last\n' +
+    'Arguments are named: NAME=VALUE. An action whose policy entry says "approvals": N waits as\n' +
+    'awaiting_approval until N-1 other operators run `muster commands approve ID`.\n' +
+    'With --wait it shows the approvals and each node as it goes, with the last\n' +
     `${OUTPUT_TAIL_LINES} lines of its stdout and stderr, and exits 0 only if every node succeeded.\n\n` +
     'Example:\n  muster run --target profile:web --wait -- restart-service service=nginx',
   settings: [
@@ -132,8 +135,10 @@ export const runCommand: Command = {
       command,
       signature: signCommand(command, privateKey),
     });
+    const awaiting = accepted.state === 'awaiting_approval';
     if (!values.wait) {
       if (values.json) printJson(accepted);
+      else if (awaiting) console.log(awaitingText(accepted));
       else
         console.log(
           `command ${accepted.id} sent to ${accepted.targets.length} node(s): ${accepted.targets.map((t) => safe(t.name)).join(', ')}\n` +
@@ -141,7 +146,12 @@ export const runCommand: Command = {
         );
       return 0;
     }
-    if (!values.json) console.log(`command ${accepted.id} sent to ${accepted.targets.length} node(s)`);
+    if (!values.json)
+      console.log(
+        awaiting
+          ? awaitingText(accepted)
+          : `command ${accepted.id} sent to ${accepted.targets.length} node(s)`,
+      );
     const final = await follow(client, accepted.id, !values.json, signal);
     if (values.json) printJson(final);
     else console.log(summary(final));
@@ -158,8 +168,14 @@ async function follow(
   signal: AbortSignal,
 ): Promise<CommandView> {
   const seen = new Map<string, string>();
+  let signers = -1;
   for (;;) {
     const view = await client.call<CommandView>('GET', `/v1/commands/${encodeURIComponent(id)}`);
+    // While it waits for approvals, each new signature is news too.
+    if (print && view.approvals && view.state !== 'issued' && view.approvals.signers.length !== signers) {
+      signers = view.approvals.signers.length;
+      console.log(`  ${approvalLine(view.state, view.approvals)}`);
+    }
     for (const t of view.targets ?? []) {
       if (seen.get(t.nodeId) === t.state) continue;
       seen.set(t.nodeId, t.state);
@@ -175,6 +191,13 @@ async function follow(
       return view;
     await sleep(250, undefined, { signal }).catch(() => {});
   }
+}
+
+function awaitingText(accepted: CommandAccepted): string {
+  return (
+    `command ${accepted.id} for ${accepted.targets.length} node(s) is ${approvalLine(accepted.state, accepted.approvals!)}\n` +
+    `another operator approves it with: muster commands approve ${accepted.id}`
+  );
 }
 
 function detail(t: NonNullable<CommandView['targets']>[number]): string {

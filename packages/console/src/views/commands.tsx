@@ -6,6 +6,7 @@ import type { FleetModel } from '../model.js';
 
 /** How a command's state on a node reads as a pill: the colours of node status, by meaning. */
 const PILL: Record<TargetState, string> = {
+  awaiting_approval: 'attention',
   pending: 'offline',
   delivered: 'attention',
   running: 'attention',
@@ -34,8 +35,21 @@ function useCommandEvents(model: FleetModel, reload: () => void): void {
 
 function summary(c: CommandView): string {
   return Object.entries(c.summary)
-    .map(([state, n]) => `${n} ${state.replace('_', ' ')}`)
+    .map(([state, n]) => `${n} ${state.replaceAll('_', ' ')}`)
     .join(', ');
+}
+
+/** `awaiting approval: 1 of 2 signatures` while it waits; who signed is listed beside it. */
+function approvalState(c: CommandView): string | undefined {
+  if (!c.approvals || (c.approvals.required <= 1 && c.approvals.signers.length <= 1)) return undefined;
+  const count = `${c.approvals.signers.length} of ${c.approvals.required} signatures`;
+  if (c.state === 'awaiting_approval') return `awaiting approval: ${count}`;
+  if (c.state === 'expired') return `expired awaiting approval: ${count}`;
+  return `approved: ${count}`;
+}
+
+function signer(s: NonNullable<CommandView['approvals']>['signers'][number]): string {
+  return s.user && s.user !== s.operator ? `${s.operator} (user ${s.user})` : s.operator;
 }
 
 function args(c: CommandView): string {
@@ -67,7 +81,8 @@ export function CommandsView({ model }: { model: FleetModel }) {
       <h1 id="commands-title">Commands</h1>
       <p class="muted">
         Operators sign commands with their own key: <code>muster run --target … -- ACTION</code>. Every node
-        checks the signature and the policy again and answers with a receipt signed by its own key.
+        checks the signature and the policy again and answers with a receipt signed by its own key. An action
+        that needs approvals waits until other operators sign it too: <code>muster commands approve ID</code>.
       </p>
       {error && (
         <p class="error" role="alert">
@@ -97,7 +112,19 @@ export function CommandsView({ model }: { model: FleetModel }) {
                   <td>
                     <code>{`${c.action} ${args(c)}`.trim()}</code>
                   </td>
-                  <td>{summary(c)}</td>
+                  <td>
+                    {approvalState(c) && (
+                      <>
+                        <span
+                          class={`pill pill-${c.state === 'issued' ? 'ok' : 'attention'}`}
+                          data-field="approvals"
+                        >
+                          {approvalState(c)}
+                        </span>{' '}
+                      </>
+                    )}
+                    {summary(c)}
+                  </td>
                 </tr>
               ))}
             </tbody>
@@ -142,6 +169,22 @@ export function CommandDetail({ model, id }: { model: FleetModel; id: string }) 
         <dd>{time(view.issuedAt)}</dd>
         <dt>Expires</dt>
         <dd>{time(view.expiresAt)}</dd>
+        {approvalState(view) && (
+          <>
+            <dt>Approvals</dt>
+            <dd data-field="approvals">{approvalState(view)}</dd>
+            <dt>Signed by</dt>
+            <dd data-field="signers">
+              {view.approvals!.signers.map((s, i) => (
+                <span key={s.operator}>
+                  {i > 0 && ', '}
+                  {signer(s)}
+                  {s.signedAt && <span class="muted"> at {time(s.signedAt)}</span>}
+                </span>
+              ))}
+            </dd>
+          </>
+        )}
         <dt>Nodes</dt>
         <dd>{summary(view)}</dd>
         <dt>Id</dt>
@@ -166,7 +209,7 @@ export function CommandDetail({ model, id }: { model: FleetModel; id: string }) 
                   <a href={`/nodes/${encodeURIComponent(t.nodeId)}`}>{t.name}</a>
                 </td>
                 <td>
-                  <span class={`pill pill-${PILL[t.state]}`}>{t.state.replace('_', ' ')}</span>
+                  <span class={`pill pill-${PILL[t.state]}`}>{t.state.replaceAll('_', ' ')}</span>
                 </td>
                 <td>{t.receipt?.exitCode ?? ''}</td>
                 <td>{t.reason ?? ''}</td>

@@ -149,6 +149,8 @@ export interface OperatorsTable {
   public_key: string;
   profiles: string;
   created_at: number;
+  /** The user whose key this is; null for keys registered before keys belonged to users. */
+  user: string | null;
 }
 
 export interface CommandsTable {
@@ -161,6 +163,20 @@ export interface CommandsTable {
   issued_at: number;
   expires_at: number;
   created_at: number;
+  /** Dual control: the distinct operators' signatures the action needs, and how many it has. */
+  approvals_required: Generated<number>;
+  signer_count: Generated<number>;
+}
+
+/** Each operator's signature on a command, one per key. */
+export interface CommandSignaturesTable {
+  command_id: string;
+  public_key: string;
+  operator: string;
+  user: string | null;
+  signature: string;
+  signed_at: number;
+  actor: string;
 }
 
 /** One row per node a command was resolved to: where it stands there, and the node's receipt. */
@@ -309,6 +325,7 @@ export interface Schema {
   operators: OperatorsTable;
   commands: CommandsTable;
   command_targets: CommandTargetsTable;
+  command_signatures: CommandSignaturesTable;
   tokens: TokensTable;
   nodes: NodesTable;
   certificates: CertificatesTable;

@@ -21,6 +21,7 @@ const LEAST: Record<string, Role> = {
   'GET /v1/commands': 'viewer',
   'POST /v1/commands': 'operator',
   'GET /v1/commands/{id}': 'viewer',
+  'POST /v1/commands/{id}/approvals': 'operator',
   'GET /v1/events': 'viewer',
   'POST /v1/events': 'operator',
   'GET /v1/events/stream': 'viewer',

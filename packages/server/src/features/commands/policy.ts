@@ -10,7 +10,7 @@ import {
 import type { Kysely } from 'kysely';
 import type { Clock } from '../../clock.js';
 import type { DecisionRecorder } from '../../decisions/recorder.js';
-import { BadRequestError, ConflictError } from '../../errors.js';
+import { BadRequestError, ConflictError, UnprocessableError } from '../../errors.js';
 import type { Store } from '../../store/db.js';
 import type { Notifications } from '../../store/notifications.js';
 import type { Schema } from '../../store/schema.js';
@@ -122,6 +122,14 @@ export class PolicyService {
         .where('name', '=', input.name)
         .executeTakeFirst();
       if (held) throw new ConflictError(`operator ${input.name} already exists`, 'operator_exists');
+      // The key belongs to the user named, else to the user of the operator's own name, if any.
+      const wanted = input.user ?? input.name;
+      const user = await trx.selectFrom('users').select('name').where('name', '=', wanted).executeTakeFirst();
+      if (!user && input.user !== undefined)
+        throw new UnprocessableError(
+          `no user named ${input.user}: add them first (muster user add ${input.user} --role operator)`,
+          'no_user',
+        );
       await trx
         .insertInto('operators')
         .values({
@@ -129,13 +137,14 @@ export class PolicyService {
           public_key: input.publicKey,
           profiles: JSON.stringify(input.profiles),
           created_at: now,
+          user: user?.name ?? null,
         })
         .execute();
       await this.deps.decisions.record(trx, {
         kind: 'operator.added',
         actor,
         subject: `operator:${input.name}`,
-        data: { publicKey: input.publicKey, profiles: input.profiles },
+        data: { publicKey: input.publicKey, profiles: input.profiles, user: user?.name ?? null },
       });
     });
     return (await this.operators()).find((op) => op.name === input.name)!;
@@ -151,6 +160,7 @@ export class PolicyService {
       publicKey: row.public_key,
       profiles: JSON.parse(row.profiles) as string[],
       createdAt: new Date(Number(row.created_at)).toISOString(),
+      user: row.user,
       inPolicy:
         policy?.policy.operators.some((op) => op.name === row.name && op.publicKey === row.public_key) ??
         false,

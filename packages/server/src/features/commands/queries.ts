@@ -1,4 +1,12 @@
-import type { CommandList, CommandTargetView, CommandView, SignedCommand, TargetState } from '@muster/proto';
+import {
+  type CommandApprovals,
+  type CommandList,
+  type CommandTargetView,
+  type CommandView,
+  type SignedCommand,
+  signaturesOf,
+  type TargetState,
+} from '@muster/proto';
 import type { Kysely, Selectable } from 'kysely';
 import { NotFoundError } from '../../errors.js';
 import { decodeCursor, encodeCursor } from '../../http/cursor.js';
@@ -7,7 +15,10 @@ import type { CommandsTable, Schema } from '../../store/schema.js';
 
 /** Commands as operators read them: newest first, with per-state counts and per-node detail. */
 export class CommandQueries {
-  constructor(private readonly db: Kysely<Schema>) {}
+  constructor(
+    private readonly db: Kysely<Schema>,
+    private readonly clock: { now(): number } = { now: Date.now },
+  ) {}
 
   async list(query: { limit: number; cursor?: string }): Promise<CommandList> {
     let q = this.db.selectFrom('commands').selectAll().orderBy('created_at', 'desc').orderBy('id', 'desc');
@@ -23,9 +34,11 @@ export class CommandQueries {
     const rows = await q.limit(query.limit + 1).execute();
     const page = rows.slice(0, query.limit);
     const summaries = await this.summaries(page.map((r) => r.id));
+    const signers = await this.signers(page.map((r) => r.id));
     const last = page.at(-1);
+    const now = this.clock.now();
     return {
-      items: page.map((row) => view(row, summaries.get(row.id) ?? {})),
+      items: page.map((row) => view(row, summaries.get(row.id) ?? {}, signers.get(row.id) ?? [], now)),
       nextCursor: rows.length > query.limit && last ? encodeCursor([Number(last.created_at), last.id]) : null,
     };
   }
@@ -55,7 +68,12 @@ export class CommandQueries {
         receipt: t.receipt ? JSON.parse(t.receipt) : null,
       };
     });
-    return { ...view(row, summary), targets: items, signed: JSON.parse(row.signed) as SignedCommand };
+    const signers = (await this.signers([id])).get(id) ?? [];
+    return {
+      ...view(row, summary, signers, this.clock.now()),
+      targets: items,
+      signed: JSON.parse(row.signed) as SignedCommand,
+    };
   }
 
   private async byPrefix(prefix: string): Promise<Selectable<CommandsTable>> {
@@ -68,6 +86,25 @@ export class CommandQueries {
       .limit(MAX_PREFIX_CANDIDATES + 1)
       .execute();
     return onlyMatch(rows, prefix, 'command');
+  }
+
+  /** Who signed each command, in the order they did. */
+  private async signers(ids: string[]): Promise<Map<string, Signers>> {
+    const out = new Map<string, Signers>();
+    if (ids.length === 0) return out;
+    const rows = await this.db
+      .selectFrom('command_signatures')
+      .select(['command_id', 'operator', 'user', 'signed_at'])
+      .where('command_id', 'in', ids)
+      .orderBy('signed_at')
+      .orderBy('operator')
+      .execute();
+    for (const row of rows)
+      out.set(row.command_id, [
+        ...(out.get(row.command_id) ?? []),
+        { operator: row.operator, user: row.user, signedAt: new Date(Number(row.signed_at)).toISOString() },
+      ]);
+    return out;
   }
 
   private async summaries(ids: string[]): Promise<Map<string, Record<string, number>>> {
@@ -88,8 +125,23 @@ export class CommandQueries {
   }
 }
 
-function view(row: Selectable<CommandsTable>, summary: Record<string, number>): CommandView {
-  const { command } = JSON.parse(row.signed) as SignedCommand;
+type Signers = CommandApprovals['signers'];
+
+function view(
+  row: Selectable<CommandsTable>,
+  summary: Record<string, number>,
+  stored: Signers,
+  now: number,
+): CommandView {
+  const signed = JSON.parse(row.signed) as SignedCommand;
+  const { command } = signed;
+  const required = Number(row.approvals_required);
+  // Commands from before dual control have no rows: their signature is in the envelope.
+  const signers =
+    stored.length > 0
+      ? stored
+      : signaturesOf(signed).map((s) => ({ operator: s.operator, user: null, signedAt: null }));
+  const awaiting = Number(row.signer_count) < required;
   return {
     id: row.id,
     operator: row.operator,
@@ -100,6 +152,8 @@ function view(row: Selectable<CommandsTable>, summary: Record<string, number>): 
     expiresAt: command.expiresAt,
     createdAt: new Date(Number(row.created_at)).toISOString(),
     summary,
+    state: !awaiting ? 'issued' : Number(row.expires_at) <= now ? 'expired' : 'awaiting_approval',
+    approvals: { required, signers },
   };
 }
 

@@ -2,6 +2,7 @@ import {
   COMMAND_ID_PATTERN,
   CommandAccepted,
   CommandList,
+  CommandSignature,
   CommandView,
   OperatorCreateRequest,
   OperatorView,
@@ -12,12 +13,14 @@ import {
   type TargetCandidate,
 } from '@muster/proto';
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { ForbiddenError } from '../../errors.js';
 import { narrowedRole, outsideScope, type ScopeFilter } from '../access/scope.js';
 import type { NodeIdentity } from '../nodes/service.js';
+import type { ApprovalService } from './approvals.js';
 import type { PolicyService } from './policy.js';
 import type { CommandQueries } from './queries.js';
-import type { CommandService } from './service.js';
+import type { CommandService, Gate } from './service.js';
 import type { CommandTracker } from './tracking.js';
 
 const ListQuery = Type.Object({
@@ -31,6 +34,7 @@ export function commandRoutes(
   deps: {
     policy: Pick<PolicyService, 'state' | 'push' | 'addOperator' | 'operators'>;
     commands: Pick<CommandService, 'issue'>;
+    approvals: Pick<ApprovalService, 'approve'>;
     queries: Pick<CommandQueries, 'list' | 'get'>;
     /** Filters the listing down to commands on nodes a narrowed role reaches. */
     scope?: Pick<ScopeFilter, 'items' | 'commandTargets'>;
@@ -76,15 +80,30 @@ export function commandRoutes(
       config: { access: { verb: 'create', resource: 'commands', scoped: true } },
       schema: { body: SignedCommand, response: { 202: CommandAccepted } },
     },
-    async (request, reply) => {
-      const check = async (targets: TargetCandidate[]) => {
-        const refusal = outsideScope(request.principal, 'create', 'commands', targets);
-        if (refusal) await request.denyAccess!(refusal);
-      };
-      return reply
+    async (request, reply) =>
+      reply
         .code(202)
-        .send(await deps.commands.issue(request.body as SignedCommand, request.actor, check));
+        .send(
+          await deps.commands.issue(request.body as SignedCommand, request.actor, gate(request, 'create')),
+        ),
+  );
+  app.post(
+    '/v1/commands/:id/approvals',
+    {
+      config: { access: { verb: 'approve', resource: 'commands', scoped: true } },
+      schema: {
+        params: Type.Object({ id: Type.String({ pattern: COMMAND_ID_PATTERN }) }),
+        body: CommandSignature,
+        response: { 200: CommandAccepted },
+      },
     },
+    async (request) =>
+      deps.approvals.approve(
+        (request.params as { id: string }).id,
+        request.body as CommandSignature,
+        request.actor,
+        gate(request, 'approve'),
+      ),
   );
   app.get(
     '/v1/commands',
@@ -135,6 +154,20 @@ export function commandRoutes(
       return command;
     },
   );
+}
+
+/** The request's scope and refusal, as the command service checks signers with them. */
+function gate(request: FastifyRequest, verb: 'create' | 'approve'): Gate {
+  return {
+    async targets(targets: TargetCandidate[]) {
+      const refusal = outsideScope(request.principal, verb, 'commands', targets);
+      if (refusal) await request.denyAccess!(refusal);
+    },
+    deny: async (detail) => {
+      if (request.denyAccess) return request.denyAccess(detail);
+      throw new ForbiddenError(detail);
+    },
+  };
 }
 
 /** Agent plane: the HTTP fallbacks for agents that hold no channel. */

@@ -6,6 +6,7 @@ import { BatchedLookup } from '../../store/batched-lookup.js';
 import type { Store } from '../../store/db.js';
 import type { EventSink } from '../events/service.js';
 import type { NodeIdentity } from '../nodes/service.js';
+import { ApprovalService } from './approvals.js';
 import { CommandDelivery, type CommandDeliveryDeps } from './delivery.js';
 import { POLICY_CHANNEL, PolicyService } from './policy.js';
 import { CommandQueries } from './queries.js';
@@ -53,6 +54,16 @@ export function startCommands(setup: CommandsSetup) {
     ...(store.notifications ? { notifications: store.notifications } : {}),
     onIssued: (signed, nodeIds) => delivery?.issued(signed, nodeIds),
   });
+  const approvals = new ApprovalService({
+    db: store.db,
+    write,
+    traits: store.traits,
+    clock,
+    decisions,
+    policy,
+    ...(store.notifications ? { notifications: store.notifications } : {}),
+    onIssued: (signed, nodeIds) => delivery?.issued(signed, nodeIds),
+  });
   // Agents without a channel learn of their commands in the answer to an HTTP heartbeat.
   const waiting = new BatchedLookup<string, SignedCommand[]>(async (ids) => {
     const found = new Map<string, SignedCommand[]>();
@@ -64,7 +75,8 @@ export function startCommands(setup: CommandsSetup) {
     policy,
     tracker,
     commands,
-    queries: new CommandQueries(store.db),
+    approvals,
+    queries: new CommandQueries(store.db, clock),
     /** What the channel hub calls for command traffic. */
     channelHooks: {
       onOpen: (node: NodeIdentity) => delivery?.opened(node.id),

@@ -17,6 +17,12 @@ const LISTED = 50;
 /** A delivered command whose node never answers is given up this long after it expired. */
 const DELIVERED_GRACE_MS = 3_600_000;
 
+/** Why a target expired, by the state it was left in. */
+const EXPIRY_REASONS: Record<string, string> = {
+  pending: 'never delivered before the command expired',
+  awaiting_approval: 'not approved by enough operators before the command expired',
+};
+
 export interface CommandTrackerDeps {
   db: Kysely<Schema>;
   write: Store['write'];
@@ -293,15 +299,14 @@ export class CommandTracker {
         .select(['command_id', 'node_id', 'state'])
         .where((eb) =>
           eb.or([
-            eb.and([eb('state', '=', 'pending'), eb('expires_at', '<=', now)]),
+            eb.and([eb('state', 'in', ['pending', 'awaiting_approval']), eb('expires_at', '<=', now)]),
             eb.and([eb('state', '=', 'delivered'), eb('expires_at', '<=', now - DELIVERED_GRACE_MS)]),
           ]),
         )
         .limit(CHUNK)
         .execute();
       for (const row of stale) {
-        const reason =
-          row.state === 'pending' ? 'never delivered before the command expired' : 'the node never answered';
+        const reason = EXPIRY_REASONS[row.state] ?? 'the node never answered';
         // Only if nothing answered in between (another replica may have stored a receipt).
         const updated = await trx
           .updateTable('command_targets')

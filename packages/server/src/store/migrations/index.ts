@@ -13,6 +13,7 @@ import { consoleSessions } from './0009_console_sessions.js';
 import { people } from './0010_people.js';
 import { nodeRequests } from './0011_node_requests.js';
 import { userCertificates } from './0012_user_certificates.js';
+import { dualControl } from './0013_dual_control.js';
 import { sso } from './0014_sso.js';
 import type { MigrationDialect } from './dialect-v1.js';
 
@@ -39,6 +40,7 @@ export function migrations(dialect: MigrationDialect): Record<string, Migration>
     '0010_people': people,
     '0011_node_requests': nodeRequests,
     '0012_user_certificates': userCertificates,
+    '0013_dual_control': dualControl,
     '0014_sso': sso,
   };
 }
