@@ -548,7 +548,9 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   heartbeatRate.start(1_000, background.signal, (err) => logger.warn({ err }, 'could not read heartbeats'));
   await admin.register(async (scope) => {
     const signedIn = sessionCredential(sessions, adminHosts, credentials);
-    const byCertificate = adminTls ? (request: FastifyRequest) => userCertificates.principal(request) : undefined;
+    const byCertificate = adminTls
+      ? (request: FastifyRequest) => userCertificates.principal(request)
+      : undefined;
     scope.addHook(
       'onRequest',
       adminTokenCheck(
@@ -612,7 +614,12 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     ledgerRoutes(scope, ledger);
     const scopeFilter = nodeScope;
     // An open stream asks again now and then, without counting against its address.
-    const again = adminTokenCheck((secret) => credentials.byBearer(secret), signedIn, undefined, byCertificate);
+    const again = adminTokenCheck(
+      (secret) => credentials.byBearer(secret),
+      signedIn,
+      undefined,
+      byCertificate,
+    );
     eventRoutes(scope, events, streams, scopeFilter, (request) => again(request).then(() => true));
     commandRoutes(scope, {
       policy: commanding.policy,

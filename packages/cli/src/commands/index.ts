@@ -2,8 +2,8 @@ import type { Command } from '../command.js';
 import { agentCommand } from './agent.js';
 import { agentRequest } from './agent-request.js';
 import { apitokenCreate, apitokenList, apitokenRevoke } from './apitokens.js';
-import { backupCommand, restoreCommand } from './backup.js';
 import { commandsApprove } from './approve.js';
+import { backupCommand, restoreCommand } from './backup.js';
 import { benchCommand } from './bench.js';
 import { caFinish, caRotate, caStatus } from './ca.js';
 import { commandsList, commandsShow } from './commands.js';
@@ -20,9 +20,9 @@ import {
   ledgerProof,
   ledgerVerify,
 } from './ledger.js';
-import { nodesApprove, nodesPending, nodesReject, nodesSign } from './node-requests.js';
 import { loginCommand } from './login.js';
 import { userLoginCode } from './login-code.js';
+import { nodesApprove, nodesPending, nodesReject, nodesSign } from './node-requests.js';
 import { nodesDecommission, nodesList, nodesRotate, nodesShow } from './nodes.js';
 import { operatorAdd, operatorKeygen, operatorList } from './operators.js';
 import { policyEdit, policyPush, policyShow, policySign } from './policy.js';

@@ -8,7 +8,6 @@ import {
   type RoleSpec,
   RoleSpecSchema,
   RoleView,
-  SignInLinkCreated,
   USER_NAME_PATTERN,
   UserCreated,
   UserCreateRequest,
@@ -18,7 +17,6 @@ import {
 } from '@muster/proto';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { SessionService } from '../console/sessions.js';
 import type { CredentialService, Principal } from './credentials.js';
 import { mayAccess } from './guard.js';
 import type { LoginService } from './login.js';
@@ -166,4 +164,3 @@ export function accessRoutes(
     },
   );
 }
-
