@@ -1,4 +1,4 @@
-import { SessionView, SsoCallbackRequest, SsoOptions, SsoStarted } from '@muster/proto';
+import { NoBody, SessionView, SsoCallbackRequest, SsoOptions, SsoStarted } from '@muster/proto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ForbiddenError, NotFoundError, RateLimitedError } from '../../errors.js';
 import type { CredentialRefusals } from '../../http/auth.js';
@@ -53,7 +53,7 @@ export function ssoRoutes(app: FastifyInstance, deps: SsoRouteDeps): void {
   }));
   app.post(
     '/v1/session/sso',
-    { schema: { response: { 201: SsoStarted }, security: [] } },
+    { schema: { body: NoBody, response: { 201: SsoStarted }, security: [] } },
     async (request, reply) => {
       const sso = configured(request);
       const wait = deps.starts?.take(sourceOf(request.ip)) ?? 0;
