@@ -52,7 +52,7 @@ if (!withInstalls && files.some(isInstall)) {
   );
 }
 const runs = [
-  { files: files.filter((f) => !isInstall(f)), timeoutMs: 180_000 },
+  { files: files.filter((f) => !isInstall(f)), timeoutMs: 300_000 },
   { files: withInstalls ? files.filter(isInstall) : [], timeoutMs: 1_500_000 },
 ].filter((run) => run.files.length > 0);
 
