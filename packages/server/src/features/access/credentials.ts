@@ -3,7 +3,6 @@ import {
   type ApiTokenCreated,
   type ApiTokenCreateRequest,
   type ApiTokenView,
-  type RoleSpec,
   roleAllows,
   roleWithin,
 } from '@muster/proto';

@@ -5,11 +5,14 @@ import type { DecisionRecorder } from '../../decisions/recorder.js';
 import type { NodeIdentity } from '../../identity.js';
 import { BatchedLookup } from '../../store/batched-lookup.js';
 import type { Store } from '../../store/db.js';
+import type { ScopeFilter } from '../access/scope.js';
 import type { EventSink } from '../events/service.js';
+import type { Feature } from '../feature.js';
 import { ApprovalService } from './approvals.js';
 import { CommandDelivery, type CommandDeliveryDeps } from './delivery.js';
 import { POLICY_CHANNEL, PolicyService } from './policy.js';
 import { CommandQueries } from './queries.js';
+import { commandAgentRoutes, commandRoutes } from './routes.js';
 import { COMMANDS_CHANNEL, CommandService } from './service.js';
 import { CommandTracker } from './tracking.js';
 
@@ -23,6 +26,8 @@ export interface CommandsSetup {
   skewAllowanceMs: number;
   logger: Logger;
   signal: AbortSignal;
+  /** Filters listings down to commands on nodes a narrowed role reaches. */
+  scope: Pick<ScopeFilter, 'items' | 'commandTargets'>;
 }
 
 /**
@@ -30,7 +35,7 @@ export interface CommandsSetup {
  * once the channel hub exists (`attach`), delivery over held channels, the expiry sweep and the
  * safety net under replica notifications.
  */
-export function startCommands(setup: CommandsSetup) {
+export function setupCommands(setup: CommandsSetup) {
   const { store, write, clock, decisions, events, logger, signal } = setup;
   let delivery: CommandDelivery | undefined;
   const policy = new PolicyService({
@@ -71,12 +76,16 @@ export function startCommands(setup: CommandsSetup) {
       found.set(d.nodeId, [...(found.get(d.nodeId) ?? []), d.signed]);
     return found;
   });
+  const queries = new CommandQueries(store.db, clock);
   return {
     policy,
     tracker,
     commands,
     approvals,
-    queries: new CommandQueries(store.db, clock),
+    queries,
+    adminRoutes: (scope) =>
+      commandRoutes(scope, { policy, commands, approvals, queries, scope: setup.scope }),
+    agentRoutes: (scope) => commandAgentRoutes(scope, { tracker, policy }),
     /** What the channel hub calls for command traffic. */
     channelHooks: {
       onOpen: (node: NodeIdentity) => delivery?.opened(node.id),
@@ -118,9 +127,10 @@ export function startCommands(setup: CommandsSetup) {
       await tracker.delivered(pending.map((signed) => ({ nodeId: node.id, signed })));
       return { ...answer, commands: pending };
     },
-    async idle(): Promise<void> {
+    /** Before the planes close: deliveries and tracking still under way. */
+    async stop(): Promise<void> {
       await delivery?.idle();
       await tracker.idle();
     },
-  };
+  } satisfies Feature & Record<string, unknown>;
 }
