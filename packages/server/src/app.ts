@@ -2,7 +2,7 @@ import type { Server as HttpsServer } from 'node:https';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Clock, IdSource } from './clock.js';
-import { mount, timedWrite } from './compose.js';
+import { closeAll, mount, timedWrite } from './compose.js';
 import type { ServerConfig } from './config.js';
 import type { DecisionRecorder } from './decisions/recorder.js';
 import type { CredentialService } from './features/access/credentials.js';
@@ -132,14 +132,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     metrics,
   });
   const renewal = setupRenewal(core);
-  const commands = setupCommands({
-    ...core,
-    events: events.events,
-    fleetRoot: identity.fleetRoot.publicKey,
-    skewAllowanceMs: config.clockSkewAllowanceMs,
-    signal,
-    scope,
-  });
+  const commands = setupCommands({ ...core, events: events.events, signal, scope });
   const ca = setupCa({
     ...core,
     renewServerIdentity: deps.renewServerIdentity,
@@ -231,14 +224,6 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     joinUrl: planes.joinUrl,
     channels,
     metrics,
-    async close() {
-      background.abort();
-      // Channels first (they bypass Fastify's connection tracking), then the planes, then
-      // whatever is still being written, so the store outlives every write.
-      const reversed = [...features].reverse();
-      for (const feature of reversed) await feature.stop?.();
-      await Promise.all([planes.agent.close(), planes.admin.close()]);
-      for (const feature of reversed) await feature.idle?.();
-    },
+    close: () => closeAll(background, planes, features),
   };
 }

@@ -41,3 +41,20 @@ export async function mount(
     for (const feature of features) feature.adminRoutes?.(scope, auth);
   });
 }
+
+/**
+ * Stops the loops, then each feature's `stop` (channels, which Fastify does not track, before the
+ * commands they deliver), then the planes, then each `idle`, so the store outlives every write.
+ * Features go in reverse order: a feature stops before those it depends on.
+ */
+export async function closeAll(
+  background: AbortController,
+  planes: Pick<Planes, 'agent' | 'admin'>,
+  features: readonly Feature[],
+): Promise<void> {
+  background.abort();
+  const reversed = [...features].reverse();
+  for (const feature of reversed) await feature.stop?.();
+  await Promise.all([planes.agent.close(), planes.admin.close()]);
+  for (const feature of reversed) await feature.idle?.();
+}

@@ -106,6 +106,25 @@ export function createPlanes(deps: PlanesDeps): Planes {
   const adminShare = config.adminBehindProxy ? adminBudget.total : adminBudget.perSource;
   const adminGuard = guard('admin', admin, { ...adminBudget, perSource: adminShare }, !adminTls);
 
+  const openapi = describe(agent, admin);
+
+  // Listening on port 0 picks the port at bind time; join lines must carry the real one.
+  const boundPort = () => (agent.server.address() as { port?: number } | null)?.port ?? config.listen.port;
+  return {
+    agent,
+    admin,
+    adminTls,
+    adminHosts,
+    openapi,
+    joinUrl: () => joinUrl(config, boundPort()),
+    applyServerIdentity: () =>
+      applyServerIdentity({ agent, admin, adminTls, adminIdentity, identity, roots }),
+    connectionsOpen: () => ({ agent: agentGuard.size, admin: adminGuard.size }),
+  };
+}
+
+/** The OpenAPI recorder on both planes, the request decorations, and `GET /openapi.json`. */
+function describe(agent: FastifyInstance, admin: FastifyInstance): OpenApiRecorder {
   const openapi = new OpenApiRecorder();
   openapi.watch(agent, 'agent');
   agent.decorateRequest('node', null);
@@ -117,28 +136,25 @@ export function createPlanes(deps: PlanesDeps): Planes {
   admin.decorateRequest('principal', null);
   admin.decorateRequest('denyAccess', null);
   admin.get('/openapi.json', async () => openapi.document());
+  return openapi;
+}
 
-  // Listening on port 0 picks the port at bind time; join lines must carry the real one.
-  const boundPort = () => (agent.server.address() as { port?: number } | null)?.port ?? config.listen.port;
-  const applyServerIdentity = () => {
-    const plane = (app: FastifyInstance) => app.server as unknown as HttpsServer;
-    const cert = serverChain(identity);
-    const key = identity.serverKeyPem;
-    const ca = roots.trusted().map((root) => root.pem);
-    plane(agent).setSecureContext({ key, cert, ca, minVersion: 'TLSv1.2' });
-    // The admin plane presents the server identity too, unless an operator gave it its own;
-    // either way it asks for personal certificates from the roots trusted now.
-    if (adminTls)
-      plane(admin).setSecureContext({ ...(adminIdentity ?? { key, cert }), ca, minVersion: 'TLSv1.2' });
-  };
-  return {
-    agent,
-    admin,
-    adminTls,
-    adminHosts,
-    openapi,
-    joinUrl: () => joinUrl(config, boundPort()),
-    applyServerIdentity,
-    connectionsOpen: () => ({ agent: agentGuard.size, admin: adminGuard.size }),
-  };
+/** Puts the server identity and the trusted roots in front of new connections on both planes. */
+function applyServerIdentity(p: {
+  agent: FastifyInstance;
+  admin: FastifyInstance;
+  adminTls: boolean;
+  adminIdentity: { cert: Buffer; key: Buffer } | undefined;
+  identity: ServerIdentity;
+  roots: Pick<FleetRoots, 'trusted'>;
+}): void {
+  const plane = (app: FastifyInstance) => app.server as unknown as HttpsServer;
+  const cert = serverChain(p.identity);
+  const key = p.identity.serverKeyPem;
+  const ca = p.roots.trusted().map((root) => root.pem);
+  plane(p.agent).setSecureContext({ key, cert, ca, minVersion: 'TLSv1.2' });
+  // The admin plane presents the server identity too, unless an operator gave it its own;
+  // either way it asks for personal certificates from the roots trusted now.
+  if (p.adminTls)
+    plane(p.admin).setSecureContext({ ...(p.adminIdentity ?? { key, cert }), ca, minVersion: 'TLSv1.2' });
 }

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { type AlternativeCredential, adminTokenCheck } from '../../http/auth.js';
 import { FailedCredentials } from '../../http/rate-limit.js';
+import type { Principal } from '../../identity.js';
 import type { EventSink } from '../events/service.js';
 import type { AdminAuth, Core, Feature } from '../feature.js';
 import { CredentialService } from './credentials.js';
@@ -83,44 +84,8 @@ export async function setupAccess(deps: AccessDeps) {
     ? (request: FastifyRequest) => certificates.principal(request)
     : undefined;
 
-  /** Authenticates every request of `scope` (bearer, `signedIn`, certificate) and guards its routes. */
-  const gate = (scope: FastifyInstance, signedIn: AlternativeCredential): AdminAuth => {
-    scope.addHook(
-      'onRequest',
-      adminTokenCheck(
-        namingRefusedTokens(store.db, (secret) => credentials.byBearer(secret)),
-        signedIn,
-        refusals,
-        byCertificate,
-      ),
-    );
-    installAccessGuard(scope, {
-      nodeFacets: (id) => nodeFacets(store.db, id),
-      recordDenial: (principal, access, detail, route) =>
-        write((trx) =>
-          deps.events.append(trx, {
-            kind: 'access.denied',
-            actor: `user:${principal.user}`,
-            severity: 'warning',
-            data: {
-              verb: access.verb,
-              resource: access.resource,
-              route,
-              detail,
-              credential: principal.credential,
-            },
-          }),
-        ),
-    });
-    // Asking again does not count against the address: the request was signed in once.
-    const again = adminTokenCheck(
-      (secret) => credentials.byBearer(secret),
-      signedIn,
-      undefined,
-      byCertificate,
-    );
-    return { stillSignedIn: (request) => again(request).then(() => true) };
-  };
+  const gate = (scope: FastifyInstance, signedIn: AlternativeCredential): AdminAuth =>
+    guardScope(scope, { ...deps, credentials, refusals, byCertificate }, signedIn);
   return {
     people,
     credentials,
@@ -134,4 +99,47 @@ export async function setupAccess(deps: AccessDeps) {
     },
     idle: () => credentials.idle(),
   } satisfies Feature & Record<string, unknown>;
+}
+
+/** Authenticates every request of `scope` (bearer, `signedIn`, certificate) and guards its routes. */
+function guardScope(
+  scope: FastifyInstance,
+  deps: Pick<AccessDeps, 'store' | 'write' | 'events'> & {
+    credentials: Pick<CredentialService, 'byBearer'>;
+    refusals: FailedCredentials;
+    byCertificate: ((request: FastifyRequest) => Promise<Principal | undefined>) | undefined;
+  },
+  signedIn: AlternativeCredential,
+): AdminAuth {
+  const { store, write, credentials, refusals, byCertificate } = deps;
+  scope.addHook(
+    'onRequest',
+    adminTokenCheck(
+      namingRefusedTokens(store.db, (secret) => credentials.byBearer(secret)),
+      signedIn,
+      refusals,
+      byCertificate,
+    ),
+  );
+  installAccessGuard(scope, {
+    nodeFacets: (id) => nodeFacets(store.db, id),
+    recordDenial: (principal, access, detail, route) =>
+      write((trx) =>
+        deps.events.append(trx, {
+          kind: 'access.denied',
+          actor: `user:${principal.user}`,
+          severity: 'warning',
+          data: {
+            verb: access.verb,
+            resource: access.resource,
+            route,
+            detail,
+            credential: principal.credential,
+          },
+        }),
+      ),
+  });
+  // Asking again does not count against the address: the request was signed in once.
+  const again = adminTokenCheck((secret) => credentials.byBearer(secret), signedIn, undefined, byCertificate);
+  return { stillSignedIn: (request) => again(request).then(() => true) };
 }

@@ -1,8 +1,10 @@
 import type { HeartbeatAck, SignedCommand } from '@muster/proto';
 import type { Logger } from 'pino';
 import type { Clock } from '../../clock.js';
+import type { ServerConfig } from '../../config.js';
 import type { DecisionRecorder } from '../../decisions/recorder.js';
 import type { NodeIdentity } from '../../identity.js';
+import type { ServerIdentity } from '../../pki/datadir.js';
 import { BatchedLookup } from '../../store/batched-lookup.js';
 import type { Store } from '../../store/db.js';
 import type { ScopeFilter } from '../access/scope.js';
@@ -16,14 +18,17 @@ import { commandAgentRoutes, commandRoutes } from './routes.js';
 import { COMMANDS_CHANNEL, CommandService } from './service.js';
 import { CommandTracker } from './tracking.js';
 
+/** How often commands are expired and pending ones re-sent down held channels. */
+const SWEEP_MS = 5_000;
+
 export interface CommandsSetup {
   store: Store;
   write: Store['write'];
   clock: Clock;
   decisions: DecisionRecorder;
   events: Pick<EventSink, 'append'>;
-  fleetRoot: string;
-  skewAllowanceMs: number;
+  config: Pick<ServerConfig, 'clockSkewAllowanceMs'>;
+  identity: Pick<ServerIdentity, 'fleetRoot'>;
   logger: Logger;
   signal: AbortSignal;
   /** Filters listings down to commands on nodes a narrowed role reaches. */
@@ -43,7 +48,7 @@ export function setupCommands(setup: CommandsSetup) {
     write,
     clock,
     decisions,
-    fleetRoot: setup.fleetRoot,
+    fleetRoot: setup.identity.fleetRoot.publicKey,
     ...(store.notifications ? { notifications: store.notifications } : {}),
     onPushed: (signed) => delivery?.policyPushed(signed),
   });
@@ -55,7 +60,7 @@ export function setupCommands(setup: CommandsSetup) {
     clock,
     decisions,
     policy,
-    skewAllowanceMs: setup.skewAllowanceMs,
+    skewAllowanceMs: setup.config.clockSkewAllowanceMs,
     ...(store.notifications ? { notifications: store.notifications } : {}),
     onIssued: (signed, nodeIds) => delivery?.issued(signed, nodeIds),
   });
@@ -95,28 +100,7 @@ export function setupCommands(setup: CommandsSetup) {
     },
     /** Starts delivering over the hub's channels, and the background sweeps. */
     attach(channels: CommandDeliveryDeps['channels']): void {
-      const deliveries = new CommandDelivery({ tracker, channels, policy, logger });
-      delivery = deliveries;
-      // A policy pushed on any replica goes down the channels this one holds.
-      const refreshPolicy = (broadcast: boolean) =>
-        policy
-          .current()
-          .then((signed) => {
-            if (signed && broadcast) deliveries.policyPushed(signed);
-          })
-          .catch((err) => logger.warn({ err }, 'could not read the command policy'));
-      store.notifications?.listen(COMMANDS_CHANNEL, () => deliveries.all(), signal);
-      store.notifications?.listen(POLICY_CHANNEL, () => void refreshPolicy(true), signal);
-      const timer = setInterval(() => {
-        tracker.expire().catch((err) => logger.warn({ err }, 'could not expire commands'));
-        // Without notifications (replicas on one SQLite file) the sweep is the only messenger;
-        // with them, the listener also re-reads the policy after every reconnection.
-        void refreshPolicy(!store.notifications);
-        // A safety net under notifications: whatever is still pending for a held node goes now.
-        deliveries.all();
-      }, 5_000);
-      timer.unref();
-      signal.addEventListener('abort', () => clearInterval(timer));
+      delivery = deliverOverChannels({ store, tracker, policy, channels, logger, signal });
     },
     /** An HTTP heartbeat's answer, with the policy version and any commands waiting for the node. */
     async httpAnswer(node: NodeIdentity, ack: HeartbeatAck): Promise<HeartbeatAck> {
@@ -133,4 +117,41 @@ export function setupCommands(setup: CommandsSetup) {
       await tracker.idle();
     },
   } satisfies Feature & Record<string, unknown>;
+}
+
+/**
+ * Delivery over the hub's held channels: what replicas announce goes down them at once, and a
+ * sweep expires commands and re-sends whatever is still pending.
+ */
+function deliverOverChannels(d: {
+  store: Store;
+  tracker: CommandTracker;
+  policy: PolicyService;
+  channels: CommandDeliveryDeps['channels'];
+  logger: Logger;
+  signal: AbortSignal;
+}): CommandDelivery {
+  const { store, tracker, policy, channels, logger, signal } = d;
+  const deliveries = new CommandDelivery({ tracker, channels, policy, logger });
+  // A policy pushed on any replica goes down the channels this one holds.
+  const refreshPolicy = (broadcast: boolean) =>
+    policy
+      .current()
+      .then((signed) => {
+        if (signed && broadcast) deliveries.policyPushed(signed);
+      })
+      .catch((err) => logger.warn({ err }, 'could not read the command policy'));
+  store.notifications?.listen(COMMANDS_CHANNEL, () => deliveries.all(), signal);
+  store.notifications?.listen(POLICY_CHANNEL, () => void refreshPolicy(true), signal);
+  const timer = setInterval(() => {
+    tracker.expire().catch((err) => logger.warn({ err }, 'could not expire commands'));
+    // Without notifications (replicas on one SQLite file) the sweep is the only messenger;
+    // with them, the listener also re-reads the policy after every reconnection.
+    void refreshPolicy(!store.notifications);
+    // A safety net under notifications: whatever is still pending for a held node goes now.
+    deliveries.all();
+  }, SWEEP_MS);
+  timer.unref();
+  signal.addEventListener('abort', () => clearInterval(timer));
+  return deliveries;
 }
