@@ -1,82 +1,45 @@
-import { createPrivateKey, createPublicKey } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { Server as HttpsServer } from 'node:https';
-import { keyFingerprint } from '@muster/proto';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Clock, IdSource } from './clock.js';
-import { isLoopback, joinUrl, type ServerConfig } from './config.js';
+import { closeAll, mount, timedWrite } from './compose.js';
+import type { ServerConfig } from './config.js';
 import type { DecisionRecorder } from './decisions/recorder.js';
-import { CredentialService } from './features/access/credentials.js';
-import { installAccessGuard, withCredential } from './features/access/guard.js';
-import { LoginService } from './features/access/login.js';
-import { loginCodeRoutes, loginRoutes } from './features/access/login-routes.js';
-import { PeopleService } from './features/access/people.js';
-import { namingRefusedTokens } from './features/access/refused-tokens.js';
-import { accessRoutes } from './features/access/routes.js';
+import type { CredentialService } from './features/access/credentials.js';
+import { withCredential } from './features/access/guard.js';
 import { ScopeFilter } from './features/access/scope.js';
-import { UserCertificates } from './features/access/user-certificates.js';
-import { CaRotationService, startCaSync } from './features/ca/rotation.js';
-import { caRoutes } from './features/ca/routes.js';
-import { CaService } from './features/ca/service.js';
-import { ChannelHub } from './features/channel/hub.js';
-import { commandAgentRoutes, commandRoutes } from './features/commands/routes.js';
-import { startCommands } from './features/commands/setup.js';
-import { consoleDistDir, loadAssets } from './features/console/assets.js';
-import { sessionCredential } from './features/console/guard.js';
-import { consoleRoutes, fleetRoutes, signInLinkRoutes } from './features/console/routes.js';
-import { SessionService } from './features/console/sessions.js';
-import { SsoService } from './features/console/sso.js';
-import { ssoRedirectUrl } from './features/console/sso-config.js';
-import { ssoRoutes } from './features/console/sso-routes.js';
-import { fleetSummary, RateMeter } from './features/console/summary.js';
-import { userLinkRoutes } from './features/console/user-links.js';
-import { enrollmentRoutes } from './features/enrollment/routes.js';
-import { EnrollmentService } from './features/enrollment/service.js';
+import { setupAccess } from './features/access/setup.js';
+import type { CaRotationService } from './features/ca/rotation.js';
+import { setupCa } from './features/ca/setup.js';
+import type { ChannelHub } from './features/channel/hub.js';
+import { setupChannel } from './features/channel/setup.js';
+import { setupCommands } from './features/commands/setup.js';
+import type { SessionService } from './features/console/sessions.js';
+import { setupConsole } from './features/console/setup.js';
+import { setupEnrollment } from './features/enrollment/setup.js';
 import { withEvents } from './features/events/recorder.js';
-import { eventRoutes } from './features/events/routes.js';
 import type { EventService } from './features/events/service.js';
-import { startEvents } from './features/events/setup.js';
+import { setupEvents } from './features/events/setup.js';
 import type { EventStreams } from './features/events/streams.js';
-import { HeartbeatPacer } from './features/heartbeats/pacer.js';
-import { heartbeatAcker, heartbeatRoutes } from './features/heartbeats/routes.js';
-import { HeartbeatThrottle, throttleReport } from './features/heartbeats/throttle.js';
-import { HeartbeatWriter } from './features/heartbeats/writer.js';
-import { AgentPackage, defaultPackageDir } from './features/install/package.js';
-import { installAdminRoutes, installAgentRoutes } from './features/install/routes.js';
-import { InstallService } from './features/install/service.js';
-import { jobRoutes } from './features/jobs/routes.js';
-import { JobService } from './features/jobs/service.js';
-import { ledgerAgentRoutes, ledgerRoutes } from './features/ledger/routes.js';
-import { LedgerService } from './features/ledger/service.js';
+import type { Core, Feature } from './features/feature.js';
+import { setupHeartbeats, setupPacing } from './features/heartbeats/setup.js';
+import { setupInstall } from './features/install/setup.js';
+import { setupJobs } from './features/jobs/setup.js';
+import type { LedgerService } from './features/ledger/service.js';
+import { setupLedger } from './features/ledger/setup.js';
 import { Metrics } from './features/metrics/metrics.js';
-import { metricsRoute, observabilityRoutes } from './features/metrics/routes.js';
-import { nodeRoutes } from './features/nodes/routes.js';
-import { NodeService } from './features/nodes/service.js';
-import { StatusWatcher } from './features/nodes/status-watch.js';
-import { renewalRoutes } from './features/renewal/routes.js';
-import { RenewalService } from './features/renewal/service.js';
-import { requestAdminRoutes, requestAgentRoutes } from './features/requests/routes.js';
-import { RequestService } from './features/requests/service.js';
-import { telemetryRoutes } from './features/telemetry/routes.js';
-import { sweep as sweepTelemetry } from './features/telemetry/store.js';
-import { tokenRoutes } from './features/tokens/routes.js';
-import { TokenService } from './features/tokens/service.js';
-import { adminTokenCheck, identifySocket, nodeIdentityCheck, type SocketIdentityDeps } from './http/auth.js';
-import {
-  type ConnectionBudget,
-  ConnectionGuard,
-  defaultAgentConnections,
-  LiveConnections,
-} from './http/connections.js';
-import { createPlane } from './http/fastify.js';
-import { AdminHosts } from './http/host-check.js';
-import { OpenApiRecorder } from './http/openapi.js';
-import { FailedCredentials, RateLimiter } from './http/rate-limit.js';
+import { setupMetrics } from './features/metrics/setup.js';
+import type { NodeService } from './features/nodes/service.js';
+import { setupNodes } from './features/nodes/setup.js';
+import type { StatusWatcher } from './features/nodes/status-watch.js';
+import { setupRenewal } from './features/renewal/setup.js';
+import { setupRequests } from './features/requests/setup.js';
+import { setupTelemetry } from './features/telemetry/setup.js';
+import { setupTokens } from './features/tokens/setup.js';
+import type { LiveConnections } from './http/connections.js';
+import { createPlanes } from './http/planes.js';
 import type { ServerIdentity } from './pki/datadir.js';
 import { fleetRoots } from './pki/fleet.js';
-import { serverChain } from './pki/server-identity.js';
-import { rateLimitedLog } from './rate-limited-log.js';
 import type { Store } from './store/db.js';
 
 export interface AppDeps {
@@ -122,544 +85,145 @@ export interface MusterApp {
   close(): Promise<void>;
 }
 
+/**
+ * The composition root: the features in dependency order, each given what it needs as arguments
+ * (see features/feature.ts and ARCHITECTURE.md), then their routes mounted and their loops started.
+ */
 export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   const { config, store, identity, clock, ids, logger } = deps;
-  const ledgerKey = createPrivateKey(identity.ledgerKeyPem);
-  const ledger = new LedgerService({
-    db: store.db,
-    clock,
-    origin: `${config.trustDomain}/muster-ledger`,
-    privateKey: ledgerKey,
-    publicKey: createPublicKey(ledgerKey),
-  });
   const background = new AbortController();
-  ledger.startCheckpointer(config.checkpointIntervalMs, background.signal, (err) =>
-    logger.warn({ err }, 'could not sign a ledger checkpoint'),
-  );
-  const nodeScope = new ScopeFilter(store.db);
-  const { events, streams, writeWithEvents } = await startEvents({
-    store,
-    clock,
-    retentionMs: config.eventRetentionMs,
-    signal: background.signal,
-    logger,
-    facetsOf: (ids) => nodeScope.facets(ids),
-  });
-  // Every decision is a ledger entry, appended in the transaction that makes the change, and
-  // an event in that same transaction.
-  const decisions = withCredential(withEvents(deps.decisions ?? ledger.recorder(), events));
-  const connections = new LiveConnections();
+  const signal = background.signal;
   const roots = fleetRoots(identity);
-  let metrics: Metrics | undefined; // made below; writes before it exist are not timed
-  const write: Store['write'] = (fn) => {
-    const done = metrics?.storeWriteSeconds.startTimer();
-    return writeWithEvents(fn).finally(() => done?.());
-  };
-  const sweeper = setInterval(() => {
-    sweepTelemetry(store.db, clock.now(), config.telemetryRetentionMs).catch((err) =>
-      logger.warn({ err }, 'could not remove old telemetry'),
-    );
-  }, 60_000);
-  sweeper.unref();
-  background.signal.addEventListener('abort', () => clearInterval(sweeper));
-  const pacer = new HeartbeatPacer(config.heartbeatIntervalMs, config.maxHeartbeatRate, clock);
-  pacer.start(
-    async () =>
-      Number(
-        (
-          await store.db
-            .selectFrom('nodes')
-            .select((eb) => eb.fn.countAll().as('n'))
-            .where('decommissioned_at', 'is', null)
-            .executeTakeFirstOrThrow()
-        ).n,
-      ),
-    10_000,
-    background.signal,
-    (err) => logger.warn({ err }, 'could not count the fleet to pace heartbeats'),
-  );
-  const nodes = new NodeService({
-    db: store.db,
-    write,
-    clock,
-    decisions,
-    connections,
-    heartbeatIntervalMs: () => pacer.stalenessIntervalMs(),
-    thresholds: (profile) => config.thresholds[profile] ?? config.thresholds.default!,
-    clockSkewAllowanceMs: config.clockSkewAllowanceMs,
-    onDecommissioned: (id) => statusWatcher.nudge([id]),
-  });
-  const statusWatcher = new StatusWatcher({
-    db: store.db,
-    write,
-    nudgeFailed: rateLimitedLog(
-      logger,
-      'status-nudge',
-      'could not check the nodes a heartbeat nudged',
-      clock,
-    ),
-    nodes,
-    events,
-    clock,
-    debounceMs: config.statusDebounceMs,
-    heartbeatIntervalMs: () => pacer.stalenessIntervalMs(),
-  });
-  statusWatcher.start(5_000, background.signal, (err) => {
-    if (!background.signal.aborted) logger.warn({ err }, 'could not sweep node status');
-  });
-  const tokens = new TokenService({
-    db: store.db,
-    write,
-    clock,
-    ids,
-    decisions,
-    caPin: () => roots.presented().pin,
-    rootPin: keyFingerprint(identity.fleetRoot.publicKey),
-    publicUrl: () => joinUrl(config, boundPort()),
-  });
-  const enrollment = new EnrollmentService({
-    db: store.db,
-    write,
-    ledgerKey: ledger.vkey,
-    fleetRoot: identity.fleetRoot.publicKey,
-    traits: store.traits,
-    clock,
-    ids,
-    decisions,
-    roots,
-    connections,
-    certLifetimeMs: config.certLifetimeMs,
-    heartbeatIntervalMs: () => pacer.intervalMs(),
-  });
-  // A heartbeat that moves a node's health is checked at once, not at the next sweep.
-  const writer = new HeartbeatWriter(store.db, {
-    onChanged: (ids) => statusWatcher.nudge(ids),
-    quietMs: () => 2.5 * pacer.stalenessIntervalMs(),
-    onSeen: (seen) => statusWatcher.heard(seen),
-    sampleGapMs: () => pacer.intervalMs() / 2,
-  });
-  const renewal = new RenewalService({
-    write,
-    clock,
-    ids,
-    decisions,
-    roots,
-    certLifetimeMs: config.certLifetimeMs,
-  });
-  const commanding = startCommands({
-    store,
-    write,
-    clock,
-    decisions,
-    events,
-    fleetRoot: identity.fleetRoot.publicKey,
-    skewAllowanceMs: config.clockSkewAllowanceMs,
-    logger,
-    signal: background.signal,
-  });
-  // Listening on port 0 picks the port at bind time; join lines must carry the real one.
-  const boundPort = () => (agent.server.address() as { port?: number } | null)?.port ?? config.listen.port;
-
-  const agent = createPlane({
-    logger,
-    plane: 'agent',
-    storeUnavailable: (err) => store.traits.isUnavailable(err),
-    https: {
-      key: identity.serverKeyPem,
-      cert: serverChain(identity),
-      ca: roots.trusted().map((ca) => ca.pem),
-      requestCert: true,
-      // Enrollment comes without a certificate; every other route checks socket.authorized itself.
-      rejectUnauthorized: false,
-      minVersion: 'TLSv1.2',
-      handshakeTimeout: config.connections.handshakeTimeoutMs,
-    },
-  });
-  const guard = (plane: 'agent' | 'admin', app: FastifyInstance, budget: ConnectionBudget, plain: boolean) =>
-    new ConnectionGuard({
-      plane,
-      budget,
-      handshakeTimeoutMs: config.connections.handshakeTimeoutMs,
-      plainHttp: plain,
-      onRefused: (reason) => metrics?.connectionsRefused.inc({ plane, reason }),
-      logger,
-    }).attach(app.server);
-  const { admin: adminBudget, agent: agentBudget } = config.connections;
-  const agentTotal = agentBudget.total ?? defaultAgentConnections(adminBudget.total);
-  const agentGuard = guard('agent', agent, { ...agentBudget, total: agentTotal }, false);
-  const applyServerIdentity = () => {
-    const plane = (app: FastifyInstance) => app.server as unknown as HttpsServer;
-    const cert = serverChain(identity);
-    const key = identity.serverKeyPem;
-    const ca = roots.trusted().map((root) => root.pem);
-    plane(agent).setSecureContext({ key, cert, ca, minVersion: 'TLSv1.2' });
-    // The admin plane presents the server identity too, unless an operator gave it its own;
-    // either way it asks for personal certificates from the roots trusted now.
-    if (adminTls)
-      plane(admin).setSecureContext({ ...(adminIdentity ?? { key, cert }), ca, minVersion: 'TLSv1.2' });
-  };
-  const caRotation = new CaRotationService({
-    db: store.db,
-    write,
-    clock,
-    ids,
-    decisions,
+  const metrics = new Metrics();
+  const planes = createPlanes({
+    config,
     identity,
-    refreshServerCertificate: async () => {
-      await deps.renewServerIdentity?.();
-    },
-    applyTls: () => applyServerIdentity(),
-  });
-  startCaSync(caRotation, background.signal, logger);
-  const openapi = new OpenApiRecorder();
-  openapi.watch(agent, 'agent');
-  agent.decorateRequest('node', null);
-  agent.decorateRequest('actor', '');
-  enrollmentRoutes(
-    agent,
-    {
-      enroll: async (request) => {
-        const enrolled = await enrollment.enroll(request);
-        metrics?.enrollments.inc();
-        return enrolled;
-      },
-    },
-    new RateLimiter(clock, config.enrollRate, config.enrollRate * 5),
-  );
-  // Enrollment without a token: a queue an operator approves, and request files signed by hand.
-  const requests = new RequestService({
-    db: store.db,
-    write,
-    events,
-    traits: store.traits,
-    settings: config.requests,
-    publicUrl: () => joinUrl(config, boundPort()),
-    clock,
-    ids,
-    decisions,
     roots,
-    certLifetimeMs: config.certLifetimeMs,
-    heartbeatIntervalMs: () => pacer.intervalMs(),
-    ledgerKey: ledger.vkey,
-    fleetRoot: identity.fleetRoot.publicKey,
-  });
-  requestAgentRoutes(
-    agent,
-    requests,
-    new RateLimiter(clock, config.requests.perMinute / 60, config.requests.perMinute),
-  );
-  // The packaged agent for the one-line installer: no client certificate, limited as enrollment is.
-  const install = new InstallService({
-    package: new AgentPackage(config.packageDir ?? defaultPackageDir()),
-    roots,
-    publicUrl: () => joinUrl(config, boundPort()),
-    rootPin: keyFingerprint(identity.fleetRoot.publicKey),
-  });
-  installAgentRoutes(agent, install, new RateLimiter(clock, config.enrollRate, config.enrollRate * 5));
-  const identityDeps: SocketIdentityDeps = {
-    identityBySerial: (s) => nodes.identityBySerial(s),
-    promote: (id, s) => nodes.promote(id, s),
-    noteRefusedSerial: (s) => nodes.noteRefusedSerial(s),
-    connections,
-    clock,
-    roots,
-  };
-  const acker = heartbeatAcker({
-    writer,
-    throttle: new HeartbeatThrottle(clock, () => pacer.intervalMs(), config.heartbeatBurst),
-    onThrottled: throttleReport(logger, clock, (transport) =>
-      metrics?.heartbeatsThrottled.inc({ transport }),
-    ),
-    clock,
-    heartbeatIntervalMs: () => pacer.intervalMs(),
-    latestCheckpoint: () => ledger.latestCheckpoint(),
-    renewWindowSec: () => CaRotationService.renewWindowSec(pacer.intervalMs()),
-  });
-  const channels = new ChannelHub({
-    identify: (socket) => identifySocket(socket, identityDeps),
-    heartbeat: async (node, heartbeat) => {
-      const ack = await acker(node, heartbeat, 'channel');
-      metrics?.heartbeats.inc({ transport: 'channel' });
-      return ack;
-    },
-    heartbeatIntervalSec: () => Math.round(pacer.intervalMs() / 1000),
-    // A node may open a channel about once a second, in bursts of five: a flapping agent
-    // reconnecting every 100 ms is turned away instead of churning the server.
-    limiter: new RateLimiter(clock, 1, 5),
-    onDuplicate: (node) => {
-      logger.warn(
-        { node: node.id },
-        'security: a second channel opened for one node identity; the older was closed',
-      );
-      void write((trx) =>
-        decisions.record(trx, {
-          kind: 'security.duplicate_channel',
-          actor: `node:${node.id}`,
-          subject: `node:${node.id}`,
-          data: { serial: node.serial },
-        }),
-      ).catch((err) => logger.warn({ err }, 'could not record a duplicate channel'));
-    },
     logger,
-    ...commanding.channelHooks,
+    store,
+    onRefused: (plane, reason) => metrics.connectionsRefused.inc({ plane, reason }),
   });
-  commanding.attach(channels);
-  channels.attach(agent.server as unknown as HttpsServer);
-  await agent.register(async (scope) => {
-    scope.addHook('onRequest', nodeIdentityCheck(identityDeps));
-    openapi.secured(scope, [{ nodeCertificate: [] }]);
-    renewalRoutes(scope, renewal, new RateLimiter(clock, config.renewRate / 60, config.renewRate));
-    heartbeatRoutes(scope, async (node, heartbeat) => {
-      const ack = await acker(node, heartbeat, 'http');
-      metrics?.heartbeats.inc({ transport: 'http' });
-      return commanding.httpAnswer(node, ack);
-    });
-    commandAgentRoutes(scope, commanding);
-    ledgerAgentRoutes(scope, ledger);
-  });
+  const base = { config, store, clock, ids, logger, identity, roots, joinUrl: planes.joinUrl };
+  const scope = new ScopeFilter(store.db);
 
-  // Given its own certificate the admin plane serves HTTPS on loopback too (CONTRACT section 8).
-  const adminTls =
-    config.adminCert !== undefined || (!isLoopback(config.adminListen.host) && !config.adminBehindProxy);
-  const adminIdentity = config.adminCert
-    ? { cert: readFileSync(config.adminCert), key: readFileSync(config.adminKey!) }
-    : undefined;
-  const adminHosts = AdminHosts.from(config);
-  const admin = createPlane({
-    logger,
-    plane: 'admin',
-    hosts: adminHosts,
-    storeUnavailable: (err) => store.traits.isUnavailable(err),
-    ...(adminTls
-      ? {
-          https: {
-            ...(adminIdentity ?? { cert: serverChain(identity), key: identity.serverKeyPem }),
-            // Asked for, never required: a personal certificate from `muster login` is one
-            // credential among others, checked on every request (user-certificates.ts).
-            ca: roots.trusted().map((root) => root.pem),
-            requestCert: true,
-            rejectUnauthorized: false,
-            minVersion: 'TLSv1.2',
-            handshakeTimeout: config.connections.handshakeTimeoutMs,
-          },
-        }
-      : {}),
+  const ledger = setupLedger(base);
+  const events = await setupEvents({
+    ...base,
+    retentionMs: config.eventRetentionMs,
+    signal,
+    scope,
+    facetsOf: (ids) => scope.facets(ids),
   });
-  // Behind a TLS proxy every connection comes from the proxy: one source, the whole budget.
-  const adminShare = config.adminBehindProxy ? adminBudget.total : adminBudget.perSource;
-  const adminGuard = guard('admin', admin, { ...adminBudget, perSource: adminShare }, !adminTls);
-  openapi.watch(admin, 'admin');
-  admin.decorateRequest('node', null);
-  admin.decorateRequest('actor', '');
-  admin.decorateRequest('consoleSession', null);
-  admin.decorateRequest('principal', null);
-  admin.decorateRequest('denyAccess', null);
-  admin.get('/openapi.json', async () => openapi.document());
-  metrics = new Metrics({
-    nodesByStatus: () => statusWatcher.counts(),
-    channelsHeld: () => channels.size,
-    eventStreams: () => ({ open: streams.size, evicted: streams.evicted }),
-    connectionsOpen: () => ({ agent: agentGuard.size, admin: adminGuard.size }),
-  });
-  const observed = metrics;
-  observabilityRoutes({ agent, admin }, observed, () => store.ping());
-  const sessions = new SessionService({ db: store.db, write, clock });
-  const people = new PeopleService({ db: store.db, write, clock, decisions });
-  const credentials = new CredentialService({
-    db: store.db,
-    write,
-    clock,
-    decisions,
-    people,
-    traits: store.traits,
-    logger,
-  });
-  await credentials.ensureBootstrap(identity.adminToken);
-  const refusals = new FailedCredentials({
-    clock,
-    perMinute: config.authFailureRate,
-    onLimited: (key, refused, kind) =>
-      logger.warn(
-        { [kind]: key, refusedInLastMinute: refused },
-        kind === 'user'
-          ? 'security: too many refused credentials of one user; answering 429 until it slows down'
-          : 'security: too many refused admin credentials from one address; answering 429 until it slows down',
-      ),
-  });
-  const logins = new LoginService({
-    db: store.db,
-    write,
-    clock,
-    ids,
-    decisions,
-    roots,
-    certLifetimeMs: config.userCertLifetimeMs,
-  });
-  const userCertificates = new UserCertificates({
-    db: store.db,
-    write,
-    clock,
-    trustDomain: config.trustDomain,
-    roots,
-  });
-  loginRoutes(admin, { logins, certificates: userCertificates, refusals });
-  consoleRoutes(admin, {
-    assets: loadAssets(consoleDistDir()),
-    sessions,
-    principals: credentials,
-    secureCookie: adminTls || config.adminBehindProxy,
-    hosts: adminHosts,
-    refusals,
-  });
-  const sso =
-    config.sso &&
-    new SsoService({
-      settings: config.sso,
-      db: store.db,
-      write,
-      clock,
-      redirectUrl: () =>
-        ssoRedirectUrl(config.sso!, adminTls, config.adminListen.host, admin.server.address()),
-    });
-  ssoRoutes(admin, {
-    sso,
-    issuer: config.sso?.issuer,
-    sessions,
-    principals: credentials,
-    people,
-    hosts: adminHosts,
-    secureCookie: adminTls || config.adminBehindProxy,
-    refusals,
-    starts: new RateLimiter(clock, 1, 20),
-    recordRefusal: (refusal, source) =>
-      write((trx) =>
-        events.append(trx, {
-          kind: 'access.denied',
-          actor: refusal.facts.user ? `user:${refusal.facts.user}` : 'system',
-          severity: 'warning',
-          data: { via: 'sso', reason: refusal.reason, detail: refusal.message, source, ...refusal.facts },
-        }),
-      ),
-  });
-  const heartbeatRate = new RateMeter(
-    async () => (await observed.heartbeats.get()).values.reduce((sum, v) => sum + v.value, 0),
-    clock,
-  );
-  heartbeatRate.start(1_000, background.signal, (err) => logger.warn({ err }, 'could not read heartbeats'));
-  await admin.register(async (scope) => {
-    const signedIn = sessionCredential(sessions, adminHosts, credentials);
-    const byCertificate = adminTls
-      ? (request: FastifyRequest) => userCertificates.principal(request)
-      : undefined;
-    scope.addHook(
-      'onRequest',
-      adminTokenCheck(
-        namingRefusedTokens(store.db, (secret) => credentials.byBearer(secret)),
-        signedIn,
-        refusals,
-        byCertificate,
-      ),
-    );
-    openapi.secured(scope, [{ adminToken: [] }, { consoleSession: [] }, { userCertificate: [] }]);
-    installAccessGuard(scope, {
-      nodeFacets: async (id) => {
-        const row = await store.db
-          .selectFrom('nodes')
-          .select(['labels', 'profile'])
-          // By id, or by name as the node routes take it (the active node of that name).
-          .where((eb) =>
-            eb.or([eb('id', '=', id), eb.and([eb('name', '=', id), eb('decommissioned_at', 'is', null)])]),
-          )
-          .executeTakeFirst();
-        return row
-          ? { labels: JSON.parse(row.labels) as Record<string, string>, profile: row.profile }
-          : undefined;
-      },
-      recordDenial: (principal, access, detail, route) =>
-        write((trx) =>
-          events.append(trx, {
-            kind: 'access.denied',
-            actor: `user:${principal.user}`,
-            severity: 'warning',
-            data: {
-              verb: access.verb,
-              resource: access.resource,
-              route,
-              detail,
-              credential: principal.credential,
-            },
-          }),
-        ),
-    });
-    accessRoutes(scope, { people, credentials, logins });
-    loginCodeRoutes(scope, logins);
-    fleetRoutes(scope, (principal) =>
-      fleetSummary({
-        db: store.db,
-        ledgerSize: () => ledger.size(),
-        channelsHeld: () => channels.size,
-        heartbeats: heartbeatRate,
-        heldNodeIds: () => channels.heldNodeIds(),
-        facets: (ids) => nodeScope.facets(ids),
-        principal,
-      }),
-    );
-    metricsRoute(scope, observed);
-    signInLinkRoutes(scope, sessions);
-    userLinkRoutes(scope, { sessions, people, db: store.db, decisions });
-    tokenRoutes(scope, tokens);
-    nodeRoutes(scope, nodes);
-    telemetryRoutes(scope, { db: store.db, clock, nodes, rawRetentionMs: config.telemetryRetentionMs.raw });
-    caRoutes(scope, new CaService({ db: store.db, clock, roots }), caRotation);
-    ledgerRoutes(scope, ledger);
-    const scopeFilter = nodeScope;
-    // An open stream asks again now and then, without counting against its address.
-    const again = adminTokenCheck(
-      (secret) => credentials.byBearer(secret),
-      signedIn,
-      undefined,
-      byCertificate,
-    );
-    eventRoutes(scope, events, streams, scopeFilter, (request) => again(request).then(() => true));
-    commandRoutes(scope, {
-      policy: commanding.policy,
-      commands: commanding.commands,
-      approvals: commanding.approvals,
-      queries: commanding.queries,
-      scope: scopeFilter,
-    });
-    jobRoutes(scope, new JobService({ db: store.db, clock, nodes }));
-    requestAdminRoutes(scope, requests);
-    installAdminRoutes(scope, install);
-  });
+  const write = timedWrite(events.writeWithEvents, metrics);
+  // Every decision is a ledger entry and an event, in the transaction that makes the change.
+  const decisions = withCredential(withEvents(deps.decisions ?? ledger.ledger.recorder(), events.events));
+  const core: Core = { ...base, write, decisions };
 
-  await Promise.all([agent.ready(), admin.ready()]);
-  return {
-    agent,
-    admin,
-    nodes,
-    statusWatcher,
+  const pacing = setupPacing(core);
+  const { pacer } = pacing;
+  const nodes = setupNodes({ ...core, pacer, events: events.events });
+  const telemetry = setupTelemetry({ ...core, nodes: nodes.nodes });
+  const tokens = setupTokens(core);
+  const enrollment = setupEnrollment({
+    ...core,
+    ledger: ledger.ledger,
+    connections: nodes.connections,
+    pacer,
+    metrics,
+  });
+  const renewal = setupRenewal(core);
+  const commands = setupCommands({ ...core, events: events.events, signal, scope });
+  const ca = setupCa({
+    ...core,
+    renewServerIdentity: deps.renewServerIdentity,
+    applyServerIdentity: planes.applyServerIdentity,
+  });
+  const requests = setupRequests({ ...core, events: events.events, ledger: ledger.ledger, pacer });
+  const install = setupInstall(core);
+  const heartbeats = setupHeartbeats({
+    ...core,
+    pacer,
+    statusWatcher: nodes.statusWatcher,
+    ledger: ledger.ledger,
+    metrics,
+    httpAnswer: (node, ack) => commands.httpAnswer(node, ack),
+  });
+  const channel = setupChannel({
+    ...core,
+    server: planes.agent.server as unknown as HttpsServer,
+    socketIdentity: nodes.socketIdentity,
+    pacer,
+    heartbeat: heartbeats.take,
+    handlers: commands.channelHooks,
+    senders: [commands],
+  });
+  const { channels } = channel;
+  const observed = setupMetrics({
+    ...core,
+    metrics,
+    agent: planes.agent,
+    sources: {
+      nodesByStatus: () => nodes.statusWatcher.counts(),
+      channelsHeld: () => channels.size,
+      eventStreams: () => ({ open: events.streams.size, evicted: events.streams.evicted }),
+      connectionsOpen: planes.connectionsOpen,
+    },
+  });
+  const access = await setupAccess({ ...core, events: events.events, adminTls: planes.adminTls });
+  const consoleUi = setupConsole({
+    ...core,
+    ...access,
+    adminTls: planes.adminTls,
+    adminHosts: planes.adminHosts,
+    adminAddress: () => planes.admin.server.address(),
+    events: events.events,
+    ledger: ledger.ledger,
+    channels,
+    metrics,
+    scope,
+  });
+  const jobs = setupJobs({ ...core, nodes: nodes.nodes });
+
+  const features: Feature[] = [
     ledger,
     events,
-    streams,
-    connections,
-    adminTls,
-    caRotation,
-    applyServerIdentity,
-    sessions,
-    credentials,
-    joinUrl: () => joinUrl(config, boundPort()),
+    pacing,
+    nodes,
+    telemetry,
+    tokens,
+    enrollment,
+    renewal,
+    commands,
+    ca,
+    requests,
+    install,
+    heartbeats,
+    channel,
+    observed,
+    access,
+    consoleUi,
+    jobs,
+  ];
+  await mount(planes, features, (scope) => access.gate(scope, consoleUi.signedIn), nodes.socketIdentity);
+  for (const feature of features) feature.start?.(signal);
+  await Promise.all([planes.agent.ready(), planes.admin.ready()]);
+  return {
+    agent: planes.agent,
+    admin: planes.admin,
+    nodes: nodes.nodes,
+    statusWatcher: nodes.statusWatcher,
+    ledger: ledger.ledger,
+    events: events.events,
+    streams: events.streams,
+    connections: nodes.connections,
+    adminTls: planes.adminTls,
+    caRotation: ca.caRotation,
+    applyServerIdentity: planes.applyServerIdentity,
+    sessions: consoleUi.sessions,
+    credentials: access.credentials,
+    joinUrl: planes.joinUrl,
     channels,
-    metrics: observed,
-    async close() {
-      background.abort();
-      // Channels first (they bypass Fastify's connection tracking), then the planes, then
-      // whatever heartbeats are still being written, so the store outlives every write.
-      await channels.close();
-      await commanding.idle();
-      await Promise.all([agent.close(), admin.close()]);
-      await writer.idle();
-      await credentials.idle();
-    },
+    metrics,
+    close: () => closeAll(background, planes, features),
   };
 }

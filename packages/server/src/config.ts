@@ -12,8 +12,8 @@ export { LOG_LEVELS, type LogLevel, SERVER_SETTINGS };
 
 import { readSsoSettings, type SsoSettings } from './features/console/sso-config.js';
 import { installSettings } from './features/install/config.js';
-import { DEFAULT_THRESHOLDS, type Thresholds } from './features/nodes/status.js';
 import { type RequestQueueSettings, requestQueueSettings } from './features/requests/settings.js';
+import { DEFAULT_THRESHOLDS, type Thresholds } from './thresholds.js';
 
 /** The server's configuration: read once at start, validated, frozen, passed in. */
 export interface ServerConfig {

@@ -3,8 +3,7 @@ import type { TLSSocket } from 'node:tls';
 import type { FastifyRequest } from 'fastify';
 import type { Clock } from '../clock.js';
 import { type AppError, UnauthorizedError } from '../errors.js';
-import type { Principal } from '../features/access/credentials.js';
-import type { NodeIdentity, RefusedSerial } from '../features/nodes/service.js';
+import type { NodeIdentity, Principal, RefusedSerial } from '../identity.js';
 import type { FleetRoots } from '../pki/fleet.js';
 import type { LiveConnections } from './connections.js';
 

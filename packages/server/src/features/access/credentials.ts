@@ -3,12 +3,12 @@ import {
   type ApiTokenCreated,
   type ApiTokenCreateRequest,
   type ApiTokenView,
-  type RoleSpec,
   roleAllows,
   roleWithin,
 } from '@muster/proto';
 import type { Logger } from 'pino';
 import { ForbiddenError, NotFoundError, UnprocessableError } from '../../errors.js';
+import type { Principal } from '../../identity.js';
 import type { DialectTraits } from '../../store/dialect.js';
 import type { ApiTokensTable } from '../../store/schema.js';
 import { BOOTSTRAP_USER, type PeopleDeps, type PeopleService, parseRole } from './people.js';
@@ -21,16 +21,6 @@ export const LAST_USED_WRITE_MS = 60_000;
 
 const hashSecret = (secret: string) => createHash('sha256').update(secret).digest('hex');
 const iso = (ms: number | null) => (ms === null ? null : new Date(Number(ms)).toISOString());
-
-/**
- * Who is acting on the admin plane: a user, through one credential. Every one of `roles` must
- * allow a request (the user's own role, and an API token's narrower role when it has one).
- */
-export interface Principal {
-  user: string;
-  credential: string;
-  roles: RoleSpec[];
-}
 
 export function apiTokenView(row: ApiTokensTable, now: number): ApiTokenView {
   const state =

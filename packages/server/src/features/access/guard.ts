@@ -13,7 +13,7 @@ import {
 import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
 import type { DecisionRecorder } from '../../decisions/recorder.js';
 import { AppError } from '../../errors.js';
-import type { Principal } from './credentials.js';
+import type { Principal } from '../../identity.js';
 
 /**
  * What a route does, in authorization's words: every route of the admin guard declares it in

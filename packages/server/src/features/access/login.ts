@@ -5,11 +5,11 @@ import type { Clock, IdSource } from '../../clock.js';
 import type { DecisionRecorder } from '../../decisions/recorder.js';
 import { NotFoundError } from '../../errors.js';
 import { RefusedCredentialError } from '../../http/auth.js';
+import type { Principal } from '../../identity.js';
 import { verifiedCsrKey } from '../../pki/csr.js';
 import type { FleetRoots } from '../../pki/fleet.js';
 import type { Store } from '../../store/db.js';
 import type { Schema } from '../../store/schema.js';
-import type { Principal } from './credentials.js';
 
 /** How long a login code printed by `muster user add` (or `muster user login-code`) works. */
 export const LOGIN_CODE_LIFETIME_MS = 24 * 3_600_000;

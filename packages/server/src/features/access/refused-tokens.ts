@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { RefusedCredentialError } from '../../http/auth.js';
+import type { Principal } from '../../identity.js';
 import type { Schema } from '../../store/schema.js';
-import type { Principal } from './credentials.js';
 
 /**
  * Wraps the bearer resolver so that a token which is known but dead (expired, revoked, or of a

@@ -17,7 +17,8 @@ import {
 } from '@muster/proto';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { CredentialService, Principal } from './credentials.js';
+import type { Principal } from '../../identity.js';
+import type { CredentialService } from './credentials.js';
 import { mayAccess } from './guard.js';
 import type { LoginService } from './login.js';
 import type { PeopleService } from './people.js';

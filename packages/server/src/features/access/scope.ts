@@ -1,7 +1,7 @@
 import { type NodeFacets, type Resource, roleAllows, type Verb } from '@muster/proto';
 import type { Kysely } from 'kysely';
+import type { Principal } from '../../identity.js';
 import type { Schema } from '../../store/schema.js';
-import type { Principal } from './credentials.js';
 import { mayAccess } from './guard.js';
 
 /**

@@ -5,10 +5,10 @@ import type { FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { Clock } from '../../clock.js';
 import { RefusedCredentialError } from '../../http/auth.js';
+import type { Principal } from '../../identity.js';
 import type { FleetRoots } from '../../pki/fleet.js';
 import type { Store } from '../../store/db.js';
 import type { Schema } from '../../store/schema.js';
-import type { Principal } from './credentials.js';
 import { parseRole } from './people.js';
 
 const USER_NAME = new RegExp(USER_NAME_PATTERN);

@@ -16,7 +16,7 @@ import type { Logger } from 'pino';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { AppError } from '../../errors.js';
 import type { RateLimiter } from '../../http/rate-limit.js';
-import type { NodeIdentity } from '../nodes/service.js';
+import type { NodeIdentity } from '../../identity.js';
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 const ajv = addFormats(new Ajv({ strict: false, coerceTypes: false, allErrors: false }));

@@ -15,8 +15,8 @@ import {
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ForbiddenError } from '../../errors.js';
+import type { NodeIdentity } from '../../identity.js';
 import { narrowedRole, outsideScope, type ScopeFilter } from '../access/scope.js';
-import type { NodeIdentity } from '../nodes/service.js';
 import type { ApprovalService } from './approvals.js';
 import type { PolicyService } from './policy.js';
 import type { CommandQueries } from './queries.js';

@@ -1,17 +1,25 @@
 import type { HeartbeatAck, SignedCommand } from '@muster/proto';
 import type { Logger } from 'pino';
 import type { Clock } from '../../clock.js';
+import type { ServerConfig } from '../../config.js';
 import type { DecisionRecorder } from '../../decisions/recorder.js';
+import type { NodeIdentity } from '../../identity.js';
+import type { ServerIdentity } from '../../pki/datadir.js';
 import { BatchedLookup } from '../../store/batched-lookup.js';
 import type { Store } from '../../store/db.js';
+import type { ScopeFilter } from '../access/scope.js';
 import type { EventSink } from '../events/service.js';
-import type { NodeIdentity } from '../nodes/service.js';
+import type { Feature } from '../feature.js';
 import { ApprovalService } from './approvals.js';
 import { CommandDelivery, type CommandDeliveryDeps } from './delivery.js';
 import { POLICY_CHANNEL, PolicyService } from './policy.js';
 import { CommandQueries } from './queries.js';
+import { commandAgentRoutes, commandRoutes } from './routes.js';
 import { COMMANDS_CHANNEL, CommandService } from './service.js';
 import { CommandTracker } from './tracking.js';
+
+/** How often commands are expired and pending ones re-sent down held channels. */
+const SWEEP_MS = 5_000;
 
 export interface CommandsSetup {
   store: Store;
@@ -19,10 +27,12 @@ export interface CommandsSetup {
   clock: Clock;
   decisions: DecisionRecorder;
   events: Pick<EventSink, 'append'>;
-  fleetRoot: string;
-  skewAllowanceMs: number;
+  config: Pick<ServerConfig, 'clockSkewAllowanceMs'>;
+  identity: Pick<ServerIdentity, 'fleetRoot'>;
   logger: Logger;
   signal: AbortSignal;
+  /** Filters listings down to commands on nodes a narrowed role reaches. */
+  scope: Pick<ScopeFilter, 'items' | 'commandTargets'>;
 }
 
 /**
@@ -30,7 +40,7 @@ export interface CommandsSetup {
  * once the channel hub exists (`attach`), delivery over held channels, the expiry sweep and the
  * safety net under replica notifications.
  */
-export function startCommands(setup: CommandsSetup) {
+export function setupCommands(setup: CommandsSetup) {
   const { store, write, clock, decisions, events, logger, signal } = setup;
   let delivery: CommandDelivery | undefined;
   const policy = new PolicyService({
@@ -38,7 +48,7 @@ export function startCommands(setup: CommandsSetup) {
     write,
     clock,
     decisions,
-    fleetRoot: setup.fleetRoot,
+    fleetRoot: setup.identity.fleetRoot.publicKey,
     ...(store.notifications ? { notifications: store.notifications } : {}),
     onPushed: (signed) => delivery?.policyPushed(signed),
   });
@@ -50,7 +60,7 @@ export function startCommands(setup: CommandsSetup) {
     clock,
     decisions,
     policy,
-    skewAllowanceMs: setup.skewAllowanceMs,
+    skewAllowanceMs: setup.config.clockSkewAllowanceMs,
     ...(store.notifications ? { notifications: store.notifications } : {}),
     onIssued: (signed, nodeIds) => delivery?.issued(signed, nodeIds),
   });
@@ -71,12 +81,16 @@ export function startCommands(setup: CommandsSetup) {
       found.set(d.nodeId, [...(found.get(d.nodeId) ?? []), d.signed]);
     return found;
   });
+  const queries = new CommandQueries(store.db, clock);
   return {
     policy,
     tracker,
     commands,
     approvals,
-    queries: new CommandQueries(store.db, clock),
+    queries,
+    adminRoutes: (scope) =>
+      commandRoutes(scope, { policy, commands, approvals, queries, scope: setup.scope }),
+    agentRoutes: (scope) => commandAgentRoutes(scope, { tracker, policy }),
     /** What the channel hub calls for command traffic. */
     channelHooks: {
       onOpen: (node: NodeIdentity) => delivery?.opened(node.id),
@@ -86,28 +100,7 @@ export function startCommands(setup: CommandsSetup) {
     },
     /** Starts delivering over the hub's channels, and the background sweeps. */
     attach(channels: CommandDeliveryDeps['channels']): void {
-      const deliveries = new CommandDelivery({ tracker, channels, policy, logger });
-      delivery = deliveries;
-      // A policy pushed on any replica goes down the channels this one holds.
-      const refreshPolicy = (broadcast: boolean) =>
-        policy
-          .current()
-          .then((signed) => {
-            if (signed && broadcast) deliveries.policyPushed(signed);
-          })
-          .catch((err) => logger.warn({ err }, 'could not read the command policy'));
-      store.notifications?.listen(COMMANDS_CHANNEL, () => deliveries.all(), signal);
-      store.notifications?.listen(POLICY_CHANNEL, () => void refreshPolicy(true), signal);
-      const timer = setInterval(() => {
-        tracker.expire().catch((err) => logger.warn({ err }, 'could not expire commands'));
-        // Without notifications (replicas on one SQLite file) the sweep is the only messenger;
-        // with them, the listener also re-reads the policy after every reconnection.
-        void refreshPolicy(!store.notifications);
-        // A safety net under notifications: whatever is still pending for a held node goes now.
-        deliveries.all();
-      }, 5_000);
-      timer.unref();
-      signal.addEventListener('abort', () => clearInterval(timer));
+      delivery = deliverOverChannels({ store, tracker, policy, channels, logger, signal });
     },
     /** An HTTP heartbeat's answer, with the policy version and any commands waiting for the node. */
     async httpAnswer(node: NodeIdentity, ack: HeartbeatAck): Promise<HeartbeatAck> {
@@ -118,9 +111,47 @@ export function startCommands(setup: CommandsSetup) {
       await tracker.delivered(pending.map((signed) => ({ nodeId: node.id, signed })));
       return { ...answer, commands: pending };
     },
-    async idle(): Promise<void> {
+    /** Before the planes close: deliveries and tracking still under way. */
+    async stop(): Promise<void> {
       await delivery?.idle();
       await tracker.idle();
     },
-  };
+  } satisfies Feature & Record<string, unknown>;
+}
+
+/**
+ * Delivery over the hub's held channels: what replicas announce goes down them at once, and a
+ * sweep expires commands and re-sends whatever is still pending.
+ */
+function deliverOverChannels(d: {
+  store: Store;
+  tracker: CommandTracker;
+  policy: PolicyService;
+  channels: CommandDeliveryDeps['channels'];
+  logger: Logger;
+  signal: AbortSignal;
+}): CommandDelivery {
+  const { store, tracker, policy, channels, logger, signal } = d;
+  const deliveries = new CommandDelivery({ tracker, channels, policy, logger });
+  // A policy pushed on any replica goes down the channels this one holds.
+  const refreshPolicy = (broadcast: boolean) =>
+    policy
+      .current()
+      .then((signed) => {
+        if (signed && broadcast) deliveries.policyPushed(signed);
+      })
+      .catch((err) => logger.warn({ err }, 'could not read the command policy'));
+  store.notifications?.listen(COMMANDS_CHANNEL, () => deliveries.all(), signal);
+  store.notifications?.listen(POLICY_CHANNEL, () => void refreshPolicy(true), signal);
+  const timer = setInterval(() => {
+    tracker.expire().catch((err) => logger.warn({ err }, 'could not expire commands'));
+    // Without notifications (replicas on one SQLite file) the sweep is the only messenger;
+    // with them, the listener also re-reads the policy after every reconnection.
+    void refreshPolicy(!store.notifications);
+    // A safety net under notifications: whatever is still pending for a held node goes now.
+    deliveries.all();
+  }, SWEEP_MS);
+  timer.unref();
+  signal.addEventListener('abort', () => clearInterval(timer));
+  return deliveries;
 }

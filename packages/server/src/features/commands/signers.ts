@@ -12,8 +12,8 @@ import {
 } from '@muster/proto';
 import type { Kysely } from 'kysely';
 import { AppError, BadRequestError, ForbiddenError } from '../../errors.js';
+import type { Principal } from '../../identity.js';
 import type { Schema } from '../../store/schema.js';
-import type { Principal } from '../access/credentials.js';
 import { parseRole } from '../access/people.js';
 import { outsideScope } from '../access/scope.js';
 

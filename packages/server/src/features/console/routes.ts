@@ -11,7 +11,8 @@ import { ForbiddenError, UnauthorizedError } from '../../errors.js';
 import type { CredentialRefusals } from '../../http/auth.js';
 import type { AdminHosts } from '../../http/host-check.js';
 import { sendProblem } from '../../http/problems.js';
-import type { CredentialService, Principal } from '../access/credentials.js';
+import type { Principal } from '../../identity.js';
+import type { CredentialService } from '../access/credentials.js';
 import type { Asset } from './assets.js';
 import { sameOrigin, sessionCredential } from './guard.js';
 import {

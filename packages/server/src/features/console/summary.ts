@@ -1,8 +1,8 @@
 import { type FleetSummary, type NodeFacets, roleAllows } from '@muster/proto';
 import type { Kysely } from 'kysely';
 import type { Clock } from '../../clock.js';
+import type { Principal } from '../../identity.js';
 import type { Schema } from '../../store/schema.js';
-import type { Principal } from '../access/credentials.js';
 import { readableNodes } from '../access/scope.js';
 
 /** How long the heartbeat rate is averaged over. */

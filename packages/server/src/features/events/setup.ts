@@ -1,6 +1,9 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../../clock.js';
 import type { Store } from '../../store/db.js';
+import type { ScopeFilter } from '../access/scope.js';
+import type { Feature } from '../feature.js';
+import { eventRoutes } from './routes.js';
 import { EVENTS_CHANNEL, EventService } from './service.js';
 import { DEFAULT_STREAM_LIMITS, EventStreams, type FacetsOf, type StreamLimits } from './streams.js';
 
@@ -12,7 +15,7 @@ const SWEEP_INTERVAL_MS = 60_000;
  * and `writeWithEvents` is the store's write that tells the streams when a transaction with events commits.
  * Everything stops when `signal` aborts, except the streams themselves (`streams.stop()`).
  */
-export async function startEvents(deps: {
+export async function setupEvents(deps: {
   store: Store;
   clock: Clock;
   retentionMs: number;
@@ -21,7 +24,9 @@ export async function startEvents(deps: {
   limits?: StreamLimits;
   /** The nodes events are about, for streams of roles narrowed to some nodes. */
   facetsOf?: FacetsOf;
-}): Promise<{ events: EventService; streams: EventStreams; writeWithEvents: Store['write'] }> {
+  /** Filters listings down to the nodes a narrowed role reaches. */
+  scope?: Pick<ScopeFilter, 'items'>;
+}) {
   const { store, clock, signal, logger } = deps;
   const events = new EventService({
     db: store.db,
@@ -48,5 +53,11 @@ export async function startEvents(deps: {
   await streams.start();
   store.notifications?.listen(EVENTS_CHANNEL, () => void streams.nudge(), signal);
   signal.addEventListener('abort', () => streams.stop(), { once: true });
-  return { events, streams, writeWithEvents: events.committing((fn) => store.write(fn)) };
+  return {
+    events,
+    streams,
+    writeWithEvents: events.committing((fn) => store.write(fn)),
+    // An open stream asks again now and then, without counting against its address.
+    adminRoutes: (scope, auth) => eventRoutes(scope, events, streams, deps.scope, auth.stillSignedIn),
+  } satisfies Feature & { events: EventService; streams: EventStreams; writeWithEvents: Store['write'] };
 }

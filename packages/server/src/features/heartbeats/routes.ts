@@ -2,7 +2,7 @@ import { Heartbeat, HeartbeatAck } from '@muster/proto';
 import type { FastifyInstance } from 'fastify';
 import type { Clock } from '../../clock.js';
 import { RateLimitedError } from '../../errors.js';
-import type { NodeIdentity } from '../nodes/service.js';
+import type { NodeIdentity } from '../../identity.js';
 import type { HeartbeatThrottle } from './throttle.js';
 import type { HeartbeatWriter } from './writer.js';
 

@@ -1,6 +1,17 @@
 import { NODE_STATUSES, type NodeStatus } from '@muster/proto';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
+/** Where the gauges that describe the fleet read from. */
+export interface MetricSources {
+  /** Kept by the status watcher as statuses change: reading it costs nothing. */
+  nodesByStatus(): Promise<Record<NodeStatus, number>>;
+  channelsHeld(): number;
+  /** Live event streams, and how many were evicted for not reading, since start. */
+  eventStreams(): { open: number; evicted: number };
+  /** Connections each plane holds now. */
+  connectionsOpen(): Record<'agent' | 'admin', number>;
+}
+
 /**
  * The server's Prometheus metrics, in a registry of its own (two apps in one process, as in
  * tests, never share counters). Gauges that describe the fleet are read when scraped.
@@ -14,15 +25,12 @@ export class Metrics {
   readonly heartbeatsThrottled: Counter<'transport'>;
   readonly connectionsRefused: Counter<'plane' | 'reason'>;
 
-  constructor(sources: {
-    /** Kept by the status watcher as statuses change: reading it costs nothing. */
-    nodesByStatus(): Promise<Record<NodeStatus, number>>;
-    channelsHeld(): number;
-    /** Live event streams, and how many were evicted for not reading, since start. */
-    eventStreams?(): { open: number; evicted: number };
-    /** Connections each plane holds now. */
-    connectionsOpen?(): Record<'agent' | 'admin', number>;
-  }) {
+  /** Read when scraped; set by `observe` once the features that keep them exist. */
+  private sources: MetricSources | undefined;
+
+  constructor(sources?: MetricSources) {
+    this.sources = sources;
+    const read = () => this.sources;
     const registers = [this.registry];
     this.heartbeats = new Counter({
       name: 'muster_heartbeats_received_total',
@@ -62,30 +70,33 @@ export class Metrics {
       labelNames: ['status'],
       registers,
       async collect() {
-        const counts = await sources.nodesByStatus();
+        const counts: Partial<Record<NodeStatus, number>> = (await read()?.nodesByStatus()) ?? {};
         for (const status of NODE_STATUSES) this.set({ status }, counts[status] ?? 0);
       },
     });
-    if (sources.eventStreams) this.streamGauges(sources.eventStreams);
-    const { connectionsOpen } = sources;
-    if (connectionsOpen)
-      new Gauge({
-        name: 'muster_connections_open',
-        help: 'Connections each plane holds now, against its budget',
-        labelNames: ['plane'],
-        registers,
-        collect() {
-          for (const [plane, n] of Object.entries(connectionsOpen())) this.set({ plane }, n);
-        },
-      });
+    this.streamGauges(() => read()?.eventStreams() ?? { open: 0, evicted: 0 });
+    new Gauge({
+      name: 'muster_connections_open',
+      help: 'Connections each plane holds now, against its budget',
+      labelNames: ['plane'],
+      registers,
+      collect() {
+        for (const [plane, n] of Object.entries(read()?.connectionsOpen() ?? {})) this.set({ plane }, n);
+      },
+    });
     new Gauge({
       name: 'muster_channels_held',
       help: 'Agent channels open on this server',
       registers,
       collect() {
-        this.set(sources.channelsHeld());
+        this.set(read()?.channelsHeld() ?? 0);
       },
     });
+  }
+
+  /** Gives the fleet gauges their sources (the metrics exist before the features they describe). */
+  observe(sources: MetricSources): void {
+    this.sources = sources;
   }
 
   async text(): Promise<{ contentType: string; body: string }> {

@@ -15,6 +15,7 @@ import type { DecisionRecorder } from '../../decisions/recorder.js';
 import { ConflictError, NotFoundError } from '../../errors.js';
 import type { LiveConnections } from '../../http/connections.js';
 import { decodeCursor, encodeCursor } from '../../http/cursor.js';
+import type { NodeIdentity, RefusedSerial } from '../../identity.js';
 import { BatchedLookup } from '../../store/batched-lookup.js';
 import type { Store } from '../../store/db.js';
 import { idStartsWith, MAX_PREFIX_CANDIDATES, MIN_ID_PREFIX, onlyMatch } from '../../store/id-prefix.js';
@@ -46,23 +47,6 @@ export interface NodeQuery {
   /** Only the nodes this says the asker may see (a role narrowed to some nodes). */
   visible?: (node: NodeFacets) => boolean;
 }
-
-/** The identity a verified client certificate maps to. */
-export interface NodeIdentity {
-  id: string;
-  name: string;
-  /** The serial that was presented. */
-  serial: string;
-  /** The presented certificate is a renewed one used for the first time: it becomes current now. */
-  pending: boolean;
-  /** An operator asked this node to move to a fresh key. */
-  rekeyRequested: boolean;
-  /** The presented certificate comes from the root a CA rotation retires: renew onto the new one. */
-  onRetiringRoot?: boolean;
-}
-
-/** Why a presented serial maps to no node. */
-export type RefusedSerial = 'superseded' | 'other';
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const PAGE = 500;

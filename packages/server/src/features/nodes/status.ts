@@ -1,6 +1,10 @@
 import type { Heartbeat, NodeStatus } from '@muster/proto';
 import { formatDuration } from '@muster/proto';
 import { BACKDATE_MS } from '../../pki/ca.js';
+import { DEFAULT_THRESHOLDS, type Thresholds } from '../../thresholds.js';
+
+/** Kept here too for the tests and callers that read the limits beside the assessment. */
+export { DEFAULT_THRESHOLDS, type Thresholds };
 
 /** The check an agent reports while its certificate renewal fails (CONTRACT: checks[]). */
 export const RENEWAL_CHECK = 'certificate renewal';
@@ -29,26 +33,6 @@ export interface StatusInput {
   agentVersion?: string;
   serverVersion?: string;
 }
-
-/** Where disk, memory and load become a reason, per profile (`--thresholds FILE`). */
-export interface Thresholds {
-  diskAttentionPct: number;
-  diskCriticalPct: number;
-  memoryAttentionPct: number;
-  memoryCriticalPct: number;
-  /** Load average per CPU. */
-  loadAttentionPerCpu: number;
-  loadCriticalPerCpu: number;
-}
-
-export const DEFAULT_THRESHOLDS: Thresholds = Object.freeze({
-  diskAttentionPct: 90,
-  diskCriticalPct: 97,
-  memoryAttentionPct: 90,
-  memoryCriticalPct: 97,
-  loadAttentionPerCpu: 2,
-  loadCriticalPerCpu: 4,
-});
 
 /** True when version `a` is older than `b` (major.minor.patch; anything else is not judged). */
 export function versionBehind(a: string, b: string): boolean {

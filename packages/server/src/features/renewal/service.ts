@@ -2,11 +2,11 @@ import type { RenewResponse } from '@muster/proto';
 import type { Clock, IdSource } from '../../clock.js';
 import type { DecisionRecorder } from '../../decisions/recorder.js';
 import { BadRequestError, UnauthorizedError } from '../../errors.js';
+import type { NodeIdentity } from '../../identity.js';
 import { recordCertificate } from '../../pki/certificates.js';
 import { verifiedCsr } from '../../pki/csr.js';
 import type { FleetRoots } from '../../pki/fleet.js';
 import type { Store } from '../../store/db.js';
-import type { NodeIdentity } from '../nodes/service.js';
 
 export interface RenewalDeps {
   write: Store['write'];

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
 
 /*
- * The ledger's v1 entry shape and RFC 6962 hashing, copied from features/ledger/log.ts and
+ * The ledger's v1 entry shape and RFC 6962 hashing, copied from the ledger feature's log.ts and
  * @muster/proto (jcs.ts, merkle.ts) as they were at 0.1.0, and frozen. A migration that appends
  * ledger entries must hash them as the release that wrote the log did; if it called the live
  * code, a later change to hashing or to the entry shape would silently rewrite what an old

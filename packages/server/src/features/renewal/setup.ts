@@ -1,0 +1,19 @@
+import { RateLimiter } from '../../http/rate-limit.js';
+import type { Core, Feature } from '../feature.js';
+import { renewalRoutes } from './routes.js';
+import { RenewalService } from './service.js';
+
+/** Certificate renewal by enrolled nodes, limited per node (`--renew-rate` a minute). */
+export function setupRenewal(deps: Pick<Core, 'config' | 'write' | 'clock' | 'ids' | 'decisions' | 'roots'>) {
+  const { config, clock } = deps;
+  const renewal = new RenewalService({
+    write: deps.write,
+    clock,
+    ids: deps.ids,
+    decisions: deps.decisions,
+    roots: deps.roots,
+    certLifetimeMs: config.certLifetimeMs,
+  });
+  const limiter = new RateLimiter(clock, config.renewRate / 60, config.renewRate);
+  return { agentRoutes: (scope) => renewalRoutes(scope, renewal, limiter) } satisfies Feature;
+}
