@@ -51,6 +51,7 @@ import { ledgerAgentRoutes, ledgerRoutes } from './features/ledger/routes.js';
 import { LedgerService } from './features/ledger/service.js';
 import { Metrics } from './features/metrics/metrics.js';
 import { metricsRoute, observabilityRoutes } from './features/metrics/routes.js';
+import { CertificateRecovery } from './features/nodes/recovery.js';
 import { nodeRoutes } from './features/nodes/routes.js';
 import { NodeService } from './features/nodes/service.js';
 import { StatusWatcher } from './features/nodes/status-watch.js';
@@ -356,10 +357,12 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     rootPin: keyFingerprint(identity.fleetRoot.publicKey),
   });
   installAgentRoutes(agent, install, new RateLimiter(clock, config.enrollRate, config.enrollRate * 5));
+  const recovery = new CertificateRecovery({ db: store.db, write, clock, decisions, roots });
   const identityDeps: SocketIdentityDeps = {
     identityBySerial: (s) => nodes.identityBySerial(s),
     promote: (id, s) => nodes.promote(id, s),
     noteRefusedSerial: (s) => nodes.noteRefusedSerial(s),
+    recover: (cert) => recovery.recover(cert),
     connections,
     clock,
     roots,
