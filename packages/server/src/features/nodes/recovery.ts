@@ -160,6 +160,7 @@ async function adopt(
       node_id: nodeId,
       not_before: claim.notBefore,
       not_after: claim.notAfter,
+      // When this store learnt of it: the issuing itself was recorded in the store it replaced.
       issued_at: now,
       revoked_at: null,
       superseded_at: null,
