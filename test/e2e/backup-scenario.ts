@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import type { NodeView, TokenCreated, TokenView } from '@muster/proto';
+import type { EventEnvelope, NodeView, TokenCreated, TokenView } from '@muster/proto';
 import {
   agentArgsFromJoinLine,
   assertHealthy,
@@ -18,7 +18,7 @@ import { type CliResult, describeResult, Sandbox, type ServerUnderTest } from '.
  * tokens being made); the backup restored into a fresh data dir (and, for PostgreSQL, a fresh
  * database) is the same control plane: its nodes, every token made before the backup, a ledger
  * that verifies under the key pinned before, and agents that reconnect with the certificates
- * they hold, without a new token. One file per dialect (backup-load-*.test.ts), since each run
+ * they hold, without a new token, also one that renewed after the backup. One file per dialect (backup-load-*.test.ts), since each run
  * takes real processes a while on a shared machine.
  */
 export function backupUnderLoad(dialect: 'sqlite' | 'postgres'): void {
@@ -90,6 +90,20 @@ export function backupUnderLoad(dialect: 'sqlite' | 'postgres'): void {
           reportedAfter(new Date(beatsBefore).toISOString()),
         );
 
+      // db-1 renews after the backup (an operator asks it to move to a fresh key): the restored
+      // server has never seen the certificate it will come back with.
+      const asked = await sandbox.run(['nodes', 'rotate', 'db-1', ...flags]);
+      assert.equal(asked.code, 0, describeResult(asked));
+      const renewedAfter = await waitForNode(
+        sandbox,
+        server,
+        'db-1',
+        'renews after the backup',
+        (n) => n.cert?.serial !== before.get('db-1')!.cert?.serial,
+      );
+      const expectSerial = new Map([...before].map(([name, n]) => [name, n.cert?.serial]));
+      expectSerial.set('db-1', renewedAfter.cert?.serial);
+
       const restoredDir = join(sandbox.tempDir('restored'), 'data');
       const restoredDb = dialect === 'postgres' ? await sandbox.postgresDatabase() : undefined;
       const restored = await runLong(sandbox, [
@@ -126,17 +140,33 @@ export function backupUnderLoad(dialect: 'sqlite' | 'postgres'): void {
       ).size;
       assert.ok(restoredSize < oldSize, 'decisions made after the snapshot are not in the backup');
 
+      const was1 = before.get('db-1')!;
       agents.set('db-3', start('db-3')); // the host that was down comes back, with its identity
       for (const [name, was] of before) {
         const now = await reconnected(sandbox, back, name, restartedAt);
         assert.equal(now.id, was.id, `${name} is the same node`);
-        assert.equal(now.cert?.serial, was.cert?.serial, `${name} reconnected with the certificate it held`);
+        assert.equal(
+          now.cert?.serial,
+          expectSerial.get(name),
+          `${name} reconnected with the certificate it holds`,
+        );
         if (name === 'db-3') assertHealthy(now);
         else assertHealthyOrWitnessedRollback(now, dirs.get(name)!, restoredSize);
       }
       assert.ok(
         [...agents.values()].every((a) => a.running),
         'no agent had to be restarted',
+      );
+      const recovered = await sandbox.json<EventEnvelope[]>([
+        'events',
+        '--kind',
+        'node.certificate_recovered',
+        ...back.adminFlags,
+      ]);
+      assert.deepEqual(
+        recovered.map((e) => [e.nodeId, e.actor, e.data.serial, e.data.previousSerial]),
+        [[was1.id, `node:${was1.id}`, renewedAfter.cert?.serial, was1.cert?.serial]],
+        'the certificate db-1 renewed after the backup was taken back, once, as a decision',
       );
       const tokens = await sandbox.json<TokenView[]>(['token', 'ls', ...back.adminFlags]);
       assert.equal(

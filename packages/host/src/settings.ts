@@ -25,6 +25,12 @@ export interface SettingSpec {
    * Unset where the default is derived from other settings or the host.
    */
   default?: string;
+  /**
+   * On a `config` setting: the settings its file is read against, when they are more than the
+   * verb's own (`muster doctor` reads the server's file): a key of those is accepted, and taken
+   * only when the verb has that setting; an unknown key is still an error.
+   */
+  fileSettings?: readonly SettingSpec[];
 }
 
 export type RawSettings = Record<string, string | boolean | string[] | undefined>;
@@ -110,11 +116,14 @@ export function readSettings(
     }
   }
   const configPath = values.config as string | undefined;
-  if (configPath !== undefined && specs.some((s) => s.flag === 'config')) {
-    const file = readConfigFile(configPath, specs);
+  const configSpec = specs.find((s) => s.flag === 'config');
+  if (configPath !== undefined && configSpec) {
+    const file = readConfigFile(configPath, configSpec.fileSettings ?? specs);
     problems.push(...file.problems);
+    const own = new Set(specs.map((s) => s.flag));
     for (const [flag, value] of Object.entries(file.values)) {
-      if (values[flag] === undefined && value !== undefined) set(flag, value, `file:${configPath}`);
+      if (own.has(flag) && values[flag] === undefined && value !== undefined)
+        set(flag, value, `file:${configPath}`);
     }
   }
   return { values, positionals: parsed.positionals, problems, sources };

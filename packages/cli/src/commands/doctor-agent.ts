@@ -2,7 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { request } from 'node:https';
 import { join, resolve } from 'node:path';
-import { AGENT_SETTINGS, identityPaths, loadIdentity } from '@muster/agent';
+import { AGENT_COMMAND_SETTINGS, AGENT_SETTINGS, identityPaths, loadIdentity } from '@muster/agent';
 import { defaultOf, UsageError } from '@muster/host';
 import type { Command } from '../command.js';
 
@@ -238,8 +238,13 @@ export const doctorAgentCommand: Command = {
   summary: 'check this agent host: data dir, key modes, certificate, clock, every server',
   details:
     'One line per check, ok or FAIL with what to do; exit 1 naming the first thing to fix.\n' +
-    'It reads the same --data-dir and --server (and MUSTER_* variables) as muster agent.',
-  settings: AGENT_SETTINGS.filter((s) => s.flag === 'data-dir' || s.flag === 'server'),
+    'It reads the same --data-dir and --server (and MUSTER_* variables) as muster agent, or its\n' +
+    'config file (--config /etc/muster/agent.toml; the keys not checked here are ignored).',
+  settings: [
+    // The agent's own config file, read as the agent reads it; the keys not checked here are ignored.
+    { ...AGENT_COMMAND_SETTINGS.find((s) => s.flag === 'config')!, fileSettings: AGENT_SETTINGS },
+    ...AGENT_SETTINGS.filter((s) => s.flag === 'data-dir' || s.flag === 'server'),
+  ],
   async run({ values }) {
     const dataDir = resolve(
       (values['data-dir'] as string | undefined) ?? defaultOf(AGENT_SETTINGS, 'data-dir'),

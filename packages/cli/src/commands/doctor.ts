@@ -230,11 +230,20 @@ export const doctorCommand: Command = {
   details:
     'One line per check, ok or FAIL with what to do; exit 1 naming the first thing to fix.\n' +
     'A server host: the same flags and MUSTER_* variables as muster server (--data-dir, --db,\n' +
-    '--listen, --admin-listen). An agent host: --agent-data-dir DIR [--server URL].',
+    '--listen, --admin-listen), or its config file (--config /etc/muster/server.toml; the keys\n' +
+    'the doctor does not check are ignored). An agent host: --agent-data-dir DIR [--server URL].',
   settings: async () => {
     const agent = [AGENT_DATA_DIR, DOCTOR_SERVER_SETTING];
     try {
-      return [...(await loadServer()).SERVER_SETTINGS.filter((s) => SERVER_FLAGS.has(s.flag)), ...agent];
+      const { SERVER_COMMAND_SETTINGS, SERVER_SETTINGS } = await loadServer();
+      // The server's own config file, read as the server reads it: what the doctor does not
+      // check is ignored, an unknown key is refused as the server would refuse it.
+      const config = SERVER_COMMAND_SETTINGS.find((s) => s.flag === 'config')!;
+      return [
+        { ...config, fileSettings: SERVER_SETTINGS },
+        ...SERVER_SETTINGS.filter((s) => SERVER_FLAGS.has(s.flag)),
+        ...agent,
+      ];
     } catch {
       return agent; // an agent-only install: the agent checks still work
     }

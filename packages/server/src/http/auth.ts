@@ -140,6 +140,11 @@ export interface SocketIdentityDeps {
   promote(nodeId: string, serial: string): Promise<void>;
   /** Tells a superseded certificate from any other refusal, and records its reuse. */
   noteRefusedSerial(serial: string): Promise<RefusedSerial>;
+  /**
+   * Adopts a certificate whose serial the store does not know (a renewal made after the backup
+   * a restored server came from), or refuses it with undefined: see features/nodes/recovery.ts.
+   */
+  recover?(cert: X509Certificate): Promise<NodeIdentity | undefined>;
   connections: Pick<LiveConnections, 'track'>;
   clock: Clock;
   /** The roots trusted now: a connection made before a root was retired is refused all the same. */
@@ -169,7 +174,7 @@ export async function identifySocket(socket: TLSSocket, deps: SocketIdentityDeps
     );
   }
   const serial = cert.serialNumber.toLowerCase();
-  const identity = await deps.identityBySerial(serial);
+  const identity = (await deps.identityBySerial(serial)) ?? (await deps.recover?.(cert));
   if (!identity) {
     if ((await deps.noteRefusedSerial(serial)) === 'superseded') {
       throw new UnauthorizedError(

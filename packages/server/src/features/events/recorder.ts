@@ -6,6 +6,8 @@ const SEVERITY: Record<string, EventSeverity> = {
   'node.decommissioned': 'warning',
   'node.rotation_requested': 'info',
   'token.revoked': 'info',
+  // A restored server took back a certificate it never issued itself: an operator should know.
+  'node.certificate_recovered': 'warning',
 };
 
 /** The event a decision makes: about its node when its subject is one. */

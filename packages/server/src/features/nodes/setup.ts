@@ -4,6 +4,7 @@ import { rateLimitedLog } from '../../rate-limited-log.js';
 import type { EventSink } from '../events/service.js';
 import type { Core, Feature } from '../feature.js';
 import type { HeartbeatPacer } from '../heartbeats/pacer.js';
+import { CertificateRecovery } from './recovery.js';
 import { nodeRoutes } from './routes.js';
 import { NodeService } from './service.js';
 import { StatusWatcher } from './status-watch.js';
@@ -50,11 +51,20 @@ export function setupNodes(deps: NodesDeps) {
     debounceMs: config.statusDebounceMs,
     heartbeatIntervalMs: () => pacer.stalenessIntervalMs(),
   });
+  // A newer certificate of a known node the store never saw (a restore from before a renewal).
+  const recovery = new CertificateRecovery({
+    db: store.db,
+    write,
+    clock,
+    decisions: deps.decisions,
+    roots: deps.roots,
+  });
   /** How a client certificate on the agent plane becomes a node identity (routes and channels). */
   const socketIdentity: SocketIdentityDeps = {
     identityBySerial: (s) => nodes.identityBySerial(s),
     promote: (id, s) => nodes.promote(id, s),
     noteRefusedSerial: (s) => nodes.noteRefusedSerial(s),
+    recover: (cert) => recovery.recover(cert),
     connections,
     clock,
     roots: deps.roots,
