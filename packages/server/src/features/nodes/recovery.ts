@@ -2,10 +2,10 @@ import type { X509Certificate } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Clock } from '../../clock.js';
 import type { DecisionRecorder } from '../../decisions/recorder.js';
+import type { NodeIdentity } from '../../identity.js';
 import type { FleetRoots } from '../../pki/fleet.js';
 import type { Store } from '../../store/db.js';
 import type { Schema } from '../../store/schema.js';
-import type { NodeIdentity } from './service.js';
 
 export interface CertificateRecoveryDeps {
   db: Kysely<Schema>;
