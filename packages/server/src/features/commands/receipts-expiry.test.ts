@@ -96,7 +96,10 @@ for (const dialect of dialects() as Dialect[]) {
       const res = await t.admin('POST', '/v1/commands', cmd);
       assert.equal(res.status, 202, res.body);
     };
-    /** Polls until the server's own 5 s sweep has moved this target, or the deadline passes. */
+    /**
+     * Polls until the server's own sweep has moved this target, or the deadline passes. The sweep
+     * runs on the test's clock: the advance that passed a deadline also ran it.
+     */
     const until = async (id: string, node: TestAgent, state: string) => {
       const deadline = Date.now() + 20_000;
       for (;;) {

@@ -1,6 +1,6 @@
 import type { HeartbeatAck, SignedCommand } from '@muster/proto';
 import type { Logger } from 'pino';
-import type { Clock } from '../../clock.js';
+import { type Clock, every } from '../../clock.js';
 import type { DecisionRecorder } from '../../decisions/recorder.js';
 import { BatchedLookup } from '../../store/batched-lookup.js';
 import type { Store } from '../../store/db.js';
@@ -12,6 +12,9 @@ import { POLICY_CHANNEL, PolicyService } from './policy.js';
 import { CommandQueries } from './queries.js';
 import { COMMANDS_CHANNEL, CommandService } from './service.js';
 import { CommandTracker } from './tracking.js';
+
+/** How often commands past their deadline are expired and pending deliveries retried. */
+const SWEEP_EVERY_MS = 5_000;
 
 export interface CommandsSetup {
   store: Store;
@@ -98,16 +101,20 @@ export function startCommands(setup: CommandsSetup) {
           .catch((err) => logger.warn({ err }, 'could not read the command policy'));
       store.notifications?.listen(COMMANDS_CHANNEL, () => deliveries.all(), signal);
       store.notifications?.listen(POLICY_CHANNEL, () => void refreshPolicy(true), signal);
-      const timer = setInterval(() => {
-        tracker.expire().catch((err) => logger.warn({ err }, 'could not expire commands'));
-        // Without notifications (replicas on one SQLite file) the sweep is the only messenger;
-        // with them, the listener also re-reads the policy after every reconnection.
-        void refreshPolicy(!store.notifications);
-        // A safety net under notifications: whatever is still pending for a held node goes now.
-        deliveries.all();
-      }, 5_000);
-      timer.unref();
-      signal.addEventListener('abort', () => clearInterval(timer));
+      // On the clock's timers, so a test moves a sweep on by advancing the clock, not by waiting.
+      every(
+        clock,
+        SWEEP_EVERY_MS,
+        () => {
+          tracker.expire().catch((err) => logger.warn({ err }, 'could not expire commands'));
+          // Without notifications (replicas on one SQLite file) the sweep is the only messenger;
+          // with them, the listener also re-reads the policy after every reconnection.
+          void refreshPolicy(!store.notifications);
+          // A safety net under notifications: whatever is still pending for a held node goes now.
+          deliveries.all();
+        },
+        signal,
+      );
     },
     /** An HTTP heartbeat's answer, with the policy version and any commands waiting for the node. */
     async httpAnswer(node: NodeIdentity, ack: HeartbeatAck): Promise<HeartbeatAck> {
