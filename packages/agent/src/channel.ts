@@ -1,4 +1,4 @@
-import { backoffDelay, type Log, ServerError, sleep } from '@muster/host';
+import { backoffDelay, type Log, rateLimitedWarn, ServerError, sleep } from '@muster/host';
 import {
   CHANNEL_CLOSE,
   CHANNEL_PATH,
@@ -35,6 +35,8 @@ export class AgentChannel {
   private saidFallback = false;
   private readonly stop = new AbortController();
   private running: Promise<void>;
+  /** Why a channel failed is said (a line a minute at most), not only acted on. */
+  private readonly failed: (err: unknown) => void;
 
   constructor(
     private readonly servers: ServerList,
@@ -44,6 +46,7 @@ export class AgentChannel {
     /** Commands, policies and receipt acknowledgements the server sends down. */
     private readonly onMessage: (message: ChannelDown) => void = () => {},
   ) {
+    this.failed = rateLimitedWarn(log, 'the channel to the control plane failed');
     this.running = this.keepOpen();
   }
 
@@ -170,6 +173,7 @@ export class AgentChannel {
       });
       ws.on('error', (err) => {
         error = err;
+        if (!this.stop.signal.aborted) this.failed(err);
       });
       ws.on('close', (code) => {
         clearTimeout(silence);

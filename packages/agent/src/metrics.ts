@@ -84,7 +84,9 @@ async function memoryInfo(): Promise<Heartbeat['memory']> {
     const text = await readFile('/proc/meminfo', 'utf8');
     const match = /^MemAvailable:\s+(\d+) kB/m.exec(text);
     if (match) return { totalBytes, availableBytes: Math.min(totalBytes, Number(match[1]) * 1024) };
-  } catch {}
+  } catch {
+    // No /proc (not Linux): free memory is the best the host offers, not a failure.
+  }
   return { totalBytes, availableBytes: freemem() };
 }
 
@@ -101,7 +103,9 @@ async function diskUsage(): Promise<Heartbeat['disks']> {
       mounts.push(mount.replace(/\\040/g, ' '));
     }
     if (!mounts.includes('/')) mounts.unshift('/');
-  } catch {}
+  } catch {
+    // No /proc (not Linux): the root filesystem alone is reported.
+  }
   const disks: Heartbeat['disks'] = [];
   for (const mount of mounts.slice(0, 64)) {
     try {
@@ -111,7 +115,9 @@ async function diskUsage(): Promise<Heartbeat['disks']> {
         totalBytes: s.blocks * s.bsize,
         freeBytes: s.bavail * s.bsize,
       });
-    } catch {}
+    } catch {
+      // A mount gone or unreadable since /proc/mounts was read is left out of this heartbeat.
+    }
   }
   return disks;
 }

@@ -34,3 +34,29 @@ export function jsonLog(
   };
   return { error: emit('error'), warn: emit('warn'), info: emit('info'), debug: emit('debug') };
 }
+
+/**
+ * A warning for one source that would otherwise drop its errors (a channel that keeps failing
+ * to open): the first is said at once, the ones within the next `everyMs` are only counted, and
+ * the next line says how many were left out (`suppressed`). A flapping source writes one line a
+ * minute, and nothing is lost silently.
+ */
+export function rateLimitedWarn(
+  log: Pick<Log, 'warn'>,
+  message: string,
+  everyMs = 60_000,
+  now: () => number = Date.now,
+): (err: unknown) => void {
+  let loggedAt = Number.NEGATIVE_INFINITY;
+  let suppressed = 0;
+  return (err) => {
+    const at = now();
+    if (at - loggedAt < everyMs) {
+      suppressed++;
+      return;
+    }
+    log.warn(message, { error: err instanceof Error ? err.message : String(err), suppressed });
+    loggedAt = at;
+    suppressed = 0;
+  };
+}

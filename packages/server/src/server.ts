@@ -109,8 +109,10 @@ export async function startServer(
     }
   } catch (err) {
     metricsServer?.close();
-    await app?.close().catch(() => {});
-    await store.close().catch(() => {});
+    // The start's own failure is what is thrown; one in cleaning up after it is said, not lost.
+    const cleanup = (err: unknown) => logger.warn({ err }, 'could not close after a failed start');
+    await app?.close().catch(cleanup);
+    await store.close().catch(cleanup);
     throw err;
   }
   const running = app;

