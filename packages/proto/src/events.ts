@@ -55,6 +55,7 @@ export const EVENT_KINDS = [
   'user.login_code_issued',
   'user.role_changed',
   'user.link_issued',
+  'user.certificates_revoked',
   ...OPERATOR_EVENT_KINDS,
 ] as const;
 

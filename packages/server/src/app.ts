@@ -13,6 +13,7 @@ import { LoginService } from './features/access/login.js';
 import { loginCodeRoutes, loginRoutes } from './features/access/login-routes.js';
 import { PeopleService } from './features/access/people.js';
 import { namingRefusedTokens } from './features/access/refused-tokens.js';
+import { certificateRevocationRoutes } from './features/access/revocation.js';
 import { accessRoutes } from './features/access/routes.js';
 import { ScopeFilter } from './features/access/scope.js';
 import { UserCertificates } from './features/access/user-certificates.js';
@@ -631,6 +632,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     jobRoutes(scope, new JobService({ db: store.db, clock, nodes }));
     requestAdminRoutes(scope, requests);
     installAdminRoutes(scope, install);
+    certificateRevocationRoutes(scope, { db: store.db, write, clock, decisions });
   });
 
   await Promise.all([agent.ready(), admin.ready()]);
