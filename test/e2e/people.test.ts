@@ -122,7 +122,33 @@ for (const dialect of dialects()) {
       );
       const over = await sandbox.run(['role', 'apply', builtin, ...server.adminFlags]);
       assert.equal(over.code, 2, describeResult(over));
-      assert.match(over.stderr, /built-in role/);
+      assert.match(over.stderr, /line 1: "admin" is a built-in role and cannot be changed/);
+      // Anything beyond admin's own verbs and resources (wildcards, secrets, a field of its own) is refused by line.
+      const beyond = join(dir, 'beyond-role.json');
+      writeFileSync(
+        beyond,
+        [
+          '{',
+          '  "name": "god",',
+          '  "allow": [',
+          '    { "verbs": ["*"], "resources": ["*"] }',
+          '  ]',
+          '}',
+        ].join('\n'),
+      );
+      const god = await sandbox.run(['role', 'apply', beyond, ...server.adminFlags]);
+      assert.equal(god.code, 2, describeResult(god));
+      assert.match(god.stderr, /line 4: allow\[0\]: unknown verb "\*"/);
+      assert.match(god.stderr, /unknown resource "\*"/);
+      assertNoStackTrace(god.stderr);
+      const extra = join(dir, 'extra-role.json');
+      writeFileSync(
+        extra,
+        ['{', '  "name": "sneaky",', '  "allow": [', '    { "verbs": ["read"], "resources": ["nodes"], "sudo": true }', '  ]', '}'].join('\n'),
+      );
+      const sneaky = await sandbox.run(['role', 'apply', extra, ...server.adminFlags]);
+      assert.equal(sneaky.code, 2, describeResult(sneaky));
+      assert.match(sneaky.stderr, /line 4: allow\[0\]: unknown field "sudo"/);
       const roles = await sandbox.json<Array<{ name: string }>>(['role', 'ls', ...server.adminFlags]);
       assert.deepEqual(
         roles.map((r) => r.name),

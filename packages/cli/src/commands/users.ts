@@ -166,7 +166,8 @@ export const userEnable = toggle(
 
 /** Where in the file a problem's quoted value first appears, as `line N`. */
 function lineOf(text: string, problem: string, from: number): string {
-  const value = /"([^"]*)"/.exec(problem.slice(problem.indexOf(':')))?.[1];
+  const colon = problem.indexOf(':');
+  const value = /"([^"]*)"/.exec(colon < 0 ? problem : problem.slice(colon))?.[1];
   if (value === undefined) return '';
   const at = text.indexOf(JSON.stringify(value), from);
   return at < 0 ? '' : `line ${text.slice(0, at).split('\n').length}: `;
@@ -187,7 +188,7 @@ export function readRoleFile(file: string): RoleSpec {
     throw new UsageError(`${file} is not JSON: ${(err as Error).message}`);
   }
   const shape = roleShapeProblem(spec);
-  if (shape) throw new UsageError(`${file}: ${shape}`);
+  if (shape) throw new UsageError(`${file}: ${lineOf(text, shape, 0)}${shape}`);
   const problems = roleProblems(spec);
   if (problems.length > 0) {
     const denyAt = Math.max(0, text.indexOf('"deny"'));

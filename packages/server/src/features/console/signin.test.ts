@@ -176,6 +176,7 @@ for (const dialect of dialects()) {
       const kinds = (await decisionsAbout(t, 'user:carl')).map((d) => [d.kind, d.data.to]);
       assert.deepEqual(kinds, [
         ['user.added', undefined],
+        ['user.login_code_issued', undefined],
         ['user.email_changed', 'carl@example.com'],
         ['user.email_changed', null],
       ]);
