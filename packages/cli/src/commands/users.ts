@@ -140,11 +140,26 @@ export const userSetRole: Command = {
   },
 };
 
+const TOGGLE_DETAILS = {
+  disable:
+    'Every credential of the user is refused from the next request on, on every replica. Their\n' +
+    'personal certificates are revoked and their console sessions, unused login codes and sign-in\n' +
+    'links end, for good. Their API tokens only stop: enabling the user brings those back\n' +
+    '(revoke them with muster apitoken revoke ID). A ledger decision.\n\n' +
+    'Example:\n  muster user disable alice',
+  enable:
+    'The user may sign in again with their role. API tokens of theirs that have not expired or been\n' +
+    'revoked work again; a certificate needs a new code (muster user login-code NAME, then\n' +
+    'muster login --code CODE), a console session a new link (muster user link NAME). A ledger decision.\n\n' +
+    'Example:\n  muster user enable alice',
+};
+
 function toggle(verb: 'disable' | 'enable', summary: string): Command {
   return {
     path: ['user', verb],
     args: 'NAME',
     summary,
+    details: TOGGLE_DETAILS[verb],
     settings: ADMIN_SETTINGS,
     async run({ values, positionals }) {
       const name = one(positionals, 'user NAME', USER_NAME_PATTERN);
@@ -157,11 +172,11 @@ function toggle(verb: 'disable' | 'enable', summary: string): Command {
 }
 export const userDisable = toggle(
   'disable',
-  'stop every credential of a user at once, on every replica; certificates and console sessions end for good',
+  'stop every credential of a user at once, on every replica (certificates and sessions for good)',
 );
 export const userEnable = toggle(
   'enable',
-  'let a disabled user in again: their API tokens work again; for a certificate they need a new login code',
+  'let a disabled user in again: their API tokens work again, certificates need a new login code',
 );
 
 /** Where in the file a problem's quoted value first appears, as `line N`. */
