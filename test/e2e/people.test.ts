@@ -144,7 +144,14 @@ for (const dialect of dialects()) {
       const extra = join(dir, 'extra-role.json');
       writeFileSync(
         extra,
-        ['{', '  "name": "sneaky",', '  "allow": [', '    { "verbs": ["read"], "resources": ["nodes"], "sudo": true }', '  ]', '}'].join('\n'),
+        [
+          '{',
+          '  "name": "sneaky",',
+          '  "allow": [',
+          '    { "verbs": ["read"], "resources": ["nodes"], "sudo": true }',
+          '  ]',
+          '}',
+        ].join('\n'),
       );
       const sneaky = await sandbox.run(['role', 'apply', extra, ...server.adminFlags]);
       assert.equal(sneaky.code, 2, describeResult(sneaky));
