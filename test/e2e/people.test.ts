@@ -195,6 +195,45 @@ for (const dialect of dialects()) {
       assert.equal(bad.code, 2, describeResult(bad));
     });
 
+    test('user revoke-certs: a bad serial is exit 2, an unknown user or serial exit 1, and a user without one is told so', async () => {
+      const bad = await sandbox.run([
+        'user',
+        'revoke-certs',
+        'otto',
+        '--serial',
+        'xyz',
+        ...server.adminFlags,
+      ]);
+      assert.equal(bad.code, 2, describeResult(bad));
+      assert.match(bad.stderr, /--serial: "xyz" is not a certificate serial/);
+      assertNoStackTrace(bad.stderr);
+      const twoNames = await sandbox.run(['user', 'revoke-certs', 'otto', 'vera', ...server.adminFlags]);
+      assert.equal(twoNames.code, 2, describeResult(twoNames));
+      const nobody = await sandbox.run(['user', 'revoke-certs', 'nobody', ...server.adminFlags]);
+      assert.equal(nobody.code, 1, describeResult(nobody));
+      assert.match(nobody.stderr, /no user named nobody \(404\)/);
+      const noSuch = await sandbox.run([
+        'user',
+        'revoke-certs',
+        'otto',
+        '--serial',
+        'ab'.repeat(16),
+        ...server.adminFlags,
+      ]);
+      assert.equal(noSuch.code, 1, describeResult(noSuch));
+      assert.match(noSuch.stderr, /has no certificate with serial/);
+      const none = await sandbox.run(['user', 'revoke-certs', 'otto', ...server.adminFlags]);
+      assert.equal(none.code, 0, describeResult(none));
+      assert.match(none.stdout, /User otto had no current certificate; nothing revoked\./);
+      const asJson = await sandbox.json<{ user: string; revoked: string[] }>([
+        'user',
+        'revoke-certs',
+        'otto',
+        ...server.adminFlags,
+      ]);
+      assert.deepEqual(asJson, { user: 'otto', revoked: [] });
+    });
+
     test('apitoken revoke bootstrap retires the admin.token', async () => {
       await sandbox.json(['user', 'add', 'sre', '--role', 'admin', ...server.adminFlags]);
       const sre = await tokenFileFor('sre');
