@@ -41,6 +41,8 @@ export interface BenchServer {
   /** The admin token, for clients that fetch admin routes themselves. */
   adminToken: string;
   dataDir: string;
+  /** The store the server runs on, for scenarios that seed it directly. */
+  dbUrl: string;
   caPem: string;
   /** A TLS context trusting the fleet CA, shared by every simulated enrollment. */
   enrollContext: SecureContext;
@@ -144,6 +146,7 @@ export async function spawnServer(extraArgs: string[], db?: string, fdLimit?: nu
     adminUrl: urls.admin,
     adminToken: token,
     dataDir,
+    dbUrl: scratch?.url ?? `sqlite:${join(dataDir, 'muster.db')}`,
     caPem,
     enrollContext: createSecureContext({ ca: caPem }),
     serverKeyPem: await readFile(join(dataDir, 'server.key'), 'utf8'),

@@ -122,7 +122,40 @@ for (const dialect of dialects()) {
       );
       const over = await sandbox.run(['role', 'apply', builtin, ...server.adminFlags]);
       assert.equal(over.code, 2, describeResult(over));
-      assert.match(over.stderr, /built-in role/);
+      assert.match(over.stderr, /line 1: "admin" is a built-in role and cannot be changed/);
+      // Anything beyond admin's own verbs and resources (wildcards, secrets, a field of its own) is refused by line.
+      const beyond = join(dir, 'beyond-role.json');
+      writeFileSync(
+        beyond,
+        [
+          '{',
+          '  "name": "god",',
+          '  "allow": [',
+          '    { "verbs": ["*"], "resources": ["*"] }',
+          '  ]',
+          '}',
+        ].join('\n'),
+      );
+      const god = await sandbox.run(['role', 'apply', beyond, ...server.adminFlags]);
+      assert.equal(god.code, 2, describeResult(god));
+      assert.match(god.stderr, /line 4: allow\[0\]: unknown verb "\*"/);
+      assert.match(god.stderr, /unknown resource "\*"/);
+      assertNoStackTrace(god.stderr);
+      const extra = join(dir, 'extra-role.json');
+      writeFileSync(
+        extra,
+        [
+          '{',
+          '  "name": "sneaky",',
+          '  "allow": [',
+          '    { "verbs": ["read"], "resources": ["nodes"], "sudo": true }',
+          '  ]',
+          '}',
+        ].join('\n'),
+      );
+      const sneaky = await sandbox.run(['role', 'apply', extra, ...server.adminFlags]);
+      assert.equal(sneaky.code, 2, describeResult(sneaky));
+      assert.match(sneaky.stderr, /line 4: allow\[0\]: unknown field "sudo"/);
       const roles = await sandbox.json<Array<{ name: string }>>(['role', 'ls', ...server.adminFlags]);
       assert.deepEqual(
         roles.map((r) => r.name),
@@ -160,6 +193,45 @@ for (const dialect of dialects()) {
       assert.ok(mine.every((e) => e.actor === 'user:admin'));
       const bad = await sandbox.run(['ledger', 'ls', '--actor', 'alice', ...server.adminFlags]);
       assert.equal(bad.code, 2, describeResult(bad));
+    });
+
+    test('user revoke-certs: a bad serial is exit 2, an unknown user or serial exit 1, and a user without one is told so', async () => {
+      const bad = await sandbox.run([
+        'user',
+        'revoke-certs',
+        'otto',
+        '--serial',
+        'xyz',
+        ...server.adminFlags,
+      ]);
+      assert.equal(bad.code, 2, describeResult(bad));
+      assert.match(bad.stderr, /--serial: "xyz" is not a certificate serial/);
+      assertNoStackTrace(bad.stderr);
+      const twoNames = await sandbox.run(['user', 'revoke-certs', 'otto', 'vera', ...server.adminFlags]);
+      assert.equal(twoNames.code, 2, describeResult(twoNames));
+      const nobody = await sandbox.run(['user', 'revoke-certs', 'nobody', ...server.adminFlags]);
+      assert.equal(nobody.code, 1, describeResult(nobody));
+      assert.match(nobody.stderr, /no user named nobody \(404\)/);
+      const noSuch = await sandbox.run([
+        'user',
+        'revoke-certs',
+        'otto',
+        '--serial',
+        'ab'.repeat(16),
+        ...server.adminFlags,
+      ]);
+      assert.equal(noSuch.code, 1, describeResult(noSuch));
+      assert.match(noSuch.stderr, /has no certificate with serial/);
+      const none = await sandbox.run(['user', 'revoke-certs', 'otto', ...server.adminFlags]);
+      assert.equal(none.code, 0, describeResult(none));
+      assert.match(none.stdout, /User otto had no current certificate; nothing revoked\./);
+      const asJson = await sandbox.json<{ user: string; revoked: string[] }>([
+        'user',
+        'revoke-certs',
+        'otto',
+        ...server.adminFlags,
+      ]);
+      assert.deepEqual(asJson, { user: 'otto', revoked: [] });
     });
 
     test('apitoken revoke bootstrap retires the admin.token', async () => {

@@ -171,3 +171,16 @@ export function roleProblems(spec: RoleSpec): string[] {
   check('deny', spec.deny ?? []);
   return problems;
 }
+
+/** `POST /v1/users/:name/certificates/revoke`: one certificate by serial, or (no serial) every current one. */
+export const UserCertificatesRevokeRequest = Type.Object(
+  { serial: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F]{1,64}$' })) },
+  { additionalProperties: false },
+);
+export type UserCertificatesRevokeRequest = Static<typeof UserCertificatesRevokeRequest>;
+export const UserCertificatesRevoked = Type.Object({
+  user: Type.String(),
+  /** The serials revoked now; empty when none was current (revoking twice is not an error). */
+  revoked: Type.Array(Type.String()),
+});
+export type UserCertificatesRevoked = Static<typeof UserCertificatesRevoked>;

@@ -56,6 +56,7 @@ export const EVENT_KINDS = [
   'user.role_changed',
   'user.link_issued',
   'node.certificate_recovered',
+  'user.certificates_revoked',
   ...OPERATOR_EVENT_KINDS,
 ] as const;
 

@@ -107,7 +107,7 @@ export const loginCommand: Command = {
       return 0;
     }
     console.log(
-      `${code ? 'Logged in' : 'Renewed'} as ${safe(answer.user)} at ${url.origin}; the certificate is valid until ${answer.notAfter}.\n` +
+      `${code ? 'Logged in' : 'Renewed'} as ${safe(answer.user)} at ${url.origin}; the certificate (serial ${answer.serial}) is valid until ${answer.notAfter}.\n` +
         `Kept in ${displayPath(files.dir)}; admin verbs given --url ${url.origin} use it.\n` +
         `Renew before then with: muster login --url ${url.origin}`,
     );

@@ -9,6 +9,7 @@ import {
   roleProblems,
   type SignInLinkCreated,
   USER_NAME_PATTERN,
+  type UserCertificatesRevoked,
   type UserCreated,
   type UserView,
 } from '@muster/proto';
@@ -139,11 +140,26 @@ export const userSetRole: Command = {
   },
 };
 
+const TOGGLE_DETAILS = {
+  disable:
+    'Every credential of the user is refused from the next request on, on every replica. Their\n' +
+    'personal certificates are revoked and their console sessions, unused login codes and sign-in\n' +
+    'links end, for good. Their API tokens only stop: enabling the user brings those back\n' +
+    '(revoke them with muster apitoken revoke ID). A ledger decision.\n\n' +
+    'Example:\n  muster user disable alice',
+  enable:
+    'The user may sign in again with their role. API tokens of theirs that have not expired or been\n' +
+    'revoked work again; a certificate needs a new code (muster user login-code NAME, then\n' +
+    'muster login --code CODE), a console session a new link (muster user link NAME). A ledger decision.\n\n' +
+    'Example:\n  muster user enable alice',
+};
+
 function toggle(verb: 'disable' | 'enable', summary: string): Command {
   return {
     path: ['user', verb],
     args: 'NAME',
     summary,
+    details: TOGGLE_DETAILS[verb],
     settings: ADMIN_SETTINGS,
     async run({ values, positionals }) {
       const name = one(positionals, 'user NAME', USER_NAME_PATTERN);
@@ -154,12 +170,19 @@ function toggle(verb: 'disable' | 'enable', summary: string): Command {
     },
   };
 }
-export const userDisable = toggle('disable', 'stop every credential of a user at once, on every replica');
-export const userEnable = toggle('enable', 'let a disabled user in again, with the credentials they had');
+export const userDisable = toggle(
+  'disable',
+  'stop every credential of a user at once, on every replica (certificates and sessions for good)',
+);
+export const userEnable = toggle(
+  'enable',
+  'let a disabled user in again: their API tokens work again, certificates need a new login code',
+);
 
 /** Where in the file a problem's quoted value first appears, as `line N`. */
 function lineOf(text: string, problem: string, from: number): string {
-  const value = /"([^"]*)"/.exec(problem.slice(problem.indexOf(':')))?.[1];
+  const colon = problem.indexOf(':');
+  const value = /"([^"]*)"/.exec(colon < 0 ? problem : problem.slice(colon))?.[1];
   if (value === undefined) return '';
   const at = text.indexOf(JSON.stringify(value), from);
   return at < 0 ? '' : `line ${text.slice(0, at).split('\n').length}: `;
@@ -180,7 +203,7 @@ export function readRoleFile(file: string): RoleSpec {
     throw new UsageError(`${file} is not JSON: ${(err as Error).message}`);
   }
   const shape = roleShapeProblem(spec);
-  if (shape) throw new UsageError(`${file}: ${shape}`);
+  if (shape) throw new UsageError(`${file}: ${lineOf(text, shape, 0)}${shape}`);
   const problems = roleProblems(spec);
   if (problems.length > 0) {
     const denyAt = Math.max(0, text.indexOf('"deny"'));
@@ -343,6 +366,45 @@ export const userLink: Command = {
     const link = new URL(created.path, client.url).toString();
     if (values.json) printJson({ user: name, link, expiresAt: created.expiresAt });
     else process.stdout.write(`${link}\n`);
+    return 0;
+  },
+};
+
+export const userRevokeCerts: Command = {
+  path: ['user', 'revoke-certs'],
+  args: 'NAME',
+  summary: "revoke a user's personal certificates from muster login, at once, on every replica",
+  details:
+    'Revokes every current certificate of the user (a lost laptop, a leaked key), or only the one\n' +
+    'with --serial (muster login prints it; so does the ledger entry user.certificate_issued).\n' +
+    'A revoked certificate is refused from the next request on and cannot be renewed; nothing\n' +
+    'brings it back, not even `muster user enable`. The user signs in again with a new code:\n' +
+    '`muster user login-code NAME`, then `muster login --code CODE`. API tokens and console\n' +
+    'sessions are not touched (muster apitoken revoke, muster user disable). A ledger decision.\n\n' +
+    'Examples:\n  muster user revoke-certs alice\n  muster user revoke-certs alice --serial 3f9c…',
+  settings: [
+    { flag: 'serial', kind: 'string', value: 'SERIAL', help: 'revoke only this certificate (hex serial)' },
+    ...ADMIN_SETTINGS,
+  ],
+  async run({ values, positionals }) {
+    const name = one(positionals, 'user NAME', USER_NAME_PATTERN);
+    const serial = values.serial as string | undefined;
+    if (serial !== undefined && !/^[0-9a-fA-F]{1,64}$/.test(serial))
+      throw new UsageError(`--serial: "${safe(serial)}" is not a certificate serial (hex digits)`);
+    const result = await adminClient(values).call<UserCertificatesRevoked>(
+      'POST',
+      `/v1/users/${name}/certificates/revoke`,
+      serial === undefined ? {} : { serial },
+    );
+    if (values.json) printJson(result);
+    else if (result.revoked.length === 0)
+      console.log(
+        `User ${safe(name)} had no current certificate${serial ? ` ${safe(serial)}` : ''}; nothing revoked.`,
+      );
+    else
+      console.log(
+        `Revoked ${result.revoked.length} certificate${result.revoked.length === 1 ? '' : 's'} of ${safe(name)}: ${result.revoked.join(', ')}.`,
+      );
     return 0;
   },
 };

@@ -12,6 +12,7 @@ import type { Principal } from '../../identity.js';
 import type { DialectTraits } from '../../store/dialect.js';
 import type { ApiTokensTable } from '../../store/schema.js';
 import { BOOTSTRAP_USER, type PeopleDeps, type PeopleService, parseRole } from './people.js';
+import { apiTokenOwner } from './refused-tokens.js';
 
 /** The id of the bootstrap `admin.token` as an API token: `muster apitoken revoke bootstrap`. */
 export const BOOTSTRAP_TOKEN_ID = 'bootstrap';
@@ -151,6 +152,11 @@ export class CredentialService {
     const roles = [parseRole(row.userRole, row.userSpec)];
     if (row.tokenRole !== null) roles.push(parseRole(row.tokenRole, row.tokenSpec));
     return { user: row.user, credential: row.id, roles };
+  }
+
+  /** The user a refused bearer secret belongs to, so the refusal counts against them too. */
+  async ownerOf(secret: string): Promise<string | undefined> {
+    return apiTokenOwner(this.deps.db, secret);
   }
 
   /** The principal of a console session: its user, as long as they and the token signed in with are live. */

@@ -12,6 +12,7 @@ import type { DecisionRecorder } from '../../decisions/recorder.js';
 import { ConflictError, NotFoundError, UnprocessableError } from '../../errors.js';
 import type { Store } from '../../store/db.js';
 import type { RolesTable, Schema, UsersTable } from '../../store/schema.js';
+import { endPersonalCredentials, revokeUserCertificates } from './revocation.js';
 
 /** The first admin: the user whose credential is the bootstrap `admin.token`. */
 export const BOOTSTRAP_USER = 'admin';
@@ -148,7 +149,15 @@ export class PeopleService {
           .set({ disabled_at: row.disabled_at })
           .where('name', '=', name)
           .execute();
-        await decisions.record(trx, { kind: 'user.disabled', actor, subject, data: {} });
+        // Certificates and sessions end for good: enabling again does not bring them back.
+        const certificatesRevoked = await revokeUserCertificates(trx, name, row.disabled_at);
+        const sessionsEnded = await endPersonalCredentials(trx, name);
+        await decisions.record(trx, {
+          kind: 'user.disabled',
+          actor,
+          subject,
+          data: { certificatesRevoked, sessionsEnded },
+        });
       } else if (change.disabled === false && row.disabled_at !== null) {
         row.disabled_at = null;
         await trx.updateTable('users').set({ disabled_at: null }).where('name', '=', name).execute();

@@ -16,16 +16,23 @@ export function namingRefusedTokens(
   return async (secret) => {
     const principal = await resolve(secret);
     if (principal || secret.length === 0 || secret.length > 512) return principal;
-    const row = await db
-      .selectFrom('api_tokens')
-      .select('user')
-      .where('secret_hash', '=', createHash('sha256').update(secret).digest('hex'))
-      .executeTakeFirst();
-    if (!row) return undefined;
+    const user = await apiTokenOwner(db, secret);
+    if (user === undefined) return undefined;
     throw new RefusedCredentialError(
       'a valid API token is required (Authorization: Bearer …)',
       'unauthorized',
-      row.user,
+      user,
     );
   };
+}
+
+/** The user a known API token secret belongs to, alive or dead; undefined for an unknown one. */
+export async function apiTokenOwner(db: Kysely<Schema>, secret: string): Promise<string | undefined> {
+  if (secret.length === 0 || secret.length > 512) return undefined;
+  const row = await db
+    .selectFrom('api_tokens')
+    .select('user')
+    .where('secret_hash', '=', createHash('sha256').update(secret).digest('hex'))
+    .executeTakeFirst();
+  return row?.user;
 }

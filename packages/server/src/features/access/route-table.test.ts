@@ -63,6 +63,7 @@ const LEAST: Record<string, Role> = {
   'POST /v1/users/{name}/links': 'admin',
   'POST /v1/users/{name}/login-code': 'admin',
   'GET /v1/me': 'viewer',
+  'POST /v1/users/{name}/certificates/revoke': 'admin',
 };
 /** Admin-plane routes outside the role guard: console sign-in and sign-out, and `muster login`, check their own credential. */
 const UNGUARDED = new Set([

@@ -10,6 +10,7 @@ import { LoginService } from './login.js';
 import { loginCodeRoutes, loginRoutes } from './login-routes.js';
 import { PeopleService } from './people.js';
 import { namingRefusedTokens } from './refused-tokens.js';
+import { certificateRevocationRoutes } from './revocation.js';
 import { accessRoutes } from './routes.js';
 import { UserCertificates } from './user-certificates.js';
 
@@ -96,6 +97,7 @@ export async function setupAccess(deps: AccessDeps) {
     adminRoutes: (scope) => {
       accessRoutes(scope, { people, credentials, logins });
       loginCodeRoutes(scope, logins);
+      certificateRevocationRoutes(scope, { db: store.db, write, clock, decisions });
     },
     idle: () => credentials.idle(),
   } satisfies Feature & Record<string, unknown>;

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { ForbiddenError, UnauthorizedError } from '../../errors.js';
-import type { AlternativeCredential } from '../../http/auth.js';
+import { type AlternativeCredential, RefusedCredentialError } from '../../http/auth.js';
 import type { AdminHosts } from '../../http/host-check.js';
 import type { CredentialService } from '../access/credentials.js';
 import { type ConsoleSession, CSRF_HEADER, cookieValue, csrfMatches, SESSION_COOKIE } from './sessions.js';
@@ -56,8 +56,13 @@ export function sessionCredential(
     }
     // The user behind the session is checked now: a disabled user's session stops at once.
     const principal = await principals.bySession(session.user, session.credential);
+    // Its user is known: the refusal counts against them as well as the source.
     if (!principal)
-      throw new UnauthorizedError('the console session has ended; sign in again', 'session_ended');
+      throw new RefusedCredentialError(
+        'the console session has ended; sign in again',
+        'session_ended',
+        session.user,
+      );
     request.consoleSession = session;
     request.principal = principal;
     request.actor = `user:${principal.user}`;

@@ -8,7 +8,7 @@ import {
 } from '@muster/proto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ForbiddenError, UnauthorizedError } from '../../errors.js';
-import type { CredentialRefusals } from '../../http/auth.js';
+import { type CredentialRefusals, RefusedCredentialError } from '../../http/auth.js';
 import type { AdminHosts } from '../../http/host-check.js';
 import { sendProblem } from '../../http/problems.js';
 import type { Principal } from '../../identity.js';
@@ -64,6 +64,16 @@ export function sessionView(session: Pick<ConsoleSession, 'csrf' | 'expiresAt'>)
   return { csrf: session.csrf, expiresAt: new Date(session.expiresAt).toISOString() };
 }
 
+/** The user a refused sign-in's token or code belongs to, if it is known at all. */
+async function refusedOwner(
+  body: SessionCreateRequest,
+  principals: Pick<CredentialService, 'ownerOf'>,
+  sessions: Pick<SessionService, 'codeOwner'>,
+): Promise<string | undefined> {
+  if (body.code !== undefined) return sessions.codeOwner(body.code);
+  return body.token === undefined ? undefined : principals.ownerOf(body.token);
+}
+
 /** Static files, sign-in and sign-out: the console's routes outside the admin guard. */
 export function consoleRoutes(
   app: FastifyInstance,
@@ -71,7 +81,7 @@ export function consoleRoutes(
     assets: Map<string, Asset> | undefined;
     sessions: SessionService;
     /** Resolves an API token given at sign-in, and the user behind a session. */
-    principals: Pick<CredentialService, 'byBearer' | 'bySession'>;
+    principals: Pick<CredentialService, 'byBearer' | 'bySession' | 'ownerOf'>;
     /** Whether the cookie must be `Secure`: the browser reaches the admin plane over HTTPS. */
     secureCookie: boolean;
     /** The admin plane's names, which a console request's `Origin` must carry. */
@@ -143,11 +153,14 @@ export function consoleRoutes(
         linkUser === undefined ? undefined : await deps.principals.bySession(linkUser, `link:${linkUser}`);
       const principal = byToken ?? byLink;
       if (!principal) {
-        const refusal = new UnauthorizedError(
+        // A known token or link of a user counts against that user too, whatever the source.
+        const user = linkUser ?? (await refusedOwner(body, deps.principals, sessions));
+        const refusal = new RefusedCredentialError(
           'that admin token or sign-in link is not valid (links work once, for 15 minutes)',
           'bad_credential',
+          user,
         );
-        throw deps.refusals?.refuse(request.ip, refusal) ?? refusal;
+        throw deps.refusals?.refuse(request.ip, refusal, user) ?? refusal;
       }
       const session = await sessions.create(principal.user, principal.credential);
       request.log.info(

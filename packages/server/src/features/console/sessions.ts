@@ -79,6 +79,11 @@ export class SessionService {
     };
   }
 
+  /** The user of a refused sign-in code (see signInCodeOwner). */
+  async codeOwner(code: string): Promise<string | undefined> {
+    return signInCodeOwner(this.deps.db, code);
+  }
+
   /** Ends a session everywhere (sign-out). */
   async end(idHash: string): Promise<void> {
     await this.deps.write((trx) =>
@@ -133,6 +138,20 @@ export class SessionService {
     );
     return result.numUpdatedRows === 1n ? live.user : undefined;
   }
+}
+
+/**
+ * The user a sign-in code was made for, whatever its state: asked only once it was refused, so
+ * that a used or expired link counts against its user as well as its source.
+ */
+export async function signInCodeOwner(db: Kysely<Schema>, code: string): Promise<string | undefined> {
+  if (code.length === 0 || code.length > 256) return undefined;
+  const row = await db
+    .selectFrom('console_signin_codes')
+    .select('user')
+    .where('code_hash', '=', hash(code))
+    .executeTakeFirst();
+  return row?.user;
 }
 
 /** Constant-time comparison of a presented CSRF token with the session's. */

@@ -109,7 +109,8 @@ export function ssoRoutes(app: FastifyInstance, deps: SsoRouteDeps): void {
           'security: console single sign-on refused',
         );
         const refused = new SsoRefusedError(err.message, await deps.recordRefusal(err, request.ip));
-        throw deps.refusals?.refuse(request.ip, refused) ?? refused;
+        // A sign-on refused for a known user (disabled) counts against them too.
+        throw deps.refusals?.refuse(request.ip, refused, err.facts.user) ?? refused;
       }
     },
   );
