@@ -3,6 +3,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  type BenchServer,
   emit,
   enroll,
   heartbeat,
@@ -17,7 +18,12 @@ export interface HeartbeatOptions {
   agents: number;
   durationMs: number;
   db?: string;
+  /** 2: also measure two replicas on the same PostgreSQL database, the agents split between them. */
+  replicas?: number;
 }
+
+// A closed loop sends far faster than any interval: the heartbeat throttle is lifted, not skipped.
+const SERVER_ARGS = ['--enroll-rate', '100000', '--heartbeat-burst', '1000000000'];
 
 interface Client {
   agent: HttpsAgent;
@@ -28,8 +34,7 @@ interface Client {
  * heartbeats in a closed loop. The same clients then load a bare HTTPS server that answers 204.
  */
 export async function heartbeatScenario(opts: HeartbeatOptions): Promise<void> {
-  // A closed loop sends far faster than any interval: the heartbeat throttle is lifted, not skipped.
-  const server = await spawnServer(['--enroll-rate', '100000', '--heartbeat-burst', '1000000000'], opts.db);
+  const server = await spawnServer(SERVER_ARGS, opts.db);
   try {
     progress(`enrolling ${opts.agents} agents (enrollment rate limit raised for this run)`);
     const { secret } = await server.admin<{ secret: string }>('POST', '/v1/tokens', {
@@ -56,7 +61,7 @@ export async function heartbeatScenario(opts: HeartbeatOptions): Promise<void> {
     const muster = await closedLoop(clients, `${server.agentUrl}/v1/agent/heartbeat`, 202, opts.durationMs);
     const serverCpuUs = ((server.cpuSeconds() - cpuBefore) * 1e6) / Math.max(1, muster.total);
     for (const c of clients) c.agent.destroy();
-
+    const replicated = (opts.replicas ?? 1) > 1 ? await twoReplicas(server, clients, opts) : undefined;
     const bare = spawn(
       process.execPath,
       [
@@ -86,8 +91,10 @@ export async function heartbeatScenario(opts: HeartbeatOptions): Promise<void> {
       durationSec: opts.durationMs / 1000,
       store: opts.db ? 'postgres' : 'sqlite',
     };
+    const one = replicated ? { replicas: 1 } : {};
     emit('heartbeat', 'heartbeats_per_sec', muster.rate, {
       ...common,
+      ...one,
       failed: muster.failed,
       unit: 'heartbeats/s, each committed before the 202',
     });
@@ -97,12 +104,54 @@ export async function heartbeatScenario(opts: HeartbeatOptions): Promise<void> {
       unit: 'requests/s, same clients and TLS settings',
     });
     emit('heartbeat', 'server_cpu_us_per_heartbeat', serverCpuUs, {
+      ...one,
       note: 'server process only: TLS, identity check against the store, validation, group commit',
     });
     emit('heartbeat', 'ratio_to_bare', muster.rate / baseline.rate, { goal: '>= 0.5' });
+    if (replicated) {
+      const two = { ...common, replicas: 2 };
+      emit('heartbeat', 'heartbeats_per_sec', replicated.rate, {
+        ...two,
+        failed: replicated.failed,
+        unit: 'heartbeats/s, the agents split evenly over two replicas on one database',
+      });
+      emit('heartbeat', 'server_cpu_us_per_heartbeat', replicated.cpuUs, {
+        replicas: 2,
+        note: 'both server processes together, per heartbeat',
+      });
+      emit('heartbeat', 'replica_ratio', replicated.rate / muster.rate, {
+        note: 'two replicas over one, same run; on a machine with fewer cores than replicas need, < 2 is expected',
+      });
+    }
     emit('heartbeat', 'agents_carried_at_10s_interval', muster.rate * 10, { unit: 'agents' });
   } finally {
     await server.stop();
+  }
+}
+
+/** The same agents, half to the first replica and half to a second one on the same database. */
+async function twoReplicas(first: BenchServer, clients: Client[], opts: HeartbeatOptions) {
+  const second = await spawnServer(SERVER_ARGS, opts.db, undefined, first);
+  try {
+    const split = clients.map((c) => ({
+      agent: new HttpsAgent({ keepAlive: true, maxSockets: 1, ...tlsOf(c.agent) }),
+    }));
+    const half = Math.ceil(split.length / 2);
+    progress(`heartbeats: the same agents for ${opts.durationMs / 1000} s, split over two replicas`);
+    const cpuBefore = first.cpuSeconds() + second.cpuSeconds();
+    const [a, b] = await Promise.all([
+      closedLoop(split.slice(0, half), `${first.agentUrl}/v1/agent/heartbeat`, 202, opts.durationMs),
+      closedLoop(split.slice(half), `${second.agentUrl}/v1/agent/heartbeat`, 202, opts.durationMs),
+    ]);
+    const cpu = first.cpuSeconds() + second.cpuSeconds() - cpuBefore;
+    for (const c of split) c.agent.destroy();
+    return {
+      rate: a.rate + b.rate,
+      failed: a.failed + b.failed,
+      cpuUs: (cpu * 1e6) / Math.max(1, a.total + b.total),
+    };
+  } finally {
+    await second.stop();
   }
 }
 

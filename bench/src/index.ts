@@ -36,6 +36,16 @@ export interface Scenario {
 
 const dbOf = (values: Values) => (values.db ? { db: values.db as string } : {});
 
+/** `--replicas N`: more than one needs PostgreSQL, the only store replicas share. */
+function replicasOf(values: Values): { replicas?: number } {
+  if (values.replicas === undefined) return {};
+  const replicas = count(values.replicas, 1, 'replicas');
+  if (replicas > 2) throw new UsageError(`--replicas: ${replicas} is more than this scenario runs (1 or 2)`);
+  if (replicas > 1 && !String(values.db ?? '').startsWith('postgres'))
+    throw new UsageError('--replicas 2 needs --db postgres://…: replicas share one PostgreSQL database');
+  return { replicas };
+}
+
 /**
  * Every scenario, by name, in the order `--help` lists them. The one list: the CLI's usage, its
  * check of the name and the dispatch below all read it, so none can leave a scenario out.
@@ -48,6 +58,7 @@ export const SCENARIOS: Readonly<Record<string, Scenario>> = {
         agents: count(values.agents, 200, 'agents'),
         durationMs: duration(values.duration, '10s'),
         ...dbOf(values),
+        ...replicasOf(values),
       }),
   },
   enroll: {
@@ -86,6 +97,7 @@ export const SCENARIOS: Readonly<Record<string, Scenario>> = {
         rounds: 5,
         processes: 4,
         ...dbOf(values),
+        ...replicasOf(values),
       }),
   },
   events: {

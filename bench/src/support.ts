@@ -41,7 +41,7 @@ export interface BenchServer {
   /** The admin token, for clients that fetch admin routes themselves. */
   adminToken: string;
   dataDir: string;
-  /** The store the server runs on, for scenarios that seed it directly. */
+  /** The store the server runs on (a replica is started on the same one), for scenarios that seed it directly. */
   dbUrl: string;
   caPem: string;
   /** A TLS context trusting the fleet CA, shared by every simulated enrollment. */
@@ -97,10 +97,17 @@ async function scratchDatabase(url: string): Promise<{ url: string; drop(): Prom
  * Starts `muster server` as its own process on loopback, as an operator would run it, on a
  * fresh SQLite file or, given `postgres://…`, on a fresh database in that PostgreSQL.
  */
-export async function spawnServer(extraArgs: string[], db?: string, fdLimit?: number): Promise<BenchServer> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'muster-bench-'));
-  const scratch = db ? await scratchDatabase(db) : undefined;
-  if (scratch) extraArgs = [...extraArgs, '--db', scratch.url];
+export async function spawnServer(
+  extraArgs: string[],
+  db?: string,
+  fdLimit?: number,
+  /** Another replica of this one: the same data dir (so the same fleet CA) and the same database. */
+  replicaOf?: BenchServer,
+): Promise<BenchServer> {
+  const dataDir = replicaOf?.dataDir ?? (await mkdtemp(join(tmpdir(), 'muster-bench-')));
+  const scratch = db && !replicaOf ? await scratchDatabase(db) : undefined;
+  const dbUrl = replicaOf ? replicaOf.dbUrl : scratch?.url;
+  if (dbUrl) extraArgs = [...extraArgs, '--db', dbUrl];
   const child = spawnNode(
     [
       // e.g. MUSTER_BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the server
@@ -146,7 +153,7 @@ export async function spawnServer(extraArgs: string[], db?: string, fdLimit?: nu
     adminUrl: urls.admin,
     adminToken: token,
     dataDir,
-    dbUrl: scratch?.url ?? `sqlite:${join(dataDir, 'muster.db')}`,
+    dbUrl: dbUrl ?? `sqlite:${join(dataDir, 'muster.db')}`,
     caPem,
     enrollContext: createSecureContext({ ca: caPem }),
     serverKeyPem: await readFile(join(dataDir, 'server.key'), 'utf8'),
@@ -175,6 +182,7 @@ export async function spawnServer(extraArgs: string[], db?: string, fdLimit?: nu
       Number(/^muster_channels_held (\d+)/m.exec(await metricsText(urls.admin, token))?.[1] ?? 0),
     async stop() {
       await stopChild(child);
+      if (replicaOf) return; // the first replica owns the data dir and the database
       await scratch?.drop();
       await rm(dataDir, { recursive: true, force: true });
     },

@@ -27,6 +27,16 @@ export function assertHealthy(node: NodeView): void {
   );
 }
 
+/** The same judgement as `assertHealthy`, as a predicate for polls. */
+export function isHealthy(node: NodeView): boolean {
+  if (node.status === 'ok') return node.reasons.length === 0;
+  return (
+    (node.status === 'attention' || node.status === 'critical') &&
+    node.reasons.length > 0 &&
+    node.reasons.every((r) => HOST_PRESSURE.test(r))
+  );
+}
+
 /** `muster nodes show NODE --json`. */
 export function showNode(sandbox: Sandbox, server: ServerUnderTest, node: string): Promise<NodeView> {
   return sandbox.json<NodeView>(['nodes', 'show', node, ...server.adminFlags]);

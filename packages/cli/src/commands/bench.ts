@@ -55,6 +55,12 @@ export const benchCommand: Command = {
       value: 'URL',
       help: 'store to bench against (default: a fresh SQLite file)',
     },
+    {
+      flag: 'replicas',
+      kind: 'string',
+      value: 'N',
+      help: 'heartbeat, fanout: 2 also measures two replicas on the same database in the same run (needs --db postgres://…)',
+    },
   ],
   async run({ values, positionals }) {
     const [scenario, extra] = positionals;

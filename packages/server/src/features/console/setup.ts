@@ -33,7 +33,7 @@ export interface ConsoleDeps
   /** Where the admin plane listens, for the SSO redirect URL when none is configured. */
   adminAddress(): AddressInfo | string | null;
   people: PeopleService;
-  credentials: Pick<CredentialService, 'byBearer' | 'bySession'>;
+  credentials: Pick<CredentialService, 'byBearer' | 'bySession' | 'ownerOf'>;
   refusals: CredentialRefusals;
   events: Pick<EventSink, 'append'>;
   ledger: Pick<LedgerService, 'size'>;
