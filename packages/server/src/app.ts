@@ -72,7 +72,8 @@ import {
 import { createPlane } from './http/fastify.js';
 import { AdminHosts } from './http/host-check.js';
 import { OpenApiRecorder } from './http/openapi.js';
-import { FailedCredentials, RateLimiter } from './http/rate-limit.js';
+import { FailedCredentials } from './http/rate-limit.js';
+import { limitsFor } from './http/shared-rate-limit.js';
 import type { ServerIdentity } from './pki/datadir.js';
 import { fleetRoots } from './pki/fleet.js';
 import { serverChain } from './pki/server-identity.js';
@@ -133,6 +134,8 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     publicKey: createPublicKey(ledgerKey),
   });
   const background = new AbortController();
+  // fleet-limits: every rate limit below holds for the fleet (in PostgreSQL when replicas share it).
+  const limits = limitsFor(store, clock, (err) => logger.warn({ err }, 'could not sweep rate-limit buckets'));
   ledger.startCheckpointer(config.checkpointIntervalMs, background.signal, (err) =>
     logger.warn({ err }, 'could not sign a ledger checkpoint'),
   );
@@ -324,7 +327,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
         return enrolled;
       },
     },
-    new RateLimiter(clock, config.enrollRate, config.enrollRate * 5),
+    limits('enroll', config.enrollRate, config.enrollRate * 5),
   );
   // Enrollment without a token: a queue an operator approves, and request files signed by hand.
   const requests = new RequestService({
@@ -346,7 +349,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   requestAgentRoutes(
     agent,
     requests,
-    new RateLimiter(clock, config.requests.perMinute / 60, config.requests.perMinute),
+    limits('request', config.requests.perMinute / 60, config.requests.perMinute),
   );
   // The packaged agent for the one-line installer: no client certificate, limited as enrollment is.
   const install = new InstallService({
@@ -355,7 +358,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     publicUrl: () => joinUrl(config, boundPort()),
     rootPin: keyFingerprint(identity.fleetRoot.publicKey),
   });
-  installAgentRoutes(agent, install, new RateLimiter(clock, config.enrollRate, config.enrollRate * 5));
+  installAgentRoutes(agent, install, limits('install', config.enrollRate, config.enrollRate * 5));
   const identityDeps: SocketIdentityDeps = {
     identityBySerial: (s) => nodes.identityBySerial(s),
     promote: (id, s) => nodes.promote(id, s),
@@ -385,7 +388,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     heartbeatIntervalSec: () => Math.round(pacer.intervalMs() / 1000),
     // A node may open a channel about once a second, in bursts of five: a flapping agent
     // reconnecting every 100 ms is turned away instead of churning the server.
-    limiter: new RateLimiter(clock, 1, 5),
+    limiter: limits('channel', 1, 5),
     onDuplicate: (node) => {
       logger.warn(
         { node: node.id },
@@ -408,7 +411,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   await agent.register(async (scope) => {
     scope.addHook('onRequest', nodeIdentityCheck(identityDeps));
     openapi.secured(scope, [{ nodeCertificate: [] }]);
-    renewalRoutes(scope, renewal, new RateLimiter(clock, config.renewRate / 60, config.renewRate));
+    renewalRoutes(scope, renewal, limits('renew', config.renewRate / 60, config.renewRate));
     heartbeatRoutes(scope, async (node, heartbeat) => {
       const ack = await acker(node, heartbeat, 'http');
       metrics?.heartbeats.inc({ transport: 'http' });
@@ -478,6 +481,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   const refusals = new FailedCredentials({
     clock,
     perMinute: config.authFailureRate,
+    limits,
     onLimited: (key, refused, kind) =>
       logger.warn(
         { [kind]: key, refusedInLastMinute: refused },
@@ -530,7 +534,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     hosts: adminHosts,
     secureCookie: adminTls || config.adminBehindProxy,
     refusals,
-    starts: new RateLimiter(clock, 1, 20),
+    starts: limits('sso-start', 1, 20),
     recordRefusal: (refusal, source) =>
       write((trx) =>
         events.append(trx, {

@@ -146,7 +146,7 @@ export function consoleRoutes(
           'that admin token or sign-in link is not valid (links work once, for 15 minutes)',
           'bad_credential',
         );
-        throw deps.refusals?.refuse(request.ip, refusal) ?? refusal;
+        throw (await deps.refusals?.refuse(request.ip, refusal)) ?? refusal;
       }
       const session = await sessions.create(principal.user, principal.credential);
       request.log.info(
