@@ -43,7 +43,7 @@ export function migrations(dialect: MigrationDialect): Record<string, Migration>
     '0012_user_certificates': userCertificates,
     '0013_dual_control': dualControl,
     '0014_sso': sso,
-    '0016_rate_buckets': rateBuckets,
+    '0016_rate_buckets': rateBuckets(dialect),
   };
 }
 
