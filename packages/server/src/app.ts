@@ -312,8 +312,9 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
       await deps.renewServerIdentity?.();
     },
     applyTls: () => applyServerIdentity(),
+    notifications: store.notifications, // fleet-limits: a rotation reaches every replica by NOTIFY
   });
-  startCaSync(caRotation, background.signal, logger);
+  startCaSync(caRotation, store.notifications, background.signal, logger);
   const openapi = new OpenApiRecorder();
   openapi.watch(agent, 'agent');
   agent.decorateRequest('node', null);
