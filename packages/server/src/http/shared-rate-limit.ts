@@ -56,7 +56,7 @@ export class SharedRateLimiter implements Limiter {
     }
     this.deps.sweep(now);
     const { tokens, granted } = await this.takeRow(key, now);
-    if (granted) return 0;
+    if (granted === 1) return 0;
     const waitMs = Math.ceil(((1 - tokens) / perSecond) * 1000);
     this.refusedUntil.set(key, now + waitMs);
     if (this.refusedUntil.size > 10_000) this.forget(now);
@@ -67,15 +67,15 @@ export class SharedRateLimiter implements Limiter {
    * One statement, atomic under concurrency: refills the row for the time since it was last
    * taken from (never for a clock stepped back), takes a token if there is one, and says so.
    */
-  private async takeRow(key: string, now: number): Promise<{ tokens: number; granted: boolean }> {
+  private async takeRow(key: string, now: number): Promise<{ tokens: number; granted: number }> {
     const { db, scope, burst } = this.deps;
     const perMs = this.deps.perSecond / 1000;
-    const result = await sql<{ tokens: number; granted: boolean }>`
+    const result = await sql<{ tokens: number; granted: number }>`
       insert into rate_buckets as b (scope, key, tokens, at, full_at, granted)
-      values (${scope}, ${key}, ${burst - 1}, ${now}, ${now + Math.ceil(1 / perMs)}, true)
+      values (${scope}, ${key}, ${burst - 1}, ${now}, ${now + Math.ceil(1 / perMs)}, 1)
       on conflict (scope, key) do update set (tokens, at, full_at, granted) = (
         select n, greatest(b.at, ${now}::bigint),
-          greatest(b.at, ${now}::bigint) + ceil((${burst}::float8 - n) / ${perMs}::float8)::bigint, t >= 1
+          greatest(b.at, ${now}::bigint) + ceil((${burst}::float8 - n) / ${perMs}::float8)::bigint, (t >= 1)::int
         from (
           select t, case when t >= 1 then t - 1 else t end as n
           from (select least(${burst}::float8,

@@ -355,6 +355,6 @@ export interface RateBucketsTable {
   tokens: number;
   at: number;
   full_at: number;
-  /** Whether the last take was granted (the statement that takes says so in its RETURNING). */
-  granted: boolean;
+  /** 1 when the last take was granted (the statement that takes says so in its RETURNING). */
+  granted: number;
 }

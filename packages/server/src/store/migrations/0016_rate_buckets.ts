@@ -17,7 +17,8 @@ export function rateBuckets(dialect: MigrationDialect): Migration {
         .addColumn('at', 'bigint', (c) => c.notNull())
         // When the bucket is full again: from then on the row says nothing and may go.
         .addColumn('full_at', 'bigint', (c) => c.notNull())
-        .addColumn('granted', 'boolean', (c) => c.notNull())
+        // 1 when the last take was granted; an integer, as a backup carries no booleans.
+        .addColumn('granted', 'integer', (c) => c.notNull())
         .addPrimaryKeyConstraint('rate_buckets_pk', ['scope', 'key'])
         .execute();
       await db.schema.createIndex('rate_buckets_full_at').on('rate_buckets').column('full_at').execute();
