@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { limitsFor, openStore, type Store, systemClock } from '@muster/server';
-import { emit, progress } from './support.js';
+import { emit, progress, scratchDatabase } from './support.js';
 
 export interface LimitsOptions {
   /** Takes per figure. */
@@ -39,6 +39,7 @@ export async function limitsScenario(opts: LimitsOptions): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'muster-bench-limits-'));
   const sqlite = await openStore(`sqlite:${join(dir, 'muster.db')}`);
   let pg: Store | undefined;
+  let scratch: Awaited<ReturnType<typeof scratchDatabase>> | undefined;
   try {
     const fail = (err: unknown) => {
       throw err;
@@ -54,8 +55,10 @@ export async function limitsScenario(opts: LimitsOptions): Promise<void> {
       unit: `checks/s, ${opts.concurrency} in flight`,
     });
     if (!opts.db) return;
-    pg = await openStore(opts.db);
-    const run = `bench-${process.pid}-${Date.now()}`;
+    // A scratch database, made and dropped, as the other scenarios do.
+    scratch = await scratchDatabase(opts.db);
+    pg = await openStore(scratch.url);
+    const run = 'bench';
     const store = pg;
     const floor = await measure(
       async () => {
@@ -90,9 +93,9 @@ export async function limitsScenario(opts: LimitsOptions): Promise<void> {
     emit('limits', 'postgres_refused_takes_per_sec', refused.perSec, {
       unit: `checks/s, ${opts.concurrency} in flight`,
     });
-    await pg.db.deleteFrom('rate_buckets').where('scope', 'like', `${run}%`).execute();
   } finally {
     await pg?.close();
+    await scratch?.drop();
     await sqlite.close();
     await rm(dir, { recursive: true, force: true });
   }
