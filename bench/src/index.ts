@@ -8,6 +8,7 @@ import { eventsScenario } from './events.js';
 import { fanoutScenario } from './fanout.js';
 import { heartbeatScenario } from './heartbeat.js';
 import { ledgerScenario } from './ledger.js';
+import { limitsScenario } from './limits.js';
 import { metricsScenario } from './metrics.js';
 import { renewScenario } from './renew.js';
 
@@ -143,6 +144,15 @@ export const SCENARIOS: Readonly<Record<string, Scenario>> = {
       accessScenario({
         nodes: count(values.agents, 10_000, 'agents'),
         durationMs: duration(values.duration, '5s'),
+        concurrency: count(values.concurrency, 16, 'concurrency'),
+        ...dbOf(values),
+      }),
+  },
+  limits: {
+    summary: 'the cost of a rate-limit check: in memory, and shared by replicas in PostgreSQL (--db)',
+    run: (values) =>
+      limitsScenario({
+        takes: count(values.entries, 20_000, 'entries'),
         concurrency: count(values.concurrency, 16, 'concurrency'),
         ...dbOf(values),
       }),

@@ -76,7 +76,7 @@ export function processCpuSeconds(pid: number): number {
  * A fresh PostgreSQL database beside the one named in `url`, so a benchmark never writes into
  * a database someone else uses; dropped when the run ends.
  */
-async function scratchDatabase(url: string): Promise<{ url: string; drop(): Promise<void> }> {
+export async function scratchDatabase(url: string): Promise<{ url: string; drop(): Promise<void> }> {
   const name = `muster_bench_${randomBytes(6).toString('hex')}`;
   const run = async (statement: string) => {
     const client = new pg.Client({ connectionString: url });

@@ -38,6 +38,7 @@ import { setupTelemetry } from './features/telemetry/setup.js';
 import { setupTokens } from './features/tokens/setup.js';
 import type { LiveConnections } from './http/connections.js';
 import { createPlanes } from './http/planes.js';
+import { limitsFor } from './http/shared-rate-limit.js';
 import type { ServerIdentity } from './pki/datadir.js';
 import { fleetRoots } from './pki/fleet.js';
 import type { Store } from './store/db.js';
@@ -103,7 +104,11 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     store,
     onRefused: (plane, reason) => metrics.connectionsRefused.inc({ plane, reason }),
   });
-  const base = { config, store, clock, ids, logger, identity, roots, joinUrl: planes.joinUrl };
+  // Every rate limit holds for the fleet (in PostgreSQL when replicas share it).
+  const rateLimits = limitsFor(store, clock, (err) =>
+    logger.warn({ err }, 'could not sweep rate-limit buckets'),
+  );
+  const base = { config, store, clock, ids, logger, identity, roots, rateLimits, joinUrl: planes.joinUrl };
   const scope = new ScopeFilter(store.db);
 
   const ledger = setupLedger(base);

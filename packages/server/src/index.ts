@@ -17,6 +17,7 @@ export {
 export { AppError, ConfigError } from './errors.js';
 export { appendEntries, type NewEntry } from './features/ledger/log.js';
 export { LedgerService } from './features/ledger/service.js';
+export { limitsFor } from './http/shared-rate-limit.js';
 export { createLogger } from './logger.js';
 export { dataDirPaths, prepareDataDir, type ServerIdentity } from './pki/datadir.js';
 export { type RunningServer, startServer } from './server.js';

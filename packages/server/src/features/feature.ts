@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Clock, IdSource } from '../clock.js';
 import type { ServerConfig } from '../config.js';
 import type { DecisionRecorder } from '../decisions/recorder.js';
+import type { LimiterFactory } from '../http/rate-limit.js';
 import type { ServerIdentity } from '../pki/datadir.js';
 import type { FleetRoots } from '../pki/fleet.js';
 import type { Store } from '../store/db.js';
@@ -55,6 +56,8 @@ export interface Core {
   decisions: DecisionRecorder;
   identity: ServerIdentity;
   roots: FleetRoots;
+  /** Rate limits that hold for the fleet: in PostgreSQL when replicas share it, else in memory. */
+  rateLimits: LimiterFactory;
   /** The agent-plane URL join lines carry (the bound port when listening on port 0). */
   joinUrl(): string;
 }

@@ -26,7 +26,7 @@ export type AlternativeCredential = (request: FastifyRequest) => Promise<boolean
 /** Counts refused credentials per source address and per user; see FailedCredentials in rate-limit.ts. */
 export interface CredentialRefusals {
   /** Returns the error to answer a refused credential from `source` (of `user`) with: itself, or a 429. */
-  refuse(source: string, refusal: AppError, user?: string): AppError;
+  refuse(source: string, refusal: AppError, user?: string): AppError | Promise<AppError>;
 }
 
 /** A refused credential that names the user it belonged to, so the refusal counts against them too. */
@@ -70,7 +70,7 @@ export function adminTokenCheck(
     try {
       return await check();
     } catch (err) {
-      throw err instanceof UnauthorizedError ? refused(request, err) : err;
+      throw err instanceof UnauthorizedError ? await refused(request, err) : err;
     }
   };
   return async (request) => {
@@ -91,7 +91,7 @@ export function adminTokenCheck(
     const principal = match ? await refusing(request, () => resolve(match[1]!)) : undefined;
     if (!principal) {
       const err = new UnauthorizedError('a valid API token is required (Authorization: Bearer …)');
-      throw header === undefined ? err : refused(request, err);
+      throw header === undefined ? err : await refused(request, err);
     }
     request.principal = principal;
     request.actor = `user:${principal.user}`;

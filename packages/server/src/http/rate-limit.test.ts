@@ -89,7 +89,7 @@ describe('RateLimiter', () => {
   });
 });
 
-describe('FailedCredentials', () => {
+describe('FailedCredentials', async () => {
   const refusal = new UnauthorizedError('wrong');
   const setUp = (perMinute: number) => {
     const clock = new ManualClock();
@@ -102,17 +102,17 @@ describe('FailedCredentials', () => {
     return { clock, logged, failures };
   };
 
-  test('answers the refusal until the budget is spent, then a 429 saying how long to wait', () => {
+  test('answers the refusal until the budget is spent, then a 429 saying how long to wait', async () => {
     const { failures } = setUp(30);
-    for (let i = 0; i < 30; i++) assert.equal(failures.refuse('10.0.0.1', refusal), refusal);
-    const limited = failures.refuse('10.0.0.1', refusal);
+    for (let i = 0; i < 30; i++) assert.equal(await failures.refuse('10.0.0.1', refusal), refusal);
+    const limited = await failures.refuse('10.0.0.1', refusal);
     assert.ok(limited instanceof RateLimitedError);
     assert.equal(limited.status, 429);
     assert.equal(limited.retryAfterSec, 2, 'one refusal back every two seconds at 30 a minute');
-    assert.equal(failures.refuse('10.0.0.2', refusal), refusal, 'another address has its own budget');
+    assert.equal(await failures.refuse('10.0.0.2', refusal), refusal, 'another address has its own budget');
   });
 
-  test('counts an IPv6 source by its /64, which one host holds whole, and a mapped IPv4 as itself', () => {
+  test('counts an IPv6 source by its /64, which one host holds whole, and a mapped IPv4 as itself', async () => {
     assert.equal(sourceOf('2001:db8:1:2::1'), '2001:db8:1:2::/64');
     assert.equal(sourceOf('2001:0db8:0001:0002:aaaa:bbbb:cccc:dddd'), '2001:db8:1:2::/64');
     assert.equal(sourceOf('2001:db8::5'), '2001:db8:0:0::/64');
@@ -121,25 +121,29 @@ describe('FailedCredentials', () => {
     assert.equal(sourceOf('::ffff:10.0.0.1'), '10.0.0.1');
     assert.equal(sourceOf('10.0.0.1'), '10.0.0.1');
     const { failures } = setUp(3);
-    for (let i = 0; i < 3; i++) failures.refuse(`2001:db8:1:2::${i + 1}`, refusal);
-    assert.equal(failures.refuse('2001:db8:1:2:ffff::9', refusal).status, 429, 'the same /64');
-    assert.equal(failures.refuse('2001:db8:1:3::1', refusal), refusal, 'the next /64 is another source');
+    for (let i = 0; i < 3; i++) await failures.refuse(`2001:db8:1:2::${i + 1}`, refusal);
+    assert.equal((await failures.refuse('2001:db8:1:2:ffff::9', refusal)).status, 429, 'the same /64');
+    assert.equal(
+      await failures.refuse('2001:db8:1:3::1', refusal),
+      refusal,
+      'the next /64 is another source',
+    );
   });
 
-  test('logs a limited source once per window, then with what it sent in the last one', () => {
+  test('logs a limited source once per window, then with what it sent in the last one', async () => {
     const { clock, logged, failures } = setUp(5);
-    for (let i = 0; i < 5; i++) failures.refuse('a', refusal);
-    for (let i = 0; i < 100; i++) failures.refuse('a', refusal);
+    for (let i = 0; i < 5; i++) await failures.refuse('a', refusal);
+    for (let i = 0; i < 100; i++) await failures.refuse('a', refusal);
     assert.deepEqual(logged, [['a', 0]]);
     clock.advance(60_000);
-    for (let i = 0; i < 20; i++) failures.refuse('a', refusal);
+    for (let i = 0; i < 20; i++) await failures.refuse('a', refusal);
     // The minute refilled five; the sixth of these twenty opens a new window.
     assert.deepEqual(logged, [
       ['a', 0],
       ['a', 100],
     ]);
     clock.advance(3_600_000);
-    for (let i = 0; i < 6; i++) failures.refuse('a', refusal);
+    for (let i = 0; i < 6; i++) await failures.refuse('a', refusal);
     assert.deepEqual(logged.at(-1), ['a', 0], 'an hour later it is a new episode');
   });
 });

@@ -3,10 +3,22 @@ import type { Clock } from '../clock.js';
 import { type AppError, RateLimitedError } from '../errors.js';
 
 /**
+ * What callers of a limit see: takes one token for `key`; 0 when allowed, otherwise the seconds
+ * to wait. In memory it answers at once; shared between replicas (shared-rate-limit.ts) it asks
+ * the store, so callers await it either way.
+ */
+export interface Limiter {
+  take(key: string): number | Promise<number>;
+}
+
+/** Makes the limiter of one named limit: `scope` keeps limits that share a key (an address) apart. */
+export type LimiterFactory = (scope: string, perSecond: number, burst: number) => Limiter;
+
+/**
  * A token bucket per key (a source address). Buckets that refilled completely are forgotten,
  * so a flood from many addresses costs memory only while it lasts.
  */
-export class RateLimiter {
+export class RateLimiter implements Limiter {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
 
   constructor(
@@ -72,8 +84,8 @@ const LIMITED_WINDOW_MS = 60_000;
  * tell the client to stop, and tells the operator once per window.
  */
 export class FailedCredentials {
-  private readonly bySource: RateLimiter;
-  private readonly byUser: RateLimiter;
+  private readonly bySource: Limiter;
+  private readonly byUser: Limiter;
   private readonly windows = new Map<string, { start: number; refused: number }>();
 
   constructor(
@@ -86,20 +98,26 @@ export class FailedCredentials {
        * limited, then once per window while it stays so.
        */
       onLimited: (key: string, refusedInLastWindow: number, kind: 'source' | 'user') => void;
+      /** Where the budgets are kept: in memory unless given (the fleet's, shared-rate-limit.ts). */
+      limits?: LimiterFactory;
     },
   ) {
-    this.bySource = new RateLimiter(deps.clock, deps.perMinute / 60, deps.perMinute);
-    this.byUser = new RateLimiter(deps.clock, deps.perMinute / 60, deps.perMinute);
+    const limits: LimiterFactory =
+      deps.limits ?? ((_scope, perSecond, burst) => new RateLimiter(deps.clock, perSecond, burst));
+    this.bySource = limits('refused-source', deps.perMinute / 60, deps.perMinute);
+    this.byUser = limits('refused-user', deps.perMinute / 60, deps.perMinute);
   }
 
   /**
    * Counts one refused credential from `address`, and against `user` when the credential named
    * one (a dead token or certificate of theirs, a used code); returns `refusal`, or a 429.
    */
-  refuse(address: string, refusal: AppError, user?: string): AppError {
+  async refuse(address: string, refusal: AppError, user?: string): Promise<AppError> {
     const source = sourceOf(address);
-    const sourceWait = this.bySource.take(source);
-    const userWait = user === undefined ? 0 : this.byUser.take(user);
+    const [sourceWait, userWait] = await Promise.all([
+      this.bySource.take(source),
+      user === undefined ? 0 : this.byUser.take(user),
+    ]);
     if (sourceWait === 0 && userWait === 0) return refusal;
     const [key, kind, wait] =
       userWait >= sourceWait

@@ -345,4 +345,16 @@ export interface Schema {
   node_requests: NodeRequestsTable;
   login_codes: LoginCodesTable;
   user_certificates: UserCertificatesTable;
+  rate_buckets: RateBucketsTable;
+}
+
+/** A token bucket the replicas share: `tokens` as of `at`, full again at `full_at`. */
+export interface RateBucketsTable {
+  scope: string;
+  key: string;
+  tokens: number;
+  at: number;
+  full_at: number;
+  /** 1 when the last take was granted (the statement that takes says so in its RETURNING). */
+  granted: number;
 }

@@ -350,9 +350,10 @@ export async function decisionsAbout(
  */
 export async function startReplicas(
   dialect: Dialect,
+  settings?: Record<string, string | boolean | string[]>,
 ): Promise<{ a: TestServer; b: TestServer; close(): Promise<void> }> {
-  const a = await startTestServer(dialect);
-  const b = await startTestServer(dialect, { db: a.db, dataDir: a.dataDir, clock: a.clock });
+  const a = await startTestServer(dialect, { settings });
+  const b = await startTestServer(dialect, { db: a.db, dataDir: a.dataDir, clock: a.clock, settings });
   return {
     a,
     b,

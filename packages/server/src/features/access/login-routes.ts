@@ -41,7 +41,11 @@ export function loginRoutes(
         return reply.code(201).send(await logins.renew(principal, body.csr));
       } catch (err) {
         if (!(err instanceof UnauthorizedError)) throw err;
-        throw refusals.refuse(request.ip, err, err instanceof RefusedCredentialError ? err.user : undefined);
+        throw await refusals.refuse(
+          request.ip,
+          err,
+          err instanceof RefusedCredentialError ? err.user : undefined,
+        );
       }
     },
   );

@@ -17,7 +17,16 @@ import { UserCertificates } from './user-certificates.js';
 export interface AccessDeps
   extends Pick<
     Core,
-    'config' | 'store' | 'write' | 'clock' | 'ids' | 'decisions' | 'identity' | 'roots' | 'logger'
+    | 'config'
+    | 'store'
+    | 'write'
+    | 'clock'
+    | 'ids'
+    | 'decisions'
+    | 'identity'
+    | 'roots'
+    | 'logger'
+    | 'rateLimits'
   > {
   events: Pick<EventSink, 'append'>;
   /** Whether personal certificates can be presented: the admin plane serves HTTPS. */
@@ -57,6 +66,7 @@ export async function setupAccess(deps: AccessDeps) {
   const refusals = new FailedCredentials({
     clock,
     perMinute: config.authFailureRate,
+    limits: deps.rateLimits,
     onLimited: (key, refused, kind) =>
       logger.warn(
         { [kind]: key, refusedInLastMinute: refused },

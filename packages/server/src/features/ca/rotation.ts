@@ -15,6 +15,7 @@ import {
   type ServerIdentity,
 } from '../../pki/datadir.js';
 import type { Store } from '../../store/db.js';
+import type { Notifications } from '../../store/notifications.js';
 import type { CaRotationTable, Schema } from '../../store/schema.js';
 import { countNodesOnRoots } from './service.js';
 
@@ -30,7 +31,12 @@ export interface CaRotationDeps {
   refreshServerCertificate(): Promise<void>;
   /** Puts the server certificate and the trusted roots in front of new connections. */
   applyTls(): void;
+  /** Tells the other replicas a rotation started or finished (PostgreSQL NOTIFY). */
+  notifications?: Notifications;
 }
+
+/** Replicas tell each other the fleet CA rotation changed: each takes it up at once. */
+export const CA_CHANNEL = 'muster_ca';
 
 /** Every rotation decision is about the fleet CA as a whole. */
 const SUBJECT = 'ca:fleet';
@@ -85,6 +91,7 @@ export class CaRotationService {
           .returning('id')
           .executeTakeFirst();
         if (!started) throw alreadyRotating(await this.record(trx));
+        await this.deps.notifications?.notify(trx, CA_CHANNEL);
         await decisions.record(trx, {
           kind: 'ca.rotation_started',
           actor,
@@ -136,6 +143,7 @@ export class CaRotationService {
         .executeTakeFirst();
       if (!finished)
         throw new ConflictError('this CA rotation was already finished (by another replica)', 'no_rotation');
+      await this.deps.notifications?.notify(trx, CA_CHANNEL);
       await decisions.record(trx, {
         kind: 'ca.rotation_finished',
         actor,
@@ -202,16 +210,41 @@ function stillOnOldRoot(count: number): ConflictError {
   );
 }
 
-/** Every few seconds, takes up a CA rotation another replica started or finished; never overlaps itself. */
-export function startCaSync(rotation: CaRotationService, signal: AbortSignal, logger: Logger): void {
-  const tick = async () => {
+/**
+ * Takes up a CA rotation another replica started or finished as soon as it says so (NOTIFY on
+ * CA_CHANNEL, and once on every (re)connection of the listener, which may have missed one);
+ * never overlaps itself, and a sync that failed is tried again a second later. Without
+ * notifications (SQLite) this process is the only one, and syncs once at start.
+ */
+export function startCaSync(
+  rotation: CaRotationService,
+  notifications: Notifications | undefined,
+  signal: AbortSignal,
+  logger: Logger,
+): void {
+  let running = false;
+  let again = false;
+  const run = async (): Promise<void> => {
     if (signal.aborted) return;
-    try {
-      await rotation.sync();
-    } catch (err) {
-      if (!signal.aborted) logger.warn({ err }, 'could not take up the fleet CA rotation state');
+    if (running) {
+      again = true;
+      return;
     }
-    if (!signal.aborted) setTimeout(tick, 4_000 + Math.random() * 2_000).unref();
+    running = true;
+    try {
+      do {
+        again = false;
+        await rotation.sync();
+      } while (again && !signal.aborted);
+    } catch (err) {
+      if (!signal.aborted) {
+        logger.warn({ err }, 'could not take up the fleet CA rotation state; trying again in 1 s');
+        setTimeout(() => void run(), 1_000).unref();
+      }
+    } finally {
+      running = false;
+    }
   };
-  setTimeout(tick, 5_000).unref();
+  if (notifications) notifications.listen(CA_CHANNEL, () => void run(), signal);
+  else void run();
 }

@@ -25,11 +25,12 @@ export function setupCa(deps: CaDeps) {
       await deps.renewServerIdentity?.();
     },
     applyTls: () => deps.applyServerIdentity(),
+    notifications: store.notifications, // a rotation reaches every replica by NOTIFY
   });
   const ca = new CaService({ db: store.db, clock, roots: deps.roots });
   return {
     caRotation,
     adminRoutes: (scope) => caRoutes(scope, ca, caRotation),
-    start: (signal) => startCaSync(caRotation, signal, logger),
+    start: (signal) => startCaSync(caRotation, store.notifications, signal, logger),
   } satisfies Feature & { caRotation: CaRotationService };
 }

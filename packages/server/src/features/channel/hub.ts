@@ -15,7 +15,7 @@ import addFormatsModule from 'ajv-formats';
 import type { Logger } from 'pino';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { AppError } from '../../errors.js';
-import type { RateLimiter } from '../../http/rate-limit.js';
+import type { Limiter } from '../../http/rate-limit.js';
 import type { NodeIdentity } from '../../identity.js';
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
@@ -30,7 +30,7 @@ export interface ChannelHubDeps {
   heartbeat(node: NodeIdentity, heartbeat: Heartbeat): Promise<HeartbeatAck>;
   heartbeatIntervalSec(): number;
   /** Limits how often one node may open a channel. */
-  limiter: Pick<RateLimiter, 'take'>;
+  limiter: Limiter;
   /** A second channel for one identity: the older was closed; say so where operators look. */
   onDuplicate(node: NodeIdentity): void;
   logger: Logger;
@@ -109,7 +109,7 @@ export class ChannelHub {
         (err as Error).message,
       );
     }
-    const wait = this.deps.limiter.take(node.id);
+    const wait = await this.deps.limiter.take(node.id);
     if (wait > 0)
       return refuse(socket, 429, 'rate_limited', `too many channels opened by this node; retry in ${wait} s`);
     this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, node, socket));

@@ -17,7 +17,7 @@ const OPENS_BURST = 5;
 /** What other features handle on the channel (commands: its opening, `running`, receipts). */
 export type ChannelHandlers = Pick<ChannelHubDeps, 'onOpen' | 'running' | 'receipt'>;
 
-export interface ChannelDeps extends Pick<Core, 'write' | 'clock' | 'decisions' | 'logger'> {
+export interface ChannelDeps extends Pick<Core, 'write' | 'clock' | 'decisions' | 'logger' | 'rateLimits'> {
   /** The agent plane's server the channels upgrade from. */
   server: HttpsServer;
   socketIdentity: SocketIdentityDeps;
@@ -35,7 +35,7 @@ export function setupChannel(deps: ChannelDeps) {
     identify: (socket) => identifySocket(socket, deps.socketIdentity),
     heartbeat: (node, heartbeat) => deps.heartbeat(node, heartbeat, 'channel'),
     heartbeatIntervalSec: () => Math.round(deps.pacer.intervalMs() / 1000),
-    limiter: new RateLimiter(clock, OPENS_PER_SEC, OPENS_BURST),
+    limiter: deps.rateLimits('channel', OPENS_PER_SEC, OPENS_BURST),
     onDuplicate: (node) => {
       logger.warn(
         { node: node.id },

@@ -160,7 +160,7 @@ export function consoleRoutes(
           'bad_credential',
           user,
         );
-        throw deps.refusals?.refuse(request.ip, refusal, user) ?? refusal;
+        throw (await deps.refusals?.refuse(request.ip, refusal, user)) ?? refusal;
       }
       const session = await sessions.create(principal.user, principal.credential);
       request.log.info(

@@ -27,7 +27,7 @@ const SSO_STARTS_PER_SEC = 1;
 const SSO_STARTS_BURST = 20;
 
 export interface ConsoleDeps
-  extends Pick<Core, 'config' | 'store' | 'write' | 'clock' | 'decisions' | 'logger'> {
+  extends Pick<Core, 'config' | 'store' | 'write' | 'clock' | 'decisions' | 'logger' | 'rateLimits'> {
   adminTls: boolean;
   adminHosts: AdminHosts;
   /** Where the admin plane listens, for the SSO redirect URL when none is configured. */
@@ -94,7 +94,7 @@ export function setupConsole(deps: ConsoleDeps) {
         hosts,
         secureCookie,
         refusals,
-        starts: new RateLimiter(clock, SSO_STARTS_PER_SEC, SSO_STARTS_BURST),
+        starts: deps.rateLimits('sso-start', SSO_STARTS_PER_SEC, SSO_STARTS_BURST),
         recordRefusal: (refusal, source) =>
           write((trx) =>
             deps.events.append(trx, {

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ForbiddenError, NotFoundError, RateLimitedError } from '../../errors.js';
 import type { CredentialRefusals } from '../../http/auth.js';
 import type { AdminHosts } from '../../http/host-check.js';
-import { type RateLimiter, sourceOf } from '../../http/rate-limit.js';
+import { type Limiter, sourceOf } from '../../http/rate-limit.js';
 import type { CredentialService } from '../access/credentials.js';
 import type { PeopleService } from '../access/people.js';
 import { sameOrigin } from './guard.js';
@@ -24,7 +24,7 @@ export interface SsoRouteDeps {
   recordRefusal(refusal: SsoRefusal, source: string): Promise<number>;
   refusals?: CredentialRefusals;
   /** Sign-ins one source may start: each is a row in the store until it expires. */
-  starts?: RateLimiter;
+  starts?: Limiter;
 }
 
 /**
@@ -56,7 +56,7 @@ export function ssoRoutes(app: FastifyInstance, deps: SsoRouteDeps): void {
     { schema: { body: NoBody, response: { 201: SsoStarted }, security: [] } },
     async (request, reply) => {
       const sso = configured(request);
-      const wait = deps.starts?.take(sourceOf(request.ip)) ?? 0;
+      const wait = (await deps.starts?.take(sourceOf(request.ip))) ?? 0;
       if (wait > 0)
         throw new RateLimitedError(`too many sign-ins started from this address; wait ${wait} s`, wait);
       const { url, browserSecret } = await sso.start();
@@ -110,7 +110,7 @@ export function ssoRoutes(app: FastifyInstance, deps: SsoRouteDeps): void {
         );
         const refused = new SsoRefusedError(err.message, await deps.recordRefusal(err, request.ip));
         // A sign-on refused for a known user (disabled) counts against them too.
-        throw deps.refusals?.refuse(request.ip, refused, err.facts.user) ?? refused;
+        throw (await deps.refusals?.refuse(request.ip, refused, err.facts.user)) ?? refused;
       }
     },
   );

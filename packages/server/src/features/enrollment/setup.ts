@@ -11,7 +11,10 @@ import { EnrollmentService } from './service.js';
 export const ENROLL_BURST = 5;
 
 export interface EnrollmentDeps
-  extends Pick<Core, 'config' | 'store' | 'write' | 'clock' | 'ids' | 'decisions' | 'identity' | 'roots'> {
+  extends Pick<
+    Core,
+    'config' | 'store' | 'write' | 'clock' | 'ids' | 'decisions' | 'identity' | 'roots' | 'rateLimits'
+  > {
   ledger: Pick<LedgerService, 'vkey'>;
   connections: LiveConnections;
   pacer: Pick<HeartbeatPacer, 'intervalMs'>;
@@ -35,7 +38,7 @@ export function setupEnrollment(deps: EnrollmentDeps) {
     certLifetimeMs: config.certLifetimeMs,
     heartbeatIntervalMs: () => deps.pacer.intervalMs(),
   });
-  const limiter = new RateLimiter(clock, config.enrollRate, config.enrollRate * ENROLL_BURST);
+  const limiter = deps.rateLimits('enroll', config.enrollRate, config.enrollRate * ENROLL_BURST);
   const counted = {
     enroll: async (request: Parameters<EnrollmentService['enroll']>[0]) => {
       const enrolled = await enrollment.enroll(request);

@@ -3,7 +3,7 @@ import { InstallInfo, InstallManifest } from '@muster/proto';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { RateLimitedError } from '../../errors.js';
-import { type RateLimiter, sourceOf } from '../../http/rate-limit.js';
+import { type Limiter, sourceOf } from '../../http/rate-limit.js';
 import type { InstallService } from './service.js';
 
 /**
@@ -15,10 +15,10 @@ import type { InstallService } from './service.js';
 export function installAgentRoutes(
   app: FastifyInstance,
   install: Pick<InstallService, 'manifest' | 'caPem' | 'script' | 'file'>,
-  limiter: Pick<RateLimiter, 'take'>,
+  limiter: Limiter,
 ): void {
   const onRequest = async (request: FastifyRequest) => {
-    const wait = limiter.take(sourceOf(request.ip));
+    const wait = await limiter.take(sourceOf(request.ip));
     if (wait > 0) throw new RateLimitedError('too many downloads from this address; retry later', wait);
   };
   app.get('/v1/install/manifest', { onRequest, schema: { response: { 200: InstallManifest } } }, async () =>

@@ -7,7 +7,9 @@ import { installAdminRoutes, installAgentRoutes } from './routes.js';
 import { InstallService } from './service.js';
 
 /** The packaged agent for the one-line installer: no client certificate, limited as enrollment is. */
-export function setupInstall(deps: Pick<Core, 'config' | 'clock' | 'identity' | 'roots' | 'joinUrl'>) {
+export function setupInstall(
+  deps: Pick<Core, 'config' | 'clock' | 'identity' | 'roots' | 'joinUrl' | 'rateLimits'>,
+) {
   const { config } = deps;
   const install = new InstallService({
     package: new AgentPackage(config.packageDir ?? defaultPackageDir()),
@@ -15,7 +17,7 @@ export function setupInstall(deps: Pick<Core, 'config' | 'clock' | 'identity' | 
     publicUrl: () => deps.joinUrl(),
     rootPin: keyFingerprint(deps.identity.fleetRoot.publicKey),
   });
-  const limiter = new RateLimiter(deps.clock, config.enrollRate, config.enrollRate * ENROLL_BURST);
+  const limiter = deps.rateLimits('install', config.enrollRate, config.enrollRate * ENROLL_BURST);
   return {
     agentPublicRoutes: (scope) => installAgentRoutes(scope, install, limiter),
     adminRoutes: (scope) => installAdminRoutes(scope, install),

@@ -10,7 +10,7 @@ import {
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { RateLimitedError } from '../../errors.js';
-import type { RateLimiter } from '../../http/rate-limit.js';
+import type { Limiter } from '../../http/rate-limit.js';
 import { sourceOf } from '../../http/rate-limit.js';
 import type { RequestService } from './service.js';
 
@@ -18,7 +18,7 @@ import type { RequestService } from './service.js';
 export function requestAgentRoutes(
   app: FastifyInstance,
   requests: Pick<RequestService, 'request' | 'state'>,
-  limiter: Pick<RateLimiter, 'take'>,
+  limiter: Limiter,
 ): void {
   app.post(
     '/v1/enroll/requests',
@@ -26,7 +26,7 @@ export function requestAgentRoutes(
       schema: { body: NodeRequestBody, response: { 202: NodeRequestState } },
       // Counted before the body is parsed: a flood from one address is cheap to turn away.
       onRequest: async (request) => {
-        const wait = limiter.take(sourceOf(request.ip));
+        const wait = await limiter.take(sourceOf(request.ip));
         if (wait > 0)
           throw new RateLimitedError(
             `too many enrollment requests from this address; retry in ${wait} s (the server allows --request-rate per minute)`,

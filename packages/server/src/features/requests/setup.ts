@@ -9,7 +9,16 @@ import { RequestService } from './service.js';
 export interface RequestsDeps
   extends Pick<
     Core,
-    'config' | 'store' | 'write' | 'clock' | 'ids' | 'decisions' | 'identity' | 'roots' | 'joinUrl'
+    | 'config'
+    | 'store'
+    | 'write'
+    | 'clock'
+    | 'ids'
+    | 'decisions'
+    | 'identity'
+    | 'roots'
+    | 'joinUrl'
+    | 'rateLimits'
   > {
   events: Pick<EventSink, 'append'>;
   ledger: Pick<LedgerService, 'vkey'>;
@@ -36,7 +45,7 @@ export function setupRequests(deps: RequestsDeps) {
     fleetRoot: deps.identity.fleetRoot.publicKey,
   });
   const perMinute = config.requests.perMinute;
-  const limiter = new RateLimiter(clock, perMinute / 60, perMinute);
+  const limiter = deps.rateLimits('request', perMinute / 60, perMinute);
   return {
     agentPublicRoutes: (scope) => requestAgentRoutes(scope, requests, limiter),
     adminRoutes: (scope) => requestAdminRoutes(scope, requests),
