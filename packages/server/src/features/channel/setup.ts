@@ -1,7 +1,6 @@
 import type { Server as HttpsServer } from 'node:https';
 import type { Heartbeat, HeartbeatAck } from '@muster/proto';
 import { identifySocket, type SocketIdentityDeps } from '../../http/auth.js';
-import { RateLimiter } from '../../http/rate-limit.js';
 import type { NodeIdentity } from '../../identity.js';
 import type { Core, Feature } from '../feature.js';
 import type { HeartbeatPacer } from '../heartbeats/pacer.js';

@@ -1,7 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import type { CredentialRefusals } from '../../http/auth.js';
 import type { AdminHosts } from '../../http/host-check.js';
-import { RateLimiter } from '../../http/rate-limit.js';
 import type { CredentialService } from '../access/credentials.js';
 import type { PeopleService } from '../access/people.js';
 import type { ScopeFilter } from '../access/scope.js';

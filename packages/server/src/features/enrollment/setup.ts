@@ -1,5 +1,4 @@
 import type { LiveConnections } from '../../http/connections.js';
-import { RateLimiter } from '../../http/rate-limit.js';
 import type { Core, Feature } from '../feature.js';
 import type { HeartbeatPacer } from '../heartbeats/pacer.js';
 import type { LedgerService } from '../ledger/service.js';

@@ -1,5 +1,4 @@
 import { keyFingerprint } from '@muster/proto';
-import { RateLimiter } from '../../http/rate-limit.js';
 import { ENROLL_BURST } from '../enrollment/setup.js';
 import type { Core, Feature } from '../feature.js';
 import { AgentPackage, defaultPackageDir } from './package.js';

@@ -1,4 +1,3 @@
-import { RateLimiter } from '../../http/rate-limit.js';
 import type { Core, Feature } from '../feature.js';
 import { renewalRoutes } from './routes.js';
 import { RenewalService } from './service.js';

@@ -1,4 +1,3 @@
-import { RateLimiter } from '../../http/rate-limit.js';
 import type { EventSink } from '../events/service.js';
 import type { Core, Feature } from '../feature.js';
 import type { HeartbeatPacer } from '../heartbeats/pacer.js';
