@@ -10,6 +10,8 @@ export * from './install.js';
 export * from './jcs.js';
 export * from './jobs.js';
 export * from './jobs-cron.js';
+export * from './jobs-ledger.js';
+export * from './jobs-wire.js';
 export * from './ledger-export.js';
 export * from './login.js';
 export * from './merkle.js';

@@ -46,7 +46,7 @@ import { AgentPackage, defaultPackageDir } from './features/install/package.js';
 import { installAdminRoutes, installAgentRoutes } from './features/install/routes.js';
 import { InstallService } from './features/install/service.js';
 import { jobRoutes } from './features/jobs/routes.js';
-import { JobService } from './features/jobs/service.js';
+import { startJobs } from './features/jobs/setup.js';
 import { ledgerAgentRoutes, ledgerRoutes } from './features/ledger/routes.js';
 import { LedgerService } from './features/ledger/service.js';
 import { Metrics } from './features/metrics/metrics.js';
@@ -628,7 +628,17 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
       queries: commanding.queries,
       scope: scopeFilter,
     });
-    jobRoutes(scope, new JobService({ db: store.db, clock, nodes }));
+    // jobs: submission, placement ledger, queries (features/jobs/setup.ts)
+    const jobsFeature = startJobs({
+      store,
+      write,
+      clock,
+      decisions,
+      nodes,
+      policy: commanding.policy,
+      skewAllowanceMs: config.clockSkewAllowanceMs,
+    });
+    jobRoutes(scope, jobsFeature.service, jobsFeature.routes);
     requestAdminRoutes(scope, requests);
     installAdminRoutes(scope, install);
   });
