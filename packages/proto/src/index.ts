@@ -9,6 +9,7 @@ export * from './events.js';
 export * from './install.js';
 export * from './jcs.js';
 export * from './jobs.js';
+export * from './jobs-check.js';
 export * from './jobs-cron.js';
 export * from './jobs-ledger.js';
 export * from './jobs-wire.js';
