@@ -177,7 +177,7 @@ describe('checkJobShard', () => {
   test('a checkpoint not signed by the ledger key is refused', () => {
     const d = honest();
     const other = generateKeyPairSync('ed25519');
-    const forged = signNote(d.checkpoint.split('\n\n')[0]! + '\n', ORIGIN, other.privateKey, other.publicKey);
+    const forged = signNote(`${d.checkpoint.split('\n\n')[0]!}\n`, ORIGIN, other.privateKey, other.publicKey);
     refused({ ...d, checkpoint: forged }, 'checkpoint');
   });
 });

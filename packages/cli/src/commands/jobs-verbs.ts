@@ -163,6 +163,12 @@ function counts(byState: Record<string, number>): string {
   );
 }
 
+function shardCounts(shards: JobView['shards']): string {
+  const byState: Record<string, number> = {};
+  for (const s of shards) byState[s.state] = (byState[s.state] ?? 0) + 1;
+  return counts(byState);
+}
+
 function oneId(positionals: readonly string[], verb: string): string {
   const [id, ...rest] = positionals;
   if (!id || rest.length > 0) throw new UsageError(`give one job id: muster jobs ${verb} ID`);
@@ -183,7 +189,7 @@ export const jobsShow: Command = {
     }
     console.log(
       [
-        `job ${view.id}: ${safe(view.action)} by ${safe(view.operator)}, ${view.state} (${counts(view.shards.reduce<Record<string, number>>((acc, s) => ({ ...acc, [s.state]: (acc[s.state] ?? 0) + 1 }), {}))})`,
+        `job ${view.id}: ${safe(view.action)} by ${safe(view.operator)}, ${view.state} (${shardCounts(view.shards)})`,
         `approvals: ${view.approvals.signers.length} of ${view.approvals.required}`,
         `placements: ${view.placements.map((p) => `${p.kind} at ledger seq ${p.seq}`).join(', ') || 'none yet'}`,
         table(
@@ -276,10 +282,7 @@ export const jobsStop: Command = {
     const id = oneId(positionals, 'stop');
     const view = await adminClient(values).call<JobView>('DELETE', `/v1/jobs/${encodeURIComponent(id)}`);
     if (values.json) printJson(view);
-    else
-      console.log(
-        `job ${view.id} stopped (${counts(Object.fromEntries(view.shards.map((s) => [s.state, view.shards.filter((x) => x.state === s.state).length])))})`,
-      );
+    else console.log(`job ${view.id} stopped (${shardCounts(view.shards)})`);
     return 0;
   },
 };
