@@ -7,6 +7,7 @@ import { enrollScenario } from './enroll.js';
 import { eventsScenario } from './events.js';
 import { fanoutScenario } from './fanout.js';
 import { heartbeatScenario } from './heartbeat.js';
+import { jobsScenario } from './jobs.js';
 import { ledgerScenario } from './ledger.js';
 import { limitsScenario } from './limits.js';
 import { metricsScenario } from './metrics.js';
@@ -136,6 +137,14 @@ export const SCENARIOS: Readonly<Record<string, Scenario>> = {
         writers: count(values.concurrency, 500, 'concurrency'),
         durationMs: duration(values.duration, '5s'),
         entries: count(values.entries, 1_000_000, 'entries'),
+      }),
+  },
+  jobs: {
+    summary: 'the job.placed entry over N nodes: size, append, fetch with its inclusion proof',
+    run: (values) =>
+      jobsScenario({
+        nodes: count(values.agents, 10_000, 'agents'),
+        entries: count(values.entries, 100_000, 'entries'),
       }),
   },
   access: {

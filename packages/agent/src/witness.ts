@@ -89,6 +89,12 @@ export class Witness {
     await this.hold(offered);
   }
 
+  /** The checkpoint this agent holds, verified; undefined before its first. */
+  async held(): Promise<Checkpoint | undefined> {
+    const note = await readFile(this.heldPath, 'utf8').catch(() => undefined);
+    return note ? openCheckpoint(note, this.verifier) : undefined;
+  }
+
   /** The heartbeat check: failing while any evidence is kept. */
   async check(): Promise<WitnessCheck> {
     const files = await readdir(this.evidenceDir).catch(() => [] as string[]);

@@ -187,7 +187,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     metrics,
     scope,
   });
-  const jobs = setupJobs({ ...core, nodes: nodes.nodes });
+  const jobs = setupJobs({ ...core, nodes: nodes.nodes, policy: commands.policy });
 
   const features: Feature[] = [
     ledger,

@@ -12,6 +12,7 @@ import { demoCommand } from './demo.js';
 import { doctorCommand } from './doctor.js';
 import { eventsCommand } from './events.js';
 import { jobsPlan } from './jobs.js';
+import { jobsExplain, jobsList, jobsRun, jobsShow, jobsStop } from './jobs-verbs.js';
 import {
   ledgerCheckpoint,
   ledgerExport,
@@ -75,6 +76,11 @@ export const COMMANDS: readonly Command[] = [
   commandsShow,
   commandsApprove,
   jobsPlan,
+  jobsRun,
+  jobsList,
+  jobsShow,
+  jobsExplain,
+  jobsStop,
   ledgerList,
   ledgerKey,
   ledgerCheckpoint,

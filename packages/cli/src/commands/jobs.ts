@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type { SettingSpec } from '@muster/host';
 import { ServerError, UsageError } from '@muster/host';
 import {
   candidateOf,
@@ -202,6 +203,48 @@ export function jobFromFlags(
   return job as Job;
 }
 
+const SCHEDULE_SETTINGS: readonly SettingSpec[] = [
+  { flag: 'every', kind: 'string', value: 'DURATION', help: 'a schedule: every this long (with --until)' },
+  {
+    flag: 'cron',
+    kind: 'string',
+    value: 'EXPR',
+    help: 'a schedule: five-field cron in UTC (with --until)',
+  },
+  {
+    flag: 'until',
+    kind: 'string',
+    value: 'TIME',
+    help: 'when a schedule ends: ISO 8601 or a duration from now',
+  },
+];
+
+/** The flags that describe a job, shared by `jobs plan` and `jobs run`. */
+export const JOB_SETTINGS: readonly SettingSpec[] = [
+  {
+    flag: 'select',
+    kind: 'string',
+    value: 'SELECTOR',
+    help: 'which nodes may be picked, as --target (default all)',
+  },
+  { flag: 'count', kind: 'string', value: 'N|all', help: 'how many nodes (default 1)' },
+  { flag: 'require', kind: 'list', value: 'KEY=VALUE', help: 'a hard requirement; repeatable' },
+  { flag: 'spread', kind: 'string', value: 'LABEL', help: "choose across this label's values in turn" },
+  {
+    flag: 'weights',
+    kind: 'string',
+    value: 'fit=N,cost=N,history=N',
+    help: 'score weights, normalized; a part left out weighs 0 (default fit=0.5,cost=0.2,history=0.3)',
+  },
+  {
+    flag: 'shards',
+    kind: 'string',
+    value: 'FILE',
+    help: 'a JSON array of argument objects, one node each',
+  },
+  ...SCHEDULE_SETTINGS,
+];
+
 export const jobsPlan: Command = {
   path: ['jobs', 'plan'],
   args: '-- ACTION [NAME=VALUE…]',
@@ -214,40 +257,7 @@ export const jobsPlan: Command = {
     'and without receipt history. Exits 1 when no node is eligible.\n\n' +
     'Example:\n  muster jobs plan --count 2 --spread zone --require maxLoad1=4 -- uptime',
   settings: [
-    {
-      flag: 'select',
-      kind: 'string',
-      value: 'SELECTOR',
-      help: 'which nodes may be picked, as --target (default all)',
-    },
-    { flag: 'count', kind: 'string', value: 'N|all', help: 'how many nodes (default 1)' },
-    { flag: 'require', kind: 'list', value: 'KEY=VALUE', help: 'a hard requirement; repeatable' },
-    { flag: 'spread', kind: 'string', value: 'LABEL', help: "choose across this label's values in turn" },
-    {
-      flag: 'weights',
-      kind: 'string',
-      value: 'fit=N,cost=N,history=N',
-      help: 'score weights, normalized; a part left out weighs 0 (default fit=0.5,cost=0.2,history=0.3)',
-    },
-    {
-      flag: 'shards',
-      kind: 'string',
-      value: 'FILE',
-      help: 'a JSON array of argument objects, one node each',
-    },
-    { flag: 'every', kind: 'string', value: 'DURATION', help: 'a schedule: every this long (with --until)' },
-    {
-      flag: 'cron',
-      kind: 'string',
-      value: 'EXPR',
-      help: 'a schedule: five-field cron in UTC (with --until)',
-    },
-    {
-      flag: 'until',
-      kind: 'string',
-      value: 'TIME',
-      help: 'when a schedule ends: ISO 8601 or a duration from now',
-    },
+    ...JOB_SETTINGS,
     {
       flag: 'snapshot',
       kind: 'string',
@@ -271,8 +281,13 @@ export const jobsPlan: Command = {
 };
 
 async function planOnline(job: Job, values: Record<string, unknown>): Promise<Placement> {
+  return namingFlags(adminClient(values).call<Placement>('POST', '/v1/jobs/plan', { job }));
+}
+
+/** The server's refusal of a job field, said about the flag that set it. */
+export async function namingFlags<T>(call: Promise<T>): Promise<T> {
   try {
-    return await adminClient(values).call<Placement>('POST', '/v1/jobs/plan', { job });
+    return await call;
   } catch (err) {
     // The server's words about a job field, said about the flag that set it.
     const detail = err instanceof ServerError && err.status === 400 ? err.problem?.detail : undefined;

@@ -316,6 +316,35 @@ export interface UserCertificatesTable {
   revoked_at: number | null;
 }
 
+/** A signed job: where it stands, and the ledger entry that placed it. */
+export interface JobsTable {
+  id: string;
+  nonce: string;
+  operator: string;
+  action: string;
+  signed: string;
+  state: string;
+  approvals_required: number;
+  signer_count: number;
+  placed_seq: number | null;
+  issued_at: number;
+  expires_at: number;
+  created_at: number;
+  stopped_at: number | null;
+}
+
+/** One shard of a job: the node it runs on now, and how it answered. */
+export interface JobShardsTable {
+  job_id: string;
+  shard: number;
+  node_id: string;
+  state: string;
+  attempt: number;
+  reason: string | null;
+  receipt: string | null;
+  updated_at: number;
+}
+
 export interface Schema {
   users: UsersTable;
   sso_logins: SsoLoginsTable;
@@ -345,6 +374,8 @@ export interface Schema {
   node_requests: NodeRequestsTable;
   login_codes: LoginCodesTable;
   user_certificates: UserCertificatesTable;
+  jobs: JobsTable;
+  job_shards: JobShardsTable;
   rate_buckets: RateBucketsTable;
 }
 

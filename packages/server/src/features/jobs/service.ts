@@ -27,11 +27,16 @@ const HISTORY_WINDOW_MS = 8 * HISTORY_HALF_LIFE_MS;
 const ANSWERED = ['succeeded', 'failed', 'timed_out', 'interrupted', 'rejected', 'expired'] as const;
 const CHUNK = 500;
 
-/** Jobs: for now, planning one — where it would go and why. Nothing is stored. */
+/** Judging a job against the fleet: where it would go and why. Nothing is stored here. */
 export class JobService {
   constructor(private readonly deps: JobServiceDeps) {}
 
   async plan(job: Job): Promise<Placement> {
+    return (await this.judge(job)).placement;
+  }
+
+  /** The placement of `job` over the fleet as it is now, and the nodes it was judged over. */
+  async judge(job: Job): Promise<{ placement: Placement; nodes: NodeView[]; now: number }> {
     const now = this.deps.clock.now();
     const problem = jobProblems(job, now)[0];
     if (problem) throw new BadRequestError(`body.${problem.field} ${problem.message}`, 'invalid_job');
@@ -44,7 +49,7 @@ export class JobService {
       now,
     );
     const candidates = nodes.map((n) => candidateOf(n, history.get(n.id) ?? []));
-    return place({ job, candidates, now });
+    return { placement: place({ job, candidates, now }), nodes, now };
   }
 
   private async activeNodes(): Promise<NodeView[]> {

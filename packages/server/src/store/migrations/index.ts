@@ -15,6 +15,7 @@ import { nodeRequests } from './0011_node_requests.js';
 import { userCertificates } from './0012_user_certificates.js';
 import { dualControl } from './0013_dual_control.js';
 import { sso } from './0014_sso.js';
+import { jobs } from './0015_jobs.js';
 import { rateBuckets } from './0016_rate_buckets.js';
 import type { MigrationDialect } from './dialect-v1.js';
 
@@ -43,6 +44,7 @@ export function migrations(dialect: MigrationDialect): Record<string, Migration>
     '0012_user_certificates': userCertificates,
     '0013_dual_control': dualControl,
     '0014_sso': sso,
+    '0015_jobs': jobs,
     '0016_rate_buckets': rateBuckets(dialect),
   };
 }
