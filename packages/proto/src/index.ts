@@ -22,3 +22,4 @@ export * from './requests.js';
 export * from './signatures.js';
 export * from './version.js';
 export * from './wire.js';
+export * from './http-signatures.js';
