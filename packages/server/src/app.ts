@@ -58,6 +58,7 @@ import { renewalRoutes } from './features/renewal/routes.js';
 import { RenewalService } from './features/renewal/service.js';
 import { requestAdminRoutes, requestAgentRoutes } from './features/requests/routes.js';
 import { RequestService } from './features/requests/service.js';
+import { type ProxiedPlane, signedPlane } from './features/signed/index.js'; // signed-requests
 import { telemetryRoutes } from './features/telemetry/routes.js';
 import { sweep as sweepTelemetry } from './features/telemetry/store.js';
 import { tokenRoutes } from './features/tokens/routes.js';
@@ -119,6 +120,8 @@ export interface MusterApp {
   readonly credentials: CredentialService;
   /** The agent-plane URL join lines carry. */
   joinUrl(): string;
+  /** signed-requests: the `--proxied-listen` plane, built but not listening; unset without it. */
+  readonly proxied?: ProxiedPlane;
   close(): Promise<void>;
 }
 
@@ -364,6 +367,8 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     clock,
     roots,
   };
+  // signed-requests: agents behind a TLS-terminating proxy (features/signed, CONTRACT section 12).
+  const proxied = signedPlane({ config, db: store.db, clock, logger, agent, identity: identityDeps });
   const acker = heartbeatAcker({
     writer,
     throttle: new HeartbeatThrottle(clock, () => pacer.intervalMs(), config.heartbeatBurst),
@@ -376,7 +381,8 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     renewWindowSec: () => CaRotationService.renewWindowSec(pacer.intervalMs()),
   });
   const channels = new ChannelHub({
-    identify: (socket) => identifySocket(socket, identityDeps),
+    identify: (socket) =>
+      proxied?.holds(socket) ? proxied.identify(socket) : identifySocket(socket, identityDeps), // signed-requests
     heartbeat: async (node, heartbeat) => {
       const ack = await acker(node, heartbeat, 'channel');
       metrics?.heartbeats.inc({ transport: 'channel' });
@@ -405,8 +411,14 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   });
   commanding.attach(channels);
   channels.attach(agent.server as unknown as HttpsServer);
+  if (proxied) channels.attach(proxied.relay as unknown as HttpsServer); // signed-requests
   await agent.register(async (scope) => {
-    scope.addHook('onRequest', nodeIdentityCheck(identityDeps));
+    // signed-requests: requests from --proxied-listen are identified by their signature instead.
+    scope.addHook(
+      'onRequest',
+      proxied ? proxied.orCertificate(nodeIdentityCheck(identityDeps)) : nodeIdentityCheck(identityDeps),
+    );
+    if (proxied) scope.addHook('preParsing', proxied.preParsing);
     openapi.secured(scope, [{ nodeCertificate: [] }]);
     renewalRoutes(scope, renewal, new RateLimiter(clock, config.renewRate / 60, config.renewRate));
     heartbeatRoutes(scope, async (node, heartbeat) => {
@@ -650,6 +662,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     credentials,
     joinUrl: () => joinUrl(config, boundPort()),
     channels,
+    ...(proxied ? { proxied } : {}), // signed-requests
     metrics: observed,
     async close() {
       background.abort();
@@ -657,6 +670,8 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
       // whatever heartbeats are still being written, so the store outlives every write.
       await channels.close();
       await commanding.idle();
+      if (proxied?.server.listening) proxied.server.close(); // signed-requests
+      proxied?.server.closeAllConnections(); // signed-requests
       await Promise.all([agent.close(), admin.close()]);
       await writer.idle();
       await credentials.idle();

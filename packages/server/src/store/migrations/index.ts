@@ -15,6 +15,7 @@ import { nodeRequests } from './0011_node_requests.js';
 import { userCertificates } from './0012_user_certificates.js';
 import { dualControl } from './0013_dual_control.js';
 import { sso } from './0014_sso.js';
+import { requestNonces } from './0017_request_nonces.js';
 import type { MigrationDialect } from './dialect-v1.js';
 
 /*
@@ -42,6 +43,7 @@ export function migrations(dialect: MigrationDialect): Record<string, Migration>
     '0012_user_certificates': userCertificates,
     '0013_dual_control': dualControl,
     '0014_sso': sso,
+    '0017_request_nonces': requestNonces,
   };
 }
 
