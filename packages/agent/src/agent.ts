@@ -24,6 +24,7 @@ import { MetricsSampler } from './metrics.js';
 import { renewalTime, ServerTime, validityOf } from './renewal.js';
 import { assertCanRequest, enrollByRequest, type OnRequested } from './request.js';
 import { ServerList, serverUrls, unreachable } from './servers.js';
+import { signedHeaders, transportTls } from './signing.js';
 import { Witness } from './witness.js';
 
 export { AgentFatalError };
@@ -132,15 +133,16 @@ function expiredMessage(identity: StoredIdentity): string {
   );
 }
 
-function channelTls(identity: StoredIdentity): ChannelTls {
-  return { key: identity.keyPem, cert: identity.certPem, ca: identity.caPem };
+/** The channel's TLS, and with --signed-requests the signature of its upgrade. */
+function channelTls(identity: StoredIdentity, config: AgentConfig): ChannelTls {
+  return {
+    ...transportTls(config, identity),
+    ...(config.signedRequests ? { sign: (url: URL) => signedHeaders(config, identity, 'GET', url) } : {}),
+  };
 }
 
-function identityAgent(identity: StoredIdentity): DialingAgent {
-  return new DialingAgent(
-    { key: identity.keyPem, cert: identity.certPem, ca: identity.caPem },
-    { keepAlive: true, maxSockets: 1 },
-  );
+function identityAgent(identity: StoredIdentity, config: AgentConfig): DialingAgent {
+  return new DialingAgent(transportTls(config, identity), { keepAlive: true, maxSockets: 1 });
 }
 
 /** Closes an agent's connections once no request is using them. */
@@ -160,12 +162,16 @@ async function renew(
   server: URL,
   rekey: boolean,
   signal: AbortSignal,
+  config: AgentConfig,
 ): Promise<StoredIdentity> {
   const keys = rekey ? await generateKeyPair() : importKeyPairPem(identity.keyPem);
   const keyPem = rekey ? exportPrivateKeyPem(keys.privateKey) : identity.keyPem;
-  const { body } = await requestJson<RenewResponse>(new URL('/v1/agent/renew', server), {
+  const url = new URL('/v1/agent/renew', server);
+  const csr = { csr: await createCsrPem(keys, identity.name) };
+  const { body } = await requestJson<RenewResponse>(url, {
     method: 'POST',
-    body: { csr: await createCsrPem(keys, identity.name) },
+    body: csr,
+    headers: signedHeaders(config, identity, 'POST', url, csr),
     agent: tls,
     signal,
   });
@@ -201,14 +207,14 @@ async function heartbeatLoop(
   // One list for the heartbeats, the channel, renewals and everything else: they move together.
   const servers = new ServerList(serverUrls(config, start.server), log);
   let identity = start;
-  let tls = identityAgent(identity);
+  let tls = identityAgent(identity, config);
   // One channel held open in the background; heartbeats fall back to HTTP while it is down.
   let intervalMs = DEFAULT_INTERVAL_MS;
   let commands: AgentCommands | undefined;
   const early: ChannelDown[] = [];
   const channel = new AgentChannel(
     servers,
-    channelTls(identity),
+    channelTls(identity, config),
     log,
     (sec) => {
       intervalMs = Math.max(1000, sec * 1000);
@@ -222,15 +228,18 @@ async function heartbeatLoop(
     log,
     signal,
     send: (message) => channel.send(message),
-    request: async <T>(method: 'GET' | 'POST', path: string, body?: unknown) =>
-      (
-        await requestJson<T>(new URL(path, servers.current()), {
+    request: async <T>(method: 'GET' | 'POST', path: string, body?: unknown) => {
+      const url = new URL(path, servers.current());
+      return (
+        await requestJson<T>(url, {
           method,
           ...(body ? { body } : {}),
+          headers: signedHeaders(config, identity, method, url, body || undefined),
           agent: tls,
           signal,
         })
-      ).body,
+      ).body;
+    },
   });
   for (const message of early.splice(0)) commands.onMessage(message);
   const schedule = (id: StoredIdentity) => {
@@ -255,8 +264,10 @@ async function heartbeatLoop(
         async (from, to) => {
           const proofUrl = new URL(`/v1/agent/ledger/consistency?from=${from}&to=${to}`, servers.current());
           // Whichever identity the agent holds now: `tls` is swapped at each renewal.
-          return (await requestJson<{ hashes: string[] }>(proofUrl, { method: 'GET', agent: tls, signal }))
-            .body.hashes;
+          const headers = signedHeaders(config, identity, 'GET', proofUrl);
+          return (
+            await requestJson<{ hashes: string[] }>(proofUrl, { method: 'GET', headers, agent: tls, signal })
+          ).body.hashes;
         },
         log,
       )
@@ -280,7 +291,9 @@ async function heartbeatLoop(
         let ack = await channel.heartbeat(body);
         if (!ack) {
           const url = new URL('/v1/agent/heartbeat', target);
-          ack = (await requestJson<HeartbeatAck>(url, { method: 'POST', body, agent: tls, signal })).body;
+          const headers = signedHeaders(config, identity, 'POST', url, body);
+          ack = (await requestJson<HeartbeatAck>(url, { method: 'POST', body, headers, agent: tls, signal }))
+            .body;
           servers.succeeded(target);
         }
         time.observe(ack.serverTime, sentAt);
@@ -337,11 +350,11 @@ async function heartbeatLoop(
         const rekey = config.rekey || rekeyAsked;
         const renewVia = servers.current();
         try {
-          const renewed = await renew(identity, tls, renewVia, rekey, signal);
+          const renewed = await renew(identity, tls, renewVia, rekey, signal, config);
           await saveRenewedIdentity(config.dataDir, renewed);
           const old = tls;
-          tls = identityAgent(renewed);
-          channel.useIdentity(channelTls(renewed));
+          tls = identityAgent(renewed, config);
+          channel.useIdentity(channelTls(renewed, config));
           retireWhenIdle(old);
           identity = renewed;
           renewAt = schedule(renewed);
