@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { Agent as HttpsAgent } from 'node:https';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freeLoopbackPort, signedClient, signedClosedLoop } from './signed-heartbeat.js';
 import {
   emit,
   enroll,
@@ -17,10 +18,13 @@ export interface HeartbeatOptions {
   agents: number;
   durationMs: number;
   db?: string;
+  /** Also measure signed requests (RFC 9421) on --proxied-listen beside mTLS, same run. */
+  signedRequests?: boolean;
 }
 
 interface Client {
   agent: HttpsAgent;
+  certificate: string;
 }
 
 /**
@@ -29,7 +33,14 @@ interface Client {
  */
 export async function heartbeatScenario(opts: HeartbeatOptions): Promise<void> {
   // A closed loop sends far faster than any interval: the heartbeat throttle is lifted, not skipped.
-  const server = await spawnServer(['--enroll-rate', '100000', '--heartbeat-burst', '1000000000'], opts.db);
+  const proxiedPort = opts.signedRequests ? await freeLoopbackPort() : 0;
+  const proxied = opts.signedRequests
+    ? ['--proxied-listen', `127.0.0.1:${proxiedPort}`, '--trusted-proxy', '127.0.0.1']
+    : [];
+  const server = await spawnServer(
+    ['--enroll-rate', '100000', '--heartbeat-burst', '1000000000', ...proxied],
+    opts.db,
+  );
   try {
     progress(`enrolling ${opts.agents} agents (enrollment rate limit raised for this run)`);
     const { secret } = await server.admin<{ secret: string }>('POST', '/v1/tokens', {
@@ -48,6 +59,7 @@ export async function heartbeatScenario(opts: HeartbeatOptions): Promise<void> {
           cert: enrolled.certificate,
           ca: server.caPem,
         }),
+        certificate: enrolled.certificate,
       });
     }
 
@@ -56,6 +68,7 @@ export async function heartbeatScenario(opts: HeartbeatOptions): Promise<void> {
     const muster = await closedLoop(clients, `${server.agentUrl}/v1/agent/heartbeat`, 202, opts.durationMs);
     const serverCpuUs = ((server.cpuSeconds() - cpuBefore) * 1e6) / Math.max(1, muster.total);
     for (const c of clients) c.agent.destroy();
+    const signed = opts.signedRequests ? await signedRun(clients, proxiedPort, opts.durationMs) : undefined;
 
     const bare = spawn(
       process.execPath,
@@ -73,6 +86,7 @@ export async function heartbeatScenario(opts: HeartbeatOptions): Promise<void> {
     });
     const bareClients = clients.map((c) => ({
       agent: new HttpsAgent({ keepAlive: true, maxSockets: 1, ...tlsOf(c.agent) }),
+      certificate: c.certificate,
     }));
     progress(
       `heartbeats: the same agents for ${opts.durationMs / 1000} s against a bare HTTPS server answering 204`,
@@ -101,9 +115,26 @@ export async function heartbeatScenario(opts: HeartbeatOptions): Promise<void> {
     });
     emit('heartbeat', 'ratio_to_bare', muster.rate / baseline.rate, { goal: '>= 0.5' });
     emit('heartbeat', 'agents_carried_at_10s_interval', muster.rate * 10, { unit: 'agents' });
+    if (signed) {
+      emit('heartbeat', 'signed_heartbeats_per_sec', signed.rate, {
+        ...common,
+        failed: signed.failed,
+        unit: 'heartbeats/s, RFC 9421 signed, plain HTTP to --proxied-listen (no proxy in between)',
+      });
+      emit('heartbeat', 'signed_ratio_to_mtls', signed.rate / muster.rate, { goal: '>= 0.7' });
+    }
   } finally {
     await server.stop();
   }
+}
+
+/** The same agents, signing each heartbeat, on --proxied-listen as a TLS proxy would forward them. */
+async function signedRun(clients: Client[], port: number, durationMs: number) {
+  const signers = clients.map((c) => signedClient(tlsOf(c.agent).key, c.certificate));
+  progress(`heartbeats: the same agents for ${durationMs / 1000} s signed (RFC 9421) on --proxied-listen`);
+  const result = await signedClosedLoop(signers, `http://127.0.0.1:${port}`, durationMs);
+  for (const s of signers) s.agent.destroy();
+  return result;
 }
 
 function tlsOf(agent: HttpsAgent): { key: string; cert: string; ca: string } {

@@ -48,6 +48,7 @@ export const SCENARIOS: Readonly<Record<string, Scenario>> = {
         agents: count(values.agents, 200, 'agents'),
         durationMs: duration(values.duration, '10s'),
         ...dbOf(values),
+        ...(values['signed-requests'] === true ? { signedRequests: true } : {}),
       }),
   },
   enroll: {

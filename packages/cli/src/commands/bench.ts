@@ -55,6 +55,11 @@ export const benchCommand: Command = {
       value: 'URL',
       help: 'store to bench against (default: a fresh SQLite file)',
     },
+    {
+      flag: 'signed-requests',
+      kind: 'boolean',
+      help: 'heartbeat: also measure RFC 9421 signed requests on --proxied-listen beside mTLS, same run',
+    },
   ],
   async run({ values, positionals }) {
     const [scenario, extra] = positionals;
