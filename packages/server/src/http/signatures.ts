@@ -70,7 +70,13 @@ export class SignedRequestVerifier {
       )
         throw err;
       this.deps.logger.warn(
-        { reason: err.message, source: req.remoteAddress, path: req.url.split('?')[0] },
+        {
+          reason: err.message,
+          peer: req.remoteAddress,
+          // The agent's address as a trusted proxy forwarded it; from any other peer, the peer.
+          source: this.deps.proxies.clientAddress(req.remoteAddress, req.headers),
+          path: req.url.split('?')[0],
+        },
         'refused a signed agent request',
       );
       throw new UnauthorizedError(SIGNATURE_REFUSED, 'signature_refused');
