@@ -1,4 +1,4 @@
-import { X509Certificate } from 'node:crypto';
+import { type KeyObject, X509Certificate } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import {
   contentDigestMatches,
@@ -56,6 +56,8 @@ export interface SignedRequestFacts {
  */
 export class SignedRequestVerifier {
   private readonly certs = new Map<string, X509Certificate>();
+  /** Each certificate's public key, made once (X509Certificate.publicKey builds a new one per read). */
+  private readonly keys = new WeakMap<X509Certificate, KeyObject>();
 
   constructor(private readonly deps: SignedRequestDeps) {}
 
@@ -128,7 +130,7 @@ export class SignedRequestVerifier {
       headers: req.headers,
     };
     const base = signatureBase(message, input);
-    if (!verifyBase(base, parseSignature(req.headers.signature as string | undefined), cert.publicKey))
+    if (!verifyBase(base, parseSignature(req.headers.signature as string | undefined), this.publicKey(cert)))
       throw new Refusal('the signature does not verify with the certificate keyid names');
     if (!contentDigestMatches(req.headers['content-digest'] as string | undefined, body))
       throw new Refusal('the body does not match content-digest');
@@ -161,6 +163,15 @@ export class SignedRequestVerifier {
       throw new Refusal('keyid is not a certificate serial');
     if (alg !== undefined && alg !== SIGNATURE_ALG) throw new Refusal(`alg is not ${SIGNATURE_ALG}`);
     return input;
+  }
+
+  private publicKey(cert: X509Certificate): KeyObject {
+    let key = this.keys.get(cert);
+    if (!key) {
+      key = cert.publicKey;
+      this.keys.set(cert, key);
+    }
+    return key;
   }
 
   /** The certificate `keyid` names, parsed once per serial (serials are never reused). */
