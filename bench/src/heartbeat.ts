@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { Agent as HttpsAgent } from 'node:https';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freeLoopbackPort, signedClient, signedClosedLoop } from './signed-heartbeat.js';
 import {
   type BenchServer,
   emit,
@@ -20,6 +21,8 @@ export interface HeartbeatOptions {
   db?: string;
   /** 2: also measure two replicas on the same PostgreSQL database, the agents split between them. */
   replicas?: number;
+  /** Also measure signed requests (RFC 9421) on --proxied-listen beside mTLS, same run. */
+  signedRequests?: boolean;
 }
 
 // A closed loop sends far faster than any interval: the heartbeat throttle is lifted, not skipped.
@@ -27,6 +30,7 @@ const SERVER_ARGS = ['--enroll-rate', '100000', '--heartbeat-burst', '1000000000
 
 interface Client {
   agent: HttpsAgent;
+  certificate: string;
 }
 
 /**
@@ -34,7 +38,11 @@ interface Client {
  * heartbeats in a closed loop. The same clients then load a bare HTTPS server that answers 204.
  */
 export async function heartbeatScenario(opts: HeartbeatOptions): Promise<void> {
-  const server = await spawnServer(SERVER_ARGS, opts.db);
+  const proxiedPort = opts.signedRequests ? await freeLoopbackPort() : 0;
+  const proxied = opts.signedRequests
+    ? ['--proxied-listen', `127.0.0.1:${proxiedPort}`, '--trusted-proxy', '127.0.0.1']
+    : [];
+  const server = await spawnServer([...SERVER_ARGS, ...proxied], opts.db);
   try {
     progress(`enrolling ${opts.agents} agents (enrollment rate limit raised for this run)`);
     const { secret } = await server.admin<{ secret: string }>('POST', '/v1/tokens', {
@@ -53,6 +61,7 @@ export async function heartbeatScenario(opts: HeartbeatOptions): Promise<void> {
           cert: enrolled.certificate,
           ca: server.caPem,
         }),
+        certificate: enrolled.certificate,
       });
     }
 
@@ -62,6 +71,8 @@ export async function heartbeatScenario(opts: HeartbeatOptions): Promise<void> {
     const serverCpuUs = ((server.cpuSeconds() - cpuBefore) * 1e6) / Math.max(1, muster.total);
     for (const c of clients) c.agent.destroy();
     const replicated = (opts.replicas ?? 1) > 1 ? await twoReplicas(server, clients, opts) : undefined;
+    const signed = opts.signedRequests ? await signedRun(clients, proxiedPort, opts.durationMs) : undefined;
+
     const bare = spawn(
       process.execPath,
       [
@@ -78,6 +89,7 @@ export async function heartbeatScenario(opts: HeartbeatOptions): Promise<void> {
     });
     const bareClients = clients.map((c) => ({
       agent: new HttpsAgent({ keepAlive: true, maxSockets: 1, ...tlsOf(c.agent) }),
+      certificate: c.certificate,
     }));
     progress(
       `heartbeats: the same agents for ${opts.durationMs / 1000} s against a bare HTTPS server answering 204`,
@@ -124,6 +136,14 @@ export async function heartbeatScenario(opts: HeartbeatOptions): Promise<void> {
       });
     }
     emit('heartbeat', 'agents_carried_at_10s_interval', muster.rate * 10, { unit: 'agents' });
+    if (signed) {
+      emit('heartbeat', 'signed_heartbeats_per_sec', signed.rate, {
+        ...common,
+        failed: signed.failed,
+        unit: 'heartbeats/s, RFC 9421 signed, plain HTTP to --proxied-listen (no proxy in between)',
+      });
+      emit('heartbeat', 'signed_ratio_to_mtls', signed.rate / muster.rate, { goal: '>= 0.7' });
+    }
   } finally {
     await server.stop();
   }
@@ -135,6 +155,7 @@ async function twoReplicas(first: BenchServer, clients: Client[], opts: Heartbea
   try {
     const split = clients.map((c) => ({
       agent: new HttpsAgent({ keepAlive: true, maxSockets: 1, ...tlsOf(c.agent) }),
+      certificate: c.certificate,
     }));
     const half = Math.ceil(split.length / 2);
     progress(`heartbeats: the same agents for ${opts.durationMs / 1000} s, split over two replicas`);
@@ -153,6 +174,15 @@ async function twoReplicas(first: BenchServer, clients: Client[], opts: Heartbea
   } finally {
     await second.stop();
   }
+}
+
+/** The same agents, signing each heartbeat, on --proxied-listen as a TLS proxy would forward them. */
+async function signedRun(clients: Client[], port: number, durationMs: number) {
+  const signers = clients.map((c) => signedClient(tlsOf(c.agent).key, c.certificate));
+  progress(`heartbeats: the same agents for ${durationMs / 1000} s signed (RFC 9421) on --proxied-listen`);
+  const result = await signedClosedLoop(signers, `http://127.0.0.1:${port}`, durationMs);
+  for (const s of signers) s.agent.destroy();
+  return result;
 }
 
 function tlsOf(agent: HttpsAgent): { key: string; cert: string; ca: string } {

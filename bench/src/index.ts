@@ -61,6 +61,7 @@ export const SCENARIOS: Readonly<Record<string, Scenario>> = {
         durationMs: duration(values.duration, '10s'),
         ...dbOf(values),
         ...replicasOf(values),
+        ...(values['signed-requests'] === true ? { signedRequests: true } : {}),
       }),
   },
   enroll: {

@@ -12,9 +12,11 @@ import { DialingAgent } from './dial.js';
 import { type ServerList, unreachable } from './servers.js';
 
 export interface ChannelTls {
-  key: string;
-  cert: string;
-  ca: string;
+  key?: string;
+  cert?: string;
+  ca?: string;
+  /** With --signed-requests: the headers that sign the upgrade request (CONTRACT section 12). */
+  sign?: (url: URL) => Record<string, string>;
 }
 
 /** No word from the server (ping, answer, anything) for this long: the channel is dead. */
@@ -130,8 +132,14 @@ export class AgentChannel {
     return new Promise((resolveEnd) => {
       const url = new URL(CHANNEL_PATH, server.href.replace(/^https:/, 'wss:'));
       // The dialer makes the connection (each DNS address, the proxy if any); TLS is the identity's.
-      const agent = new DialingAgent(this.tls);
-      const ws = new WebSocket(url, { agent, handshakeTimeout: 15_000, maxPayload: 1024 * 1024 });
+      const { sign, ...tls } = this.tls;
+      const agent = new DialingAgent(tls);
+      const ws = new WebSocket(url, {
+        agent,
+        handshakeTimeout: 15_000,
+        maxPayload: 1024 * 1024,
+        ...(sign ? { headers: sign(url) } : {}),
+      });
       this.ws = ws;
       let error: Error | undefined;
       const resolve = (outcome: 'held' | 'failed') => {

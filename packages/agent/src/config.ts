@@ -12,6 +12,7 @@ import {
   type SettingSpec,
 } from '@muster/host';
 import { isNodeName, isProfile, parseLabels } from '@muster/proto';
+import { SIGNED_SETTINGS, signedSettings } from './signing-config.js';
 
 /** The agent's configuration: read once at start, validated, frozen. */
 export interface AgentConfig {
@@ -37,6 +38,10 @@ export interface AgentConfig {
   readonly request?: boolean;
   /** Enroll from a grant file (`muster nodes sign --out`) for this host's request. */
   readonly grant?: string;
+  /** Sign every request and the channel upgrade (RFC 9421) for a TLS-terminating proxy in front. */
+  readonly signedRequests?: boolean;
+  /** The PEM of the CA that issued the proxy's certificate (default: the system store). */
+  readonly proxyCa?: string;
 }
 
 export const DEFAULT_RENEW_FRACTION = 0.67;
@@ -147,6 +152,7 @@ export const AGENT_SETTINGS: readonly SettingSpec[] = [
     default: 'info',
     help: 'error, warn, info or debug',
   },
+  ...SIGNED_SETTINGS,
 ];
 
 export function agentConfigFrom(
@@ -207,6 +213,7 @@ export function agentConfigFrom(
   }
   const request = raw.request === true;
   const grant = str('grant');
+  const signed = signedSettings(raw, cwd, request, problems);
   const joinWays = [
     token && '--token/--token-file',
     request && '--request',
@@ -229,6 +236,7 @@ export function agentConfigFrom(
     rekey: raw.rekey === true,
     request,
     ...(grant !== undefined ? { grant: resolve(cwd, grant) } : {}),
+    ...signed,
   });
 }
 

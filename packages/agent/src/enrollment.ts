@@ -17,6 +17,7 @@ import { type StoredIdentity, saveRenewedIdentity } from './identity.js';
 import { hostFacts } from './metrics.js';
 import { fetchPinnedCa, PinMismatchError, pinsIn } from './pinning.js';
 import { ServerList, serverUrls, unreachable } from './servers.js';
+import { pinInBand } from './signing.js';
 
 /** The agent cannot go on without an operator: a bad token, a taken name, a wrong pin. */
 export class AgentFatalError extends Error {
@@ -108,8 +109,8 @@ export async function enrollWithRetry(
     // Every server is held to the same pin: the join line names the fleet, not one replica.
     const server = servers.current();
     try {
-      const caPem = await fetchPinnedCa(server, pins);
-      const trustedPin = caPinOf(caPem);
+      // Behind a TLS-terminating proxy the chain is the proxy's: the pin is checked in-band below.
+      const caPem = config.signedRequests ? undefined : await fetchPinnedCa(server, pins);
       const name = config.name;
       const body: EnrollRequest = {
         token,
@@ -119,13 +120,14 @@ export async function enrollWithRetry(
         ...(config.profile ? { profile: config.profile } : {}),
         ...(Object.keys(config.labels).length > 0 ? { labels: { ...config.labels } } : {}),
       };
-      const pinned = new DialingAgent({ ca: caPem });
+      const pinned = new DialingAgent(caPem ? { ca: caPem } : config.proxyCa ? { ca: config.proxyCa } : {});
       const { body: enrolled } = await requestJson<EnrollResponse>(new URL('/v1/enroll', server), {
         method: 'POST',
         body,
         agent: pinned,
         signal,
       }).finally(() => pinned.destroy());
+      const trustedPin = caPem ? caPinOf(caPem) : signedPin(enrolled, pins);
       if (enrolled.trust.caPin !== trustedPin)
         throw new AgentFatalError('the server answered with a different CA than pinned');
       const fleetRoot = pinnedFleetRoot(enrolled, config, log);
@@ -174,7 +176,17 @@ export async function enrollWithRetry(
   return undefined;
 }
 
-/** One kept-alive mTLS connection presenting the node's identity; the fleet CA is the only root trusted. */
+/** The in-band --ca-pin check of a signed enrollment; a failure is fatal: the token went to that server. */
+function signedPin(enrolled: EnrollResponse, pins: readonly string[]): string {
+  try {
+    return pinInBand(enrolled, pins);
+  } catch (err) {
+    throw new AgentFatalError(
+      `refusing the enrollment answer from behind the proxy: ${(err as Error).message}; the join token must be considered spent`,
+      true,
+    );
+  }
+}
 
 /**
  * The fleet root key the server named, if it is the one the join line pinned. No pin, no

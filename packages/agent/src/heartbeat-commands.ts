@@ -2,6 +2,7 @@ import { type Log, requestJson } from '@muster/host';
 import type { ChannelDown } from '@muster/proto';
 import { AgentChannel } from './channel.js';
 import { type AgentCommands, startCommands } from './commands/index.js';
+import type { AgentConfig } from './config.js';
 import type { DialingAgent } from './dial.js';
 import type { StoredIdentity } from './identity.js';
 import { channelTls } from './renewer.js';
@@ -15,6 +16,9 @@ export interface CommandLinkDeps {
   /** The identity held now, and the connection presenting it (both change at each renewal). */
   identity: () => StoredIdentity;
   tls: () => DialingAgent;
+  config: AgentConfig;
+  /** With --signed-requests, the headers that sign a request with the identity held now. */
+  headers: (method: string, url: URL, body?: unknown) => Record<string, string>;
   /** The server set a heartbeat interval over the channel. */
   onSettings: (heartbeatIntervalSec: number) => void;
 }
@@ -29,8 +33,12 @@ export async function linkCommands(
   const { servers, log, signal, tls } = deps;
   let commands: AgentCommands | undefined;
   const early: ChannelDown[] = [];
-  const channel = new AgentChannel(servers, channelTls(deps.identity()), log, deps.onSettings, (message) =>
-    commands ? commands.onMessage(message) : early.push(message),
+  const channel = new AgentChannel(
+    servers,
+    channelTls(deps.identity(), deps.config),
+    log,
+    deps.onSettings,
+    (message) => (commands ? commands.onMessage(message) : early.push(message)),
   );
   const started = await startCommands({
     identity: deps.identity,
@@ -38,15 +46,18 @@ export async function linkCommands(
     log,
     signal,
     send: (message) => channel.send(message),
-    request: async <T>(method: 'GET' | 'POST', path: string, body?: unknown) =>
-      (
-        await requestJson<T>(new URL(path, servers.current()), {
+    request: async <T>(method: 'GET' | 'POST', path: string, body?: unknown) => {
+      const url = new URL(path, servers.current());
+      return (
+        await requestJson<T>(url, {
           method,
           ...(body ? { body } : {}),
+          headers: deps.headers(method, url, body || undefined),
           agent: tls(),
           signal,
         })
-      ).body,
+      ).body;
+    },
   });
   commands = started;
   for (const message of early.splice(0)) started.onMessage(message);

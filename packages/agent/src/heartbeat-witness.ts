@@ -1,6 +1,6 @@
 import { type Log, requestJson } from '@muster/host';
-import type { DialingAgent } from './dial.js';
 import type { StoredIdentity } from './identity.js';
+import type { Renewer } from './renewer.js';
 import type { ServerList } from './servers.js';
 import { Witness } from './witness.js';
 
@@ -12,7 +12,8 @@ export function ledgerWitness(
   start: StoredIdentity,
   dataDir: string,
   servers: ServerList,
-  tls: () => DialingAgent,
+  /** Whichever identity the agent holds now: its connection and, signing, its request headers. */
+  renewer: Pick<Renewer, 'tls' | 'headers'>,
   signal: AbortSignal,
   log: Log,
 ): Witness | undefined {
@@ -22,8 +23,15 @@ export function ledgerWitness(
     start.ledgerKey,
     async (from, to) => {
       const proofUrl = new URL(`/v1/agent/ledger/consistency?from=${from}&to=${to}`, servers.current());
-      return (await requestJson<{ hashes: string[] }>(proofUrl, { method: 'GET', agent: tls(), signal })).body
-        .hashes;
+      const headers = renewer.headers('GET', proofUrl);
+      return (
+        await requestJson<{ hashes: string[] }>(proofUrl, {
+          method: 'GET',
+          headers,
+          agent: renewer.tls,
+          signal,
+        })
+      ).body.hashes;
     },
     log,
   );

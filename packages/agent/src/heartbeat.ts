@@ -41,7 +41,7 @@ export async function heartbeatLoop(
   const servers = new ServerList(serverUrls(config, start.server), log);
   let channel: AgentChannel | undefined;
   const renewer = new Renewer(start, config, time, log, (renewed) =>
-    channel?.useIdentity(channelTls(renewed)),
+    channel?.useIdentity(channelTls(renewed, config)),
   );
   // One channel held open in the background; heartbeats fall back to HTTP while it is down.
   let intervalMs = DEFAULT_INTERVAL_MS;
@@ -52,6 +52,8 @@ export async function heartbeatLoop(
     signal,
     identity: () => renewer.identity,
     tls: () => renewer.tls,
+    config,
+    headers: (method, url, body) => renewer.headers(method, url, body),
     onSettings: (sec) => {
       intervalMs = Math.max(1000, sec * 1000);
     },
@@ -128,7 +130,7 @@ class Reporter {
     const { renewer, servers, start, config, log, signal } = deps;
     this.sampler = new MetricsSampler(config.services);
     // Whichever identity the agent holds now: the connection is swapped at each renewal.
-    this.witness = ledgerWitness(start, config.dataDir, servers, () => renewer.tls, signal, log);
+    this.witness = ledgerWitness(start, config.dataDir, servers, renewer, signal, log);
   }
 
   async beat(target: URL): Promise<HeartbeatAck> {
@@ -144,7 +146,10 @@ class Reporter {
     let ack = await channel.heartbeat(body);
     if (!ack) {
       const url = new URL('/v1/agent/heartbeat', target);
-      ack = (await requestJson<HeartbeatAck>(url, { method: 'POST', body, agent: renewer.tls, signal })).body;
+      const headers = renewer.headers('POST', url, body);
+      ack = (
+        await requestJson<HeartbeatAck>(url, { method: 'POST', body, headers, agent: renewer.tls, signal })
+      ).body;
       servers.succeeded(target);
     }
     time.observe(ack.serverTime, sentAt);

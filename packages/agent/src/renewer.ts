@@ -17,6 +17,7 @@ import { type StoredIdentity, saveRenewedIdentity } from './identity.js';
 import { refusedMessage } from './refusals.js';
 import { renewalTime, type ServerTime, validityOf } from './renewal.js';
 import { type ServerList, unreachable } from './servers.js';
+import { signedHeaders, transportTls } from './signing.js';
 
 /** The heartbeat check an agent reports while renewing its certificate fails. */
 export const RENEWAL_CHECK = 'certificate renewal';
@@ -24,15 +25,16 @@ export const RENEWAL_CHECK = 'certificate renewal';
 /** What one renewal attempt came to; `give-up` when the server refused the identity and a token can enroll again. */
 export type RenewOutcome = 'renewed' | 'failed' | 'give-up' | 'aborted';
 
-export function channelTls(identity: StoredIdentity): ChannelTls {
-  return { key: identity.keyPem, cert: identity.certPem, ca: identity.caPem };
+/** The channel's TLS, and with --signed-requests the signature of its upgrade. */
+export function channelTls(identity: StoredIdentity, config: AgentConfig): ChannelTls {
+  return {
+    ...transportTls(config, identity),
+    ...(config.signedRequests ? { sign: (url: URL) => signedHeaders(config, identity, 'GET', url) } : {}),
+  };
 }
 
-function identityAgent(identity: StoredIdentity): DialingAgent {
-  return new DialingAgent(
-    { key: identity.keyPem, cert: identity.certPem, ca: identity.caPem },
-    { keepAlive: true, maxSockets: 1 },
-  );
+function identityAgent(identity: StoredIdentity, config: AgentConfig): DialingAgent {
+  return new DialingAgent(transportTls(config, identity), { keepAlive: true, maxSockets: 1 });
 }
 
 /** Closes an agent's connections once no request is using them. */
@@ -70,12 +72,17 @@ export class Renewer {
     private readonly swapped: (renewed: StoredIdentity) => void,
   ) {
     this.current = start;
-    this.agent = identityAgent(start);
+    this.agent = identityAgent(start, config);
     this.renewAt = renewalTime(validityOf(start.certPem), config.renewFraction);
   }
 
   get identity(): StoredIdentity {
     return this.current;
+  }
+
+  /** With --signed-requests, the RFC 9421 headers that sign a request with the identity held now. */
+  headers(method: string, url: URL, body?: unknown): Record<string, string> {
+    return signedHeaders(this.config, this.current, method, url, body);
   }
 
   /** The connection presenting the identity held now (swapped at each renewal). */
@@ -115,10 +122,10 @@ export class Renewer {
     const rekey = this.config.rekey || this.rekeyAsked;
     const renewVia = servers.current();
     try {
-      const renewed = await renew(this.current, this.agent, renewVia, rekey, signal);
+      const renewed = await renew(this.current, this.agent, renewVia, rekey, signal, this.config);
       await saveRenewedIdentity(this.config.dataDir, renewed);
       const old = this.agent;
-      this.agent = identityAgent(renewed);
+      this.agent = identityAgent(renewed, this.config);
       this.swapped(renewed);
       retireWhenIdle(old);
       this.current = renewed;
@@ -179,12 +186,16 @@ async function renew(
   server: URL,
   rekey: boolean,
   signal: AbortSignal,
+  config: AgentConfig,
 ): Promise<StoredIdentity> {
   const keys = rekey ? await generateKeyPair() : importKeyPairPem(identity.keyPem);
   const keyPem = rekey ? exportPrivateKeyPem(keys.privateKey) : identity.keyPem;
-  const { body } = await requestJson<RenewResponse>(new URL('/v1/agent/renew', server), {
+  const url = new URL('/v1/agent/renew', server);
+  const csr = { csr: await createCsrPem(keys, identity.name) };
+  const { body } = await requestJson<RenewResponse>(url, {
     method: 'POST',
-    body: { csr: await createCsrPem(keys, identity.name) },
+    body: csr,
+    headers: signedHeaders(config, identity, 'POST', url, csr),
     agent: tls,
     signal,
   });

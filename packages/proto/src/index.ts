@@ -6,6 +6,7 @@ export * from './console.js';
 export * from './der.js';
 export * from './duration.js';
 export * from './events.js';
+export * from './http-signatures.js';
 export * from './install.js';
 export * from './jcs.js';
 export * from './jobs.js';

@@ -34,6 +34,7 @@ import { setupNodes } from './features/nodes/setup.js';
 import type { StatusWatcher } from './features/nodes/status-watch.js';
 import { setupRenewal } from './features/renewal/setup.js';
 import { setupRequests } from './features/requests/setup.js';
+import { type ProxiedPlane, signedPlane } from './features/signed/index.js';
 import { setupTelemetry } from './features/telemetry/setup.js';
 import { setupTokens } from './features/tokens/setup.js';
 import type { LiveConnections } from './http/connections.js';
@@ -83,6 +84,8 @@ export interface MusterApp {
   readonly credentials: CredentialService;
   /** The agent-plane URL join lines carry. */
   joinUrl(): string;
+  /** The `--proxied-listen` plane (signed requests), built but not listening; unset without it. */
+  readonly proxied?: ProxiedPlane;
   close(): Promise<void>;
 }
 
@@ -127,6 +130,15 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
   const pacing = setupPacing(core);
   const { pacer } = pacing;
   const nodes = setupNodes({ ...core, pacer, events: events.events });
+  // Agents behind a TLS-terminating proxy, identified by signed requests (CONTRACT section 12).
+  const proxied = signedPlane({
+    config,
+    db: store.db,
+    clock,
+    logger,
+    agent: planes.agent,
+    identity: nodes.socketIdentity,
+  });
   const telemetry = setupTelemetry({ ...core, nodes: nodes.nodes });
   const tokens = setupTokens(core);
   const enrollment = setupEnrollment({
@@ -157,6 +169,7 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     ...core,
     server: planes.agent.server as unknown as HttpsServer,
     socketIdentity: nodes.socketIdentity,
+    proxied,
     pacer,
     heartbeat: heartbeats.take,
     handlers: commands.channelHooks,
@@ -208,8 +221,15 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     access,
     consoleUi,
     jobs,
+    ...(proxied ? [proxiedFeature(proxied)] : []),
   ];
-  await mount(planes, features, (scope) => access.gate(scope, consoleUi.signedIn), nodes.socketIdentity);
+  await mount(
+    planes,
+    features,
+    (scope) => access.gate(scope, consoleUi.signedIn),
+    nodes.socketIdentity,
+    proxied,
+  );
   for (const feature of features) feature.start?.(signal);
   await Promise.all([planes.agent.ready(), planes.admin.ready()]);
   return {
@@ -228,7 +248,18 @@ export async function buildApp(deps: AppDeps): Promise<MusterApp> {
     credentials: access.credentials,
     joinUrl: planes.joinUrl,
     channels,
+    ...(proxied ? { proxied } : {}),
     metrics,
     close: () => closeAll(background, planes, features),
+  };
+}
+
+/** The proxied listener closes with the planes: it is not one of Fastify's. */
+function proxiedFeature(proxied: ProxiedPlane): Feature {
+  return {
+    async stop() {
+      if (proxied.server.listening) proxied.server.close();
+      proxied.server.closeAllConnections();
+    },
   };
 }

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { AdminAuth, Feature } from './features/feature.js';
 import type { Metrics } from './features/metrics/metrics.js';
+import type { ProxiedPlane } from './features/signed/index.js';
 import { nodeIdentityCheck, type SocketIdentityDeps } from './http/auth.js';
 import type { Planes } from './http/planes.js';
 import type { Store } from './store/db.js';
@@ -26,11 +27,15 @@ export async function mount(
   features: readonly Feature[],
   gate: (scope: FastifyInstance) => AdminAuth,
   socketIdentity: SocketIdentityDeps,
+  /** With --proxied-listen, requests from there are identified by their signature instead. */
+  proxied?: ProxiedPlane,
 ): Promise<void> {
   const { agent, admin, openapi } = planes;
   for (const feature of features) feature.agentPublicRoutes?.(agent);
   await agent.register(async (scope) => {
-    scope.addHook('onRequest', nodeIdentityCheck(socketIdentity));
+    const byCertificate = nodeIdentityCheck(socketIdentity);
+    scope.addHook('onRequest', proxied ? proxied.orCertificate(byCertificate) : byCertificate);
+    if (proxied) scope.addHook('preParsing', proxied.preParsing);
     openapi.secured(scope, [{ nodeCertificate: [] }]);
     for (const feature of features) feature.agentRoutes?.(scope);
   });

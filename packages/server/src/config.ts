@@ -13,10 +13,11 @@ export { LOG_LEVELS, type LogLevel, SERVER_SETTINGS };
 import { readSsoSettings, type SsoSettings } from './features/console/sso-config.js';
 import { installSettings } from './features/install/config.js';
 import { type RequestQueueSettings, requestQueueSettings } from './features/requests/settings.js';
+import { type ProxiedSettings, proxiedSettings } from './features/signed/config.js';
 import { DEFAULT_THRESHOLDS, type Thresholds } from './thresholds.js';
 
 /** The server's configuration: read once at start, validated, frozen, passed in. */
-export interface ServerConfig {
+export interface ServerConfig extends ProxiedSettings {
   readonly dataDir: string;
   readonly listen: HostPort;
   readonly adminListen: HostPort;
@@ -205,6 +206,7 @@ export function serverConfigFrom(raw: RawSettings, cwd = process.cwd()): ServerC
     behindProxy: raw['admin-behind-proxy'] === true,
   });
   const install = installSettings(raw, cwd, problems);
+  const proxied = proxiedSettings(raw, parseHostPort, problems);
   if (problems.length > 0) throw new ConfigError(problems);
 
   return Object.freeze({
@@ -245,6 +247,7 @@ export function serverConfigFrom(raw: RawSettings, cwd = process.cwd()): ServerC
     requests,
     ...(sso ? { sso } : {}),
     ...install,
+    ...proxied,
   });
 }
 

@@ -37,6 +37,8 @@ export interface RunningServer {
   readonly agentUrl: string;
   /** `http(s)://host:port` of the admin plane as bound. */
   readonly adminUrl: string;
+  /** signed-requests: `http://host:port` of the `--proxied-listen` listener as bound, when there is one. */
+  readonly proxiedUrl?: string;
   /** `http://host:port` of the `--metrics-listen` listener as bound, when there is one. */
   readonly metricsUrl?: string;
   /**
@@ -96,6 +98,22 @@ export async function startServer(
     app = await buildApp({ config, store, identity, clock, ids, logger, renewServerIdentity: check });
     await app.agent.listen({ host: config.listen.host, port: config.listen.port });
     await app.admin.listen({ host: config.adminListen.host, port: config.adminListen.port });
+    if (app.proxied && config.proxiedListen) {
+      // signed-requests: the plain-HTTP agent plane for a TLS-terminating proxy (CONTRACT section 12).
+      const { server } = app.proxied;
+      const { host, port } = config.proxiedListen;
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      logger.info(
+        { url: urlOf('http', app.proxied), trustedProxies: config.trustedProxies },
+        'serving signed agent requests from the trusted proxies (--proxied-listen)',
+      );
+    }
     if (config.metricsListen) {
       metricsServer = await listenForMetrics(
         config.metricsListen,
@@ -136,6 +154,7 @@ export async function startServer(
     agentUrl: urlOf('https', running.agent),
     adminUrl,
     ...(metricsServer ? { metricsUrl: urlOf('http', { server: metricsServer }) } : {}),
+    ...(running.proxied ? { proxiedUrl: urlOf('http', running.proxied) } : {}), // signed-requests
     renewServerIdentity: () => renewer.check(),
     async signInLink() {
       const { code } = await running.sessions.issueCode();

@@ -345,4 +345,19 @@ export const SERVER_SETTINGS: readonly SettingSpec[] = [
     value: 'DIR',
     help: 'the agent package (npm run package) served at /v1/install for the installer line (default <repo>/dist-package)',
   },
+  // Agents behind a TLS-terminating proxy (CONTRACT section 12): signed requests on a plain-HTTP listener.
+  {
+    flag: 'proxied-listen',
+    env: 'MUSTER_PROXIED_LISTEN',
+    kind: 'string',
+    value: 'HOST:PORT',
+    help: 'plain-HTTP agent plane for a TLS-terminating proxy, signed requests only (a bare port binds loopback); needs --trusted-proxy',
+  },
+  {
+    flag: 'trusted-proxy',
+    env: 'MUSTER_TRUSTED_PROXIES',
+    kind: 'list',
+    value: 'CIDR',
+    help: 'address or CIDR block of a proxy --proxied-listen answers and whose X-Forwarded-For counts; repeatable (env: comma-separated)',
+  },
 ];

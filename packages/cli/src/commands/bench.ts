@@ -61,6 +61,11 @@ export const benchCommand: Command = {
       value: 'N',
       help: 'heartbeat, fanout: 2 also measures two replicas on the same database in the same run (needs --db postgres://…)',
     },
+    {
+      flag: 'signed-requests',
+      kind: 'boolean',
+      help: 'heartbeat: also measure RFC 9421 signed requests on --proxied-listen beside mTLS, same run',
+    },
   ],
   async run({ values, positionals }) {
     const [scenario, extra] = positionals;

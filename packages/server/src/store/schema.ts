@@ -345,9 +345,17 @@ export interface JobShardsTable {
   updated_at: number;
 }
 
+/** A nonce of a signed agent request, refused again until it expires (CONTRACT section 12). */
+export interface RequestNoncesTable {
+  nonce: string;
+  serial: string;
+  expires_at: number;
+}
+
 export interface Schema {
   users: UsersTable;
   sso_logins: SsoLoginsTable;
+  request_nonces: RequestNoncesTable;
   roles: RolesTable;
   api_tokens: ApiTokensTable;
   policies: PoliciesTable;

@@ -1,9 +1,11 @@
+import type { EventEmitter } from 'node:events';
 import type { Server as HttpsServer } from 'node:https';
 import type { Heartbeat, HeartbeatAck } from '@muster/proto';
 import { identifySocket, type SocketIdentityDeps } from '../../http/auth.js';
 import type { NodeIdentity } from '../../identity.js';
 import type { Core, Feature } from '../feature.js';
 import type { HeartbeatPacer } from '../heartbeats/pacer.js';
+import type { ProxiedPlane } from '../signed/index.js';
 import { ChannelHub, type ChannelHubDeps } from './hub.js';
 
 /**
@@ -20,6 +22,8 @@ export interface ChannelDeps extends Pick<Core, 'write' | 'clock' | 'decisions' 
   /** The agent plane's server the channels upgrade from. */
   server: HttpsServer;
   socketIdentity: SocketIdentityDeps;
+  /** With --proxied-listen: signed channel upgrades, relayed to the hub once verified. */
+  proxied?: ProxiedPlane & { relay: EventEmitter };
   pacer: Pick<HeartbeatPacer, 'intervalMs'>;
   heartbeat(node: NodeIdentity, heartbeat: Heartbeat, transport: 'channel'): Promise<HeartbeatAck>;
   handlers: ChannelHandlers;
@@ -31,7 +35,10 @@ export interface ChannelDeps extends Pick<Core, 'write' | 'clock' | 'decisions' 
 export function setupChannel(deps: ChannelDeps) {
   const { write, decisions, logger, clock } = deps;
   const channels = new ChannelHub({
-    identify: (socket) => identifySocket(socket, deps.socketIdentity),
+    identify: (socket) =>
+      deps.proxied?.holds(socket)
+        ? deps.proxied.identify(socket)
+        : identifySocket(socket, deps.socketIdentity),
     heartbeat: (node, heartbeat) => deps.heartbeat(node, heartbeat, 'channel'),
     heartbeatIntervalSec: () => Math.round(deps.pacer.intervalMs() / 1000),
     limiter: deps.rateLimits('channel', OPENS_PER_SEC, OPENS_BURST),
@@ -54,5 +61,6 @@ export function setupChannel(deps: ChannelDeps) {
   });
   for (const sender of deps.senders) sender.attach(channels);
   channels.attach(deps.server);
+  if (deps.proxied) channels.attach(deps.proxied.relay as unknown as typeof deps.server);
   return { channels, stop: () => channels.close() } satisfies Feature & { channels: ChannelHub };
 }

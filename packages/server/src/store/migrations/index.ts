@@ -17,6 +17,7 @@ import { dualControl } from './0013_dual_control.js';
 import { sso } from './0014_sso.js';
 import { jobs } from './0015_jobs.js';
 import { rateBuckets } from './0016_rate_buckets.js';
+import { requestNonces } from './0017_request_nonces.js';
 import type { MigrationDialect } from './dialect-v1.js';
 
 /*
@@ -46,6 +47,7 @@ export function migrations(dialect: MigrationDialect): Record<string, Migration>
     '0014_sso': sso,
     '0015_jobs': jobs,
     '0016_rate_buckets': rateBuckets(dialect),
+    '0017_request_nonces': requestNonces,
   };
 }
 
