@@ -54,9 +54,11 @@ export const EVENT_KINDS = [
   'user.link_issued',
   'user.login_code_issued',
   'user.role_changed',
-  'user.link_issued',
   'node.certificate_recovered',
   'user.certificates_revoked',
+  'job.submitted',
+  'job.placed',
+  'job.stopped',
   ...OPERATOR_EVENT_KINDS,
 ] as const;
 

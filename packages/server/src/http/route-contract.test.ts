@@ -82,6 +82,7 @@ for (const dialect of dialects()) {
         .map((r) => `${r.method} ${r.path}`);
       assert.deepEqual(none.sort(), [
         'delete /v1/apitokens/{id}',
+        'delete /v1/jobs/{id}',
         'delete /v1/nodes/{id}',
         'delete /v1/session',
         'delete /v1/tokens/{id}',

@@ -1,4 +1,12 @@
-import { JobExplanation, JobList, JobPlanRequest, JobView, Placement, SignedJob } from '@muster/proto';
+import {
+  JobExplanation,
+  JobList,
+  JobPlanRequest,
+  JobView,
+  NoBody,
+  Placement,
+  SignedJob,
+} from '@muster/proto';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ForbiddenError } from '../../errors.js';
@@ -82,7 +90,7 @@ export function jobRoutes(
     '/v1/jobs/:id',
     {
       config: { access: { verb: 'delete', resource: 'jobs' } },
-      schema: { params: IdParams, response: { 200: JobView } },
+      schema: { params: IdParams, body: NoBody, response: { 200: JobView } },
     },
     async (request) => {
       const view = await more.queries.get((request.params as { id: string }).id);
