@@ -33,7 +33,7 @@ export interface ChannelDeps extends Pick<Core, 'write' | 'clock' | 'decisions' 
 
 /** The agent channel (WebSocket): heartbeats and command traffic for each held node. */
 export function setupChannel(deps: ChannelDeps) {
-  const { write, decisions, logger, clock } = deps;
+  const { write, decisions, logger } = deps;
   const channels = new ChannelHub({
     identify: (socket) =>
       deps.proxied?.holds(socket)

@@ -93,15 +93,16 @@ export async function usersOf(
 }
 
 /**
- * Why the signer's user may not `verb` commands on these targets (a sentence naming role, verb
- * and resource), or undefined when they may. A key that belongs to no user acts for the
- * principal sending it, whose role the guard has checked already.
+ * Why the signer's user may not `verb` commands (or jobs) on these targets (a sentence naming
+ * role, verb and resource), or undefined when they may. A key that belongs to no user acts for
+ * the principal sending it, whose role the guard has checked already.
  */
 export async function signerRefusal(
   db: Kysely<Schema>,
   signer: Signer,
   verb: Verb,
   targets: readonly TargetCandidate[],
+  resource: 'commands' | 'jobs' = 'commands',
 ): Promise<string | undefined> {
   if (signer.user === null) return undefined;
   const whose = `operator ${signer.operator}'s key belongs to user ${signer.user}`;
@@ -114,8 +115,8 @@ export async function signerRefusal(
   if (!row) return `${whose}, who does not exist`;
   if (row.disabled_at !== null) return `${whose}, who is disabled`;
   const role: RoleSpec = parseRole(row.role, row.spec);
-  if (!roleAllowsSome(role, verb, 'commands')) return `${whose}: role ${role.name} may not ${verb} commands`;
+  if (!roleAllowsSome(role, verb, resource)) return `${whose}: role ${role.name} may not ${verb} ${resource}`;
   const principal: Principal = { user: signer.user, credential: 'operator-key', roles: [role] };
-  const outside = outsideScope(principal, verb, 'commands', targets);
+  const outside = outsideScope(principal, verb, resource, targets);
   return outside ? `${whose}: ${outside}` : undefined;
 }

@@ -5,18 +5,13 @@ import {
   jobSignatureValid,
   operatorMayRunOn,
   type Policy,
-  type RoleSpec,
-  roleAllowsSome,
   type TargetCandidate,
   type Verb,
 } from '@muster/proto';
 import type { Kysely } from 'kysely';
 import { AppError, BadRequestError, ForbiddenError } from '../../errors.js';
-import type { Principal } from '../../identity.js';
 import type { Schema } from '../../store/schema.js';
-import { parseRole } from '../access/people.js';
-import { outsideScope } from '../access/scope.js';
-import type { Signer } from '../commands/signers.js';
+import { type Signer, signerRefusal } from '../commands/signers.js';
 
 /**
  * A job's signatures are checked as a command's are (features/commands/signers.ts), over the
@@ -47,25 +42,11 @@ export function checkJobSignature(
 }
 
 /** Why the signer's user may not `verb` jobs on these nodes, or undefined when they may. */
-export async function jobSignerRefusal(
+export function jobSignerRefusal(
   db: Kysely<Schema>,
   signer: Signer,
   verb: Verb,
   nodes: readonly TargetCandidate[],
 ): Promise<string | undefined> {
-  if (signer.user === null) return undefined;
-  const whose = `operator ${signer.operator}'s key belongs to user ${signer.user}`;
-  const row = await db
-    .selectFrom('users as u')
-    .leftJoin('roles as r', 'r.name', 'u.role')
-    .select(['u.role', 'u.disabled_at', 'r.spec'])
-    .where('u.name', '=', signer.user)
-    .executeTakeFirst();
-  if (!row) return `${whose}, who does not exist`;
-  if (row.disabled_at !== null) return `${whose}, who is disabled`;
-  const role: RoleSpec = parseRole(row.role, row.spec);
-  if (!roleAllowsSome(role, verb, 'jobs')) return `${whose}: role ${role.name} may not ${verb} jobs`;
-  const principal: Principal = { user: signer.user, credential: 'operator-key', roles: [role] };
-  const outside = outsideScope(principal, verb, 'jobs', nodes);
-  return outside ? `${whose}: ${outside}` : undefined;
+  return signerRefusal(db, signer, verb, nodes, 'jobs');
 }
