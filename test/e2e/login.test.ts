@@ -54,7 +54,7 @@ for (const dialect of dialects()) {
       assert.equal(login.code, 0, describeResult(login));
       assert.match(
         login.stdout,
-        /Logged in as alice at https:\/\/127\.0\.0\.1:\d+; the certificate is valid until /,
+        /Logged in as alice at https:\/\/127\.0\.0\.1:\d+; the certificate \(serial [0-9a-f]+\) is valid until /,
       );
       const port = new URL(server.adminUrl).port;
       const dir = join(userHome, '.config', 'muster', 'logins', `127.0.0.1_${port}`);
