@@ -165,15 +165,19 @@ export async function enrollWithRetry(
         continue;
       }
       attempt++;
-      const wait =
-        err instanceof ServerError && err.retryAfterSec
-          ? err.retryAfterSec * 1000
-          : backoffDelay(attempt, 1000, 60_000);
+      const wait = retryWait(err, attempt);
       log.warn('enrollment failed; retrying', { error: (err as Error).message, retryInMs: wait });
       await sleep(wait, signal);
     }
   }
   return undefined;
+}
+
+/** How long to wait before asking again: what the server said (429 Retry-After), else the backoff. */
+export function retryWait(err: unknown, attempt: number): number {
+  return err instanceof ServerError && err.retryAfterSec
+    ? err.retryAfterSec * 1000
+    : backoffDelay(attempt, 1000, 60_000);
 }
 
 /** The in-band --ca-pin check of a signed enrollment; a failure is fatal: the token went to that server. */

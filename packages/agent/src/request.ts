@@ -12,7 +12,7 @@ import {
 import type { EnrollResponse, NodeRequestBody, NodeRequestState } from '@muster/proto';
 import type { AgentConfig } from './config.js';
 import { DialingAgent } from './dial.js';
-import { AgentFatalError, pinnedFleetRoot } from './enrollment.js';
+import { AgentFatalError, pinnedFleetRoot, retryWait } from './enrollment.js';
 import { type StoredIdentity, saveRenewedIdentity } from './identity.js';
 import { hostFacts } from './metrics.js';
 import { fetchPinnedCa, PinMismatchError } from './pinning.js';
@@ -138,10 +138,7 @@ export async function enrollByRequest(
         continue;
       }
       attempt++;
-      const wait =
-        err instanceof ServerError && err.retryAfterSec
-          ? err.retryAfterSec * 1000
-          : backoffDelay(attempt, 1000, 60_000);
+      const wait = retryWait(err, attempt);
       log.warn('enrollment request failed; retrying', { error: (err as Error).message, retryInMs: wait });
       await sleep(wait, signal);
     }
