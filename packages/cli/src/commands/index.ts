@@ -27,14 +27,12 @@ import { nodesApprove, nodesPending, nodesReject, nodesSign } from './node-reque
 import { nodesDecommission, nodesList, nodesRotate, nodesShow } from './nodes.js';
 import { operatorAdd, operatorKeygen, operatorList } from './operators.js';
 import { policyEdit, policyPush, policyShow, policySign } from './policy.js';
+import { roleApply, roleList, roleShow } from './roles.js';
 import { rootInit } from './root.js';
 import { runCommand } from './run.js';
 import { serverCommand } from './server.js';
 import { tokenCreate, tokenList, tokenRevoke } from './tokens.js';
 import {
-  roleApply,
-  roleList,
-  roleShow,
   userAdd,
   userDisable,
   userEnable,
